@@ -1,0 +1,177 @@
+package tarcmd
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os/exec"
+	"strings"
+	"sync"
+)
+
+// Args returns the argv of a GNU tar that writes the tree under dir to
+// stdout: numeric owners, all xattrs, excluded paths' contents left out
+// (their directories stay, as mount points). With oneFS, directories on
+// other filesystems (volumes, bind mounts) are not descended into.
+func Args(dir string, excludes []string, oneFS bool) []string {
+	args := []string{"tar", "--create", "--numeric-owner", "--xattrs", "--xattrs-include=*",
+		"--ignore-failed-read", "--warning=no-file-ignored", "--anchored"}
+	if oneFS {
+		args = append(args, "--one-file-system")
+	}
+	for _, e := range excludes {
+		e = strings.Trim(e, "/")
+		if e == "" {
+			continue
+		}
+		args = append(args, "--exclude=./"+e+"/*")
+	}
+	return append(args, "--file=-", "--directory="+dir, ".")
+}
+
+// VersionArgs is the argv that tells GNU tar from BusyBox tar.
+var VersionArgs = []string{"tar", "--version"}
+
+// CheckVersion inspects the output of VersionArgs and explains what is
+// wrong if the tar is not GNU tar.
+func CheckVersion(out string) error {
+	if strings.Contains(out, "GNU tar") {
+		return nil
+	}
+	if strings.Contains(strings.ToLower(out), "busybox") {
+		return errors.New("the bottle's tar is BusyBox tar, which cannot keep xattrs or numeric owners: install GNU tar in the bottle's image")
+	}
+	if strings.TrimSpace(out) == "" {
+		return errors.New("the bottle has no tar: install GNU tar in the bottle's image")
+	}
+	return fmt.Errorf("the bottle's tar is not GNU tar (%q): install GNU tar in the bottle's image", firstLine(out))
+}
+
+// Stream is a running process whose stdout is a tar stream.
+type Stream struct {
+	cmd      *exec.Cmd
+	out      io.ReadCloser
+	stderr   *tailBuffer
+	what     string
+	once     sync.Once
+	waitErr  error
+	warnings []string
+	// TarStatus makes exit status 1 a warning (GNU tar: a file changed
+	// while it was read), as it is for tar run directly or through exec.
+	tarStatus bool
+}
+
+// Start runs cmd and returns its stdout as a stream. what names the
+// process in errors ("docker exec tar in bot-bottle-x"). With tarStatus,
+// exit status 1 is a warning, not a failure.
+func Start(ctx context.Context, cmd *exec.Cmd, what string, tarStatus bool) (*Stream, error) {
+	s := &Stream{cmd: cmd, stderr: &tailBuffer{max: 8 << 10}, what: what, tarStatus: tarStatus}
+	cmd.Stderr = s.stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		var ee *exec.Error
+		if errors.As(err, &ee) {
+			return nil, fmt.Errorf("%s: %w (is it installed and on PATH?)", what, err)
+		}
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	s.out = out
+	return s, nil
+}
+
+// Read implements io.Reader. At the end of stdout it waits for the
+// process and returns its failure, if any, instead of io.EOF.
+func (s *Stream) Read(p []byte) (int, error) {
+	n, err := s.out.Read(p)
+	if errors.Is(err, io.EOF) {
+		if werr := s.wait(); werr != nil {
+			return n, werr
+		}
+	}
+	return n, err
+}
+
+func (s *Stream) wait() error {
+	s.once.Do(func() {
+		err := s.cmd.Wait()
+		var xe *exec.ExitError
+		switch {
+		case err == nil:
+		case errors.As(err, &xe) && s.tarStatus && xe.ExitCode() == 1:
+			s.warnings = append(s.warnings, fmt.Sprintf("%s: some files changed while they were read (tar exit status 1): %s", s.what, s.stderr.String()))
+		default:
+			s.waitErr = ExitError(s.what, err, s.stderr.String())
+		}
+	})
+	return s.waitErr
+}
+
+// Warnings implements snapshot.Warner.
+func (s *Stream) Warnings() []string { return s.warnings }
+
+// Close stops the process if it still runs and reaps it.
+func (s *Stream) Close() error {
+	if s.cmd.ProcessState == nil && s.cmd.Process != nil {
+		_ = s.cmd.Process.Kill()
+	}
+	_ = s.out.Close()
+	_ = s.wait()
+	return nil
+}
+
+// ExitError formats a failed command with the tail of its stderr.
+func ExitError(what string, err error, stderr string) error {
+	stderr = strings.TrimSpace(stderr)
+	if stderr == "" {
+		stderr = "<no stderr>"
+	}
+	return fmt.Errorf("%s failed: %w: %s", what, err, stderr)
+}
+
+// Run runs a short command and returns its stdout, or an error carrying
+// its stderr.
+func Run(ctx context.Context, cmd *exec.Cmd, what string) ([]byte, error) {
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		var ee *exec.Error
+		if errors.As(err, &ee) {
+			return nil, fmt.Errorf("%s: %w (is it installed and on PATH?)", what, err)
+		}
+		return out.Bytes(), ExitError(what, err, errb.String())
+	}
+	return out.Bytes(), nil
+}
+
+// tailBuffer keeps the last max bytes written to it.
+type tailBuffer struct {
+	mu  sync.Mutex
+	buf []byte
+	max int
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > t.max {
+		t.buf = append([]byte(nil), t.buf[len(t.buf)-t.max:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return strings.TrimSpace(string(t.buf))
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	return s
+}

@@ -1,0 +1,305 @@
+package bottle
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"time"
+
+	"github.com/bot-bottle/bb/oci"
+	"github.com/bot-bottle/bb/oci/layer"
+	"github.com/bot-bottle/bb/snapshot"
+	"github.com/bot-bottle/bb/state"
+)
+
+// DefaultKeep is how many earlier snapshots of a slug a commit keeps.
+const DefaultKeep = 3
+
+// Manager runs commit, resume and list over a set of runtimes.
+type Manager struct {
+	Home     state.Home
+	Store    *oci.Store
+	Runtimes map[string]Runtime
+	Logger   *slog.Logger
+}
+
+// Runtime returns the runtime for backend ("" means docker).
+func (m *Manager) Runtime(backend string) (Runtime, error) {
+	if backend == "" {
+		backend = Docker
+	}
+	rt, ok := m.Runtimes[backend]
+	if !ok {
+		var names []string
+		for n := range m.Runtimes {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		return nil, fmt.Errorf("unknown backend %q (known: %v)", backend, names)
+	}
+	return rt, nil
+}
+
+// Backend resolves a bottle's backend: override if set, else its
+// metadata.json, else docker.
+func (m *Manager) Backend(slug, override string) (string, error) {
+	if override != "" {
+		return override, nil
+	}
+	md, err := m.Home.ReadMetadata(slug)
+	if err != nil {
+		return "", err
+	}
+	if md == nil || md.Backend == "" {
+		return Docker, nil
+	}
+	return md.Backend, nil
+}
+
+func (m *Manager) log() *slog.Logger {
+	if m.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return m.Logger
+}
+
+// CommitOptions tune Commit.
+type CommitOptions struct {
+	Backend string
+	Prepare PrepareOptions
+	// NoInstall stores the snapshot without loading it into the runtime.
+	NoInstall bool
+	Keep      int
+	Layer     layer.Options
+}
+
+// CommitResult reports a commit.
+type CommitResult struct {
+	Slug      string                   `json:"slug"`
+	Backend   string                   `json:"backend"`
+	Committed string                   `json:"committed"`
+	Snapshot  *snapshot.Result         `json:"-"`
+	Digest    string                   `json:"digest"`
+	Layer     snapshot.LayerInfo       `json:"layer"`
+	Stats     snapshot.FilterStats     `json:"stats"`
+	Warnings  []string                 `json:"warnings,omitempty"`
+	Duration  time.Duration            `json:"duration"`
+	Timings   map[string]time.Duration `json:"timings"`
+}
+
+// Commit snapshots a running bottle. On error nothing it wrote remains:
+// the previous snapshot, committed-image and the store are as they were.
+func (m *Manager) Commit(ctx context.Context, slug string, opts CommitOptions) (*CommitResult, error) {
+	start := time.Now()
+	if err := state.ValidSlug(slug); err != nil {
+		return nil, err
+	}
+	backend, err := m.Backend(slug, opts.Backend)
+	if err != nil {
+		return nil, err
+	}
+	rt, err := m.Runtime(backend)
+	if err != nil {
+		return nil, err
+	}
+	info, err := rt.Inspect(ctx, slug)
+	if err != nil {
+		return nil, err
+	}
+	if !info.Running {
+		return nil, fmt.Errorf("%s (%s): %w; start it first, bb commit snapshots running bottles", info.Name, backend, ErrNotRunning)
+	}
+	prep, err := rt.Prepare(ctx, slug, opts.Prepare)
+	if err != nil {
+		return nil, &snapshot.Error{Stage: snapshot.StageStream, Slug: slug, Err: err}
+	}
+	timings := map[string]time.Duration{}
+	t0 := time.Now()
+	res, err := snapshot.Build(ctx, m.Store, snapshot.Request{
+		Slug: slug, Backend: backend, SourceName: info.Name,
+		Source: prep.Source, Base: prep.Base, Excludes: prep.Excludes,
+		CreatedBy: prep.CreatedBy, Layer: opts.Layer, Logger: m.log(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	timings["snapshot"] = time.Since(t0)
+	rollback := func(st snapshot.Stage, err error) (*CommitResult, error) {
+		_ = snapshot.Discard(context.WithoutCancel(ctx), m.Store, res)
+		return nil, &snapshot.Error{Stage: st, Slug: slug, Err: err}
+	}
+	committed := ""
+	if !opts.NoInstall {
+		t1 := time.Now()
+		committed, err = rt.Install(ctx, Snapshot{Slug: slug, Store: m.Store, Manifest: res.Manifest})
+		if err != nil {
+			return rollback(snapshot.StageLoad, err)
+		}
+		timings["install"] = time.Since(t1)
+	}
+	keep := opts.Keep
+	if keep == 0 {
+		keep = DefaultKeep
+	}
+	if err := snapshot.Publish(ctx, m.Store, res, keep); err != nil {
+		return rollback(snapshot.StageStore, err)
+	}
+	if committed != "" {
+		if err := m.Home.RecordCommit(slug, committed); err != nil {
+			return nil, &snapshot.Error{Stage: snapshot.StageRecord, Slug: slug, Err: err}
+		}
+	}
+	return &CommitResult{
+		Slug: slug, Backend: backend, Committed: committed, Snapshot: res,
+		Digest: res.Manifest.Digest.String(), Layer: res.Layer, Stats: res.Stats,
+		Warnings: res.Warnings, Duration: time.Since(start), Timings: timings,
+	}, nil
+}
+
+// ResumeOptions for Manager.Resume.
+type ResumeRequest struct {
+	Backend string
+	// PrintOnly makes sure the runtime has the snapshot and returns its
+	// reference without booting.
+	PrintOnly bool
+	Resume    ResumeOptions
+}
+
+// Resume boots a bottle from its snapshot, reinstalling it from the store
+// when the runtime lost it. It returns the committed reference.
+func (m *Manager) Resume(ctx context.Context, slug string, req ResumeRequest) (string, error) {
+	if err := state.ValidSlug(slug); err != nil {
+		return "", err
+	}
+	backend, err := m.Backend(slug, req.Backend)
+	if err != nil {
+		return "", err
+	}
+	rt, err := m.Runtime(backend)
+	if err != nil {
+		return "", err
+	}
+	committed, err := m.Home.CommittedImage(slug)
+	if err != nil {
+		return "", err
+	}
+	has := false
+	if committed != "" {
+		if has, err = rt.Has(ctx, committed); err != nil {
+			return "", err
+		}
+	}
+	snap := Snapshot{Slug: slug, Store: m.Store}
+	desc, err := m.Store.Resolve(ctx, snapshot.Tag(slug))
+	if err == nil {
+		snap.Manifest = desc
+	} else if !errors.Is(err, oci.ErrNotFound) {
+		return "", err
+	}
+	if !has {
+		if errors.Is(err, oci.ErrNotFound) {
+			if committed != "" {
+				return "", fmt.Errorf("%s recorded %q for %s, but %s no longer has it and bb's store (%s) has no snapshot of it: commit the bottle again or import one", m.Home.StateDir(slug), committed, slug, backend, m.Store.Root())
+			}
+			return "", fmt.Errorf("no snapshot of %s: run bb commit %s first (store %s)", slug, slug, m.Store.Root())
+		}
+		m.log().Info("runtime lost the snapshot; installing it again from the store", "slug", slug, "backend", backend)
+		committed, err = rt.Install(ctx, Snapshot{Slug: slug, Store: m.Store, Manifest: desc})
+		if err != nil {
+			return "", fmt.Errorf("installing snapshot of %s into %s: %w", slug, backend, err)
+		}
+		if err := m.Home.RecordCommit(slug, committed); err != nil {
+			return "", err
+		}
+	}
+	if req.PrintOnly {
+		return committed, nil
+	}
+	if err := rt.Boot(ctx, snap, committed, req.Resume); err != nil {
+		return "", err
+	}
+	return committed, nil
+}
+
+// Row is one line of bb list: a bottle, its snapshot, or both.
+type Row struct {
+	Slug      string    `json:"slug"`
+	Backend   string    `json:"backend"`
+	Running   bool      `json:"running"`
+	Committed string    `json:"committed,omitempty"`
+	Tag       string    `json:"tag,omitempty"`
+	Digest    string    `json:"digest,omitempty"`
+	Size      int64     `json:"size,omitempty"`
+	Created   time.Time `json:"created,omitempty"`
+	History   int       `json:"history"`
+}
+
+// List returns every slug known to a runtime, the state directory or the
+// store. Runtimes that cannot be reached are skipped with a warning.
+func (m *Manager) List(ctx context.Context) ([]Row, error) {
+	rows := map[string]*Row{}
+	get := func(slug string) *Row {
+		if r, ok := rows[slug]; ok {
+			return r
+		}
+		r := &Row{Slug: slug}
+		rows[slug] = r
+		return r
+	}
+	names := make([]string, 0, len(m.Runtimes))
+	for n := range m.Runtimes {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		bottles, err := m.Runtimes[n].List(ctx)
+		if err != nil {
+			m.log().Debug("listing bottles", "backend", n, "err", err)
+			continue
+		}
+		for _, b := range bottles {
+			r := get(b.Slug)
+			r.Backend, r.Running = b.Backend, b.Running
+		}
+	}
+	slugs, err := m.Home.Slugs()
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range slugs {
+		c, err := m.Home.CommittedImage(s)
+		if err != nil || c == "" {
+			continue
+		}
+		r := get(s)
+		r.Committed = c
+		if r.Backend == "" {
+			r.Backend, _ = m.Backend(s, "")
+		}
+	}
+	entries, err := snapshot.List(ctx, m.Store, "")
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range entries {
+		r := get(e.Slug)
+		r.History++
+		if e.Current {
+			r.Tag, r.Digest, r.Created = e.Tag, e.Manifest.Digest.String(), e.Created
+			if r.Backend == "" {
+				r.Backend = e.Backend
+			}
+			if sz, err := ImageSize(ctx, m.Store, e.Manifest); err == nil {
+				r.Size = sz
+			}
+		}
+	}
+	out := make([]Row, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, *r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Slug < out[j].Slug })
+	return out, nil
+}

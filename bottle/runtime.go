@@ -1,0 +1,104 @@
+package bottle
+
+import (
+	"context"
+	"errors"
+
+	"github.com/bot-bottle/bb/oci"
+	"github.com/bot-bottle/bb/snapshot"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// Backend names, as metadata.json spells them ("" means docker).
+const (
+	Docker         = "docker"
+	MacosContainer = "macos-container"
+	Smolmachines   = "smolmachines"
+	Dir            = "dir"
+)
+
+// ErrNoBottle is returned when the runtime has no bottle of that slug.
+var ErrNoBottle = errors.New("no such bottle")
+
+// ErrNotRunning is returned when a commit needs a running bottle.
+var ErrNotRunning = errors.New("bottle is not running")
+
+// ErrRunning is returned when resume finds the bottle already running.
+var ErrRunning = errors.New("bottle is already running")
+
+// Info describes one bottle as its runtime sees it.
+type Info struct {
+	Slug    string `json:"slug"`
+	Name    string `json:"name"`
+	Backend string `json:"backend"`
+	Running bool   `json:"running"`
+	Image   string `json:"image,omitempty"`
+}
+
+// Name returns the runtime name of a bottle: bot-bottle-<slug>.
+func Name(slug string) string { return "bot-bottle-" + slug }
+
+// CommittedRef returns the image reference a snapshot of slug is loaded
+// under in Docker and Apple container.
+func CommittedRef(slug string) string { return "bot-bottle-committed-" + slug + ":latest" }
+
+// PrepareOptions tune how a runtime streams a bottle.
+type PrepareOptions struct {
+	// Pause freezes the bottle for the duration of the stream, for a
+	// consistent snapshot (docker only; the bottle resumes afterwards).
+	Pause bool
+	// IncludeMounts keeps volumes and bind mounts in the snapshot.
+	IncludeMounts bool
+	// Full makes a single flattened layer even where the runtime could
+	// build on its base image's layers.
+	Full bool
+	// Method selects how the root filesystem leaves the bottle
+	// ("exec", "export", "cp"); "" is the runtime's default.
+	Method string
+}
+
+// Prepared is what a runtime hands to the snapshot pipeline.
+type Prepared struct {
+	Source snapshot.Source
+	Base   snapshot.Base
+	// Excludes are extra paths to leave out (mount points).
+	Excludes []string
+	// CreatedBy describes the method, for the history entry.
+	CreatedBy string
+}
+
+// Snapshot is a stored image that a runtime is asked to install.
+type Snapshot struct {
+	Slug     string
+	Store    *oci.Store
+	Manifest v1.Descriptor
+}
+
+// ResumeOptions tune Boot.
+type ResumeOptions struct {
+	// Replace removes a running bottle of the same name first.
+	Replace bool
+	// Dir is where the dir backend extracts the snapshot (default
+	// <home>/state/<slug>/rootfs).
+	Dir string
+}
+
+// Runtime is what bottle needs from a backend.
+type Runtime interface {
+	// Name is the backend's name (docker, macos-container, smolmachines, dir).
+	Name() string
+	// List returns the runtime's bottles (bot-bottle-* containers or VMs).
+	List(ctx context.Context) ([]Info, error)
+	// Inspect returns one bottle, or ErrNoBottle.
+	Inspect(ctx context.Context, slug string) (*Info, error)
+	// Prepare sets up the stream of a bottle's root filesystem.
+	Prepare(ctx context.Context, slug string, opts PrepareOptions) (*Prepared, error)
+	// Install makes a snapshot bootable by the runtime and returns what
+	// committed-image records: an image reference or an artifact path.
+	Install(ctx context.Context, snap Snapshot) (string, error)
+	// Has reports whether the runtime still has what Install returned.
+	Has(ctx context.Context, committed string) (bool, error)
+	// Boot starts the bottle from committed. snap names the slug's
+	// snapshot in the store; its Manifest is zero if the store has none.
+	Boot(ctx context.Context, snap Snapshot, committed string, opts ResumeOptions) error
+}

@@ -1,0 +1,160 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/bot-bottle/bb/backends/dir"
+	"github.com/bot-bottle/bb/bottle"
+	"github.com/bot-bottle/bb/internal/progress"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+)
+
+func newCommit(g *globals) *cobra.Command {
+	var (
+		opts    bottle.CommitOptions
+		fromDir string
+		slugF   string
+		asJSON  bool
+	)
+	cmd := &cobra.Command{
+		Use:   "commit [SLUG]",
+		Short: "Snapshot a running bottle so the next resume boots from it",
+		Long: `Snapshot the running bottle bot-bottle-SLUG while it keeps running.
+
+The root filesystem streams out of the bottle, is compressed on every core
+into bb's store, assembled into an OCI image that keeps the base image's
+config, and loaded into the bottle's runtime as bot-bottle-committed-SLUG.
+~/.bot-bottle/state/SLUG/committed-image then names it, so the next resume
+boots from the snapshot.
+
+Without SLUG, bb asks which running bottle to commit (on a terminal).
+With --from-dir, a root filesystem directory on this host is snapshotted
+instead (no container runtime needed).`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			m, err := g.manager(cmd)
+			if err != nil {
+				return err
+			}
+			slug := slugF
+			if len(args) == 1 {
+				if slug != "" && slug != args[0] {
+					return fmt.Errorf("give the slug once: as an argument or with --slug")
+				}
+				slug = args[0]
+			}
+			if fromDir != "" {
+				if slug == "" {
+					return errors.New("--from-dir needs --slug NAME")
+				}
+				if err := m.Runtimes[bottle.Dir].(*dir.Runtime).Register(slug, fromDir); err != nil {
+					return err
+				}
+				opts.Backend = bottle.Dir
+			}
+			if slug == "" {
+				slug, err = pick(ctx, m, cmd.InOrStdin(), cmd.ErrOrStderr(), "commit")
+				if err != nil {
+					return err
+				}
+			}
+			meter := progress.Start(cmd.ErrOrStderr(), "commit "+slug)
+			opts.Layer.Progress = meter.Set
+			res, err := m.Commit(ctx, slug, opts)
+			meter.Stop()
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), res)
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "committed %s (%s): %s\n", slug, res.Backend, res.Digest)
+			fmt.Fprintf(out, "  layer %s, %s compressed from %s of tar, %d entries, in %s\n",
+				res.Layer.Digest, progress.Bytes(res.Layer.Size), progress.Bytes(res.Stats.TarBytes), res.Stats.Entries, res.Duration.Round(1e7))
+			for _, w := range res.Warnings {
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", w)
+			}
+			if res.Committed != "" {
+				fmt.Fprintf(out, "  %s -> %s\n", m.Home.StateDir(slug)+"/committed-image", res.Committed)
+				fmt.Fprintf(out, "to resume from this snapshot: bb resume %s\n", slug)
+			}
+			fmt.Fprintf(out, "to move it to another host:   bb export %s -o %s.tar   (then bb import %s.tar there)\n", slug, slug, slug)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.Backend, "backend", "", "bottle backend: docker, macos-container, smolmachines, dir (default: from metadata.json, else docker)")
+	f.StringVar(&fromDir, "from-dir", "", "snapshot this root filesystem directory instead of a running bottle")
+	f.StringVar(&slugF, "slug", "", "slug to record the snapshot under (with --from-dir)")
+	f.BoolVar(&opts.Prepare.Pause, "pause", false, "pause the bottle while its filesystem is read, for a consistent snapshot (docker; uses the export method)")
+	f.BoolVar(&opts.Prepare.IncludeMounts, "include-mounts", false, "include volumes and bind mounts in the snapshot")
+	f.BoolVar(&opts.Prepare.Full, "full", false, "one flattened layer instead of the base image's layers plus a diff (docker)")
+	f.StringVar(&opts.Prepare.Method, "method", "", "how the filesystem leaves the bottle: exec (guest GNU tar) or export (runtime export); default per backend")
+	f.BoolVar(&opts.NoInstall, "no-load", false, "store the snapshot without loading it into the runtime (and without recording it)")
+	f.IntVar(&opts.Keep, "keep", bottle.DefaultKeep, "earlier snapshots of the slug to keep in the store (-1 keeps all)")
+	f.IntVar(&opts.Layer.Level, "compression-level", 0, "gzip level 1-9 (default 1: fastest)")
+	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
+	return cmd
+}
+
+// pick asks which running bottle to use, on a terminal; elsewhere it
+// fails with the list.
+func pick(ctx context.Context, m *bottle.Manager, in io.Reader, out io.Writer, verb string) (string, error) {
+	var running []bottle.Info
+	names := make([]string, 0, len(m.Runtimes))
+	for n := range m.Runtimes {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if n == bottle.Dir {
+			continue
+		}
+		bs, err := m.Runtimes[n].List(ctx)
+		if err != nil {
+			continue
+		}
+		for _, b := range bs {
+			if b.Running {
+				running = append(running, b)
+			}
+		}
+	}
+	if len(running) == 0 {
+		return "", fmt.Errorf("no running bottles to %s: start one with the bot-bottle launcher (./cli.py start), or snapshot a directory with bb commit --from-dir PATH --slug NAME", verb)
+	}
+	var list strings.Builder
+	for i, b := range running {
+		fmt.Fprintf(&list, "  %d) %s (%s)\n", i+1, b.Slug, b.Backend)
+	}
+	f, ok := in.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return "", fmt.Errorf("no SLUG given and no terminal to ask on; running bottles:\n%s", strings.TrimRight(list.String(), "\n"))
+	}
+	fmt.Fprintf(out, "Running bottles:\n%sBottle to %s [1-%d]: ", list.String(), verb, len(running))
+	line, err := bufio.NewReader(in).ReadString('\n')
+	if err != nil && line == "" {
+		return "", errors.New("no bottle chosen")
+	}
+	line = strings.TrimSpace(line)
+	if n, err := strconv.Atoi(line); err == nil && n >= 1 && n <= len(running) {
+		return running[n-1].Slug, nil
+	}
+	for _, b := range running {
+		if b.Slug == line {
+			return b.Slug, nil
+		}
+	}
+	return "", fmt.Errorf("%q is not one of the running bottles", line)
+}

@@ -1,0 +1,57 @@
+package cli
+
+import (
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/bot-bottle/bb/internal/progress"
+	"github.com/spf13/cobra"
+)
+
+func newInspect(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "inspect SLUG|TAG|DIGEST",
+		Short: "Show a snapshot's manifest, config and layers",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			m, err := g.manager(cmd)
+			if err != nil {
+				return err
+			}
+			ins, err := m.Inspect(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), ins)
+			}
+			out := cmd.OutOrStdout()
+			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+			fmt.Fprintf(tw, "ref\t%s\n", ins.Ref)
+			fmt.Fprintf(tw, "manifest\t%s\n", ins.Digest)
+			fmt.Fprintf(tw, "size\t%s\n", progress.Bytes(ins.Size))
+			for k, v := range ins.Manifest.Annotations {
+				fmt.Fprintf(tw, "annotation\t%s=%s\n", k, v)
+			}
+			c := ins.Config.Config
+			fmt.Fprintf(tw, "os/arch\t%s/%s\n", ins.Config.OS, ins.Config.Architecture)
+			fmt.Fprintf(tw, "user\t%s\n", c.User)
+			fmt.Fprintf(tw, "workdir\t%s\n", c.WorkingDir)
+			fmt.Fprintf(tw, "entrypoint\t%q\n", c.Entrypoint)
+			fmt.Fprintf(tw, "cmd\t%q\n", c.Cmd)
+			for _, e := range c.Env {
+				fmt.Fprintf(tw, "env\t%s\n", e)
+			}
+			for i, l := range ins.Manifest.Layers {
+				fmt.Fprintf(tw, "layer %d\t%s %s (diffID %s)\n", i, l.Digest, progress.Bytes(l.Size), ins.Config.RootFS.DiffIDs[i])
+			}
+			for _, h := range ins.History {
+				fmt.Fprintf(tw, "snapshot\t%s\n", h)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}

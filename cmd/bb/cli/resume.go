@@ -1,0 +1,46 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/bot-bottle/bb/bottle"
+	"github.com/spf13/cobra"
+)
+
+func newResume(g *globals) *cobra.Command {
+	var req bottle.ResumeRequest
+	cmd := &cobra.Command{
+		Use:   "resume SLUG",
+		Short: "Boot a bottle from its latest snapshot",
+		Long: `Boot bot-bottle-SLUG from the snapshot recorded in committed-image.
+
+If the runtime lost the image (pruned, or this is another host after an
+import), bb loads it again from its store first. /tmp and /var/tmp are
+recreated root:root 1777. With --print, bb only makes sure the runtime has
+the snapshot and prints its reference, for launchers that start bottles
+themselves.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			m, err := g.manager(cmd)
+			if err != nil {
+				return err
+			}
+			ref, err := m.Resume(cmd.Context(), args[0], req)
+			if err != nil {
+				return err
+			}
+			if req.PrintOnly {
+				fmt.Fprintln(cmd.OutOrStdout(), ref)
+				return nil
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "resumed %s from %s\n", args[0], ref)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&req.Backend, "backend", "", "bottle backend (default: from metadata.json, else docker)")
+	f.BoolVar(&req.PrintOnly, "print", false, "only make sure the runtime has the snapshot and print its reference")
+	f.BoolVar(&req.Resume.Replace, "replace", false, "replace a running bottle of the same name")
+	f.StringVar(&req.Resume.Dir, "dir", "", "dir backend: directory to extract the snapshot into (default <home>/state/SLUG/rootfs)")
+	return cmd
+}

@@ -1,0 +1,23 @@
+// Command bb snapshots running AI-agent bottles into OCI images and moves
+// the snapshots between hosts and registries.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/bot-bottle/bb/cmd/bb/cli"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := cli.New().ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bb:", err)
+		os.Exit(1)
+	}
+}

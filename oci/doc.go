@@ -1,0 +1,14 @@
+// Package oci is bb's local content-addressed store: an OCI image layout
+// (oci-layout, index.json, blobs/sha256/...) on disk.
+//
+// Every blob enters the store the same way: it is written to a temporary
+// file in the store's ingest directory, hashed and counted while it is
+// written, verified against what the caller expected, and only then renamed
+// to blobs/sha256/<digest>. A failed or cancelled write leaves nothing
+// behind. index.json is rewritten atomically (temp file + rename) under an
+// exclusive lock, so concurrent bb processes never lose each other's tags.
+//
+// The store does not interpret image contents beyond what it needs to tag
+// and garbage-collect them; reading images goes through go-containerregistry
+// (Store.Image returns a v1.Image backed by the store's files).
+package oci

@@ -1,0 +1,612 @@
+package oci
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/sys/unix"
+)
+
+const (
+	ingestDir     = "ingest"
+	indexFile     = "index.json"
+	layoutFile    = "oci-layout"
+	lockFile      = "index.json.lock"
+	layoutVersion = `{"imageLayoutVersion":"1.0.0"}`
+)
+
+// Store is a local OCI image layout used as a content-addressed store.
+// Its methods are safe for concurrent use by several goroutines and by
+// several processes on the same host.
+type Store struct {
+	root string
+}
+
+// Open opens the store at root, creating an empty image layout there if
+// none exists.
+func Open(root string) (*Store, error) {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("opening store %q: %w", root, err)
+	}
+	for _, d := range []string{filepath.Join(abs, "blobs", "sha256"), filepath.Join(abs, ingestDir)} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("creating store directory %q: %w (set --store or BB_STORE to a writable directory)", d, err)
+		}
+	}
+	s := &Store{root: abs}
+	if _, err := os.Stat(filepath.Join(abs, layoutFile)); errors.Is(err, os.ErrNotExist) {
+		if err := writeFileAtomic(filepath.Join(abs, layoutFile), []byte(layoutVersion), 0o644); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := os.Stat(filepath.Join(abs, indexFile)); errors.Is(err, os.ErrNotExist) {
+		err := s.withLock(func() error {
+			if _, err := os.Stat(filepath.Join(abs, indexFile)); err == nil {
+				return nil
+			}
+			return s.writeIndex(&v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex})
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Root returns the store's directory.
+func (s *Store) Root() string { return s.root }
+
+// BlobPath returns where the blob with digest h lives (it may not exist).
+func (s *Store) BlobPath(h v1.Hash) string {
+	return filepath.Join(s.root, "blobs", h.Algorithm, h.Hex)
+}
+
+// Stat returns the size of blob h, or ErrNotFound.
+func (s *Store) Stat(ctx context.Context, h v1.Hash) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if err := validHash(h); err != nil {
+		return 0, err
+	}
+	fi, err := os.Stat(s.BlobPath(h))
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, fmt.Errorf("blob %s: %w", h, ErrNotFound)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("stat blob %s: %w", h, err)
+	}
+	return fi.Size(), nil
+}
+
+// Blob opens blob h for reading. The caller closes it. The returned file
+// supports Seek and ReadAt, so it can serve Range requests.
+func (s *Store) Blob(ctx context.Context, h v1.Hash) (*os.File, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := validHash(h); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(s.BlobPath(h))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("blob %s: %w", h, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening blob %s: %w", h, err)
+	}
+	return f, nil
+}
+
+// ReadBlob reads a small blob (a manifest or config) whole, refusing blobs
+// larger than limit bytes.
+func (s *Store) ReadBlob(ctx context.Context, h v1.Hash, limit int64) ([]byte, error) {
+	f, err := s.Blob(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading blob %s: %w", h, err)
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("blob %s is larger than %d bytes", h, limit)
+	}
+	return b, nil
+}
+
+// Writer writes one blob into the store. Bytes go to a temporary file in
+// the store while they are hashed and counted; Commit verifies them and
+// renames the file to its digest. Close without Commit discards them.
+type Writer struct {
+	s         *Store
+	f         *os.File
+	h         hash.Hash
+	n         int64
+	committed bool
+	created   bool
+}
+
+// NewWriter starts a new blob.
+func (s *Store) NewWriter(ctx context.Context) (*Writer, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	f, err := os.CreateTemp(filepath.Join(s.root, ingestDir), "blob-*")
+	if err != nil {
+		return nil, fmt.Errorf("creating temp blob in store %s: %w", s.root, err)
+	}
+	return &Writer{s: s, f: f, h: sha256.New()}, nil
+}
+
+// Write implements io.Writer.
+func (w *Writer) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	w.h.Write(p[:n])
+	w.n += int64(n)
+	return n, err
+}
+
+// Size returns the number of bytes written so far.
+func (w *Writer) Size() int64 { return w.n }
+
+// Digest returns the digest of the bytes written so far.
+func (w *Writer) Digest() v1.Hash {
+	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(w.h.Sum(nil))}
+}
+
+// Commit verifies the blob against want (zero Hash: accept any) and
+// wantSize (negative: accept any), syncs it and moves it into place. If the
+// store already holds the digest, the temporary file is dropped.
+func (w *Writer) Commit(ctx context.Context, want v1.Hash, wantSize int64) (v1.Hash, int64, error) {
+	if w.committed {
+		return v1.Hash{}, 0, errors.New("blob writer already committed")
+	}
+	defer w.Close()
+	if err := ctx.Err(); err != nil {
+		return v1.Hash{}, 0, err
+	}
+	got := w.Digest()
+	if (want != v1.Hash{} && want != got) || (wantSize >= 0 && wantSize != w.n) {
+		return v1.Hash{}, 0, &DigestMismatchError{WantDigest: want, GotDigest: got, WantSize: wantSize, GotSize: w.n}
+	}
+	if err := w.f.Sync(); err != nil {
+		return v1.Hash{}, 0, fmt.Errorf("syncing blob %s: %w", got, err)
+	}
+	if err := w.f.Close(); err != nil {
+		return v1.Hash{}, 0, fmt.Errorf("closing blob %s: %w", got, err)
+	}
+	dst := w.s.BlobPath(got)
+	if fi, err := os.Stat(dst); err == nil && fi.Size() == w.n {
+		w.committed = true
+		_ = os.Remove(w.f.Name())
+		touch(dst)
+		return got, w.n, nil
+	}
+	if err := os.Chmod(w.f.Name(), 0o644); err != nil {
+		return v1.Hash{}, 0, fmt.Errorf("chmod blob %s: %w", got, err)
+	}
+	if err := os.Rename(w.f.Name(), dst); err != nil {
+		return v1.Hash{}, 0, fmt.Errorf("moving blob %s into store: %w", got, err)
+	}
+	w.committed = true
+	w.created = true
+	return got, w.n, nil
+}
+
+// Created reports whether Commit added a new blob (rather than finding
+// the digest already in the store).
+func (w *Writer) Created() bool { return w.created }
+
+// Close discards the blob unless it was committed.
+func (w *Writer) Close() error {
+	_ = w.f.Close()
+	if !w.committed {
+		w.committed = true // Close is idempotent.
+		if err := os.Remove(w.f.Name()); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}
+
+// Ingest copies r into the store, verifying it against want and wantSize
+// (see Writer.Commit). When wantSize is known, at most wantSize+1 bytes are
+// read, so an over-long stream is refused without reading it whole.
+func (s *Store) Ingest(ctx context.Context, r io.Reader, want v1.Hash, wantSize int64) (v1.Hash, int64, error) {
+	if want != (v1.Hash{}) {
+		if err := validHash(want); err != nil {
+			return v1.Hash{}, 0, err
+		}
+		if n, err := s.Stat(ctx, want); err == nil && (wantSize < 0 || n == wantSize) {
+			touch(s.BlobPath(want))
+			return want, n, nil
+		}
+	}
+	w, err := s.NewWriter(ctx)
+	if err != nil {
+		return v1.Hash{}, 0, err
+	}
+	defer w.Close()
+	if wantSize >= 0 {
+		r = io.LimitReader(r, wantSize+1)
+	}
+	if _, err := io.Copy(w, ctxReader{ctx, r}); err != nil {
+		return v1.Hash{}, 0, fmt.Errorf("writing blob into store: %w", err)
+	}
+	return w.Commit(ctx, want, wantSize)
+}
+
+// PutBytes stores b and returns its descriptor with the given media type.
+func (s *Store) PutBytes(ctx context.Context, mt types.MediaType, b []byte) (v1.Descriptor, error) {
+	h, n, err := s.Ingest(ctx, bytes.NewReader(b), v1.Hash{}, int64(len(b)))
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	return v1.Descriptor{MediaType: mt, Digest: h, Size: n}, nil
+}
+
+// Index returns a copy of the store's index.json.
+func (s *Store) Index(ctx context.Context) (*v1.IndexManifest, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return s.readIndex()
+}
+
+// UpdateIndex runs fn on index.json under the store's exclusive lock and
+// writes the result atomically. If fn fails, index.json is unchanged.
+func (s *Store) UpdateIndex(ctx context.Context, fn func(*v1.IndexManifest) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.withLock(func() error {
+		idx, err := s.readIndex()
+		if err != nil {
+			return err
+		}
+		if err := fn(idx); err != nil {
+			return err
+		}
+		return s.writeIndex(idx)
+	})
+}
+
+// Tag points name at desc, replacing the entry that carried name before.
+func (s *Store) Tag(ctx context.Context, name string, desc v1.Descriptor) error {
+	if err := ValidTag(name); err != nil {
+		return err
+	}
+	if _, err := s.Stat(ctx, desc.Digest); err != nil {
+		return fmt.Errorf("tagging %s as %q: %w", desc.Digest, name, err)
+	}
+	return s.UpdateIndex(ctx, func(idx *v1.IndexManifest) error {
+		kept := idx.Manifests[:0]
+		for _, m := range idx.Manifests {
+			if m.Annotations[RefNameAnnotation] == name {
+				continue
+			}
+			kept = append(kept, m)
+		}
+		d := desc
+		d.Annotations = cloneMap(desc.Annotations)
+		d.Annotations[RefNameAnnotation] = name
+		idx.Manifests = append(kept, d)
+		return nil
+	})
+}
+
+// Untag removes name from the index. It reports ErrNotFound if no entry
+// carries it.
+func (s *Store) Untag(ctx context.Context, name string) error {
+	return s.UpdateIndex(ctx, func(idx *v1.IndexManifest) error {
+		kept := idx.Manifests[:0]
+		found := false
+		for _, m := range idx.Manifests {
+			if m.Annotations[RefNameAnnotation] == name {
+				found = true
+				continue
+			}
+			kept = append(kept, m)
+		}
+		if !found {
+			return fmt.Errorf("tag %q: %w", name, ErrNotFound)
+		}
+		idx.Manifests = kept
+		return nil
+	})
+}
+
+// Resolve finds the descriptor tagged name, or the manifest whose digest
+// is name ("sha256:..."), in index.json.
+func (s *Store) Resolve(ctx context.Context, name string) (v1.Descriptor, error) {
+	idx, err := s.Index(ctx)
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	for _, m := range idx.Manifests {
+		if m.Annotations[RefNameAnnotation] == name || m.Digest.String() == name {
+			return m, nil
+		}
+	}
+	if strings.HasPrefix(name, "sha256:") {
+		if h, err := v1.NewHash(name); err == nil {
+			if n, err := s.Stat(ctx, h); err == nil {
+				return v1.Descriptor{MediaType: types.OCIManifestSchema1, Digest: h, Size: n}, nil
+			}
+		}
+	}
+	return v1.Descriptor{}, fmt.Errorf("%q: %w (see bb list)", name, ErrNotFound)
+}
+
+// Image returns the image whose manifest is h, backed by the store's files.
+func (s *Store) Image(ctx context.Context, h v1.Hash) (v1.Image, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	img, err := layout.Path(s.root).Image(h)
+	if err != nil {
+		return nil, fmt.Errorf("reading image %s from store: %w", h, err)
+	}
+	return img, nil
+}
+
+// GCGrace is how recently a blob must have been written or reused for GC
+// to leave it alone: a concurrent commit writes its blobs before it tags
+// its manifest.
+const GCGrace = time.Hour
+
+// GC removes blobs that no manifest in index.json reaches and that were
+// not written or reused within GCGrace. It returns the digests removed.
+func (s *Store) GC(ctx context.Context) ([]v1.Hash, error) {
+	return s.gc(ctx, time.Now().Add(-GCGrace), nil)
+}
+
+// Discard removes the given blobs if nothing in index.json references
+// them: the rollback of a write that did not get tagged.
+func (s *Store) Discard(ctx context.Context, blobs []v1.Hash) error {
+	only := map[v1.Hash]bool{}
+	for _, h := range blobs {
+		only[h] = true
+	}
+	_, err := s.gc(ctx, time.Now().Add(time.Hour), only)
+	return err
+}
+
+func (s *Store) gc(ctx context.Context, before time.Time, only map[v1.Hash]bool) ([]v1.Hash, error) {
+	var removed []v1.Hash
+	err := s.withLock(func() error {
+		idx, err := s.readIndex()
+		if err != nil {
+			return err
+		}
+		keep := map[v1.Hash]bool{}
+		for _, m := range idx.Manifests {
+			if err := s.mark(ctx, m, keep); err != nil {
+				return err
+			}
+		}
+		dir := filepath.Join(s.root, "blobs", "sha256")
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			return fmt.Errorf("listing blobs: %w", err)
+		}
+		for _, e := range ents {
+			h := v1.Hash{Algorithm: "sha256", Hex: e.Name()}
+			if keep[h] || (only != nil && !only[h]) {
+				continue
+			}
+			if fi, err := e.Info(); err != nil || fi.ModTime().After(before) {
+				continue
+			}
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
+				return fmt.Errorf("removing blob %s: %w", h, err)
+			}
+			removed = append(removed, h)
+		}
+		return nil
+	})
+	return removed, err
+}
+
+// mark records desc and everything it references.
+func (s *Store) mark(ctx context.Context, desc v1.Descriptor, keep map[v1.Hash]bool) error {
+	keep[desc.Digest] = true
+	switch desc.MediaType {
+	case types.OCIManifestSchema1, types.DockerManifestSchema2:
+		b, err := s.ReadBlob(ctx, desc.Digest, MaxManifestSize)
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		m, err := v1.ParseManifest(bytes.NewReader(b))
+		if err != nil {
+			return fmt.Errorf("parsing manifest %s: %w", desc.Digest, err)
+		}
+		keep[m.Config.Digest] = true
+		for _, l := range m.Layers {
+			keep[l.Digest] = true
+		}
+		if m.Subject != nil {
+			keep[m.Subject.Digest] = true
+		}
+	case types.OCIImageIndex, types.DockerManifestList:
+		b, err := s.ReadBlob(ctx, desc.Digest, MaxManifestSize)
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		im, err := v1.ParseIndexManifest(bytes.NewReader(b))
+		if err != nil {
+			return fmt.Errorf("parsing index %s: %w", desc.Digest, err)
+		}
+		for _, c := range im.Manifests {
+			if err := s.mark(ctx, c, keep); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// CleanIngest removes temporary files that no running writer owns. Call
+// it only when no other bb process uses the store.
+func (s *Store) CleanIngest() error {
+	dir := filepath.Join(s.root, ingestDir)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		_ = os.Remove(filepath.Join(dir, e.Name()))
+	}
+	return nil
+}
+
+// IngestFiles lists the temporary files now in the store (for tests and
+// diagnostics).
+func (s *Store) IngestFiles() ([]string, error) {
+	ents, err := os.ReadDir(filepath.Join(s.root, ingestDir))
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range ents {
+		out = append(out, e.Name())
+	}
+	return out, nil
+}
+
+func (s *Store) readIndex() (*v1.IndexManifest, error) {
+	f, err := os.Open(filepath.Join(s.root, indexFile))
+	if err != nil {
+		return nil, fmt.Errorf("reading store index: %w", err)
+	}
+	defer f.Close()
+	idx, err := v1.ParseIndexManifest(io.LimitReader(f, MaxIndexSize))
+	if err != nil {
+		return nil, fmt.Errorf("parsing %s: %w", filepath.Join(s.root, indexFile), err)
+	}
+	return idx, nil
+}
+
+func (s *Store) writeIndex(idx *v1.IndexManifest) error {
+	if idx.Manifests == nil {
+		idx.Manifests = []v1.Descriptor{}
+	}
+	b, err := json.MarshalIndent(idx, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(s.root, indexFile), b, 0o644)
+}
+
+func (s *Store) withLock(fn func() error) error {
+	f, err := os.OpenFile(filepath.Join(s.root, lockFile), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return fmt.Errorf("locking store index: %w", err)
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		return fmt.Errorf("locking store index: %w", err)
+	}
+	defer unix.Flock(int(f.Fd()), unix.LOCK_UN) //nolint:errcheck
+	return fn()
+}
+
+// writeFileAtomic writes b to path through a temp file in the same
+// directory and a rename, so readers see the old or the new file whole.
+func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
+	return WriteFileAtomic(path, b, mode)
+}
+
+// WriteFileAtomic writes b to path through a synced temp file in the same
+// directory and a rename, so readers see the old or the new content whole.
+func WriteFileAtomic(path string, b []byte, mode os.FileMode) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}
+
+func validHash(h v1.Hash) error {
+	if h.Algorithm != "sha256" || len(h.Hex) != 64 {
+		return fmt.Errorf("unsupported digest %q: only sha256 is supported", h.String())
+	}
+	for _, c := range h.Hex {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return fmt.Errorf("invalid digest %q", h.String())
+		}
+	}
+	return nil
+}
+
+// ValidHash reports whether h is a well-formed sha256 digest.
+func ValidHash(h v1.Hash) error { return validHash(h) }
+
+func cloneMap(m map[string]string) map[string]string {
+	out := make(map[string]string, len(m)+1)
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// touch marks a blob as recently used, for GC's grace period.
+func touch(p string) {
+	now := time.Now()
+	_ = os.Chtimes(p, now, now)
+}

@@ -1,0 +1,12 @@
+// Package snapshot turns a bottle's root filesystem, handed over as a tar
+// stream by a backend, into an OCI image in the local store.
+//
+//	Source.Stream ──► Filter (excludes, entry checks, normalisation)
+//	             ──► layer.Write (diffID, pgzip, digest, size; one pass)
+//	             ──► config + manifest (the base image's config kept)
+//	             ──► store: blobs, then the slug's tags in index.json
+//
+// A snapshot either lands whole or not at all: blobs become visible only
+// after they are verified, and tags only after every blob is in place.
+// The previous snapshot of the slug stays tagged until the new one is.
+package snapshot

@@ -1,0 +1,256 @@
+package snapshot
+
+import (
+	"archive/tar"
+	"bufio"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"io"
+	"path"
+	"strings"
+)
+
+// DefaultExcludes are the paths of a running bottle that belong to the
+// runtime, not to the bottle: pseudo filesystems, scratch space and the
+// files the runtime bind-mounts. Directories among them are kept as empty
+// directories so the snapshot has its mount points; files are dropped.
+var DefaultExcludes = []string{
+	"proc", "sys", "dev", "run", "tmp", "var/tmp",
+	"etc/hosts", "etc/hostname", "etc/resolv.conf",
+}
+
+// scratchDirs are recreated root:root 1777 in every snapshot.
+var scratchDirs = map[string]bool{"tmp": true, "var/tmp": true}
+
+// FilterOptions configure Filter.
+type FilterOptions struct {
+	// Excludes are paths relative to the root ("proc", "home/node/.cache").
+	// An excluded directory keeps its own entry but loses its contents.
+	Excludes []string
+	// Warn receives one line per dropped or rewritten entry.
+	Warn func(msg string)
+}
+
+// FilterStats counts what Filter passed and dropped.
+type FilterStats struct {
+	Entries  int64
+	Dropped  int64
+	TarBytes int64
+}
+
+// EntryError is an entry of the tar stream that bb refuses.
+type EntryError struct {
+	Name   string
+	Reason string
+}
+
+func (e *EntryError) Error() string {
+	return fmt.Sprintf("refusing tar entry %q: %s", e.Name, e.Reason)
+}
+
+// Filter reads an untrusted tar stream of a root filesystem and writes a
+// normalised one to w:
+//   - names are made relative ("./etc/passwd", "/etc/passwd" -> "etc/passwd"),
+//     the root entry is dropped, and names with ".." are refused;
+//   - excluded paths lose their contents (see FilterOptions.Excludes);
+//   - a path below a symlink of the same stream is refused (it would
+//     escape on extraction), and so is a hard link to a path the stream
+//     has not carried before;
+//   - owners stay numeric (user and group names are dropped), access and
+//     change times are dropped and mtimes rounded to seconds, so an
+//     unchanged tree gives the same bytes; xattrs (SCHILY.xattr.*) are kept.
+//
+// Memory grows by 8 bytes per entry name at most, never by a header's
+// declared size. Filter reads src to EOF.
+func Filter(src io.Reader, w io.Writer, opts FilterOptions) (FilterStats, error) {
+	f := &filter{
+		opts:     opts,
+		excludes: map[string]bool{},
+		seen:     map[uint64]struct{}{},
+		symlinks: map[uint64]struct{}{},
+		seed:     maphash.MakeSeed(),
+	}
+	for _, e := range opts.Excludes {
+		if c := cleanName(e); c != "" {
+			f.excludes[c] = true
+		}
+	}
+	bw := bufio.NewWriterSize(w, 256<<10)
+	cw := &countWriter{w: bw}
+	tw := tar.NewWriter(cw)
+	tr := tar.NewReader(bufio.NewReaderSize(src, 256<<10))
+	var st FilterStats
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return st, fmt.Errorf("reading tar stream: %w", err)
+		}
+		out, keep, err := f.entry(hdr)
+		if err != nil {
+			return st, err
+		}
+		if !keep {
+			st.Dropped++
+			continue
+		}
+		if err := tw.WriteHeader(out); err != nil {
+			return st, fmt.Errorf("writing tar entry %q: %w", out.Name, err)
+		}
+		if out.Typeflag == tar.TypeReg && out.Size > 0 {
+			if _, err := io.Copy(tw, tr); err != nil {
+				return st, fmt.Errorf("copying %q: %w", out.Name, err)
+			}
+		}
+		st.Entries++
+	}
+	if err := tw.Close(); err != nil {
+		return st, err
+	}
+	if err := bw.Flush(); err != nil {
+		return st, err
+	}
+	st.TarBytes = cw.n
+	// Drain padding so the producer is not killed by a closed pipe.
+	if _, err := io.Copy(io.Discard, src); err != nil {
+		return st, fmt.Errorf("reading tar stream: %w", err)
+	}
+	return st, nil
+}
+
+type filter struct {
+	opts     FilterOptions
+	excludes map[string]bool
+	seen     map[uint64]struct{}
+	symlinks map[uint64]struct{}
+	seed     maphash.Seed
+}
+
+func (f *filter) hash(s string) uint64 { return maphash.String(f.seed, s) }
+
+func (f *filter) warn(format string, args ...any) {
+	if f.opts.Warn != nil {
+		f.opts.Warn(fmt.Sprintf(format, args...))
+	}
+}
+
+// excluded reports whether name is strictly below an excluded path, or is
+// an excluded path that is not a directory.
+func (f *filter) excluded(name string, isDir bool) bool {
+	if f.excludes[name] && !isDir {
+		return true
+	}
+	for p := path.Dir(name); p != "."; p = path.Dir(p) {
+		if f.excludes[p] {
+			return true
+		}
+	}
+	return false
+}
+
+func (f *filter) entry(h *tar.Header) (*tar.Header, bool, error) {
+	if hasDotDot(h.Name) {
+		return nil, false, &EntryError{Name: h.Name, Reason: `path contains ".."`}
+	}
+	name := cleanName(h.Name)
+	if name == "" {
+		return nil, false, nil // the root itself
+	}
+	switch h.Typeflag {
+	case tar.TypeReg, tar.TypeDir, tar.TypeSymlink, tar.TypeLink, tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+	case tar.TypeRegA:
+		h.Typeflag = tar.TypeReg
+	default:
+		f.warn("skipping %q: unsupported tar entry type %q", name, h.Typeflag)
+		return nil, false, nil
+	}
+	isDir := h.Typeflag == tar.TypeDir
+	if f.excluded(name, isDir) {
+		return nil, false, nil
+	}
+	for p := path.Dir(name); p != "."; p = path.Dir(p) {
+		if _, ok := f.symlinks[f.hash(p)]; ok {
+			return nil, false, &EntryError{Name: h.Name, Reason: fmt.Sprintf("its parent %q is a symlink: extracting it would write outside the root", p)}
+		}
+	}
+	out := &tar.Header{
+		Typeflag: h.Typeflag,
+		Name:     name,
+		Mode:     h.Mode,
+		Uid:      h.Uid,
+		Gid:      h.Gid,
+		Size:     h.Size,
+		ModTime:  h.ModTime,
+		Devmajor: h.Devmajor,
+		Devminor: h.Devminor,
+	}
+	if isDir {
+		out.Name += "/"
+		out.Size = 0
+	}
+	if scratchDirs[name] && isDir {
+		out.Mode, out.Uid, out.Gid = 0o1777, 0, 0
+	}
+	switch h.Typeflag {
+	case tar.TypeSymlink:
+		out.Linkname = h.Linkname
+		out.Size = 0
+		f.symlinks[f.hash(name)] = struct{}{}
+	case tar.TypeLink:
+		if hasDotDot(h.Linkname) {
+			return nil, false, &EntryError{Name: h.Name, Reason: fmt.Sprintf("hard link target %q contains \"..\"", h.Linkname)}
+		}
+		target := cleanName(h.Linkname)
+		if _, ok := f.seen[f.hash(target)]; !ok || target == "" {
+			f.warn("skipping hard link %q: its target %q is not in the snapshot", name, h.Linkname)
+			return nil, false, nil
+		}
+		out.Linkname = target
+		out.Size = 0
+	case tar.TypeReg:
+	default:
+		out.Size = 0
+	}
+	for k, v := range h.PAXRecords {
+		if strings.HasPrefix(k, "SCHILY.xattr.") {
+			if out.PAXRecords == nil {
+				out.PAXRecords = map[string]string{}
+			}
+			out.PAXRecords[k] = v
+		}
+	}
+	if !isDir {
+		f.seen[f.hash(name)] = struct{}{}
+	}
+	return out, true, nil
+}
+
+// cleanName makes a tar name relative and clean: "./a/b/", "/a/b" -> "a/b";
+// the root gives "".
+func cleanName(n string) string {
+	c := path.Clean("/" + n)
+	return strings.TrimPrefix(c, "/")
+}
+
+func hasDotDot(n string) bool {
+	for _, part := range strings.Split(n, "/") {
+		if part == ".." {
+			return true
+		}
+	}
+	return false
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}

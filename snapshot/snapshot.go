@@ -1,0 +1,449 @@
+package snapshot
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/bot-bottle/bb/oci"
+	"github.com/bot-bottle/bb/oci/layer"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// Source hands over a bottle's root filesystem as a tar stream. It is the
+// only thing a backend must implement to be snapshotted.
+type Source interface {
+	// Stream starts the tar stream. Its Read reports the producer's
+	// failure (for example tar exiting 2) in place of io.EOF, so a stream
+	// that ends early never looks complete. Close stops the producer.
+	Stream(ctx context.Context, req StreamRequest) (io.ReadCloser, error)
+}
+
+// StreamRequest tells a Source what to leave out.
+type StreamRequest struct {
+	// Excludes are paths relative to the root whose contents the stream
+	// may leave out (Filter removes them anyway).
+	Excludes []string
+}
+
+// Warner is implemented by streams that met non-fatal problems, such as
+// GNU tar's exit status 1 (a file changed while it was read).
+type Warner interface {
+	Warnings() []string
+}
+
+// Base describes the image a bottle was started from.
+type Base struct {
+	// Ref is the base image's name, for annotations and history.
+	Ref string
+	// Config is the base image's config; Env, Entrypoint, Cmd, User,
+	// WorkingDir, Labels, ExposedPorts and History are kept.
+	Config *v1.ConfigFile
+	// Layers are base layers already in the store that the snapshot
+	// builds on (incremental snapshots). Empty for a flattened snapshot.
+	Layers []LayerInfo
+}
+
+// LayerInfo is a layer in the store.
+type LayerInfo struct {
+	Digest v1.Hash         `json:"digest"`
+	DiffID v1.Hash         `json:"diffID"`
+	Size   int64           `json:"size"`
+	Media  types.MediaType `json:"mediaType"`
+}
+
+// Request is one snapshot.
+type Request struct {
+	Slug    string
+	Backend string
+	// SourceName is the container or directory the snapshot comes from.
+	SourceName string
+	Source     Source
+	Base       Base
+	// Excludes are added to DefaultExcludes.
+	Excludes []string
+	// CreatedBy goes into the history entry ("bb commit (docker exec tar)").
+	CreatedBy string
+	// Keep is how many earlier snapshots of the slug stay in the store
+	// (besides the new one); negative keeps all.
+	Keep   int
+	Layer  layer.Options
+	Logger *slog.Logger
+	// Now is the creation time; zero means time.Now().
+	Now time.Time
+}
+
+// Result describes a stored snapshot.
+type Result struct {
+	Slug     string
+	Tag      string
+	TimeTag  string
+	Manifest v1.Descriptor
+	Config   v1.Descriptor
+	Layer    LayerInfo
+	Stats    FilterStats
+	// NewBlobs are the blobs this snapshot added to the store.
+	NewBlobs []v1.Hash
+	Warnings []string
+	Duration time.Duration
+}
+
+// Stage names a step of the pipeline, for errors.
+type Stage string
+
+// Stages of a snapshot.
+const (
+	StageStream   Stage = "stream"
+	StageFilter   Stage = "filter"
+	StageCompress Stage = "compress"
+	StageAssemble Stage = "assemble"
+	StageStore    Stage = "store"
+	StageLoad     Stage = "load"
+	StageRecord   Stage = "record"
+)
+
+// Error is a failure of one stage of a snapshot.
+type Error struct {
+	Stage Stage
+	Slug  string
+	Err   error
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("snapshot of %s failed at %s: %v", e.Slug, e.Stage, e.Err)
+}
+func (e *Error) Unwrap() error { return e.Err }
+
+// Tag returns the store tag of the slug's current snapshot.
+func Tag(slug string) string { return slug }
+
+// TimeTag returns the store tag kept for the snapshot made at t.
+func TimeTag(slug string, t time.Time) string {
+	return slug + "-" + t.UTC().Format("20060102T150405.000Z")
+}
+
+// Commit streams req.Source into a new snapshot in s and tags it: Build
+// followed by Publish.
+func Commit(ctx context.Context, s *oci.Store, req Request) (*Result, error) {
+	res, err := Build(ctx, s, req)
+	if err != nil {
+		return nil, err
+	}
+	if err := Publish(ctx, s, res, req.Keep); err != nil {
+		_ = Discard(ctx, s, res)
+		return nil, &Error{Stage: StageStore, Slug: req.Slug, Err: err}
+	}
+	return res, nil
+}
+
+// Publish tags a built snapshot as the slug's current one (and under its
+// time tag), then prunes the slug's history down to keep earlier
+// snapshots (negative keeps all).
+func Publish(ctx context.Context, s *oci.Store, res *Result, keep int) error {
+	if err := s.Tag(ctx, res.TimeTag, res.Manifest); err != nil {
+		return err
+	}
+	if err := s.Tag(ctx, res.Tag, res.Manifest); err != nil {
+		_ = s.Untag(ctx, res.TimeTag)
+		return err
+	}
+	if keep >= 0 {
+		if err := Prune(ctx, s, res.Slug, keep); err != nil {
+			return fmt.Errorf("pruning old snapshots of %s: %w", res.Slug, err)
+		}
+	}
+	return nil
+}
+
+// Discard removes the blobs a Build added, when the snapshot will not be
+// published (a later stage failed). Blobs that were already in the store
+// stay.
+func Discard(ctx context.Context, s *oci.Store, res *Result) error {
+	return s.Discard(ctx, res.NewBlobs)
+}
+
+// Build streams req.Source into the store and writes the snapshot's
+// config and manifest, without tagging them: nothing refers to the new
+// blobs until Publish.
+func Build(ctx context.Context, s *oci.Store, req Request) (res *Result, err error) {
+	start := time.Now()
+	log := req.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	now := req.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	now = now.UTC().Truncate(time.Millisecond)
+	fail := func(st Stage, err error) (*Result, error) {
+		return nil, &Error{Stage: st, Slug: req.Slug, Err: err}
+	}
+	if err := oci.ValidTag(req.Slug); err != nil {
+		return fail(StageAssemble, err)
+	}
+	excludes := append(append([]string{}, DefaultExcludes...), req.Excludes...)
+	stream, err := req.Source.Stream(ctx, StreamRequest{Excludes: excludes})
+	if err != nil {
+		return fail(StageStream, err)
+	}
+	defer stream.Close()
+
+	var warnings []string
+	pr, pw := io.Pipe()
+	statsc := make(chan FilterStats, 1)
+	go func() {
+		st, err := Filter(stream, pw, FilterOptions{Excludes: excludes, Warn: func(m string) {
+			log.Warn(m)
+		}})
+		statsc <- st
+		pw.CloseWithError(err)
+	}()
+	lyr, err := layer.Write(ctx, s, pr, req.Layer)
+	pr.CloseWithError(errors.New("snapshot aborted"))
+	stats := <-statsc
+	if err != nil {
+		var re *layer.ReadError
+		if errors.As(err, &re) {
+			var ee *EntryError
+			if errors.As(err, &ee) {
+				return fail(StageFilter, re.Err)
+			}
+			return fail(StageStream, re.Err)
+		}
+		if ctx.Err() != nil {
+			return fail(StageStream, ctx.Err())
+		}
+		return fail(StageCompress, err)
+	}
+	if w, ok := stream.(Warner); ok {
+		warnings = append(warnings, w.Warnings()...)
+	}
+	for _, w := range warnings {
+		log.Warn(w)
+	}
+	li := LayerInfo{Media: types.OCILayer}
+	li.Digest, _ = lyr.Digest()
+	li.DiffID, _ = lyr.DiffID()
+	li.Size, _ = lyr.Size()
+
+	var newBlobs []v1.Hash
+	if lyr.Created() {
+		newBlobs = append(newBlobs, li.Digest)
+	}
+	defer func() {
+		if err != nil {
+			_ = s.Discard(ctx, newBlobs)
+		}
+	}()
+	put := func(mt types.MediaType, b []byte) (v1.Descriptor, error) {
+		h, _, _ := v1.SHA256(bytes.NewReader(b))
+		_, statErr := s.Stat(ctx, h)
+		d, err := s.PutBytes(ctx, mt, b)
+		if err == nil && statErr != nil {
+			newBlobs = append(newBlobs, d.Digest)
+		}
+		return d, err
+	}
+	cfg, man, err := assemble(req, li, now)
+	if err != nil {
+		return fail(StageAssemble, err)
+	}
+	cfgDesc, err := put(types.OCIConfigJSON, cfg)
+	if err != nil {
+		return fail(StageStore, err)
+	}
+	man.Config = cfgDesc
+	mb, err := json.Marshal(man)
+	if err != nil {
+		return fail(StageAssemble, err)
+	}
+	mdesc, err := put(types.OCIManifestSchema1, mb)
+	if err != nil {
+		return fail(StageStore, err)
+	}
+	mdesc.Annotations = map[string]string{
+		oci.SlugAnnotation:    req.Slug,
+		oci.BackendAnnotation: req.Backend,
+		oci.CreatedAnnotation: now.Format(time.RFC3339Nano),
+	}
+	return &Result{
+		Slug: req.Slug, Tag: Tag(req.Slug), TimeTag: TimeTag(req.Slug, now),
+		Manifest: mdesc, Config: cfgDesc, Layer: li, Stats: stats, Warnings: warnings,
+		NewBlobs: newBlobs, Duration: time.Since(start),
+	}, nil
+}
+
+func assemble(req Request, li LayerInfo, now time.Time) ([]byte, *v1.Manifest, error) {
+	cfg := &v1.ConfigFile{}
+	if req.Base.Config != nil {
+		b, err := json.Marshal(req.Base.Config)
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := json.Unmarshal(b, cfg); err != nil {
+			return nil, nil, err
+		}
+	}
+	if cfg.OS == "" {
+		cfg.OS = "linux"
+	}
+	if cfg.Architecture == "" {
+		cfg.Architecture = runtime.GOARCH
+	}
+	cfg.Created = v1.Time{Time: now}
+	cfg.Container = ""
+	cfg.DockerVersion = ""
+	cfg.RootFS = v1.RootFS{Type: "layers"}
+	var layers []v1.Descriptor
+	if len(req.Base.Layers) == 0 {
+		cfg.History = nil // a flattened snapshot replaces the base's layers
+	}
+	for _, l := range req.Base.Layers {
+		cfg.RootFS.DiffIDs = append(cfg.RootFS.DiffIDs, l.DiffID)
+		layers = append(layers, v1.Descriptor{MediaType: l.Media, Digest: l.Digest, Size: l.Size})
+	}
+	cfg.RootFS.DiffIDs = append(cfg.RootFS.DiffIDs, li.DiffID)
+	layers = append(layers, v1.Descriptor{MediaType: li.Media, Digest: li.Digest, Size: li.Size})
+	createdBy := req.CreatedBy
+	if createdBy == "" {
+		createdBy = "bb commit"
+	}
+	cfg.History = append(cfg.History, v1.History{
+		Created:   v1.Time{Time: now},
+		CreatedBy: createdBy,
+		Comment:   fmt.Sprintf("snapshot of %s (%s backend)", req.SourceName, backendName(req.Backend)),
+	})
+	cb, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	ann := map[string]string{
+		oci.CreatedAnnotation: now.Format(time.RFC3339),
+		oci.SlugAnnotation:    req.Slug,
+		oci.BackendAnnotation: backendName(req.Backend),
+		oci.SourceAnnotation:  req.SourceName,
+	}
+	if req.Base.Ref != "" {
+		ann[oci.BaseImageAnnotation] = req.Base.Ref
+		ann["org.opencontainers.image.base.name"] = req.Base.Ref
+	}
+	return cb, &v1.Manifest{
+		SchemaVersion: 2,
+		MediaType:     types.OCIManifestSchema1,
+		Layers:        layers,
+		Annotations:   ann,
+	}, nil
+}
+
+func backendName(b string) string {
+	if b == "" {
+		return "docker"
+	}
+	return b
+}
+
+// Entry is one snapshot in the store.
+type Entry struct {
+	Slug     string
+	Tag      string
+	Current  bool
+	Manifest v1.Descriptor
+	Created  time.Time
+	Backend  string
+}
+
+// List returns the snapshots in the store, newest first. With slug set,
+// only that slug's.
+func List(ctx context.Context, s *oci.Store, slug string) ([]Entry, error) {
+	idx, err := s.Index(ctx)
+	if err != nil {
+		return nil, err
+	}
+	current := map[string]v1.Hash{}
+	for _, m := range idx.Manifests {
+		sl := m.Annotations[oci.SlugAnnotation]
+		if sl != "" && m.Annotations[oci.RefNameAnnotation] == Tag(sl) {
+			current[sl] = m.Digest
+		}
+	}
+	var out []Entry
+	for _, m := range idx.Manifests {
+		sl := m.Annotations[oci.SlugAnnotation]
+		tag := m.Annotations[oci.RefNameAnnotation]
+		if sl == "" || tag == Tag(sl) || (slug != "" && sl != slug) {
+			continue
+		}
+		t, _ := time.Parse(time.RFC3339Nano, m.Annotations[oci.CreatedAnnotation])
+		out = append(out, Entry{Slug: sl, Tag: tag, Current: current[sl] == m.Digest, Manifest: m, Created: t, Backend: m.Annotations[oci.BackendAnnotation]})
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Slug != out[j].Slug {
+			return out[i].Slug < out[j].Slug
+		}
+		return out[i].Created.After(out[j].Created)
+	})
+	return out, nil
+}
+
+// Prune keeps the current snapshot of slug and the keep newest others,
+// untags the rest and removes blobs nothing references any more.
+func Prune(ctx context.Context, s *oci.Store, slug string, keep int) error {
+	entries, err := List(ctx, s, slug)
+	if err != nil {
+		return err
+	}
+	var drop []string
+	n := 0
+	for _, e := range entries {
+		if e.Current {
+			continue
+		}
+		n++
+		if n > keep {
+			drop = append(drop, e.Tag)
+		}
+	}
+	if len(drop) == 0 {
+		return nil
+	}
+	err = s.UpdateIndex(ctx, func(idx *v1.IndexManifest) error {
+		kept := idx.Manifests[:0]
+		for _, m := range idx.Manifests {
+			if contains(drop, m.Annotations[oci.RefNameAnnotation]) {
+				continue
+			}
+			kept = append(kept, m)
+		}
+		idx.Manifests = kept
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	_, err = s.GC(ctx)
+	return err
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// IsSnapshotTag reports whether tag is one of slug's tags.
+func IsSnapshotTag(slug, tag string) bool {
+	return tag == Tag(slug) || strings.HasPrefix(tag, slug+"-")
+}

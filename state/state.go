@@ -1,0 +1,214 @@
+package state
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/bot-bottle/bb/oci"
+)
+
+// File names inside a bottle's state directory.
+const (
+	MetadataFile       = "metadata.json"
+	CommittedImageFile = "committed-image"
+	PreserveMarker     = "preserve"
+)
+
+// EnvHome overrides the default home (~/.bot-bottle).
+const EnvHome = "BB_HOME"
+
+// DefaultHome returns $BB_HOME, or ~/.bot-bottle.
+func DefaultHome() string {
+	if h := os.Getenv(EnvHome); h != "" {
+		return h
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".bot-bottle")
+	}
+	return ".bot-bottle"
+}
+
+// Metadata is metadata.json, as the bot-bottle launcher writes it.
+// Unknown fields are kept when bb rewrites the file.
+type Metadata struct {
+	Identity  string `json:"identity"`
+	AgentName string `json:"agent_name"`
+	Cwd       string `json:"cwd"`
+	CopyCwd   bool   `json:"copy_cwd"`
+	StartedAt string `json:"started_at"`
+	// Backend is "docker", "macos-container" or "smolmachines"; "" means docker.
+	Backend string `json:"backend"`
+}
+
+var slugRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$`)
+
+// ValidSlug reports whether slug is a usable bottle slug: it names a
+// directory under state/ and a tag in the store, so no path separators.
+func ValidSlug(slug string) error {
+	if !slugRE.MatchString(slug) || strings.Contains(slug, "..") {
+		return fmt.Errorf("invalid slug %q: use letters, digits, '.', '_' and '-' (at most 100 characters)", slug)
+	}
+	return nil
+}
+
+// Home is the root of bb's and the launcher's files.
+type Home struct {
+	Dir string
+}
+
+// StateDir returns <home>/state/<slug>.
+func (h Home) StateDir(slug string) string { return filepath.Join(h.Dir, "state", slug) }
+
+// StoreDir returns the default store location, <home>/oci.
+func (h Home) StoreDir() string { return filepath.Join(h.Dir, "oci") }
+
+// ReadMetadata reads a bottle's metadata.json; it returns (nil, nil) when
+// the file does not exist.
+func (h Home) ReadMetadata(slug string) (*Metadata, error) {
+	if err := ValidSlug(slug); err != nil {
+		return nil, err
+	}
+	b, err := readSmall(filepath.Join(h.StateDir(slug), MetadataFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var m Metadata
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("parsing %s: %w", filepath.Join(h.StateDir(slug), MetadataFile), err)
+	}
+	return &m, nil
+}
+
+// RawMetadata returns metadata.json's bytes, or nil if absent.
+func (h Home) RawMetadata(slug string) ([]byte, error) {
+	if err := ValidSlug(slug); err != nil {
+		return nil, err
+	}
+	b, err := readSmall(filepath.Join(h.StateDir(slug), MetadataFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	return b, err
+}
+
+// WriteRawMetadata writes metadata.json from raw bytes (from an import or
+// a pull), after checking that it parses. The identity field is set to slug.
+func (h Home) WriteRawMetadata(slug string, raw []byte) error {
+	if err := ValidSlug(slug); err != nil {
+		return err
+	}
+	var fields map[string]any
+	if err := json.Unmarshal(raw, &fields); err != nil {
+		return fmt.Errorf("bottle metadata is not a JSON object: %w", err)
+	}
+	fields["identity"] = slug
+	b, err := json.MarshalIndent(fields, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(h.StateDir(slug), 0o755); err != nil {
+		return fmt.Errorf("creating state directory: %w", err)
+	}
+	return oci.WriteFileAtomic(filepath.Join(h.StateDir(slug), MetadataFile), append(b, '\n'), 0o644)
+}
+
+// WriteMetadata writes metadata.json.
+func (h Home) WriteMetadata(slug string, m Metadata) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	return h.WriteRawMetadata(slug, b)
+}
+
+// CommittedImage returns the committed-image line, or "" when none.
+func (h Home) CommittedImage(slug string) (string, error) {
+	if err := ValidSlug(slug); err != nil {
+		return "", err
+	}
+	b, err := readSmall(filepath.Join(h.StateDir(slug), CommittedImageFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return string(bytes.TrimSpace(b)), nil
+}
+
+// RecordCommit writes committed-image and the preserve marker. Both are
+// written atomically; committed-image last-but-one so that a crash leaves
+// either the old reference or the new one.
+func (h Home) RecordCommit(slug, ref string) error {
+	if err := ValidSlug(slug); err != nil {
+		return err
+	}
+	if strings.ContainsAny(ref, "\n\r") || strings.TrimSpace(ref) == "" {
+		return fmt.Errorf("invalid committed reference %q", ref)
+	}
+	dir := h.StateDir(slug)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("creating state directory %s: %w", dir, err)
+	}
+	if err := oci.WriteFileAtomic(filepath.Join(dir, CommittedImageFile), []byte(ref+"\n"), 0o644); err != nil {
+		return err
+	}
+	return h.MarkPreserved(slug)
+}
+
+// MarkPreserved writes the preserve marker.
+func (h Home) MarkPreserved(slug string) error {
+	return oci.WriteFileAtomic(filepath.Join(h.StateDir(slug), PreserveMarker), []byte("committed\n"), 0o644)
+}
+
+// Preserved reports whether the preserve marker exists.
+func (h Home) Preserved(slug string) bool {
+	_, err := os.Stat(filepath.Join(h.StateDir(slug), PreserveMarker))
+	return err == nil
+}
+
+// Slugs lists the slugs that have a state directory.
+func (h Home) Slugs() ([]string, error) {
+	ents, err := os.ReadDir(filepath.Join(h.Dir, "state"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range ents {
+		if e.IsDir() && ValidSlug(e.Name()) == nil {
+			out = append(out, e.Name())
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+func readSmall(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, 1<<20+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	if len(b) > 1<<20 {
+		return nil, fmt.Errorf("%s is larger than 1 MiB", path)
+	}
+	return b, nil
+}
