@@ -146,6 +146,11 @@ func (m *Manager) Commit(ctx context.Context, slug string, opts CommitOptions) (
 	if err := snapshot.Publish(ctx, m.Store, res, keep); err != nil {
 		return rollback(snapshot.StageStore, err)
 	}
+	if raw, err := m.Home.RawMetadata(slug); err == nil && raw != nil {
+		if _, err := snapshot.PutMetadata(ctx, m.Store, slug, res.Manifest, raw); err != nil {
+			m.log().Warn("storing bottle metadata with the snapshot", "slug", slug, "err", err)
+		}
+	}
 	if committed != "" {
 		if err := m.Home.RecordCommit(slug, committed); err != nil {
 			return nil, &snapshot.Error{Stage: snapshot.StageRecord, Slug: slug, Err: err}

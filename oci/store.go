@@ -445,9 +445,6 @@ func (s *Store) mark(ctx context.Context, desc v1.Descriptor, keep map[v1.Hash]b
 		for _, l := range m.Layers {
 			keep[l.Digest] = true
 		}
-		if m.Subject != nil {
-			keep[m.Subject.Digest] = true
-		}
 	case types.OCIImageIndex, types.DockerManifestList:
 		b, err := s.ReadBlob(ctx, desc.Digest, MaxManifestSize)
 		if errors.Is(err, ErrNotFound) {

@@ -418,13 +418,24 @@ func Prune(ctx context.Context, s *oci.Store, slug string, keep int) error {
 	}
 	err = s.UpdateIndex(ctx, func(idx *v1.IndexManifest) error {
 		kept := idx.Manifests[:0]
+		tagged := map[string]bool{}
 		for _, m := range idx.Manifests {
 			if contains(drop, m.Annotations[oci.RefNameAnnotation]) {
 				continue
 			}
 			kept = append(kept, m)
+			if m.ArtifactType != MetadataArtifactType {
+				tagged[m.Digest.String()] = true
+			}
 		}
-		idx.Manifests = kept
+		// A metadata artifact goes with the last snapshot it describes.
+		idx.Manifests = kept[:0]
+		for _, m := range kept {
+			if sub := m.Annotations[subjectAnnotation]; sub != "" && !tagged[sub] {
+				continue
+			}
+			idx.Manifests = append(idx.Manifests, m)
+		}
 		return nil
 	})
 	if err != nil {
