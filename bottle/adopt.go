@@ -1,0 +1,106 @@
+package bottle
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/bot-bottle/bb/oci"
+	"github.com/bot-bottle/bb/snapshot"
+	"github.com/bot-bottle/bb/state"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// SmolmachineArtifact is where a smolmachines snapshot's packed artifact
+// lives: <home>/state/<slug>/committed-smolmachine.smolmachine.
+func SmolmachineArtifact(home state.Home, slug string) string {
+	return filepath.Join(home.StateDir(slug), "committed-smolmachine.smolmachine")
+}
+
+// DefaultCommitted is what committed-image names for a snapshot of slug
+// on backend before the runtime has it: the image reference for docker and
+// macos-container, the artifact path for smolmachines.
+func DefaultCommitted(home state.Home, backend, slug string) string {
+	switch backend {
+	case Smolmachines:
+		return SmolmachineArtifact(home, slug)
+	case Dir:
+		return ""
+	default:
+		return CommittedRef(slug)
+	}
+}
+
+// AdoptOptions tune Adopt.
+type AdoptOptions struct {
+	// Metadata is the bottle's metadata.json as it travelled; nil if none.
+	Metadata []byte
+	// Backend overrides the backend named in Metadata.
+	Backend string
+	// Load installs the snapshot into the runtime now.
+	Load bool
+	// Force replaces a different current snapshot of the slug.
+	Force bool
+}
+
+// Adopt makes desc, an image that arrived in the store (import, pull),
+// the current snapshot of slug on this host: it tags it, restores
+// metadata.json (identity set to slug) and writes committed-image and the
+// preserve marker, so that bb resume works here. It returns what
+// committed-image names.
+func (m *Manager) Adopt(ctx context.Context, slug string, desc v1.Descriptor, opts AdoptOptions) (string, error) {
+	if err := state.ValidSlug(slug); err != nil {
+		return "", err
+	}
+	if cur, err := m.Store.Resolve(ctx, snapshot.Tag(slug)); err == nil && cur.Digest != desc.Digest && !opts.Force {
+		return "", fmt.Errorf("slug %s already has a snapshot (%s) on this host: choose another slug with --as, or pass --force to replace it", slug, cur.Digest)
+	} else if err != nil && !errors.Is(err, oci.ErrNotFound) {
+		return "", err
+	}
+	if md, err := m.Home.ReadMetadata(slug); err != nil {
+		return "", err
+	} else if md != nil && !opts.Force && md.Backend != "" && opts.Backend != "" && md.Backend != opts.Backend {
+		return "", fmt.Errorf("slug %s is a %s bottle on this host: choose another slug with --as", slug, md.Backend)
+	}
+	if opts.Metadata != nil {
+		if err := m.Home.WriteRawMetadata(slug, opts.Metadata); err != nil {
+			return "", err
+		}
+	}
+	backend, err := m.Backend(slug, opts.Backend)
+	if err != nil {
+		return "", err
+	}
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	d := desc
+	d.Annotations = map[string]string{
+		oci.SlugAnnotation:    slug,
+		oci.BackendAnnotation: backend,
+		oci.CreatedAnnotation: now.Format(time.RFC3339Nano),
+	}
+	res := &snapshot.Result{Slug: slug, Tag: snapshot.Tag(slug), TimeTag: snapshot.TimeTag(slug, now), Manifest: d}
+	if err := snapshot.Publish(ctx, m.Store, res, DefaultKeep); err != nil {
+		return "", err
+	}
+	if raw, _ := m.Home.RawMetadata(slug); raw != nil {
+		if _, err := snapshot.PutMetadata(ctx, m.Store, slug, d, raw); err != nil {
+			return "", err
+		}
+	}
+	committed := DefaultCommitted(m.Home, backend, slug)
+	if opts.Load {
+		rt, err := m.Runtime(backend)
+		if err != nil {
+			return "", err
+		}
+		if committed, err = rt.Install(ctx, Snapshot{Slug: slug, Store: m.Store, Manifest: d}); err != nil {
+			return "", fmt.Errorf("loading %s into %s: %w (the snapshot is in the store; bb resume %s retries)", slug, backend, err, slug)
+		}
+	}
+	if committed == "" {
+		return "", m.Home.MarkPreserved(slug)
+	}
+	return committed, m.Home.RecordCommit(slug, committed)
+}
