@@ -169,6 +169,9 @@ func (h Home) RecordCommit(slug, ref string) error {
 
 // MarkPreserved writes the preserve marker.
 func (h Home) MarkPreserved(slug string) error {
+	if err := os.MkdirAll(h.StateDir(slug), 0o755); err != nil {
+		return fmt.Errorf("creating state directory: %w", err)
+	}
 	return oci.WriteFileAtomic(filepath.Join(h.StateDir(slug), PreserveMarker), []byte("committed\n"), 0o644)
 }
 
