@@ -89,7 +89,7 @@ func quiet(ctx context.Context, argv ...string) (string, error) {
 }
 
 func shortArgv(argv []string) string {
-	s := strings.Join(argv, " ")
+	s := strings.ReplaceAll(strings.Join(argv, " "), "\n", "; ")
 	if len(s) > 160 {
 		s = s[:157] + "..."
 	}

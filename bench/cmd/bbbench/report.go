@@ -150,7 +150,11 @@ func renderMarkdown(rep *report) string {
 				if ref != nil && ref.Median.Wall > 0 {
 					ratio = fmt.Sprintf("%.2f×", m.Wall/ref.Median.Wall)
 				}
-				fmt.Fprintf(&b, "| %s | %.2f | %.0f | %s | %s | %s |\n", name, m.Wall, mbps(s), human(m.Out), rss, ratio)
+				if s.RSSOnly {
+					fmt.Fprintf(&b, "| %s | | | | %s | |\n", name, rss)
+				} else {
+					fmt.Fprintf(&b, "| %s | %.2f | %.0f | %s | %s | %s |\n", name, m.Wall, mbps(s), human(m.Out), rss, ratio)
+				}
 				if len(m.Stages) > 0 {
 					var parts []string
 					for k, v := range m.Stages {

@@ -60,10 +60,12 @@ type step struct {
 	Basis int64 `json:"basis_bytes,omitempty"`
 	// Daemon says the work happens in dockerd, whose memory the RSS
 	// column does not include.
-	Daemon bool   `json:"daemon,omitempty"`
-	Skip   string `json:"skipped,omitempty"`
-	Err    string `json:"error,omitempty"`
-	Note   string `json:"note,omitempty"`
+	Daemon bool `json:"daemon,omitempty"`
+	// RSSOnly rows report a server's memory, not a timed command.
+	RSSOnly bool   `json:"rss_only,omitempty"`
+	Skip    string `json:"skipped,omitempty"`
+	Err     string `json:"error,omitempty"`
+	Note    string `json:"note,omitempty"`
 
 	Runs   []sample `json:"runs"`
 	Median *sample  `json:"median,omitempty"`
