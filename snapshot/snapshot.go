@@ -380,7 +380,7 @@ func List(ctx context.Context, s *oci.Store, slug string) ([]Entry, error) {
 	for _, m := range idx.Manifests {
 		sl := m.Annotations[oci.SlugAnnotation]
 		tag := m.Annotations[oci.RefNameAnnotation]
-		if sl == "" || tag == Tag(sl) || (slug != "" && sl != slug) {
+		if sl == "" || tag == "" || tag == Tag(sl) || m.ArtifactType != "" || (slug != "" && sl != slug) {
 			continue
 		}
 		t, _ := time.Parse(time.RFC3339Nano, m.Annotations[oci.CreatedAnnotation])

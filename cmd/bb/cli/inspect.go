@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"sort"
 	"text/tabwriter"
 
 	"github.com/bot-bottle/bb/internal/progress"
@@ -31,8 +32,13 @@ func newInspect(g *globals) *cobra.Command {
 			fmt.Fprintf(tw, "ref\t%s\n", ins.Ref)
 			fmt.Fprintf(tw, "manifest\t%s\n", ins.Digest)
 			fmt.Fprintf(tw, "size\t%s\n", progress.Bytes(ins.Size))
-			for k, v := range ins.Manifest.Annotations {
-				fmt.Fprintf(tw, "annotation\t%s=%s\n", k, v)
+			keys := make([]string, 0, len(ins.Manifest.Annotations))
+			for k := range ins.Manifest.Annotations {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			for _, k := range keys {
+				fmt.Fprintf(tw, "annotation\t%s=%s\n", k, ins.Manifest.Annotations[k])
 			}
 			c := ins.Config.Config
 			fmt.Fprintf(tw, "os/arch\t%s/%s\n", ins.Config.OS, ins.Config.Architecture)

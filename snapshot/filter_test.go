@@ -1,0 +1,196 @@
+package snapshot
+
+import (
+	"archive/tar"
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+type ent struct {
+	name, link string
+	typ        byte
+	body       string
+	mode       int64
+	uid        int
+	pax        map[string]string
+}
+
+func mkTar(t testing.TB, ents []ent) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, e := range ents {
+		h := &tar.Header{Name: e.name, Linkname: e.link, Typeflag: e.typ, Mode: e.mode, Uid: e.uid,
+			Uname: "someone", ModTime: time.Unix(1700000000, 123456789), AccessTime: time.Unix(1, 0),
+			PAXRecords: e.pax, Format: tar.FormatPAX}
+		if h.Mode == 0 {
+			h.Mode = 0o644
+		}
+		if e.typ == tar.TypeReg {
+			h.Size = int64(len(e.body))
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if e.typ == tar.TypeReg {
+			tw.Write([]byte(e.body))
+		}
+	}
+	tw.Close()
+	return buf.Bytes()
+}
+
+func readNames(t *testing.T, b []byte) map[string]*tar.Header {
+	t.Helper()
+	out := map[string]*tar.Header{}
+	tr := tar.NewReader(bytes.NewReader(b))
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[h.Name] = h
+	}
+}
+
+func TestFilterNormalisesAndExcludes(t *testing.T) {
+	in := mkTar(t, []ent{
+		{name: "./", typ: tar.TypeDir, mode: 0o755},
+		{name: "./etc/", typ: tar.TypeDir, mode: 0o755},
+		{name: "./etc/hosts", typ: tar.TypeReg, body: "127.0.0.1 x"},
+		{name: "./etc/passwd", typ: tar.TypeReg, body: "root:x:0:0::/root:/bin/sh\n"},
+		{name: "./proc/", typ: tar.TypeDir, mode: 0o555},
+		{name: "./proc/1/status", typ: tar.TypeReg, body: "x"},
+		{name: "./tmp/", typ: tar.TypeDir, mode: 0o700, uid: 1000},
+		{name: "./tmp/secret", typ: tar.TypeReg, body: "x"},
+		{name: "/home/node/a", typ: tar.TypeReg, body: "a", uid: 1000, pax: map[string]string{"SCHILY.xattr.user.k": "v", "atime": "1"}},
+		{name: "home/node/b", typ: tar.TypeLink, link: "./home/node/a"},
+		{name: "home/node/c", typ: tar.TypeSymlink, link: "/etc/passwd"},
+		{name: "home/node/setuid", typ: tar.TypeReg, body: "s", mode: 0o4755},
+		{name: "vol/data", typ: tar.TypeReg, body: "volume"},
+	})
+	var out bytes.Buffer
+	st, err := Filter(bytes.NewReader(in), &out, FilterOptions{Excludes: append(DefaultExcludes, "vol")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := readNames(t, out.Bytes())
+	for _, want := range []string{"etc/", "etc/passwd", "proc/", "tmp/", "home/node/a", "home/node/b", "home/node/c", "home/node/setuid"} {
+		if got[want] == nil {
+			t.Errorf("missing %q in %v", want, keys(got))
+		}
+	}
+	for _, gone := range []string{"./", "etc/hosts", "proc/1/status", "tmp/secret", "vol/data"} {
+		if got[gone] != nil {
+			t.Errorf("%q should have been dropped", gone)
+		}
+	}
+	if h := got["tmp/"]; h.Mode != 0o1777 || h.Uid != 0 {
+		t.Errorf("tmp/ = mode %o uid %d, want 1777 root", h.Mode, h.Uid)
+	}
+	a := got["home/node/a"]
+	if a.Uname != "" || a.Uid != 1000 || a.PAXRecords["SCHILY.xattr.user.k"] != "v" || !a.AccessTime.IsZero() {
+		t.Errorf("home/node/a header not normalised: %+v", a)
+	}
+	if a.ModTime.Nanosecond() != 0 {
+		t.Errorf("mtime not rounded: %v", a.ModTime)
+	}
+	if got["home/node/b"].Linkname != "home/node/a" {
+		t.Errorf("hard link target = %q", got["home/node/b"].Linkname)
+	}
+	if got["home/node/setuid"].Mode != 0o4755 {
+		t.Errorf("setuid mode lost: %o", got["home/node/setuid"].Mode)
+	}
+	if st.Entries != int64(len(got)) || st.TarBytes != int64(out.Len()) {
+		t.Errorf("stats %+v, entries %d bytes %d", st, len(got), out.Len())
+	}
+}
+
+func TestFilterIsDeterministic(t *testing.T) {
+	in := mkTar(t, []ent{{name: "a", typ: tar.TypeReg, body: "x"}, {name: "d/", typ: tar.TypeDir}})
+	var o1, o2 bytes.Buffer
+	if _, err := Filter(bytes.NewReader(in), &o1, FilterOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Filter(bytes.NewReader(in), &o2, FilterOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(o1.Bytes(), o2.Bytes()) {
+		t.Fatal("two filters of the same stream differ")
+	}
+}
+
+func TestFilterRefusesEscapes(t *testing.T) {
+	cases := map[string][]ent{
+		"dotdot":          {{name: "../etc/passwd", typ: tar.TypeReg, body: "x"}},
+		"nested dotdot":   {{name: "a/../../b", typ: tar.TypeReg, body: "x"}},
+		"through symlink": {{name: "l", typ: tar.TypeSymlink, link: "/etc"}, {name: "l/passwd", typ: tar.TypeReg, body: "x"}},
+		"link dotdot":     {{name: "h", typ: tar.TypeLink, link: "../../etc/shadow"}},
+	}
+	for name, ents := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, err := Filter(bytes.NewReader(mkTar(t, ents)), io.Discard, FilterOptions{})
+			var ee *EntryError
+			if !errors.As(err, &ee) {
+				t.Fatalf("err = %v, want EntryError", err)
+			}
+		})
+	}
+}
+
+func TestFilterDropsDanglingHardLink(t *testing.T) {
+	var warned []string
+	in := mkTar(t, []ent{{name: "h", typ: tar.TypeLink, link: "tmp/gone"}})
+	var out bytes.Buffer
+	if _, err := Filter(bytes.NewReader(in), &out, FilterOptions{Warn: func(m string) { warned = append(warned, m) }}); err != nil {
+		t.Fatal(err)
+	}
+	if len(readNames(t, out.Bytes())) != 0 || len(warned) != 1 {
+		t.Fatalf("dangling hard link kept or not warned: %v", warned)
+	}
+}
+
+func TestFilterTruncatedStream(t *testing.T) {
+	in := mkTar(t, []ent{{name: "a", typ: tar.TypeReg, body: strings.Repeat("x", 5000)}})
+	_, err := Filter(bytes.NewReader(in[:1500]), io.Discard, FilterOptions{})
+	if err == nil {
+		t.Fatal("truncated stream accepted")
+	}
+}
+
+func FuzzFilter(f *testing.F) {
+	f.Add(mkTar(f, []ent{{name: "a", typ: tar.TypeReg, body: "x"}, {name: "l", typ: tar.TypeSymlink, link: "/"}}))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var out bytes.Buffer
+		if _, err := Filter(bytes.NewReader(b), &out, FilterOptions{Excludes: DefaultExcludes}); err != nil {
+			return
+		}
+		// Whatever passes must be a clean relative tar.
+		tr := tar.NewReader(&out)
+		for {
+			h, err := tr.Next()
+			if err != nil {
+				return
+			}
+			if strings.HasPrefix(h.Name, "/") || hasDotDot(h.Name) {
+				t.Fatalf("escaping name passed: %q", h.Name)
+			}
+		}
+	})
+}
+
+func keys(m map[string]*tar.Header) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
