@@ -7,6 +7,9 @@
 #                           generated binaries; then ~150 MB of agent work.
 #   bot-bottle-bench-small  ~0.25 GB: bare minbase, 5k files, 60 MB of binaries,
 #                           then ~40 MB of agent work.
+#   .bench/guest-1g         the 1 GB bottle (with its agent work) as a plain
+#                           directory: a smolvm machine's root filesystem for the
+#                           smolvm stand-in and the seed's smolvm pipeline.
 #
 # Each bottle is a Docker container (--network none, sleep infinity) started from
 # an image imported from the root filesystem directory (bb-bench-base:1g,
@@ -35,12 +38,17 @@ if [ "$(id -u)" != 0 ]; then
 	log "run as root (debootstrap and the bottle's file owners need it)"
 	exit 1
 fi
+if ! command -v debootstrap >/dev/null; then
+	log "installing debootstrap"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
+fi
 mkdir -p "$BENCH/bin"
 if [ -n "${BENCH_REBUILD:-}" ]; then
 	log "BENCH_REBUILD set: removing cached root filesystems, images and bottles"
 	docker rm -f bot-bottle-bench bot-bottle-bench-small >/dev/null 2>&1 || true
 	docker rmi -f bb-bench-base:1g bb-bench-base:small >/dev/null 2>&1 || true
-	rm -rf "$BENCH"/rootfs-* "$BENCH"/debian-* "$BENCH"/*.done
+	rm -rf "$BENCH"/rootfs-* "$BENCH"/guest-* "$BENCH"/debian-* "$BENCH"/*.done
 fi
 
 BBBENCH=$BENCH/bin/bbbench
@@ -106,6 +114,18 @@ bottle() {
 	"$BBBENCH" apply-work -container "$name" -mb "$mb" -files "$files"
 }
 
+# guest SIZE WORK_MB FILES: the same bottle as a plain directory, for the smolvm
+# stand-in (a smolvm machine's root filesystem) and the seed's smolvm pipeline.
+guest() {
+	local size=$1 mb=$2 files=$3 dir=$BENCH/guest-$1
+	if [ -e "$dir.done" ] && [ "$(cat "$dir.done")" = "$VERSION" ]; then return; fi
+	log "composing $dir (the bottle as a directory, for the smolvm stand-in)"
+	rm -rf "$dir"
+	cp -a "$BENCH/rootfs-$size" "$dir"
+	"$BBBENCH" apply-work -dir "$dir" -mb "$mb" -files "$files"
+	echo "$VERSION" >"$dir.done"
+}
+
 for size in $ONLY; do
 	case $size in
 	1g)
@@ -113,6 +133,7 @@ for size in $ONLY; do
 		rootfs 1g debian-bookworm-full 30000 250 yes
 		image 1g
 		bottle 1g 150 30000
+		guest 1g 150 30000
 		;;
 	small)
 		debian debian-bookworm-min
