@@ -27,8 +27,15 @@ test-only:
 demo: build
 	./scripts/demo.sh $(BIN)
 
+# Benchmark, not a test (see bench/README.md): builds the bench bottles under
+# .bench/ (cached; needs root, dockerd and the Debian mirror), then measures bb
+# against the tools it replaces, median of BENCH_RUNS (3) runs. Tables on stdout
+# and in .bench/results.md, raw data in .bench/results.json. BENCH_ISSUES=2,3,4
+# and BENCH_ONLY=REGEXP select steps.
 bench: build
-	@echo "see bench/README.md"
+	./scripts/test-deps.sh
+	./bench/build-bottle.sh
+	$(GO) run ./bench/cmd/bbbench run -bb $(abspath $(BIN))
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
