@@ -195,6 +195,7 @@ func runBench(ctx context.Context, args []string) error {
 	for _, s := range steps {
 		s.Median = median(s.Runs)
 	}
+	rep.Host["loadavg_end"] = loadavg()
 	rep.Targets = env.targets()
 	rep.Duration = time.Since(start).Seconds()
 
@@ -421,6 +422,7 @@ func hostInfo(ctx context.Context) map[string]string {
 	if v, err := quiet(ctx, "docker", "info", "-f", "{{.Driver}}"); err == nil {
 		h["storage_driver"] = v
 	}
+	h["loadavg_start"] = loadavg()
 	if v, err := quiet(ctx, "uname", "-r"); err == nil {
 		h["kernel"] = v
 	}
@@ -430,6 +432,19 @@ func hostInfo(ctx context.Context) map[string]string {
 		}
 	}
 	return h
+}
+
+// loadavg is the 1, 5 and 15 minute load averages.
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 func logf(format string, a ...any) {
