@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/bot-bottle/bb/backends/tarcmd"
 	"github.com/bot-bottle/bb/snapshot"
@@ -211,7 +213,9 @@ func (e *benchEnv) dockerSteps(ctx context.Context, b *bottle, alts bool) []*ste
 	return steps
 }
 
-// bbRun measures a bb command; the output size is what the store grew by.
+// bbRun measures a bb command. The output size is the new layer's size
+// from bb commit --json, else what the store grew by; the stages are bb's
+// own timings (snapshot, install), when it reports them.
 func (e *benchEnv) bbRun(argv []string, store string) func(context.Context) (sample, error) {
 	return func(ctx context.Context) (sample, error) {
 		before := dirSize(filepath.Join(store, "blobs"))
@@ -220,7 +224,30 @@ func (e *benchEnv) bbRun(argv []string, store string) func(context.Context) (sam
 			return sample{}, err
 		}
 		r.Out = dirSize(filepath.Join(store, "blobs")) - before
+		bbJSON(r)
 		return r.sample, nil
+	}
+}
+
+// bbJSON takes the layer size and timings from bb commit --json output.
+func bbJSON(r *cmdResult) {
+	var res struct {
+		Layer struct {
+			Size int64 `json:"size"`
+		} `json:"layer"`
+		Timings map[string]time.Duration `json:"timings"`
+	}
+	if json.Unmarshal([]byte(r.Stdout), &res) != nil {
+		return
+	}
+	if res.Layer.Size > 0 {
+		r.Out = res.Layer.Size
+	}
+	if len(res.Timings) > 0 {
+		r.Stages = map[string]float64{}
+		for k, v := range res.Timings {
+			r.Stages["bb "+k] = v.Seconds()
+		}
 	}
 }
 

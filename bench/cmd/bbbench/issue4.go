@@ -130,15 +130,7 @@ func (e *benchEnv) issue4(ctx context.Context) []*step {
 					return sample{}, err
 				}
 				r.Out = dirSize(filepath.Join(home, "oci", "blobs"))
-				var res struct {
-					Timings map[string]time.Duration `json:"timings"`
-				}
-				if json.Unmarshal([]byte(r.Stdout), &res) == nil && len(res.Timings) > 0 {
-					r.Stages = map[string]float64{}
-					for k, v := range res.Timings {
-						r.Stages[k] = v.Seconds()
-					}
-				}
+				bbJSON(r)
 				return r.sample, nil
 			},
 			after: func(context.Context) error { return os.RemoveAll(home) },
