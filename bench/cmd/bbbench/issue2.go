@@ -159,7 +159,7 @@ func (e *benchEnv) dockerSteps(ctx context.Context, b *bottle, alts bool) []*ste
 	stream := tarOK("docker exec --user root "+b.Name+" "+shJoin(guestTarArgs())) + " | cat > /dev/null"
 	steps = append(steps, &step{
 		ID: "exec-stream/" + b.Size, Issue: 2, Group: group, Tool: "docker exec tar", Basis: b.TarBytes,
-		Name: "docker exec tar > /dev/null (the exec stream alone)", Cmd: stream,
+		Name: "docker exec tar | cat > /dev/null (the exec stream alone)", Cmd: stream,
 		run: shellRun(stream, ""),
 	})
 	exp := filepath.Join(e.cfg.Work, "export-"+b.Size+".tar")

@@ -129,7 +129,7 @@ func renderMarkdown(rep *report) string {
 				}
 			}
 			fmt.Fprintf(&b, "| tool | median s | MB/s | output | peak RSS | time ÷ bb |\n|---|---:|---:|---:|---:|---:|\n")
-			var notes []string
+			var notes, skips []string
 			for _, s := range rep.Steps {
 				if s.Issue != is || s.Group != g {
 					continue
@@ -138,7 +138,9 @@ func renderMarkdown(rep *report) string {
 				switch {
 				case s.Skip != "":
 					fmt.Fprintf(&b, "| %s | skipped | | | | |\n", name)
-					notes = append(notes, fmt.Sprintf("%s: skipped: %s", name, s.Skip))
+					if !slices.Contains(skips, s.Skip) {
+						skips = append(skips, s.Skip)
+					}
 					continue
 				case s.Median == nil:
 					msg := s.Err
@@ -176,6 +178,9 @@ func renderMarkdown(rep *report) string {
 				}
 			}
 			b.WriteString("\n")
+			for _, sk := range skips {
+				notes = append(notes, "skipped: "+sk)
+			}
 			for _, n := range notes {
 				fmt.Fprintf(&b, "- %s\n", n)
 			}
