@@ -22,6 +22,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"golang.org/x/crypto/bcrypt"
 )
 
 func TestListenPolicy(t *testing.T) {
@@ -69,10 +70,12 @@ func TestListenPolicy(t *testing.T) {
 
 func TestBasicAuth(t *testing.T) {
 	f := newFixture(t)
-	hash, err := registry.HashPassword("s3cret")
+	// The lowest bcrypt cost keeps the test fast (under -race too).
+	hb, err := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
 	if err != nil {
 		t.Fatal(err)
 	}
+	hash := string(hb)
 	creds, err := registry.ReadHtpasswd(strings.NewReader("# users\nalice:" + hash + "\n"))
 	if err != nil {
 		t.Fatal(err)
@@ -191,5 +194,18 @@ func TestTLS(t *testing.T) {
 	dst, _ := name.ParseReference(srv.Ref("copied", "latest"))
 	if err := remote.Write(dst, img, remote.WithTransport(tr)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestHashPassword(t *testing.T) {
+	h, err := registry.HashPassword("pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bcrypt.CompareHashAndPassword([]byte(h), []byte("pw")) != nil {
+		t.Error("hash does not match its password")
+	}
+	if _, err := registry.HashPassword(""); err == nil {
+		t.Error("empty password accepted")
 	}
 }

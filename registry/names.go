@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"context"
 	"sort"
 	"strings"
 
@@ -163,4 +164,26 @@ func quote(s string) string {
 		s = s[:200] + "..."
 	}
 	return "\"" + strings.ToValidUTF8(s, "?") + "\""
+}
+
+// Repository is one repository the registry serves and its tags.
+type Repository struct {
+	Name string
+	// Tags are in lexical order: "latest" (the current snapshot) and the
+	// history's time suffixes, which sort oldest first.
+	Tags []string
+}
+
+// Repositories lists what a registry over s serves, by name.
+func Repositories(ctx context.Context, s *oci.Store) ([]Repository, error) {
+	idx, err := s.Index(ctx)
+	if err != nil {
+		return nil, err
+	}
+	v := newView(idx)
+	var out []Repository
+	for _, r := range v.repositories() {
+		out = append(out, Repository{Name: r, Tags: v.tags(r)})
+	}
+	return out, nil
 }

@@ -42,6 +42,16 @@ const (
 	DefaultUploadIdleTimeout = 10 * time.Minute
 )
 
+// Errors of Start and New that a caller may want to explain in its own
+// terms (for example by naming its flags).
+var (
+	// ErrNotLoopback: the listen address is not loopback and
+	// Options.AllowNonLoopback is not set.
+	ErrNotLoopback = errors.New("not a loopback address")
+	// ErrNoCredentials: Options.AllowNonLoopback without Credentials.
+	ErrNoCredentials = errors.New("serving beyond loopback needs credentials")
+)
+
 // withDefaults fills in defaults and rejects conflicting options.
 func (o Options) withDefaults() (Options, error) {
 	if o.Addr == "" {
@@ -57,7 +67,7 @@ func (o Options) withDefaults() (Options, error) {
 		o.UploadIdleTimeout = DefaultUploadIdleTimeout
 	}
 	if o.AllowNonLoopback && len(o.Credentials) == 0 {
-		return o, errors.New("serving beyond loopback needs credentials: give an htpasswd file (htpasswd -B) or a user and password file")
+		return o, fmt.Errorf("%w: give bcrypt credentials (an htpasswd -B file, or a user and password)", ErrNoCredentials)
 	}
 	if (o.TLSCert == "") != (o.TLSKey == "") {
 		return o, fmt.Errorf("TLS needs both a certificate and a key (got certificate %q, key %q)", o.TLSCert, o.TLSKey)

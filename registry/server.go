@@ -48,7 +48,7 @@ func Start(ctx context.Context, s *oci.Store, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("listen address %q: %w (want HOST:PORT, for example 127.0.0.1:5000)", opts.Addr, err)
 	}
 	if !opts.AllowNonLoopback && !isLoopbackListen(host) {
-		return nil, fmt.Errorf("refusing to listen on %s: not a loopback address (to serve other hosts, opt in explicitly and give credentials)", opts.Addr)
+		return nil, fmt.Errorf("refusing to listen on %s: %w (to serve other hosts, opt in explicitly and give credentials)", opts.Addr, ErrNotLoopback)
 	}
 	var tlsConf *tls.Config
 	if opts.TLSCert != "" {
@@ -66,7 +66,7 @@ func Start(ctx context.Context, s *oci.Store, opts Options) (*Server, error) {
 	addr, _ := ln.Addr().(*net.TCPAddr)
 	if addr == nil || (!opts.AllowNonLoopback && !addr.IP.IsLoopback()) {
 		ln.Close()
-		return nil, fmt.Errorf("refusing to serve on %s: %s is not a loopback address", opts.Addr, ln.Addr())
+		return nil, fmt.Errorf("refusing to serve on %s (%s): %w", opts.Addr, ln.Addr(), ErrNotLoopback)
 	}
 	srv := &http.Server{
 		Handler:           h,
