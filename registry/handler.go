@@ -182,13 +182,19 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) *regError {
 		case http.MethodPut:
 			return h.putManifest(ctx, w, r, rt.repo, rt.ref)
 		}
-		return newError(405, codeUnsupported, "deleting manifests is not supported: use bb prune and bb gc")
+		if r.Method == http.MethodDelete {
+			return newError(405, codeUnsupported, "deleting manifests is not supported here: remove snapshots with bb on the serving host")
+		}
+		return methodNotAllowed(w)
 	case "blob":
 		switch r.Method {
 		case http.MethodGet, http.MethodHead:
 			return h.getBlob(ctx, w, r, rt.ref)
 		}
-		return newError(405, codeUnsupported, "deleting blobs is not supported: use bb gc")
+		if r.Method == http.MethodDelete {
+			return newError(405, codeUnsupported, "deleting blobs is not supported here: bb gc on the serving host removes unreferenced blobs")
+		}
+		return methodNotAllowed(w)
 	case "upload":
 		return h.upload(ctx, w, r, rt.repo, rt.ref)
 	}
