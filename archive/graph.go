@@ -68,7 +68,7 @@ func (rd *reader) present(where string, d v1.Descriptor) error {
 		return invalid("%s names blob %s, which the archive does not contain", where, d.Digest)
 	}
 	if d.Size != n {
-		return invalid("%s declares %d bytes for blob %s, but the archive's blob has %d", where, d.Size, d.Digest, n)
+		return invalid("%s declares %d bytes for blob %s, but the archive's blob has %d bytes", where, d.Size, d.Digest, n)
 	}
 	return nil
 }
@@ -288,7 +288,7 @@ func (rd *reader) legacyRefs(i int, e legacyEntry) (*fileEntry, []*fileEntry, er
 	file := func(what, p string) (*fileEntry, error) {
 		name, err := cleanName(p)
 		if err != nil {
-			return nil, fmt.Errorf("%s %s: %w", where, what, err)
+			return nil, invalid("%s: %s path %q is absolute or escapes the archive", where, what, p)
 		}
 		fe, ok := rd.files[name]
 		if !ok {
