@@ -253,6 +253,17 @@ func TestImportAcceptsPaddingAndDockerArchives(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// GNU tar of a layout directory names entries ./x.
+	dotted := []tarEntry{{hdr: tar.Header{Typeflag: tar.TypeDir, Name: "./", Mode: 0o755}}}
+	for _, x := range entries(t, f.raw) {
+		x.hdr.Name = "./" + x.hdr.Name
+		dotted = append(dotted, x)
+	}
+	h = newEnv(t)
+	if _, err := archive.Import(ctx, h.m, bytes.NewReader(build(t, dotted)), archive.ImportOptions{}); err != nil {
+		t.Fatalf("entries named ./x: %v", err)
+	}
+
 	// A docker archive: manifest.json only, gzip layers.
 	ents := without(without(without(entries(t, f.raw), "index.json"), "oci-layout"), blobName(f.manifest))
 	h = newEnv(t)

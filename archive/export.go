@@ -69,10 +69,6 @@ type legacyEntry struct {
 // always give the same archive.
 var epoch = time.Unix(0, 0)
 
-// copyBufSize is the size of the buffer blobs are copied through: large
-// enough that the copy costs no more system calls than cat.
-const copyBufSize = 1 << 20
-
 // Resolve finds the images refs name in the store (a slug, a store tag
 // or a manifest digest) with their bottle slugs, annotations and
 // metadata, ready for Write.
@@ -317,14 +313,15 @@ func Write(ctx context.Context, s *oci.Store, w io.Writer, images []Image, opts 
 		return nil, err
 	}
 
-	cw := &countingWriter{w: w, progress: opts.Progress}
-	tw := tar.NewWriter(cw)
+	tw := newTarWriter(ctx, w, opts.Progress)
 	file := func(name string, b []byte) error {
-		if err := tw.WriteHeader(fileHeader(name, int64(len(b)))); err != nil {
+		if err := tw.header(fileHeader(name, int64(len(b)))); err != nil {
 			return err
 		}
-		_, err := tw.Write(b)
-		return err
+		if _, err := tw.Write(b); err != nil {
+			return err
+		}
+		return tw.pad(int64(len(b)))
 	}
 	if err := file(LayoutFile, []byte(`{"imageLayoutVersion":"1.0.0"}`)); err != nil {
 		return nil, fmt.Errorf("writing archive: %w", err)
@@ -336,11 +333,10 @@ func Write(ctx context.Context, s *oci.Store, w io.Writer, images []Image, opts 
 		return nil, fmt.Errorf("writing archive: %w", err)
 	}
 	for _, d := range []string{"blobs/", BlobsDir} {
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d, Mode: 0o755, ModTime: epoch}); err != nil {
+		if err := tw.header(&tar.Header{Typeflag: tar.TypeDir, Name: d, Mode: 0o755, ModTime: epoch}); err != nil {
 			return nil, fmt.Errorf("writing archive: %w", err)
 		}
 	}
-	buf := make([]byte, copyBufSize)
 	for _, b := range append(small, large...) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -352,21 +348,24 @@ func Write(ctx context.Context, s *oci.Store, w io.Writer, images []Image, opts 
 			}
 			continue
 		}
-		if err := copyBlob(ctx, s, tw, b, buf); err != nil {
+		if err := copyBlob(ctx, s, tw, b); err != nil {
 			return nil, err
 		}
 	}
-	if err := tw.Close(); err != nil {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := tw.close(); err != nil {
 		return nil, fmt.Errorf("writing archive: %w", err)
 	}
 	res.Blobs = len(small) + len(large)
-	res.Bytes = cw.n
+	res.Bytes = tw.n
 	res.Duration = time.Since(start)
 	return res, nil
 }
 
 // copyBlob writes one store blob as a tar entry.
-func copyBlob(ctx context.Context, s *oci.Store, tw *tar.Writer, b plannedBlob, buf []byte) error {
+func copyBlob(ctx context.Context, s *oci.Store, tw *tarWriter, b plannedBlob) error {
 	f, err := s.Blob(ctx, b.digest)
 	if err != nil {
 		return fmt.Errorf("exporting blob: %w", err)
@@ -379,15 +378,21 @@ func copyBlob(ctx context.Context, s *oci.Store, tw *tar.Writer, b plannedBlob, 
 	if fi.Size() != b.size {
 		return fmt.Errorf("exporting blob %s: it has %d bytes in the store, not %d: the store is damaged", b.digest, fi.Size(), b.size)
 	}
-	if err := tw.WriteHeader(fileHeader(BlobsDir+b.digest.Hex, b.size)); err != nil {
+	if err := tw.header(fileHeader(BlobsDir+b.digest.Hex, b.size)); err != nil {
 		return fmt.Errorf("writing archive: %w", err)
 	}
-	n, err := io.CopyBuffer(tw, io.LimitReader(ctxReader{ctx, f}, b.size), buf)
+	n, err := tw.copyFile(f, b.size)
 	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		return fmt.Errorf("writing blob %s into the archive: %w", b.digest, err)
 	}
 	if n != b.size {
 		return fmt.Errorf("exporting blob %s: read %d of %d bytes: the store is damaged", b.digest, n, b.size)
+	}
+	if err := tw.pad(b.size); err != nil {
+		return fmt.Errorf("writing archive: %w", err)
 	}
 	return nil
 }
@@ -403,33 +408,4 @@ func sortedHashes(m map[v1.Hash][]byte) []v1.Hash {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Hex < out[j].Hex })
 	return out
-}
-
-// countingWriter counts what passes and reports it. It has no ReadFrom,
-// so copies go through the caller's buffer.
-type countingWriter struct {
-	w        io.Writer
-	n        int64
-	progress func(int64)
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	if c.progress != nil {
-		c.progress(c.n)
-	}
-	return n, err
-}
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

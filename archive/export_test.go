@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -307,5 +308,37 @@ func TestExportLoadedByDocker(t *testing.T) {
 	}
 	if files, _ := e2.m.Store.IngestFiles(); len(files) > 0 {
 		t.Errorf("temp files left: %v", files)
+	}
+}
+
+// TestExportOutputsAgree writes one export through a buffer, a file
+// (copy_file_range) and a pipe (sendfile): the bytes are the same.
+func TestExportOutputsAgree(t *testing.T) {
+	e := newEnv(t)
+	e.commit(t, "demo", sourceTree(t, 3<<20))
+	want := e.export(t, "demo")
+	file := filepath.Join(t.TempDir(), "demo.tar")
+	if _, err := archive.ExportFile(context.Background(), e.m.Store, file, []string{"demo"}, archive.ExportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(file); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("file export differs from buffer export (%d vs %d bytes, %v)", len(got), len(want), err)
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := archive.Export(context.Background(), e.m.Store, pw, []string{"demo"}, archive.ExportOptions{})
+		pw.Close()
+		errc <- err
+	}()
+	got, rerr := io.ReadAll(pr)
+	if err := <-errc; err != nil || rerr != nil {
+		t.Fatal(err, rerr)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("pipe export differs from buffer export (%d vs %d bytes)", len(got), len(want))
 	}
 }
