@@ -16,7 +16,9 @@
 // com.apple.containerization.image.name carry the full reference
 // (docker.io/library/bot-bottle-committed-<slug>:latest),
 // org.opencontainers.image.ref.name the tag ("latest"). bb's own
-// annotations (dev.bot-bottle.slug, ...) say which bottle it is.
+// annotations (dev.bot-bottle.slug, ...) say which bottle it is. Because
+// index.json also lists the metadata artifact, tools that pick an image
+// from a layout need its name: skopeo's oci-archive:FILE:latest.
 //
 // Export copies blobs from the store as they are: no recompression, one
 // read each, fixed modes and times, so the same snapshot always gives the

@@ -28,7 +28,9 @@ blobs/sha256) and a docker archive (manifest.json), so docker load,
 skopeo (oci-archive: and docker-archive:), umoci, oras and Apple's
 container image load all read it. Each snapshot is named
 bot-bottle-committed-SLUG:latest and carries the bottle's metadata.
-Blobs are copied as they are, without recompression.
+Blobs are copied as they are, without recompression. index.json also
+lists the metadata artifact, so name the image when a tool asks for one:
+skopeo copy oci-archive:FILE:latest ..., umoci unpack --image DIR:latest.
 
 On the other host: bb import FILE, then bb resume SLUG.`,
 		Example: `  bb export demo -o demo.tar
