@@ -3,6 +3,7 @@ package archive
 import (
 	"context"
 	"os"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -28,6 +29,7 @@ func zeroCopy(ctx context.Context, dst, src *os.File, n int64, add func(int64)) 
 	if err := src0.Control(func(fd uintptr) { sfd = int(fd) }); err != nil || sfd < 0 {
 		return 0, false, nil
 	}
+	growPipe(drc)
 	useRange := true
 	for written < n {
 		if err := ctx.Err(); err != nil {
@@ -64,4 +66,21 @@ func zeroCopy(ctx context.Context, dst, src *os.File, n int64, add func(int64)) 
 		add(int64(m))
 	}
 	return written, true, nil
+}
+
+// pipeSize is the pipe buffer zeroCopy asks for when it writes to a pipe:
+// with the default 64 KiB, sendfile stops every 64 KiB for the reader.
+const pipeSize = 1 << 20
+
+// growPipe enlarges dst's buffer if it is a pipe (best effort: the
+// system's pipe-max-size may refuse).
+func growPipe(dst syscall.RawConn) {
+	_ = dst.Control(func(fd uintptr) {
+		var st unix.Stat_t
+		if unix.Fstat(int(fd), &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFIFO {
+			if n, err := unix.FcntlInt(fd, unix.F_GETPIPE_SZ, 0); err == nil && n < pipeSize {
+				_, _ = unix.FcntlInt(fd, unix.F_SETPIPE_SZ, pipeSize)
+			}
+		}
+	})
 }
