@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"oras.land/oras-go/v2/registry/remote/errcode"
 )
 
 // client talks to one repository of one registry.
@@ -93,17 +94,23 @@ func (c *client) explain(action string, err error) error {
 	if err == nil {
 		return nil
 	}
+	status := 0
 	var te *transport.Error
-	if errors.As(err, &te) {
-		switch te.StatusCode {
-		case http.StatusUnauthorized:
-			if c.anonymous {
-				return fmt.Errorf("%s %s: unauthorized: %s needs credentials: docker login %s (bb reads %s and docker credential helpers)", action, c.where(), c.reg, c.reg, DockerConfigPath())
-			}
-			return fmt.Errorf("%s %s: unauthorized: check the credentials for %s in %s or docker login %s", action, c.where(), c.reg, DockerConfigPath(), c.reg)
-		case http.StatusForbidden:
-			return fmt.Errorf("%s %s: denied: the credentials for %s do not allow this on %s (%v)", action, c.where(), c.reg, c.repo, te)
+	var oe *errcode.ErrorResponse
+	switch {
+	case errors.As(err, &te):
+		status = te.StatusCode
+	case errors.As(err, &oe):
+		status = oe.StatusCode
+	}
+	switch status {
+	case http.StatusUnauthorized:
+		if c.anonymous {
+			return fmt.Errorf("%s %s: unauthorized: %s needs credentials: docker login %s (bb reads %s and docker credential helpers)", action, c.where(), c.reg, c.reg, DockerConfigPath())
 		}
+		return fmt.Errorf("%s %s: unauthorized: check the credentials for %s in %s or docker login %s", action, c.where(), c.reg, DockerConfigPath(), c.reg)
+	case http.StatusForbidden:
+		return fmt.Errorf("%s %s: denied: the credentials for %s do not allow this on %s (%v)", action, c.where(), c.reg, c.repo, err)
 	}
 	if errors.Is(err, errPlainHTTP) {
 		return err

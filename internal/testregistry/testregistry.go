@@ -126,7 +126,10 @@ func Start(t testing.TB, opts Options) *Registry {
 		r.Username, r.Password = opts.Username, opts.Password
 		pw := filepath.Join(dir, "htpasswd")
 		if err := writeHtpasswd(pw, opts.Username, opts.Password); err != nil {
-			t.Fatal(err)
+			if os.Getenv("CI") != "" {
+				t.Fatal(err)
+			}
+			t.Skip(err)
 		}
 		authCfg = fmt.Sprintf("auth:\n  htpasswd:\n    realm: bb-test\n    path: %s\n", pw)
 	}
