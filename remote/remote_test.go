@@ -47,6 +47,16 @@ type snap struct {
 // commit does.
 func makeSnapshot(t *testing.T, slug string, layerSize int, seed int64) *snap {
 	t.Helper()
+	return makeSnap(t, slug, layerSize, seed)
+}
+
+func makeSnapshotB(b *testing.B, slug string, layerSize int) *snap {
+	b.Helper()
+	return makeSnap(b, slug, layerSize, 1)
+}
+
+func makeSnap(t testing.TB, slug string, layerSize int, seed int64) *snap {
+	t.Helper()
 	ctx := context.Background()
 	s, err := oci.Open(t.TempDir())
 	if err != nil {
