@@ -21,8 +21,9 @@ const (
 	// up in: small enough for proxies that reject bodies over ~100 MB,
 	// large enough that per-request overhead stays negligible.
 	DefaultChunkSize = 32 << 20
-	// MinChunkSize is the smallest chunk accepted (S3-backed registries
-	// need at least 5 MiB except in tests).
+	// MinChunkSize is the smallest chunk accepted. Registries backed by
+	// S3 multipart uploads may refuse chunks under 5 MiB; small chunks
+	// are for tests.
 	MinChunkSize = 4 << 10
 	// DefaultConcurrency is how many blobs move at once. A snapshot has
 	// one or a few layers; more streams rarely help a single registry.
