@@ -19,7 +19,7 @@ import (
 )
 
 // bb runs the CLI in-process and returns its standard output.
-func bb(t *testing.T, args ...string) (string, error) {
+func runBB(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	cmd := cli.New()
 	var out, errb bytes.Buffer
@@ -33,9 +33,9 @@ func bb(t *testing.T, args ...string) (string, error) {
 	return out.String(), err
 }
 
-func mustBB(t *testing.T, args ...string) string {
+func mustRunBB(t *testing.T, args ...string) string {
 	t.Helper()
-	out, err := bb(t, args...)
+	out, err := runBB(t, args...)
 	if err != nil {
 		t.Fatalf("bb %s: %v", strings.Join(args, " "), err)
 	}
@@ -98,11 +98,11 @@ func TestPushPullRoundTrip(t *testing.T) {
 	reg := testregistry.Start(t, testregistry.Options{})
 	src := bottleDir(t)
 	home1, home2 := t.TempDir(), t.TempDir()
-	mustBB(t, "--home", home1, "commit", "--from-dir", src, "--slug", "demo")
+	mustRunBB(t, "--home", home1, "commit", "--from-dir", src, "--slug", "demo")
 	ref := reg.Repo("bottles/demo:v1")
 
 	var first pushJSON
-	out := mustBB(t, "--home", home1, "push", "demo", ref, "--json", "--chunk-size", "262144")
+	out := mustRunBB(t, "--home", home1, "push", "demo", ref, "--json", "--chunk-size", "262144")
 	if err := json.Unmarshal([]byte(out), &first); err != nil {
 		t.Fatalf("push --json: %v\n%s", err, out)
 	}
@@ -122,7 +122,7 @@ func TestPushPullRoundTrip(t *testing.T) {
 
 	// A second push skips every blob.
 	var second pushJSON
-	out = mustBB(t, "--home", home1, "push", "demo", ref, "--json")
+	out = mustRunBB(t, "--home", home1, "push", "demo", ref, "--json")
 	if err := json.Unmarshal([]byte(out), &second); err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +136,7 @@ func TestPushPullRoundTrip(t *testing.T) {
 	}
 
 	// Pull on "another host" under a new slug.
-	out = mustBB(t, "--home", home2, "pull", ref, "--as", "moved", "--json")
+	out = mustRunBB(t, "--home", home2, "pull", ref, "--as", "moved", "--json")
 	var pulled struct {
 		Slug     string `json:"slug"`
 		Manifest struct {
@@ -159,14 +159,14 @@ func TestPushPullRoundTrip(t *testing.T) {
 	if !(state.Home{Dir: home2}).Preserved("moved") {
 		t.Fatal("no preserve marker after pull")
 	}
-	ins := mustBB(t, "--home", home2, "inspect", "moved", "--json")
+	ins := mustRunBB(t, "--home", home2, "inspect", "moved", "--json")
 	if !strings.Contains(ins, first.Digest) {
 		t.Fatalf("inspect after pull does not show %s:\n%s", first.Digest, ins)
 	}
 
 	// Resume there: the same tree.
 	dst := filepath.Join(t.TempDir(), "rootfs")
-	mustBB(t, "--home", home2, "resume", "moved", "--backend", "dir", "--dir", dst)
+	mustRunBB(t, "--home", home2, "resume", "moved", "--backend", "dir", "--dir", dst)
 	skip := fstree.Under(snapshot.DefaultExcludes...)
 	want, err := fstree.Walk(src, skip)
 	if err != nil {
@@ -182,18 +182,18 @@ func TestPushPullRoundTrip(t *testing.T) {
 
 	// Pulling the same snapshot again is fine; a different one replaces
 	// the slug's current snapshot only with --force.
-	mustBB(t, "--home", home2, "pull", ref, "--as", "moved")
+	mustRunBB(t, "--home", home2, "pull", ref, "--as", "moved")
 	if err := os.WriteFile(filepath.Join(src, "home/node/work/notes.md"), []byte("changed\n"), 0o640); err != nil {
 		t.Fatal(err)
 	}
-	mustBB(t, "--home", home1, "commit", "--from-dir", src, "--slug", "demo")
-	mustBB(t, "--home", home1, "push", "demo", ref)
-	if _, err := bb(t, "--home", home2, "pull", ref, "--as", "moved"); err == nil || !strings.Contains(err.Error(), "--force") {
+	mustRunBB(t, "--home", home1, "commit", "--from-dir", src, "--slug", "demo")
+	mustRunBB(t, "--home", home1, "push", "demo", ref)
+	if _, err := runBB(t, "--home", home2, "pull", ref, "--as", "moved"); err == nil || !strings.Contains(err.Error(), "--force") {
 		t.Fatalf("pull over another snapshot: %v", err)
 	}
-	mustBB(t, "--home", home2, "pull", ref, "--as", "moved", "--force")
+	mustRunBB(t, "--home", home2, "pull", ref, "--as", "moved", "--force")
 	// Without --as, the slug recorded in the snapshot is used.
-	out = mustBB(t, "--home", home2, "pull", ref)
+	out = mustRunBB(t, "--home", home2, "pull", ref)
 	if !strings.Contains(out, "as demo") {
 		t.Fatalf("pull without --as: %s", out)
 	}
@@ -206,19 +206,19 @@ func TestPushWrongPasswordNamesRegistry(t *testing.T) {
 		t.Fatal(err)
 	}
 	home := t.TempDir()
-	mustBB(t, "--home", home, "commit", "--from-dir", src, "--slug", "sec")
+	mustRunBB(t, "--home", home, "commit", "--from-dir", src, "--slug", "sec")
 	cfg := t.TempDir()
 	t.Setenv("DOCKER_CONFIG", cfg)
 	reg.DockerConfig(cfg, "not-the-password")
-	_, err := bb(t, "--home", home, "push", "sec", reg.Repo("sec"), "--ca-file", reg.CAFile)
+	_, err := runBB(t, "--home", home, "push", "sec", reg.Repo("sec"), "--ca-file", reg.CAFile)
 	want := "unauthorized: check the credentials for " + reg.Addr + " in " + filepath.Join(cfg, "config.json") + " or docker login " + reg.Addr
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("got %v\nwant an error saying %q", err, want)
 	}
 	reg.DockerConfig(cfg, "")
-	mustBB(t, "--home", home, "push", "sec", reg.Repo("sec"), "--ca-file", reg.CAFile)
+	mustRunBB(t, "--home", home, "push", "sec", reg.Repo("sec"), "--ca-file", reg.CAFile)
 	home2 := t.TempDir()
-	out := mustBB(t, "--home", home2, "pull", reg.Repo("sec"), "--ca-file", reg.CAFile)
+	out := mustRunBB(t, "--home", home2, "pull", reg.Repo("sec"), "--ca-file", reg.CAFile)
 	if !strings.Contains(out, "as sec") {
 		t.Fatalf("pull: %s", out)
 	}
