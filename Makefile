@@ -37,6 +37,10 @@ bench: build
 	./bench/build-bottle.sh
 	$(GO) run ./bench/cmd/bbbench run -bb $(abspath $(BIN))
 
+docs:
+	rm -f docs/cli/*.md
+	$(GO) run ./cmd/bb/help docs/cli
+
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 
