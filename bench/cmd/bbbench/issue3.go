@@ -71,7 +71,11 @@ func (e *benchEnv) makeSnap(ctx context.Context, b *bottle) (*snap, error) {
 		if _, err := measure(ctx, nil, e.cfg.BB, "--home", sn.Home, "commit", b.Slug); err != nil {
 			return nil, err
 		}
-		sn.DockerImage = "bot-bottle-committed-" + b.Slug + ":latest"
+		// A tag of its own: issue 2's steps remove bot-bottle-committed-SLUG.
+		sn.DockerImage = "bb-bench-i3:latest"
+		if _, err := quiet(ctx, "docker", "tag", "bot-bottle-committed-"+b.Slug+":latest", sn.DockerImage); err != nil {
+			return nil, err
+		}
 		sn.How = "bb commit " + b.Slug + " (Docker backend, base layers + diff); docker save of the image bb loaded"
 		e.onCleanup(func() { _, _ = quiet(context.Background(), "docker", "rmi", "-f", sn.DockerImage) })
 	} else {
