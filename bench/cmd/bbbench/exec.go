@@ -22,6 +22,8 @@ type sample struct {
 	Out int64 `json:"out_bytes"`
 	// Stages are durations of a pipeline's parts (seconds), when known.
 	Stages map[string]float64 `json:"stages,omitempty"`
+	// Log is the end of bb's stderr (warnings; its log with -bb-verbose).
+	Log string `json:"log,omitempty"`
 }
 
 // tailBuffer keeps the last max bytes written to it.

@@ -45,7 +45,7 @@ func (e *benchEnv) issue2(ctx context.Context) []*step {
 func (e *benchEnv) pipelineSteps(b *bottle) []*step {
 	group := fmt.Sprintf("pipeline alone: dir source on the %s bottle's merged directory", b.Size)
 	home := filepath.Join(e.cfg.Work, "home-dir-"+b.Size)
-	argv := []string{e.cfg.BB, "--home", home, "commit", "--from-dir", b.Merged, "--slug", b.Slug + "-dir", "--no-load", "--json"}
+	argv := e.bbArgv("--home", home, "commit", "--from-dir", b.Merged, "--slug", b.Slug+"-dir", "--no-load", "--json")
 	out := filepath.Join(e.cfg.Work, "pigz-"+b.Size+".tar.gz")
 	pigz := tarOK(shJoin(dirTarArgs(b.Merged))) + " | pigz -p " + fmt.Sprint(e.cfg.Cores) + " -1 > " + shQuote(out)
 	return []*step{
@@ -80,7 +80,7 @@ func (e *benchEnv) dockerSteps(ctx context.Context, b *bottle, alts bool) []*ste
 	var steps []*step
 	bbStep := func(id, name string, warm bool, args ...string) {
 		home := filepath.Join(e.cfg.Work, "home-docker-"+b.Size+"-"+strings.Join(args, ""))
-		argv := append([]string{e.cfg.BB, "--home", home, "commit", b.Slug, "--json"}, args...)
+		argv := append(e.bbArgv("--home", home, "commit", b.Slug, "--json"), args...)
 		s := &step{ID: id + "/" + b.Size, Issue: 2, Group: group, Tool: "bb", Name: name, Cmd: shJoin(argv), Basis: b.TarBytes, Skip: e.dockerBackend}
 		load := !strings.Contains(strings.Join(args, " "), "--no-load")
 		prepared := false
@@ -213,6 +213,15 @@ func (e *benchEnv) dockerSteps(ctx context.Context, b *bottle, alts bool) []*ste
 	return steps
 }
 
+// bbArgv is a bb command line (with -v when asked to keep bb's log).
+func (e *benchEnv) bbArgv(args ...string) []string {
+	argv := []string{e.cfg.BB}
+	if e.cfg.BBVerbose {
+		argv = append(argv, "-v")
+	}
+	return append(argv, args...)
+}
+
 // bbRun measures a bb command. The output size is the new layer's size
 // from bb commit --json, else what the store grew by; the stages are bb's
 // own timings (snapshot, install), when it reports them.
@@ -229,8 +238,10 @@ func (e *benchEnv) bbRun(argv []string, store string) func(context.Context) (sam
 	}
 }
 
-// bbJSON takes the layer size and timings from bb commit --json output.
+// bbJSON takes the layer size and timings from bb commit --json output,
+// and keeps the end of bb's stderr.
 func bbJSON(r *cmdResult) {
+	r.Log = lastLines(r.Stderr, 20)
 	var res struct {
 		Layer struct {
 			Size int64 `json:"size"`

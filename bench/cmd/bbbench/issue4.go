@@ -114,7 +114,7 @@ func (e *benchEnv) issue4(ctx context.Context) []*step {
 	// smolvm pack create pulls it; no Docker daemon reachable.
 	home := filepath.Join(e.cfg.Work, "home-smol")
 	bbStep := func(id, name string, ref bool, extra ...string) {
-		argv := append([]string{e.cfg.BB, "--home", home, "commit", "bench", "--backend", "smolmachines", "--json"}, extra...)
+		argv := append(e.bbArgv("--home", home, "commit", "bench", "--backend", "smolmachines", "--json"), extra...)
 		var env []string
 		if si != nil {
 			env = append(append([]string{}, si.Env...), noDocker)

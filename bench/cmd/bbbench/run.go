@@ -31,6 +31,8 @@ type config struct {
 	Only     *regexp.Regexp
 	AllSizes bool // run the alternatives on every bottle, not only the largest
 	Keep     bool // keep outputs and scratch files
+	// BBVerbose runs bb commit with -v; its log ends up in the JSON.
+	BBVerbose bool
 }
 
 // bottle is a bench bottle as found at the start of a run.
@@ -109,13 +111,14 @@ func runBench(ctx context.Context, args []string) error {
 	only := fs.String("only", envStr("BENCH_ONLY", ""), "run only steps whose group or name matches this regexp (env BENCH_ONLY)")
 	allSizes := fs.Bool("all-sizes", false, "run the alternatives on the small bottle too")
 	keep := fs.Bool("keep", false, "keep outputs and scratch files under BENCH_DIR/run")
+	bbVerbose := fs.Bool("bb-verbose", false, "run bb commit with -v and keep its log in results.json")
 	_ = fs.Parse(args)
 
 	absRoot, err := filepath.Abs(*root)
 	if err != nil {
 		return err
 	}
-	cfg := &config{Root: absRoot, Runs: max(1, *runs), Cores: max(1, *cores), Issues: map[int]bool{}, AllSizes: *allSizes, Keep: *keep}
+	cfg := &config{Root: absRoot, Runs: max(1, *runs), Cores: max(1, *cores), Issues: map[int]bool{}, AllSizes: *allSizes, Keep: *keep, BBVerbose: *bbVerbose}
 	cfg.Bench = *benchDir
 	if cfg.Bench == "" {
 		cfg.Bench = filepath.Join(absRoot, ".bench")
