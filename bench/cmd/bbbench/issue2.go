@@ -79,7 +79,7 @@ func (e *benchEnv) dockerSteps(ctx context.Context, b *bottle, alts bool) []*ste
 	}
 	var steps []*step
 	bbStep := func(id, name string, warm bool, args ...string) {
-		home := filepath.Join(e.cfg.Work, "home-docker-"+b.Size+"-"+strings.Join(args, ""))
+		home := filepath.Join(e.cfg.Work, "home-"+id+"-"+b.Size)
 		argv := append(e.bbArgv("--home", home, "commit", b.Slug, "--json"), args...)
 		s := &step{ID: id + "/" + b.Size, Issue: 2, Group: group, Tool: "bb", Name: name, Cmd: shJoin(argv), Basis: b.TarBytes, Skip: e.dockerBackend}
 		load := !strings.Contains(strings.Join(args, " "), "--no-load")
