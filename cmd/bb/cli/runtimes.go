@@ -1,17 +1,38 @@
 package cli
 
 import (
+	"context"
+	"errors"
 	"log/slog"
+	"os"
 
+	"github.com/bot-bottle/bb/backends/container"
 	"github.com/bot-bottle/bb/backends/dir"
+	"github.com/bot-bottle/bb/backends/smolvm"
 	"github.com/bot-bottle/bb/bottle"
+	"github.com/bot-bottle/bb/oci"
+	"github.com/bot-bottle/bb/pack"
 	"github.com/bot-bottle/bb/state"
+)
+
+// Environment variables naming the runtime CLIs (default: found on PATH).
+const (
+	EnvContainerBin = "BB_CONTAINER_BIN"
+	EnvSmolvmBin    = "BB_SMOLVM_BIN"
 )
 
 // runtimes returns every backend bb can drive, by name.
 func runtimes(home state.Home, log *slog.Logger) map[string]bottle.Runtime {
 	rts := map[string]bottle.Runtime{
-		bottle.Dir: &dir.Runtime{Home: home},
+		bottle.Dir:            &dir.Runtime{Home: home},
+		bottle.MacosContainer: &container.Runtime{Home: home, Binary: os.Getenv(EnvContainerBin), Logger: log},
+		bottle.Smolmachines: &smolvm.Runtime{Home: home, Binary: os.Getenv(EnvSmolvmBin), Logger: log,
+			Pack: pack.Options{Serve: serveStore}},
 	}
 	return rts
+}
+
+// serveStore starts bb's embedded registry for smolvm pack.
+func serveStore(ctx context.Context, s *oci.Store) (pack.Server, error) {
+	return nil, errors.New("this bb has no embedded registry yet, which smolvm pack create pulls from")
 }

@@ -157,4 +157,3 @@ func writeArtifact(ctx context.Context, file string, m artifactManifest, tree st
 	}
 	return err
 }
-
