@@ -174,7 +174,10 @@ func Run(t *testing.T, h Harness) {
 
 // RoundTrip commits a changed bottle, removes it and the runtime's copy
 // of the snapshot, resumes it and compares the trees.
-func RoundTrip(t *testing.T, h Harness) {
+func RoundTrip(t *testing.T, h Harness) { RoundTripWith(t, h, bottle.CommitOptions{}) }
+
+// RoundTripWith is RoundTrip with commit options (a --method, say).
+func RoundTripWith(t *testing.T, h Harness, opts bottle.CommitOptions) {
 	ctx := context.Background()
 	e := NewEnv(t, h)
 	const slug = "roundtrip"
@@ -183,9 +186,12 @@ func RoundTrip(t *testing.T, h Harness) {
 	before := Walk(t, h, slug)
 	checkChanged(t, before)
 
-	res, err := e.Manager.Commit(ctx, slug, bottle.CommitOptions{})
+	res, err := e.Manager.Commit(ctx, slug, opts)
 	if err != nil {
 		t.Fatalf("commit: %v", err)
+	}
+	for _, w := range res.Warnings {
+		t.Logf("commit warning: %s", w)
 	}
 	if res.Committed == "" {
 		t.Fatal("commit recorded nothing in committed-image")
