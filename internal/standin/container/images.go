@@ -259,7 +259,7 @@ func (st *state) cmdImageLoad(ctx context.Context, args []string) error {
 				kept = append(kept, m)
 			}
 		}
-		im.desc.Annotations = map[string]string{containerdName: im.ref, createdAnno: time.Now().UTC().Format(time.RFC3339)}
+		im.desc.Annotations = map[string]string{containerdName: im.ref, createdAnno: time.Now().UTC().Format(time.RFC3339Nano)}
 		idx.Manifests = append(kept, im.desc)
 	}
 	if err := st.writeIndex(idx); err != nil {

@@ -174,6 +174,9 @@ func (st *state) cmdExec(ctx context.Context, args []string) error {
 		return errors.New("the stand-in does not run detached commands")
 	}
 	interactive, tty := f.has("-i", "--interactive"), f.has("-t", "--tty")
+	if interactive && os.Getenv(EnvNoStdin) != "" {
+		return errors.New("interactive exec failed: the stdin relay is not available (stand-in test hook)")
+	}
 	workdir := f.value("-w", "--workdir")
 	if workdir == "" {
 		workdir = r.Workdir
