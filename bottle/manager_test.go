@@ -176,3 +176,35 @@ func TestResumeReinstallsFromStore(t *testing.T) {
 		t.Fatalf("resume of unknown slug: %v", err)
 	}
 }
+
+func TestRemove(t *testing.T) {
+	ctx := context.Background()
+	home := t.TempDir()
+	s, _ := oci.Open(filepath.Join(home, "oci"))
+	rt := &fakeRuntime{}
+	m := &bottle.Manager{Home: state.Home{Dir: home}, Store: s, Runtimes: map[string]bottle.Runtime{"docker": rt}}
+	var results []*bottle.CommitResult
+	for i := 0; i < 2; i++ {
+		data := tarOf(t, map[string]string{"a": strings.Repeat("v", i+1)})
+		rt.stream = func() io.ReadCloser { return io.NopCloser(bytes.NewReader(data)) }
+		r, err := m.Commit(ctx, "s", bottle.CommitOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		results = append(results, r)
+	}
+	if _, err := m.Remove(ctx, results[1].Snapshot.TimeTag); err == nil {
+		t.Fatal("removing the current snapshot's time tag was allowed")
+	}
+	removed, err := m.Remove(ctx, results[0].Snapshot.TimeTag)
+	if err != nil || len(removed) != 1 {
+		t.Fatalf("remove old: %v %v", removed, err)
+	}
+	removed, err = m.Remove(ctx, "s")
+	if err != nil || len(removed) != 2 {
+		t.Fatalf("remove slug: %v %v", removed, err)
+	}
+	if entries, _ := snapshot.List(ctx, s, "s"); len(entries) != 0 {
+		t.Fatalf("entries left: %v", entries)
+	}
+}

@@ -45,6 +45,7 @@ registries.`,
 		newList(g),
 		newInspect(g),
 		newGC(g),
+		newRm(g),
 	)
 	for _, add := range extraCommands {
 		root.AddCommand(add(g))
