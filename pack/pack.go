@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,7 +18,7 @@ import (
 	"github.com/bot-bottle/bb/oci"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 // Server is a running registry that serves bb's store.
@@ -152,22 +154,56 @@ func Pack(ctx context.Context, s *oci.Store, manifest v1.Descriptor, slug, out s
 // still has the old snapshot there while a commit is being made).
 func servedRef(ctx context.Context, srv Server, slug string, want v1.Hash) (string, error) {
 	tagRef := srv.Ref(slug, "latest")
-	t, err := name.ParseReference(tagRef)
+	t, err := name.NewTag(tagRef)
 	if err != nil {
 		return "", fmt.Errorf("embedded registry gave an invalid reference %q: %w", tagRef, err)
 	}
-	if d, err := remote.Head(t, remote.WithContext(ctx)); err == nil && d.Digest == want {
+	if d, err := headManifest(ctx, t.Context(), t.TagStr()); err == nil && d == want {
 		return tagRef, nil
 	}
 	dref := t.Context().Digest(want.String())
-	d, err := remote.Head(dref, remote.WithContext(ctx))
+	d, err := headManifest(ctx, t.Context(), want.String())
 	if err != nil {
-		return "", fmt.Errorf("the embedded registry does not serve snapshot %s as %s or %s: %w", want, tagRef, dref, err)
+		return "", fmt.Errorf("the embedded registry serves snapshot %s neither as %s nor as %s: %w", want, tagRef, dref, err)
 	}
-	if d.Digest != want {
-		return "", fmt.Errorf("the embedded registry served %s for %s", d.Digest, dref)
+	if d != want {
+		return "", fmt.Errorf("the embedded registry served %s for %s", d, dref)
 	}
 	return dref.String(), nil
+}
+
+// headManifest asks the registry (plain HTTP: it listens on the loopback)
+// which manifest repo:ref is.
+func headManifest(ctx context.Context, repo name.Repository, ref string) (v1.Hash, error) {
+	u := (&url.URL{Scheme: "http", Host: repo.RegistryStr(), Path: "/v2/" + repo.RepositoryStr() + "/manifests/" + ref}).String()
+	req, err := http.NewRequestWithContext(ctx, http.MethodHead, u, nil)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	req.Header.Set("Accept", strings.Join([]string{string(types.OCIManifestSchema1), string(types.DockerManifestSchema2), string(types.OCIImageIndex), string(types.DockerManifestList)}, ", "))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return v1.Hash{}, fmt.Errorf("%s %s: %s", req.Method, u, resp.Status)
+	}
+	if d := resp.Header.Get("Docker-Content-Digest"); d != "" {
+		return v1.NewHash(d)
+	}
+	// No digest header: hash the manifest.
+	req.Method = http.MethodGet
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return v1.Hash{}, fmt.Errorf("%s %s: %s", req.Method, u, resp.Status)
+	}
+	h, _, err := v1.SHA256(io.LimitReader(resp.Body, oci.MaxManifestSize))
+	return h, err
 }
 
 // tail keeps the last max bytes written to it.
