@@ -75,7 +75,7 @@ func mustCLI(t testing.TB, args ...string) []byte {
 
 func (h *harness) Start(t testing.TB, slug, dir string) {
 	t.Helper()
-	img, err := testimage.Image(context.Background(), dir)
+	img, err := testimage.HostImage(context.Background(), dir, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

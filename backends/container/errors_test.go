@@ -21,7 +21,10 @@ import (
 )
 
 func TestRoundTripExport(t *testing.T) {
-	backendtest.RoundTripWith(t, newHarness(t), bottle.CommitOptions{Prepare: bottle.PrepareOptions{Method: container.MethodExport}})
+	backendtest.RoundTripWith(t, newHarness(t), backendtest.Case{
+		Commit:  bottle.CommitOptions{Prepare: bottle.PrepareOptions{Method: container.MethodExport}},
+		BigFile: 4 << 20,
+	})
 }
 
 func TestCLINotOnPath(t *testing.T) {
@@ -111,7 +114,7 @@ func checkNothingStored(t *testing.T, e *backendtest.Env, slug string) {
 // untagged@<digest>, and bb refuses that result.
 func TestLoadNameAnnotations(t *testing.T) {
 	newHarness(t)
-	img, err := testimage.Image(context.Background(), backendtest.BaseRootfs(t, testimage.Options{}))
+	img, err := testimage.HostImage(context.Background(), backendtest.BaseRootfs(t, testimage.Options{}), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +151,7 @@ func TestLoadNameAnnotations(t *testing.T) {
 // the layout files, like the real one.
 func TestLoadVerifiesArchive(t *testing.T) {
 	newHarness(t)
-	img, err := testimage.Image(context.Background(), backendtest.BaseRootfs(t, testimage.Options{}))
+	img, err := testimage.HostImage(context.Background(), backendtest.BaseRootfs(t, testimage.Options{}), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,7 +22,10 @@ import (
 )
 
 func TestRoundTripCp(t *testing.T) {
-	backendtest.RoundTripWith(t, newHarness(t), bottle.CommitOptions{Prepare: bottle.PrepareOptions{Method: smolvm.MethodCp}})
+	backendtest.RoundTripWith(t, newHarness(t), backendtest.Case{
+		Commit:  bottle.CommitOptions{Prepare: bottle.PrepareOptions{Method: smolvm.MethodCp}},
+		BigFile: 4 << 20,
+	})
 }
 
 func lastCreatedBy(t *testing.T, e *backendtest.Env, slug string) string {
@@ -207,7 +210,7 @@ func TestRemapOwners(t *testing.T) {
 	ctx := context.Background()
 	e := backendtest.NewEnv(t, h)
 	backendtest.StartBottle(t, h, e, "remap", testimage.Options{})
-	backendtest.Change(t, h, "remap")
+	backendtest.Change(t, h, "remap", 1<<20)
 	t.Setenv("BB_STANDIN_SMOLVM_REMAP_OWNER", "4242")
 	res, err := e.Manager.Commit(ctx, "remap", bottle.CommitOptions{})
 	if err != nil {

@@ -142,10 +142,11 @@ echo scratch > /tmp/scratch
 echo scratch > /var/tmp/scratch
 `
 
-// Change makes the suite's changes inside a running bottle.
-func Change(t testing.TB, h Harness, slug string) {
+// Change makes the suite's changes inside a running bottle; the random
+// file has bigSize bytes.
+func Change(t testing.TB, h Harness, slug string, bigSize int) {
 	t.Helper()
-	big := make([]byte, BigFileSize)
+	big := make([]byte, bigSize)
 	if _, err := rand.Read(big); err != nil {
 		t.Fatal(err)
 	}
@@ -174,19 +175,30 @@ func Run(t *testing.T, h Harness) {
 
 // RoundTrip commits a changed bottle, removes it and the runtime's copy
 // of the snapshot, resumes it and compares the trees.
-func RoundTrip(t *testing.T, h Harness) { RoundTripWith(t, h, bottle.CommitOptions{}) }
+func RoundTrip(t *testing.T, h Harness) { RoundTripWith(t, h, Case{}) }
 
-// RoundTripWith is RoundTrip with commit options (a --method, say).
-func RoundTripWith(t *testing.T, h Harness, opts bottle.CommitOptions) {
+// Case varies a round trip.
+type Case struct {
+	// Commit are the commit's options (a --method, say).
+	Commit bottle.CommitOptions
+	// BigFile is the size of the random file (BigFileSize when 0).
+	BigFile int
+}
+
+// RoundTripWith is RoundTrip with other commit options or file size.
+func RoundTripWith(t *testing.T, h Harness, c Case) {
 	ctx := context.Background()
 	e := NewEnv(t, h)
 	const slug = "roundtrip"
+	if c.BigFile == 0 {
+		c.BigFile = BigFileSize
+	}
 	StartBottle(t, h, e, slug, testimage.Options{})
-	Change(t, h, slug)
+	Change(t, h, slug, c.BigFile)
 	before := Walk(t, h, slug)
-	checkChanged(t, before)
+	checkChanged(t, before, c.BigFile)
 
-	res, err := e.Manager.Commit(ctx, slug, opts)
+	res, err := e.Manager.Commit(ctx, slug, c.Commit)
 	if err != nil {
 		t.Fatalf("commit: %v", err)
 	}
@@ -232,10 +244,10 @@ func RoundTripWith(t *testing.T, h Harness, opts bottle.CommitOptions) {
 	}
 }
 
-func checkChanged(t testing.TB, tree map[string]fstree.Entry) {
+func checkChanged(t testing.TB, tree map[string]fstree.Entry, bigSize int) {
 	t.Helper()
 	big, ok := tree["home/node/work/big.bin"]
-	if !ok || big.Size != BigFileSize {
+	if !ok || big.Size != int64(bigSize) {
 		t.Fatalf("big.bin missing or wrong size before commit: %v", big)
 	}
 	if hard := tree["home/node/work/big.hard"]; hard.Inode == "" || hard.Inode != big.Inode {
