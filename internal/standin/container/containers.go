@@ -459,9 +459,11 @@ loop:
 	return nil
 }
 
-// cmdExport writes the container's root filesystem as a PAX tar (to
-// stdout or -o FILE), as container 1.2.1+ does for running containers
-// after freezing their filesystem.
+// cmdExport writes the container's root filesystem as a PAX tar, as
+// container 1.2.1+ does for running containers after freezing their
+// filesystem: like the real CLI it writes the whole archive to a
+// temporary file first, then moves it to -o FILE or copies it to stdout
+// in 4 KiB chunks.
 func (st *state) cmdExport(ctx context.Context, args []string) error {
 	output, id := "", ""
 	for i := 0; i < len(args); i++ {
@@ -489,25 +491,45 @@ func (st *state) cmdExport(ctx context.Context, args []string) error {
 	if r.State != "running" && r.State != "stopped" {
 		return errf("invalidState", "container must be running or stopped")
 	}
-	var w io.Writer = os.Stdout
-	var f *os.File
-	if output != "" {
-		if f, err = os.Create(output); err != nil {
-			return err
-		}
-		w = f
+	tmp, err := os.CreateTemp(st.root, "export-*.tar")
+	if err != nil {
+		return err
 	}
-	bw := bufio.NewWriterSize(w, 1<<20)
+	defer os.Remove(tmp.Name())
+	bw := bufio.NewWriterSize(tmp, 1<<20)
 	err = standin.WriteTree(ctx, bw, r.rootfs, standin.TreeOptions{})
 	if err == nil {
 		err = bw.Flush()
 	}
-	if f != nil {
-		if cerr := f.Close(); err == nil {
-			err = cerr
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if output != "" {
+		return os.Rename(tmp.Name(), output)
+	}
+	f, err := os.Open(tmp.Name())
+	if err != nil {
+		return errf("internalError", "unable to open archive for reading")
+	}
+	defer f.Close()
+	buf := make([]byte, 4096)
+	for {
+		n, err := f.Read(buf)
+		if n > 0 {
+			if _, werr := os.Stdout.Write(buf[:n]); werr != nil {
+				return werr
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
 		}
 	}
-	return err
 }
 
 // cmdStop stops containers. Apple's container deletes a container when it
