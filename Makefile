@@ -30,6 +30,10 @@ demo: build
 bench: build
 	@echo "see bench/README.md"
 
+docs:
+	rm -f docs/cli/*.md
+	$(GO) run ./cmd/bb/help docs/cli
+
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 

@@ -1,0 +1,158 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/bot-bottle/bb/registry"
+	"github.com/spf13/cobra"
+)
+
+func init() { extraCommands = append(extraCommands, newServe) }
+
+func newServe(g *globals) *cobra.Command {
+	var (
+		opts         registry.Options
+		htpasswd     string
+		user         string
+		passwordFile string
+	)
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve the local store as an OCI registry on 127.0.0.1",
+		Long: `Serve bb's store as an OCI distribution registry, so that any registry
+client on this host (docker, skopeo, crane, containerd, Apple's container,
+smolvm pack) can pull snapshots from it:
+
+  localhost:PORT/SLUG:latest   the slug's current snapshot
+  localhost:PORT/SLUG:TIME     an earlier one (see bb list)
+
+Clients pick plain HTTP for localhost on their own (skopeo needs
+--src-tls-verify=false). Blobs are served from the store's files, so a
+multi-GB layer takes no memory. The registry is read-only unless
+--allow-push is given; pushes into SLUG:latest replace the slug's current
+snapshot in the store (SLUG:T becomes store tag SLUG-T).
+
+bb serve listens on loopback only. To serve other hosts, give a
+non-loopback --addr, --listen-any, and credentials: --htpasswd FILE
+(bcrypt entries, made with htpasswd -B) or --user NAME --password-file
+FILE; use --tls-cert and --tls-key for HTTPS.
+
+It prints the address and the references it serves, then runs until
+interrupted.`,
+		Example: `  bb serve
+  bb serve --addr 127.0.0.1:5000 --allow-push
+  bb serve --addr 0.0.0.0:5443 --listen-any --htpasswd ./htpasswd --tls-cert cert.pem --tls-key key.pem`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			creds, err := serveCredentials(htpasswd, user, passwordFile)
+			if err != nil {
+				return err
+			}
+			opts.Credentials = creds
+			opts.Logger = g.logger(cmd.ErrOrStderr())
+			s, err := g.openStore()
+			if err != nil {
+				return err
+			}
+			srv, err := registry.Start(ctx, s, opts)
+			switch {
+			case errors.Is(err, registry.ErrNotLoopback):
+				return fmt.Errorf("refusing to listen on %s: not a loopback address; to serve other hosts add --listen-any and credentials (--htpasswd FILE, or --user NAME --password-file FILE)", opts.Addr)
+			case errors.Is(err, registry.ErrNoCredentials):
+				return fmt.Errorf("--listen-any needs credentials: --htpasswd FILE (htpasswd -B) or --user NAME --password-file FILE")
+			case err != nil:
+				return err
+			}
+			defer srv.Close()
+			mode := "read-only"
+			if opts.AllowPush {
+				mode = "push allowed"
+			}
+			if creds != nil {
+				mode += ", basic auth"
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "serving %s at %s (%s); interrupt to stop\n", s.Root(), srv.URL(), mode)
+			repos, err := registry.Repositories(ctx, s)
+			if err != nil {
+				return err
+			}
+			if len(repos) == 0 {
+				fmt.Fprintln(cmd.ErrOrStderr(), "the store has no snapshots yet (bb commit makes one)")
+			}
+			for _, r := range repos {
+				fmt.Fprintln(out, srv.Ref(r.Name, servedTag(r.Tags)))
+			}
+			select {
+			case <-ctx.Done():
+			case <-srv.Done():
+			}
+			return srv.Close()
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.Addr, "addr", registry.DefaultAddr, "listen address (port 0 picks a free port)")
+	f.BoolVar(&opts.AllowPush, "allow-push", false, "accept pushes into the store")
+	f.BoolVar(&opts.AllowNonLoopback, "listen-any", false, "allow a non-loopback --addr (requires credentials)")
+	f.StringVar(&htpasswd, "htpasswd", "", "require basic auth with the bcrypt entries of this htpasswd file")
+	f.StringVar(&user, "user", "", "require basic auth as this user (with --password-file)")
+	f.StringVar(&passwordFile, "password-file", "", "file whose first line is --user's password")
+	f.StringVar(&opts.TLSCert, "tls-cert", "", "serve HTTPS with this PEM certificate (with --tls-key)")
+	f.StringVar(&opts.TLSKey, "tls-key", "", "PEM key of --tls-cert")
+	return cmd
+}
+
+// servedTag is the tag to print for a repository: latest when it has a
+// current snapshot, else its newest history tag.
+func servedTag(tags []string) string {
+	for _, t := range tags {
+		if t == "latest" {
+			return t
+		}
+	}
+	if len(tags) == 0 {
+		return "latest"
+	}
+	return tags[len(tags)-1]
+}
+
+// serveCredentials reads --htpasswd or --user/--password-file.
+func serveCredentials(htpasswd, user, passwordFile string) (map[string]string, error) {
+	switch {
+	case htpasswd != "" && (user != "" || passwordFile != ""):
+		return nil, errors.New("give --htpasswd or --user with --password-file, not both")
+	case htpasswd != "":
+		f, err := os.Open(htpasswd)
+		if err != nil {
+			return nil, fmt.Errorf("--htpasswd: %w", err)
+		}
+		defer f.Close()
+		creds, err := registry.ReadHtpasswd(f)
+		if err != nil {
+			return nil, fmt.Errorf("--htpasswd %s: %w", htpasswd, err)
+		}
+		return creds, nil
+	case user != "" && passwordFile != "":
+		b, err := os.ReadFile(passwordFile)
+		if err != nil {
+			return nil, fmt.Errorf("--password-file: %w", err)
+		}
+		pw, _, _ := strings.Cut(string(b), "\n")
+		pw = strings.TrimSuffix(pw, "\r")
+		if pw == "" {
+			return nil, fmt.Errorf("--password-file %s: the first line is empty", passwordFile)
+		}
+		h, err := registry.HashPassword(pw)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]string{user: h}, nil
+	case user != "" || passwordFile != "":
+		return nil, errors.New("--user and --password-file go together")
+	}
+	return nil, nil
+}
