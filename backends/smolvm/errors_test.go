@@ -117,7 +117,7 @@ func TestCommitErrors(t *testing.T) {
 	t.Run("InteractiveSession", func(t *testing.T) {
 		e := backendtest.NewEnv(t, h)
 		backendtest.StartBottle(t, h, e, "busy", testimage.Options{})
-		if err := os.WriteFile(filepath.Join(h.machineDir("busy"), "interactive-session"), nil, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(h.MachineDir("busy"), "interactive-session"), nil, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		_, err := e.Manager.Commit(ctx, "busy", bottle.CommitOptions{})
@@ -157,7 +157,7 @@ func TestCommitErrors(t *testing.T) {
 		if _, err := h.Exec(t, "nopack", nil, "sh", "-c", "echo more > /home/node/more"); err != nil {
 			t.Fatal(err)
 		}
-		e.Manager.Runtimes[bottle.Smolmachines] = &smolvm.Runtime{Home: e.Home, Pack: pack.Options{Serve: testregistry.Serve(testregistry.Options{NoBlobs: true})}}
+		e.Manager.Runtimes[bottle.Smolmachines] = &smolvm.Runtime{Home: e.Home, Pack: pack.Options{Serve: testregistry.NoBlobs}}
 		_, err = e.Manager.Commit(ctx, "nopack", bottle.CommitOptions{})
 		var pe *pack.Error
 		if !errors.As(err, &pe) || !strings.Contains(err.Error(), "failed to pull image") || !strings.Contains(err.Error(), "BLOB_UNKNOWN") {

@@ -1,6 +1,5 @@
-// Package testregistry serves bb's store over the registry API for tests
-// of code that takes a pack.ServeFunc: a read-only registry on 127.0.0.1
-// that answers <slug>:latest from the store tag <slug>, any manifest of
-// the store by digest, and every blob of the store. Options inject the
-// failures tests need (blobs that cannot be fetched).
+// Package testregistry gives tests pack.ServeFuncs: Serve starts bb's
+// embedded registry (package registry) as bb does, and NoBlobs puts a
+// proxy in front of it that refuses every blob, so a pull fails after
+// the manifest was found (failure injection for pack create).
 package testregistry

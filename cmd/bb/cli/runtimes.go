@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"os"
 
@@ -12,6 +11,7 @@ import (
 	"github.com/bot-bottle/bb/bottle"
 	"github.com/bot-bottle/bb/oci"
 	"github.com/bot-bottle/bb/pack"
+	"github.com/bot-bottle/bb/registry"
 	"github.com/bot-bottle/bb/state"
 )
 
@@ -32,7 +32,8 @@ func runtimes(home state.Home, log *slog.Logger) map[string]bottle.Runtime {
 	return rts
 }
 
-// serveStore starts bb's embedded registry for smolvm pack.
+// serveStore starts bb's embedded registry, read-only on 127.0.0.1 at a
+// free port, for the duration of a smolvm pack.
 func serveStore(ctx context.Context, s *oci.Store) (pack.Server, error) {
-	return nil, errors.New("this bb has no embedded registry yet, which smolvm pack create pulls from")
+	return registry.Start(ctx, s, registry.Options{Addr: registry.DefaultAddr})
 }
