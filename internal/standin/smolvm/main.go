@@ -9,7 +9,7 @@
 // makes every exec fail the way smolvm does while an interactive session
 // holds the VM (exit status 1, no output); BB_STANDIN_SMOLVM_REMAP_OWNER=UID
 // makes pack create re-own every file to UID, as smolvm releases before
-// in-guest unpacking did on macOS; BB_STANDIN_SMOLVM_NO_STDIN=1 makes exec
+// 1.8.1 did on macOS; BB_STANDIN_SMOLVM_NO_STDIN=1 makes exec
 // -i fail (a host where the interactive relay does not work), so callers'
 // fallback to tar-to-file and machine cp can be tested.
 package main
