@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -241,5 +242,28 @@ func TestInstallSkipsLoadedSnapshot(t *testing.T) {
 	after, _ := fstree.Walk(h.Tree(t, "twice"), backendtest.Excluded)
 	if d := fstree.Diff(before, after); len(d) > 0 {
 		t.Fatalf("differs: %v", d)
+	}
+}
+
+// TestSnapshotConfig: the snapshot keeps the config of the image the
+// container runs (container image inspect).
+func TestSnapshotConfig(t *testing.T) {
+	h := newHarness(t)
+	e := backendtest.NewEnv(t, h)
+	backendtest.StartBottle(t, h, e, "cfg", testimage.Options{})
+	if _, err := e.Manager.Commit(context.Background(), "cfg", bottle.CommitOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ins, err := e.Manager.Inspect(context.Background(), "cfg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := testimage.Config()
+	got := ins.Config.Config
+	if !slices.Equal(got.Env, want.Env) || !slices.Equal(got.Cmd, want.Cmd) || got.WorkingDir != want.WorkingDir || got.Labels["dev.bot-bottle.test"] != "base" {
+		t.Errorf("snapshot config %+v, want the base image's %+v", got, want)
+	}
+	if ins.Manifest.Annotations["org.opencontainers.image.base.name"] != "docker.io/library/bb-test-base-cfg:latest" {
+		t.Errorf("base image annotation: %v", ins.Manifest.Annotations)
 	}
 }

@@ -7,18 +7,22 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 
+	bbdir "github.com/bot-bottle/bb/backends/dir"
 	"github.com/bot-bottle/bb/backends/smolvm"
 	"github.com/bot-bottle/bb/bottle"
 	"github.com/bot-bottle/bb/internal/backendtest"
 	"github.com/bot-bottle/bb/internal/testimage"
 	"github.com/bot-bottle/bb/internal/testregistry"
+	"github.com/bot-bottle/bb/oci"
 	"github.com/bot-bottle/bb/pack"
 	"github.com/bot-bottle/bb/snapshot"
 	"github.com/bot-bottle/bb/state"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 func TestRoundTripCp(t *testing.T) {
@@ -244,5 +248,65 @@ func TestCreateNeedsNameFlag(t *testing.T) {
 	_, err := cli(t, nil, "machine", "create", "bot-bottle-x", "--from", "/nonexistent.smolmachine")
 	if err == nil || !strings.Contains(err.Error(), "--name") {
 		t.Fatalf("positional machine name: %v", err)
+	}
+}
+
+// bootFrom packs a snapshot of dir whose config is cfg with the stand-in
+// (served by bb's registry) and boots bot-bottle-<slug> from it, as the
+// launcher boots a bottle from its image.
+func bootFrom(t *testing.T, slug, dir string, cfg v1.Config) {
+	t.Helper()
+	ctx := context.Background()
+	s, err := oci.Open(filepath.Join(t.TempDir(), "oci"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := snapshot.Commit(ctx, s, snapshot.Request{Slug: slug, Source: &bbdir.Source{Dir: dir}, Base: snapshot.Base{Config: &v1.ConfigFile{Config: cfg}}, Keep: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "base")
+	art, err := pack.Pack(ctx, s, res.Manifest, slug, out, pack.Options{Serve: testregistry.Serve})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustCLI(t, "machine", "create", "--name", bottle.Name(slug), "--from", art)
+	mustCLI(t, "machine", "start", "--name", bottle.Name(slug))
+}
+
+// TestSnapshotConfig: a VM booted from an image keeps the image's Env,
+// entrypoint and command in its snapshot.
+func TestSnapshotConfig(t *testing.T) {
+	h := newHarness(t)
+	e := backendtest.NewEnv(t, h)
+	bootFrom(t, "cfg", backendtest.BaseRootfs(t, testimage.Options{}), v1.Config{
+		Env: []string{"PATH=/usr/bin:/bin", "AGENT_MODE=careful"}, Cmd: []string{"/bin/sleep", "infinity"},
+	})
+	defer h.Remove(t, "cfg")
+	e.Home.WriteMetadata("cfg", state.Metadata{Identity: "cfg", Backend: bottle.Smolmachines})
+	if _, err := e.Manager.Commit(context.Background(), "cfg", bottle.CommitOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ins, err := e.Manager.Inspect(context.Background(), "cfg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := ins.Config.Config
+	if !slices.Contains(c.Env, "AGENT_MODE=careful") || !slices.Equal(c.Cmd, []string{"/bin/sleep", "infinity"}) || c.User != "" {
+		t.Errorf("snapshot config: env %v cmd %v user %q", c.Env, c.Cmd, c.User)
+	}
+}
+
+// TestNonRootExec: machine exec runs as the image's USER; bb refuses to
+// snapshot a VM it cannot read as root.
+func TestNonRootExec(t *testing.T) {
+	h := newHarness(t)
+	e := backendtest.NewEnv(t, h)
+	bootFrom(t, "node", backendtest.BaseRootfs(t, testimage.Options{}), v1.Config{User: "node"})
+	defer h.Remove(t, "node")
+	e.Home.WriteMetadata("node", state.Metadata{Identity: "node", Backend: bottle.Smolmachines})
+	_, err := e.Manager.Commit(context.Background(), "node", bottle.CommitOptions{})
+	if err == nil || !strings.Contains(err.Error(), "runs as uid 1000") {
+		t.Fatalf("err = %v", err)
 	}
 }
