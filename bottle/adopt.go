@@ -2,6 +2,7 @@ package bottle
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -64,14 +65,19 @@ func (m *Manager) Adopt(ctx context.Context, slug string, desc v1.Descriptor, op
 	} else if md != nil && !opts.Force && md.Backend != "" && opts.Backend != "" && md.Backend != opts.Backend {
 		return "", fmt.Errorf("slug %s is a %s bottle on this host: choose another slug with --as", slug, md.Backend)
 	}
-	if opts.Metadata != nil {
-		if err := m.Home.WriteRawMetadata(slug, opts.Metadata); err != nil {
+	backend := opts.Backend
+	if backend == "" && opts.Metadata != nil {
+		var md state.Metadata
+		if err := json.Unmarshal(opts.Metadata, &md); err != nil {
+			return "", fmt.Errorf("bottle metadata is not valid JSON: %w", err)
+		}
+		backend = md.Backend
+	}
+	if backend == "" {
+		var err error
+		if backend, err = m.Backend(slug, ""); err != nil {
 			return "", err
 		}
-	}
-	backend, err := m.Backend(slug, opts.Backend)
-	if err != nil {
-		return "", err
 	}
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	d := desc
@@ -83,6 +89,11 @@ func (m *Manager) Adopt(ctx context.Context, slug string, desc v1.Descriptor, op
 	res := &snapshot.Result{Slug: slug, Tag: snapshot.Tag(slug), TimeTag: snapshot.TimeTag(slug, now), Manifest: d}
 	if err := snapshot.Publish(ctx, m.Store, res, DefaultKeep); err != nil {
 		return "", err
+	}
+	if opts.Metadata != nil {
+		if err := m.Home.WriteRawMetadata(slug, opts.Metadata); err != nil {
+			return "", err
+		}
 	}
 	if raw, _ := m.Home.RawMetadata(slug); raw != nil {
 		if _, err := snapshot.PutMetadata(ctx, m.Store, slug, d, raw); err != nil {

@@ -89,7 +89,7 @@ func PutMetadata(ctx context.Context, s *oci.Store, slug string, subject v1.Desc
 	err = s.UpdateIndex(ctx, func(idx *v1.IndexManifest) error {
 		kept := idx.Manifests[:0]
 		for _, m := range idx.Manifests {
-			if m.ArtifactType == MetadataArtifactType && m.Annotations[subjectAnnotation] == subject.Digest.String() {
+			if m.ArtifactType == MetadataArtifactType && m.Annotations[subjectAnnotation] == subject.Digest.String() && m.Annotations[oci.SlugAnnotation] == slug {
 				continue
 			}
 			kept = append(kept, m)
@@ -105,17 +105,34 @@ func PutMetadata(ctx context.Context, s *oci.Store, slug string, subject v1.Desc
 const subjectAnnotation = "dev.bot-bottle.subject"
 
 // GetMetadata returns the metadata.json bytes stored for subject, or
-// oci.ErrNotFound.
+// oci.ErrNotFound. Several slugs can share one snapshot (an import under
+// another name); the artifact of the slug the subject is tagged for wins,
+// then any.
 func GetMetadata(ctx context.Context, s *oci.Store, subject v1.Hash) ([]byte, error) {
 	idx, err := s.Index(ctx)
 	if err != nil {
 		return nil, err
 	}
+	slugs := map[string]bool{}
 	for _, m := range idx.Manifests {
+		if m.Digest == subject && m.ArtifactType == "" {
+			slugs[m.Annotations[oci.SlugAnnotation]] = true
+		}
+	}
+	var fallback *v1.Descriptor
+	for i, m := range idx.Manifests {
 		if m.ArtifactType != MetadataArtifactType || m.Annotations[subjectAnnotation] != subject.String() {
 			continue
 		}
-		return ReadMetadataArtifact(ctx, s, m.Digest)
+		if slugs[m.Annotations[oci.SlugAnnotation]] {
+			return ReadMetadataArtifact(ctx, s, m.Digest)
+		}
+		if fallback == nil {
+			fallback = &idx.Manifests[i]
+		}
+	}
+	if fallback != nil {
+		return ReadMetadataArtifact(ctx, s, fallback.Digest)
 	}
 	return nil, fmt.Errorf("metadata of %s: %w", subject, oci.ErrNotFound)
 }

@@ -48,13 +48,13 @@ type Metadata struct {
 	Backend string `json:"backend"`
 }
 
-var slugRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$`)
+var slugRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,99}$`)
 
 // ValidSlug reports whether slug is a usable bottle slug: it names a
 // directory under state/ and a tag in the store, so no path separators.
 func ValidSlug(slug string) error {
 	if !slugRE.MatchString(slug) || strings.Contains(slug, "..") {
-		return fmt.Errorf("invalid slug %q: use letters, digits, '.', '_' and '-' (at most 100 characters)", slug)
+		return fmt.Errorf("invalid slug %q: use lowercase letters, digits, '.', '_' and '-' (at most 100 characters; image names must be lowercase)", slug)
 	}
 	return nil
 }

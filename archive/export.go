@@ -1,0 +1,411 @@
+package archive
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/bot-bottle/bb/oci"
+	"github.com/bot-bottle/bb/snapshot"
+	"github.com/bot-bottle/bb/state"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// Image is one image to put into an archive.
+type Image struct {
+	// Manifest is the image manifest's descriptor in the store.
+	Manifest v1.Descriptor
+	// Slug is the bottle the image is a snapshot of.
+	Slug string
+	// Name is the full reference loaders record; empty means
+	// FullName(Slug).
+	Name string
+	// Annotations go on the image's index.json entry, next to the names.
+	Annotations map[string]string
+	// Metadata is the bottle's metadata.json; nil leaves it out.
+	Metadata []byte
+}
+
+// ExportOptions tune Export, ExportFile and Write.
+type ExportOptions struct {
+	// Progress, if set, is called with the number of bytes written so far.
+	Progress func(n int64)
+}
+
+// ExportResult describes a written archive.
+type ExportResult struct {
+	Images   []ExportedImage `json:"images"`
+	Blobs    int             `json:"blobs"`
+	Bytes    int64           `json:"bytes"`
+	Duration time.Duration   `json:"duration"`
+}
+
+// ExportedImage is one image in a written archive.
+type ExportedImage struct {
+	Slug     string `json:"slug"`
+	Name     string `json:"name"`
+	Digest   string `json:"digest"`
+	Metadata bool   `json:"metadata"`
+}
+
+// legacyEntry is one element of docker's manifest.json.
+type legacyEntry struct {
+	Config   string   `json:"Config"`
+	RepoTags []string `json:"RepoTags"`
+	Layers   []string `json:"Layers"`
+}
+
+// epoch is the modification time of every entry, so the same images
+// always give the same archive.
+var epoch = time.Unix(0, 0)
+
+// Resolve finds the images refs name in the store (a slug, a store tag
+// or a manifest digest) with their bottle slugs, annotations and
+// metadata, ready for Write.
+func Resolve(ctx context.Context, s *oci.Store, refs []string) ([]Image, error) {
+	if len(refs) == 0 {
+		return nil, errors.New("nothing to export: name a slug, a store tag or a digest (see bb list)")
+	}
+	var out []Image
+	seen := map[v1.Hash]bool{}
+	for _, ref := range refs {
+		desc, err := s.Resolve(ctx, ref)
+		if err != nil {
+			return nil, fmt.Errorf("exporting %s: %w", ref, err)
+		}
+		if desc.ArtifactType == snapshot.MetadataArtifactType {
+			return nil, fmt.Errorf("exporting %s: it is a bottle metadata artifact, not a snapshot", ref)
+		}
+		mb, err := s.ReadBlob(ctx, desc.Digest, oci.MaxManifestSize)
+		if err != nil {
+			return nil, fmt.Errorf("exporting %s: %w", ref, err)
+		}
+		man, err := parseManifest(mb)
+		if err != nil {
+			return nil, fmt.Errorf("exporting %s: manifest %s: %w", ref, desc.Digest, err)
+		}
+		if man.MediaType != "" {
+			desc.MediaType = man.MediaType
+		}
+		if !isImageManifest(desc.MediaType) {
+			return nil, fmt.Errorf("exporting %s: %s is a %s, not an image manifest", ref, desc.Digest, desc.MediaType)
+		}
+		if seen[desc.Digest] {
+			continue
+		}
+		seen[desc.Digest] = true
+		ann := map[string]string{}
+		for _, m := range []map[string]string{man.Annotations, desc.Annotations} {
+			for k, v := range m {
+				if strings.HasPrefix(k, "dev.bot-bottle.") || k == oci.CreatedAnnotation {
+					ann[k] = v
+				}
+			}
+		}
+		slug := ann[oci.SlugAnnotation]
+		if slug == "" && !strings.HasPrefix(ref, "sha256:") && state.ValidSlug(ref) == nil {
+			slug = ref
+		}
+		if slug == "" {
+			return nil, fmt.Errorf("exporting %s: the image carries no bottle slug (%s annotation); export it by its slug or tag", ref, oci.SlugAnnotation)
+		}
+		ann[oci.SlugAnnotation] = slug
+		md, err := snapshot.GetMetadata(ctx, s, desc.Digest)
+		if err != nil && !errors.Is(err, oci.ErrNotFound) {
+			return nil, fmt.Errorf("exporting %s: reading its bottle metadata: %w", ref, err)
+		}
+		out = append(out, Image{
+			Manifest:    v1.Descriptor{MediaType: desc.MediaType, Digest: desc.Digest, Size: desc.Size},
+			Slug:        slug,
+			Annotations: ann,
+			Metadata:    md,
+		})
+	}
+	return out, nil
+}
+
+// Export writes the images refs name (see Resolve) to w as one archive.
+func Export(ctx context.Context, s *oci.Store, w io.Writer, refs []string, opts ExportOptions) (*ExportResult, error) {
+	imgs, err := Resolve(ctx, s, refs)
+	if err != nil {
+		return nil, err
+	}
+	return Write(ctx, s, w, imgs, opts)
+}
+
+// ExportFile writes the archive to path through a temporary file in the
+// same directory and a rename, so a failed export leaves no partial
+// file. A path that exists and is not a regular file (/dev/null, a FIFO)
+// is written in place.
+func ExportFile(ctx context.Context, s *oci.Store, path string, refs []string, opts ExportOptions) (*ExportResult, error) {
+	imgs, err := Resolve(ctx, s, refs)
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
+		if fi.IsDir() {
+			return nil, fmt.Errorf("exporting to %s: it is a directory; give a file name", path)
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			return nil, fmt.Errorf("exporting to %s: %w", path, err)
+		}
+		res, err := Write(ctx, s, f, imgs, opts)
+		if cerr := f.Close(); err == nil && cerr != nil {
+			return nil, fmt.Errorf("exporting to %s: %w", path, cerr)
+		}
+		return res, err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return nil, fmt.Errorf("exporting to %s: %w (is the directory writable?)", path, err)
+	}
+	defer os.Remove(tmp.Name()) // no-op after the rename
+	res, err := Write(ctx, s, tmp, imgs, opts)
+	if err == nil {
+		err = tmp.Chmod(0o644)
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("exporting to %s: %w", path, err)
+	}
+	return res, nil
+}
+
+// plannedBlob is a blob to write: from memory (data) or from the store.
+type plannedBlob struct {
+	digest v1.Hash
+	size   int64
+	data   []byte
+}
+
+// Write writes images to w as one archive that is both an OCI image
+// layout and a docker archive. Every blob is checked to be in the store
+// with its declared size before the first byte is written; blobs are
+// then copied as they are, each read once.
+func Write(ctx context.Context, s *oci.Store, w io.Writer, images []Image, opts ExportOptions) (*ExportResult, error) {
+	start := time.Now()
+	if len(images) == 0 {
+		return nil, errors.New("nothing to export")
+	}
+	var small, large []plannedBlob
+	planned := map[v1.Hash]bool{}
+	add := func(list *[]plannedBlob, b plannedBlob) {
+		if !planned[b.digest] {
+			planned[b.digest] = true
+			*list = append(*list, b)
+		}
+	}
+	index := v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{}}
+	legacy := []legacyEntry{}
+	res := &ExportResult{}
+	names := map[string]v1.Hash{}
+	for _, img := range images {
+		mb, err := s.ReadBlob(ctx, img.Manifest.Digest, oci.MaxManifestSize)
+		if err != nil {
+			return nil, fmt.Errorf("exporting %s: %w", img.Slug, err)
+		}
+		if int64(len(mb)) != img.Manifest.Size {
+			return nil, fmt.Errorf("exporting %s: manifest %s has %d bytes in the store, not %d", img.Slug, img.Manifest.Digest, len(mb), img.Manifest.Size)
+		}
+		man, err := parseManifest(mb)
+		if err != nil {
+			return nil, fmt.Errorf("exporting %s: manifest %s: %w", img.Slug, img.Manifest.Digest, err)
+		}
+		name := img.Name
+		if name == "" {
+			name = FullName(img.Slug)
+		}
+		if prev, ok := names[name]; ok && prev != img.Manifest.Digest {
+			return nil, fmt.Errorf("exporting %s: two different snapshots would both be named %s; export them into separate archives", img.Slug, name)
+		}
+		names[name] = img.Manifest.Digest
+		cb, err := s.ReadBlob(ctx, man.Config.Digest, oci.MaxConfigSize)
+		if err != nil {
+			return nil, fmt.Errorf("exporting %s: config: %w", img.Slug, err)
+		}
+		if int64(len(cb)) != man.Config.Size {
+			return nil, fmt.Errorf("exporting %s: config %s has %d bytes in the store, not %d", img.Slug, man.Config.Digest, len(cb), man.Config.Size)
+		}
+		cfg, err := v1.ParseConfigFile(bytes.NewReader(cb))
+		if err != nil {
+			return nil, fmt.Errorf("exporting %s: parsing config %s: %w", img.Slug, man.Config.Digest, err)
+		}
+		add(&small, plannedBlob{digest: img.Manifest.Digest, size: img.Manifest.Size, data: mb})
+		add(&small, plannedBlob{digest: man.Config.Digest, size: man.Config.Size, data: cb})
+		le := legacyEntry{Config: BlobsDir + man.Config.Digest.Hex, RepoTags: []string{familiar(name)}, Layers: []string{}}
+		for _, l := range man.Layers {
+			n, err := s.Stat(ctx, l.Digest)
+			if err != nil {
+				return nil, fmt.Errorf("exporting %s: layer: %w", img.Slug, err)
+			}
+			if n != l.Size {
+				return nil, fmt.Errorf("exporting %s: layer %s has %d bytes in the store, not %d: the store is damaged; commit the bottle again", img.Slug, l.Digest, n, l.Size)
+			}
+			add(&large, plannedBlob{digest: l.Digest, size: l.Size})
+			le.Layers = append(le.Layers, BlobsDir+l.Digest.Hex)
+		}
+		legacy = append(legacy, le)
+
+		ann := map[string]string{}
+		for k, v := range img.Annotations {
+			ann[k] = v
+		}
+		_, tag := splitName(name)
+		ann[oci.ContainerdNameAnnotation] = name
+		ann[oci.AppleNameAnnotation] = name
+		ann[oci.RefNameAnnotation] = tag
+		if img.Slug != "" {
+			ann[oci.SlugAnnotation] = img.Slug
+		}
+		d := v1.Descriptor{MediaType: img.Manifest.MediaType, Digest: img.Manifest.Digest, Size: img.Manifest.Size, Annotations: ann}
+		if cfg.OS != "" && cfg.Architecture != "" {
+			d.Platform = &v1.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant, OSVersion: cfg.OSVersion}
+		}
+		index.Manifests = append(index.Manifests, d)
+		ei := ExportedImage{Slug: img.Slug, Name: name, Digest: img.Manifest.Digest.String()}
+
+		if img.Metadata != nil {
+			amb, blobs, err := snapshot.MetadataManifest(v1.Descriptor{MediaType: img.Manifest.MediaType, Digest: img.Manifest.Digest, Size: img.Manifest.Size}, img.Metadata)
+			if err != nil {
+				return nil, fmt.Errorf("exporting %s: %w", img.Slug, err)
+			}
+			ah, _, _ := v1.SHA256(bytes.NewReader(amb))
+			add(&small, plannedBlob{digest: ah, size: int64(len(amb)), data: amb})
+			for _, h := range sortedHashes(blobs) {
+				add(&small, plannedBlob{digest: h, size: int64(len(blobs[h])), data: blobs[h]})
+			}
+			index.Manifests = append(index.Manifests, v1.Descriptor{
+				MediaType:    types.OCIManifestSchema1,
+				ArtifactType: snapshot.MetadataArtifactType,
+				Digest:       ah,
+				Size:         int64(len(amb)),
+				Annotations:  map[string]string{oci.SlugAnnotation: img.Slug},
+			})
+			ei.Metadata = true
+		}
+		res.Images = append(res.Images, ei)
+	}
+	ib, err := json.Marshal(index)
+	if err != nil {
+		return nil, err
+	}
+	lb, err := json.Marshal(legacy)
+	if err != nil {
+		return nil, err
+	}
+
+	tw := newTarWriter(ctx, w, opts.Progress)
+	file := func(name string, b []byte) error {
+		if err := tw.header(fileHeader(name, int64(len(b)))); err != nil {
+			return err
+		}
+		if _, err := tw.Write(b); err != nil {
+			return err
+		}
+		return tw.pad(int64(len(b)))
+	}
+	if err := file(LayoutFile, []byte(`{"imageLayoutVersion":"1.0.0"}`)); err != nil {
+		return nil, fmt.Errorf("writing archive: %w", err)
+	}
+	if err := file(IndexFile, ib); err != nil {
+		return nil, fmt.Errorf("writing archive: %w", err)
+	}
+	if err := file(ManifestFile, lb); err != nil {
+		return nil, fmt.Errorf("writing archive: %w", err)
+	}
+	for _, d := range []string{"blobs/", BlobsDir} {
+		if err := tw.header(&tar.Header{Typeflag: tar.TypeDir, Name: d, Mode: 0o755, ModTime: epoch}); err != nil {
+			return nil, fmt.Errorf("writing archive: %w", err)
+		}
+	}
+	for _, b := range append(small, large...) {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		name := BlobsDir + b.digest.Hex
+		if b.data != nil {
+			if err := file(name, b.data); err != nil {
+				return nil, fmt.Errorf("writing archive: %w", err)
+			}
+			continue
+		}
+		if err := copyBlob(ctx, s, tw, b); err != nil {
+			return nil, err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := tw.close(); err != nil {
+		return nil, fmt.Errorf("writing archive: %w", err)
+	}
+	res.Blobs = len(small) + len(large)
+	res.Bytes = tw.n
+	res.Duration = time.Since(start)
+	return res, nil
+}
+
+// copyBlob writes one store blob as a tar entry.
+func copyBlob(ctx context.Context, s *oci.Store, tw *tarWriter, b plannedBlob) error {
+	f, err := s.Blob(ctx, b.digest)
+	if err != nil {
+		return fmt.Errorf("exporting blob: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("exporting blob %s: %w", b.digest, err)
+	}
+	if fi.Size() != b.size {
+		return fmt.Errorf("exporting blob %s: it has %d bytes in the store, not %d: the store is damaged", b.digest, fi.Size(), b.size)
+	}
+	if err := tw.header(fileHeader(BlobsDir+b.digest.Hex, b.size)); err != nil {
+		return fmt.Errorf("writing archive: %w", err)
+	}
+	n, err := tw.copyFile(f, b.size)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("writing blob %s into the archive: %w", b.digest, err)
+	}
+	if n != b.size {
+		return fmt.Errorf("exporting blob %s: read %d of %d bytes: the store is damaged", b.digest, n, b.size)
+	}
+	if err := tw.pad(b.size); err != nil {
+		return fmt.Errorf("writing archive: %w", err)
+	}
+	return nil
+}
+
+func fileHeader(name string, size int64) *tar.Header {
+	return &tar.Header{Typeflag: tar.TypeReg, Name: name, Size: size, Mode: 0o644, ModTime: epoch}
+}
+
+func sortedHashes(m map[v1.Hash][]byte) []v1.Hash {
+	out := make([]v1.Hash, 0, len(m))
+	for h := range m {
+		out = append(out, h)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Hex < out[j].Hex })
+	return out
+}

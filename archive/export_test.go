@@ -1,0 +1,344 @@
+package archive_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bot-bottle/bb/archive"
+	"github.com/bot-bottle/bb/oci"
+	"github.com/bot-bottle/bb/snapshot"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+func TestExportLayout(t *testing.T) {
+	e := newEnv(t)
+	res := e.commit(t, "demo", sourceTree(t, 64<<10))
+	b := e.export(t, "demo")
+	if again := e.export(t, "demo"); !bytes.Equal(b, again) {
+		t.Fatal("two exports of the same snapshot differ")
+	}
+	ents := entries(t, b)
+	var names []string
+	files := map[string][]byte{}
+	for _, x := range ents {
+		names = append(names, x.hdr.Name)
+		files[x.hdr.Name] = x.data
+		if !x.hdr.ModTime.Equal(time.Unix(0, 0)) || x.hdr.Uid != 0 || x.hdr.Gid != 0 {
+			t.Errorf("%s: mtime %v owner %d:%d, want fixed", x.hdr.Name, x.hdr.ModTime, x.hdr.Uid, x.hdr.Gid)
+		}
+		if rest, ok := strings.CutPrefix(x.hdr.Name, archive.BlobsDir); ok && rest != "" {
+			h, _, _ := v1.SHA256(bytes.NewReader(x.data))
+			if h.Hex != rest {
+				t.Errorf("blob %s holds %s", rest, h)
+			}
+		}
+	}
+	if strings.Join(names[:5], " ") != "oci-layout index.json manifest.json blobs/ blobs/sha256/" {
+		t.Errorf("entries start %v", names[:5])
+	}
+
+	var idx v1.IndexManifest
+	if err := json.Unmarshal(files["index.json"], &idx); err != nil {
+		t.Fatal(err)
+	}
+	if len(idx.Manifests) != 2 {
+		t.Fatalf("index.json has %d entries, want the image and its metadata", len(idx.Manifests))
+	}
+	img := idx.Manifests[0]
+	if img.Digest != res.Snapshot.Manifest.Digest {
+		t.Errorf("image entry %s, want %s", img.Digest, res.Snapshot.Manifest.Digest)
+	}
+	want := map[string]string{
+		oci.ContainerdNameAnnotation: "docker.io/library/bot-bottle-committed-demo:latest",
+		oci.AppleNameAnnotation:      "docker.io/library/bot-bottle-committed-demo:latest",
+		oci.RefNameAnnotation:        "latest",
+		oci.SlugAnnotation:           "demo",
+		oci.BackendAnnotation:        "dir",
+	}
+	for k, v := range want {
+		if img.Annotations[k] != v {
+			t.Errorf("annotation %s = %q, want %q", k, img.Annotations[k], v)
+		}
+	}
+	if img.Platform == nil || img.Platform.OS != "linux" {
+		t.Errorf("platform %+v", img.Platform)
+	}
+	md := idx.Manifests[1]
+	if md.ArtifactType != snapshot.MetadataArtifactType || md.Annotations[oci.RefNameAnnotation] != "" {
+		t.Errorf("metadata entry %+v", md)
+	}
+	var art struct {
+		Subject v1.Descriptor   `json:"subject"`
+		Layers  []v1.Descriptor `json:"layers"`
+	}
+	if err := json.Unmarshal(files[archive.BlobsDir+md.Digest.Hex], &art); err != nil {
+		t.Fatal(err)
+	}
+	if art.Subject.Digest != img.Digest {
+		t.Errorf("metadata subject %s, want %s", art.Subject.Digest, img.Digest)
+	}
+	raw := files[archive.BlobsDir+art.Layers[0].Digest.Hex]
+	var mdj map[string]any
+	if err := json.Unmarshal(raw, &mdj); err != nil || mdj["backend"] != "dir" || mdj["identity"] != "demo" {
+		t.Errorf("metadata.json in the archive: %s", raw)
+	}
+
+	var legacy []struct {
+		Config   string
+		RepoTags []string
+		Layers   []string
+	}
+	if err := json.Unmarshal(files["manifest.json"], &legacy); err != nil {
+		t.Fatal(err)
+	}
+	if len(legacy) != 1 || legacy[0].RepoTags[0] != "bot-bottle-committed-demo:latest" ||
+		legacy[0].Config != archive.BlobsDir+res.Snapshot.Config.Digest.Hex ||
+		len(legacy[0].Layers) != 1 || legacy[0].Layers[0] != archive.BlobsDir+res.Layer.Digest.Hex {
+		t.Errorf("manifest.json %+v", legacy)
+	}
+	if _, ok := files[legacy[0].Layers[0]]; !ok {
+		t.Error("manifest.json layer path is not in the archive")
+	}
+}
+
+func TestExportErrors(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	res := e.commit(t, "demo", sourceTree(t, 1<<10))
+	var buf bytes.Buffer
+	if _, err := archive.Export(ctx, e.m.Store, &buf, []string{"nosuch"}, archive.ExportOptions{}); !errors.Is(err, oci.ErrNotFound) {
+		t.Errorf("unknown slug: %v", err)
+	}
+	// Two snapshots of one slug would carry the same name.
+	e.commit(t, "demo", sourceTree(t, 1<<10))
+	_, err := archive.Export(ctx, e.m.Store, &buf, []string{"demo", res.Snapshot.Manifest.Digest.String()}, archive.ExportOptions{})
+	if err == nil || !strings.Contains(err.Error(), "separate archives") {
+		t.Errorf("two snapshots of one slug: %v", err)
+	}
+	if buf.Len() != 0 {
+		t.Error("a refused export wrote bytes")
+	}
+}
+
+func TestExportFileIsAtomic(t *testing.T) {
+	e := newEnv(t)
+	e.commit(t, "demo", sourceTree(t, 4<<20))
+	dir := t.TempDir()
+	out := filepath.Join(dir, "demo.tar")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, err := archive.ExportFile(ctx, e.m.Store, out, []string{"demo"}, archive.ExportOptions{
+		Progress: func(n int64) {
+			if n > 1<<20 {
+				cancel()
+			}
+		},
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled export: %v", err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Fatalf("a failed export left %v", ents)
+	}
+	if _, err := archive.ExportFile(context.Background(), e.m.Store, out, []string{"demo"}, archive.ExportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Fatalf("export left %v", ents)
+	}
+	// A non-regular target is written in place.
+	if _, err := archive.ExportFile(context.Background(), e.m.Store, os.DevNull, []string{"demo"}, archive.ExportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(os.DevNull); err != nil || fi.Mode().IsRegular() {
+		t.Fatalf("%s: %v %v", os.DevNull, fi, err)
+	}
+}
+
+func TestExportReadBySkopeo(t *testing.T) {
+	needTool(t, "skopeo")
+	e := newEnv(t)
+	res := e.commit(t, "demo", sourceTree(t, 64<<10))
+	file := filepath.Join(t.TempDir(), "demo.tar")
+	if err := os.WriteFile(file, e.export(t, "demo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var ins struct {
+		Digest string
+		Layers []string
+		Env    []string
+	}
+	if err := json.Unmarshal([]byte(run(t, "skopeo", "inspect", "oci-archive:"+file+":latest")), &ins); err != nil {
+		t.Fatal(err)
+	}
+	if ins.Digest != res.Digest || len(ins.Layers) != 1 || ins.Layers[0] != res.Layer.Digest.String() {
+		t.Errorf("skopeo inspect oci-archive: %+v", ins)
+	}
+	if err := json.Unmarshal([]byte(run(t, "skopeo", "inspect", "docker-archive:"+file)), &ins); err != nil {
+		t.Fatal(err)
+	}
+	if len(ins.Layers) != 1 || len(ins.Env) == 0 {
+		t.Errorf("skopeo inspect docker-archive: %+v", ins)
+	}
+	dst := t.TempDir()
+	run(t, "skopeo", "copy", "-q", "oci-archive:"+file+":latest", "oci:"+dst+":a")
+	run(t, "skopeo", "copy", "-q", "docker-archive:"+file, "oci:"+dst+":b")
+	// skopeo keeps the manifest as it is: same digest, same blobs.
+	var idx v1.IndexManifest
+	b, err := os.ReadFile(filepath.Join(dst, "index.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &idx); err != nil || idx.Manifests[0].Digest.String() != res.Digest {
+		t.Errorf("skopeo copy oci-archive: index %s (%v)", b, err)
+	}
+}
+
+func TestExportUnpackedByUmoci(t *testing.T) {
+	needTool(t, "umoci")
+	e := newEnv(t)
+	src := sourceTree(t, 64<<10)
+	e.commit(t, "demo", src)
+	layout := t.TempDir()
+	if err := untar(t, e.export(t, "demo"), layout); err != nil {
+		t.Fatal(err)
+	}
+	bundle := filepath.Join(t.TempDir(), "bundle")
+	args := []string{"unpack", "--image", layout + ":latest", bundle}
+	if os.Geteuid() != 0 {
+		args = append([]string{"unpack", "--rootless"}, args[1:]...)
+	}
+	run(t, "umoci", args...)
+	if os.Geteuid() == 0 {
+		sameTree(t, src, filepath.Join(bundle, "rootfs"))
+	} else if _, err := os.Stat(filepath.Join(bundle, "rootfs/home/node/work/notes.md")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func untar(t testing.TB, b []byte, dir string) error {
+	for _, x := range entries(t, b) {
+		p := filepath.Join(dir, filepath.FromSlash(x.hdr.Name))
+		if x.hdr.Typeflag == '5' {
+			if err := os.MkdirAll(p, 0o755); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(p, x.data, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// needDocker skips the test when no dockerd answers (fails it when env
+// CI is set).
+func needDocker(t testing.TB) {
+	t.Helper()
+	needTool(t, "docker")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, "docker", "version", "--format", "{{.Server.Version}}").CombinedOutput(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("docker is needed (CI is set): %v %s", err, out)
+		}
+		t.Skipf("docker unreachable: %v %s", err, out)
+	}
+}
+
+func TestExportLoadedByDocker(t *testing.T) {
+	needDocker(t)
+	e := newEnv(t)
+	slug := "archive-test-" + strings.ToLower(filepath.Base(t.TempDir()))
+	res := e.commit(t, slug, sourceTree(t, 64<<10))
+	ref := "bot-bottle-committed-" + slug + ":latest"
+	t.Cleanup(func() { _ = exec.Command("docker", "image", "rm", "-f", ref).Run() })
+	file := filepath.Join(t.TempDir(), "demo.tar")
+	if err := os.WriteFile(file, e.export(t, slug), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out := run(t, "docker", "load", "-i", file); !strings.Contains(out, "Loaded image: "+ref) {
+		t.Errorf("docker load said %q", out)
+	}
+	var ins []struct {
+		ID     string `json:"Id"`
+		RootFS struct{ Layers []string }
+	}
+	if err := json.Unmarshal([]byte(run(t, "docker", "image", "inspect", ref)), &ins); err != nil || len(ins) != 1 {
+		t.Fatalf("docker image inspect: %v %+v", err, ins)
+	}
+	if ins[0].ID != res.Snapshot.Config.Digest.String() {
+		t.Errorf("docker image ID %s, want the config digest %s", ins[0].ID, res.Snapshot.Config.Digest)
+	}
+	if len(ins[0].RootFS.Layers) != 1 || ins[0].RootFS.Layers[0] != res.Layer.DiffID.String() {
+		t.Errorf("docker layers %v, want diffID %s", ins[0].RootFS.Layers, res.Layer.DiffID)
+	}
+
+	// docker save of the loaded image imports back: a docker archive
+	// without index.json or bb annotations (the slug comes from its name).
+	saved := filepath.Join(t.TempDir(), "saved.tar")
+	run(t, "docker", "save", "-o", saved, ref)
+	e2 := newEnv(t)
+	ir, err := archive.ImportFile(context.Background(), e2.m, saved, archive.ImportOptions{Backend: "dir"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ir.Images) != 1 || ir.Images[0].Slug != slug {
+		t.Fatalf("import of docker save: %+v", ir)
+	}
+	dst := filepath.Join(t.TempDir(), "rootfs")
+	if _, err := e2.m.Resume(context.Background(), slug, resumeInto(dst)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dst, "home/node/work/data.bin")); err != nil {
+		t.Fatal(err)
+	}
+	if files, _ := e2.m.Store.IngestFiles(); len(files) > 0 {
+		t.Errorf("temp files left: %v", files)
+	}
+}
+
+// TestExportOutputsAgree writes one export through a buffer, a file
+// (copy_file_range) and a pipe (sendfile): the bytes are the same.
+func TestExportOutputsAgree(t *testing.T) {
+	e := newEnv(t)
+	e.commit(t, "demo", sourceTree(t, 3<<20))
+	want := e.export(t, "demo")
+	file := filepath.Join(t.TempDir(), "demo.tar")
+	if _, err := archive.ExportFile(context.Background(), e.m.Store, file, []string{"demo"}, archive.ExportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(file); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("file export differs from buffer export (%d vs %d bytes, %v)", len(got), len(want), err)
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := archive.Export(context.Background(), e.m.Store, pw, []string{"demo"}, archive.ExportOptions{})
+		pw.Close()
+		errc <- err
+	}()
+	got, rerr := io.ReadAll(pr)
+	if err := <-errc; err != nil || rerr != nil {
+		t.Fatal(err, rerr)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("pipe export differs from buffer export (%d vs %d bytes)", len(got), len(want))
+	}
+}

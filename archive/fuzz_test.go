@@ -1,0 +1,76 @@
+package archive_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/bot-bottle/bb/archive"
+	dirbackend "github.com/bot-bottle/bb/backends/dir"
+	"github.com/bot-bottle/bb/bottle"
+	"github.com/bot-bottle/bb/oci"
+	"github.com/bot-bottle/bb/state"
+)
+
+// FuzzImport feeds arbitrary bytes to Import: it must never panic, and
+// whatever it refuses must leave no blob, no temporary file and no state.
+// The seeds are archives of several KiB, so cap minimization:
+//
+//	go test -run XXX -fuzz FuzzImport -fuzzminimizetime 200x ./archive
+func FuzzImport(f *testing.F) {
+	a := newEnv(f)
+	a.commit(f, "demo", sourceTree(f, 512))
+	valid := a.export(f, "demo")
+	f.Add(valid)
+	f.Add(valid[:len(valid)-1024])
+	f.Add(build(f, without(without(without(entries(f, valid), "index.json"), "oci-layout"), "blobs/")))
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(valid)
+	zw.Close()
+	f.Add(gz.Bytes())
+	f.Add([]byte{})
+
+	f.Fuzz(func(t *testing.T, data []byte) {
+		h := fuzzEnv(t)
+		_, err := archive.Import(context.Background(), h.m, bytes.NewReader(data), archive.ImportOptions{As: "fuzz", Backend: "dir", Force: true})
+		if files, ferr := h.m.Store.IngestFiles(); ferr != nil || len(files) > 0 {
+			t.Fatalf("temporary files left: %v %v", files, ferr)
+		}
+		if err == nil {
+			return
+		}
+		if ents, _ := os.ReadDir(filepath.Join(h.m.Store.Root(), "blobs/sha256")); len(ents) > 0 {
+			t.Fatalf("refused (%v) but left %d blobs", err, len(ents))
+		}
+		if _, serr := os.Stat(filepath.Join(h.home.Dir, "state")); serr == nil {
+			t.Fatalf("refused (%v) but wrote state", err)
+		}
+		if !errors.Is(err, archive.ErrInvalid) && !errors.Is(err, oci.ErrNotFound) {
+			t.Logf("refused without ErrInvalid: %v", err)
+		}
+	})
+}
+
+// fuzzEnv is newEnv on tmpfs when there is one: the store syncs every
+// blob it commits, which would make each run take milliseconds.
+func fuzzEnv(t *testing.T) *env {
+	dir, err := os.MkdirTemp("/dev/shm", "bb-fuzz-")
+	if err != nil {
+		return newEnv(t)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	home := state.Home{Dir: dir}
+	s, err := oci.Open(home.StoreDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{home: home, m: &bottle.Manager{
+		Home: home, Store: s,
+		Runtimes: map[string]bottle.Runtime{bottle.Dir: &dirbackend.Runtime{Home: home}},
+	}}
+}

@@ -1,0 +1,76 @@
+package archive
+
+import (
+	"errors"
+	"regexp"
+	"strings"
+
+	"github.com/bot-bottle/bb/bottle"
+)
+
+// File names inside an archive.
+const (
+	LayoutFile   = "oci-layout"
+	IndexFile    = "index.json"
+	ManifestFile = "manifest.json"
+	BlobsDir     = "blobs/sha256/"
+)
+
+// Limits on the JSON files Import reads whole.
+const (
+	MaxLayoutSize   = 4 << 10
+	MaxIndexSize    = 4 << 20
+	MaxManifestSize = 4 << 20
+	// MaxEntries bounds the number of tar entries Import accepts.
+	MaxEntries = 1 << 16
+	// MaxPadding bounds the zero bytes accepted after the end-of-archive
+	// marker (tar pads to its record size, 10 KiB by default).
+	MaxPadding = 1 << 20
+)
+
+// ErrInvalid is wrapped by every error about the content of an archive.
+var ErrInvalid = errors.New("invalid archive")
+
+// DefaultRegistry and DefaultRepoPrefix make the full reference that
+// containerd and Apple container record for a bottle's image:
+// docker.io/library/bot-bottle-committed-<slug>:latest.
+const DefaultRegistry = "docker.io/library/"
+
+// FullName is the full reference of slug's committed image, as
+// containerd and Apple container spell it.
+func FullName(slug string) string { return DefaultRegistry + bottle.CommittedRef(slug) }
+
+// splitName splits a reference into its repository and tag (default
+// "latest"); a digest reference has no tag.
+func splitName(ref string) (repo, tag string) {
+	if i := strings.Index(ref, "@"); i >= 0 {
+		return ref[:i], ""
+	}
+	slash := strings.LastIndex(ref, "/")
+	if i := strings.LastIndex(ref, ":"); i > slash {
+		return ref[:i], ref[i+1:]
+	}
+	return ref, "latest"
+}
+
+// familiar shortens docker.io/library/x to x, as docker's RepoTags do.
+func familiar(ref string) string {
+	for _, p := range []string{"docker.io/library/", "index.docker.io/library/", "docker.io/", "index.docker.io/"} {
+		if strings.HasPrefix(ref, p) {
+			return strings.TrimPrefix(ref, p)
+		}
+	}
+	return ref
+}
+
+var committedRE = regexp.MustCompile(`^bot-bottle-committed-([A-Za-z0-9][A-Za-z0-9_.-]*)$`)
+
+// slugFromName recovers the slug from a committed image's name
+// (bot-bottle-committed-<slug>[:tag], with or without a registry).
+func slugFromName(ref string) string {
+	repo, _ := splitName(familiar(ref))
+	if m := committedRE.FindStringSubmatch(repo); m != nil {
+		return m[1]
+	}
+	return ""
+}
