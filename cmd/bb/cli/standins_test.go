@@ -14,7 +14,7 @@ import (
 	"github.com/bot-bottle/bb/state"
 )
 
-func bb(t *testing.T, args ...string) (string, error) {
+func runStandinBB(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	c := cli.New()
@@ -55,7 +55,7 @@ func TestStandinBackends(t *testing.T) {
 			if _, err := h.Exec(t, slug, nil, "sh", "-c", "echo hello > /root/note"); err != nil {
 				t.Fatal(err)
 			}
-			out, err := bb(t, "--home", home.Dir, "commit", slug)
+			out, err := runStandinBB(t, "--home", home.Dir, "commit", slug)
 			if err != nil {
 				t.Fatalf("bb commit: %v\n%s", err, out)
 			}
@@ -63,16 +63,16 @@ func TestStandinBackends(t *testing.T) {
 			if err != nil || committed == "" || !strings.Contains(out, committed) {
 				t.Fatalf("committed-image %q (%v); bb said:\n%s", committed, err, out)
 			}
-			if out, err := bb(t, "--home", home.Dir, "list"); err != nil || !strings.Contains(out, slug) {
+			if out, err := runStandinBB(t, "--home", home.Dir, "list"); err != nil || !strings.Contains(out, slug) {
 				t.Errorf("bb list: %v\n%s", err, out)
 			}
 			h.Remove(t, slug)
 			h.Forget(t, home, slug, committed)
-			out, err = bb(t, "--home", home.Dir, "resume", slug, "--print")
+			out, err = runStandinBB(t, "--home", home.Dir, "resume", slug, "--print")
 			if err != nil || strings.TrimSpace(out) != committed {
 				t.Fatalf("bb resume --print: %v\n%s", err, out)
 			}
-			if out, err := bb(t, "--home", home.Dir, "resume", slug); err != nil {
+			if out, err := runStandinBB(t, "--home", home.Dir, "resume", slug); err != nil {
 				t.Fatalf("bb resume: %v\n%s", err, out)
 			}
 			if note, err := h.Exec(t, slug, nil, "cat", "/root/note"); err != nil || string(note) != "hello\n" {
