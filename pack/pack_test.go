@@ -14,7 +14,7 @@ import (
 	"github.com/bot-bottle/bb/backends/dir"
 	"github.com/bot-bottle/bb/internal/backendtest"
 	"github.com/bot-bottle/bb/internal/standin"
-	"github.com/bot-bottle/bb/internal/testregistry"
+	"github.com/bot-bottle/bb/internal/packserve"
 	"github.com/bot-bottle/bb/oci"
 	"github.com/bot-bottle/bb/pack"
 	"github.com/bot-bottle/bb/snapshot"
@@ -93,7 +93,7 @@ func TestPackServedTag(t *testing.T) {
 	s := setup(t)
 	desc := build(t, s, "demo", "v1", true)
 	out := filepath.Join(t.TempDir(), "state", "committed-smolmachine")
-	art, err := pack.Pack(context.Background(), s, desc, "demo", out, opts(testregistry.Serve))
+	art, err := pack.Pack(context.Background(), s, desc, "demo", out, opts(packserve.Serve))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +115,7 @@ func TestPackUnpublished(t *testing.T) {
 	build(t, s, "demo", "old", true)
 	desc := build(t, s, "demo", "new", false)
 	out := filepath.Join(t.TempDir(), "committed-smolmachine")
-	art, err := pack.Pack(context.Background(), s, desc, "demo", out, opts(testregistry.Serve))
+	art, err := pack.Pack(context.Background(), s, desc, "demo", out, opts(packserve.Serve))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +130,7 @@ func TestPackFailureKeepsPrevious(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "committed-smolmachine")
 	os.WriteFile(out, []byte("old launcher"), 0o755)
 	os.WriteFile(out+".smolmachine", []byte("old artifact"), 0o644)
-	_, err := pack.Pack(context.Background(), s, desc, "demo", out, opts(testregistry.NoBlobs))
+	_, err := pack.Pack(context.Background(), s, desc, "demo", out, opts(packserve.NoBlobs))
 	var pe *pack.Error
 	if !errors.As(err, &pe) || !strings.Contains(pe.Stderr, "failed to pull image") {
 		t.Fatalf("err = %v; want a pack.Error with smolvm's stderr", err)
@@ -160,7 +160,7 @@ func TestPackRefusesLayers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = pack.Pack(context.Background(), s, two, "demo", filepath.Join(t.TempDir(), "out"), opts(testregistry.Serve))
+	_, err = pack.Pack(context.Background(), s, two, "demo", filepath.Join(t.TempDir(), "out"), opts(packserve.Serve))
 	if !errors.Is(err, pack.ErrLayers) {
 		t.Fatalf("err = %v, want ErrLayers", err)
 	}
@@ -173,7 +173,7 @@ func TestPackConfigErrors(t *testing.T) {
 	if _, err := pack.Pack(context.Background(), s, desc, "demo", out, pack.Options{}); err == nil || !strings.Contains(err.Error(), "registry") {
 		t.Errorf("no Serve: %v", err)
 	}
-	o := opts(testregistry.Serve)
+	o := opts(packserve.Serve)
 	o.Binary = "smolvm-not-installed"
 	if _, err := pack.Pack(context.Background(), s, desc, "demo", out, o); err == nil || !strings.Contains(err.Error(), "PATH") {
 		t.Errorf("missing smolvm: %v", err)

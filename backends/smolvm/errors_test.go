@@ -17,7 +17,7 @@ import (
 	"github.com/bot-bottle/bb/bottle"
 	"github.com/bot-bottle/bb/internal/backendtest"
 	"github.com/bot-bottle/bb/internal/testimage"
-	"github.com/bot-bottle/bb/internal/testregistry"
+	"github.com/bot-bottle/bb/internal/packserve"
 	"github.com/bot-bottle/bb/oci"
 	"github.com/bot-bottle/bb/pack"
 	"github.com/bot-bottle/bb/snapshot"
@@ -161,7 +161,7 @@ func TestCommitErrors(t *testing.T) {
 		if _, err := h.Exec(t, "nopack", nil, "sh", "-c", "echo more > /home/node/more"); err != nil {
 			t.Fatal(err)
 		}
-		e.Manager.Runtimes[bottle.Smolmachines] = &smolvm.Runtime{Home: e.Home, Pack: pack.Options{Serve: testregistry.NoBlobs}}
+		e.Manager.Runtimes[bottle.Smolmachines] = &smolvm.Runtime{Home: e.Home, Pack: pack.Options{Serve: packserve.NoBlobs}}
 		_, err = e.Manager.Commit(ctx, "nopack", bottle.CommitOptions{})
 		var pe *pack.Error
 		if !errors.As(err, &pe) || !strings.Contains(err.Error(), "failed to pull image") || !strings.Contains(err.Error(), "BLOB_UNKNOWN") {
@@ -266,7 +266,7 @@ func bootFrom(t *testing.T, slug, dir string, cfg v1.Config) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(t.TempDir(), "base")
-	art, err := pack.Pack(ctx, s, res.Manifest, slug, out, pack.Options{Serve: testregistry.Serve})
+	art, err := pack.Pack(ctx, s, res.Manifest, slug, out, pack.Options{Serve: packserve.Serve})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/bot-bottle/bb/internal/backendtest"
-	"github.com/bot-bottle/bb/internal/testregistry"
+	"github.com/bot-bottle/bb/internal/packserve"
 )
 
 var standins string
@@ -28,7 +28,7 @@ func TestMain(m *testing.M) {
 }
 
 func newHarness(t *testing.T) *backendtest.SmolvmHarness {
-	return backendtest.NewSmolvmHarness(t, standins, testregistry.Serve)
+	return backendtest.NewSmolvmHarness(t, standins, packserve.Serve)
 }
 
 func cli(t testing.TB, stdin io.Reader, args ...string) ([]byte, error) {
