@@ -317,7 +317,11 @@ func TestManifestPush(t *testing.T) {
 
 	// A tag must not take over another slug's store tag: demo's history
 	// tag demo-<time> is not repository demo-<time>'s latest.
-	putManifest(t, base+f.demoOld.TimeTag+"/manifests/latest", mt, raw).expect(t, 403, "DENIED")
+	// (Time tags carry capitals, which no repository name may, so the
+	// collision is shown with a lowercase tag.)
+	putManifest(t, base+f.demoOld.TimeTag+"/manifests/latest", mt, raw).expect(t, 400, "NAME_INVALID")
+	putManifest(t, base+"demo/manifests/v1", mt, raw).expect(t, 201, "")
+	putManifest(t, base+"demo-v1/manifests/latest", mt, []byte(strings.Replace(string(raw), "{", "{ ", 1))).expect(t, 403, "DENIED")
 	if d, _ := f.store.Resolve(ctx, f.demoOld.TimeTag); d.Digest != f.demoOld.Manifest.Digest {
 		t.Error("push replaced another slug's snapshot")
 	}

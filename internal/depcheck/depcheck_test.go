@@ -11,7 +11,7 @@ import (
 
 var core = []string{"oci", "oci/layer", "snapshot", "state", "rootfs", "registry", "pack", "archive", "remote"}
 
-var forbidden = []string{"github.com/spf13/cobra", "github.com/docker/docker", "github.com/moby/"}
+var forbidden = []string{"github.com/spf13/cobra", "github.com/docker/docker/", "github.com/moby/"}
 
 func TestCoreDependencies(t *testing.T) {
 	for _, pkg := range core {

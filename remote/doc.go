@@ -1,0 +1,47 @@
+// Package remote moves snapshots between bb's local store and a remote
+// OCI registry (distribution, Harbor, GHCR, ECR, ...), the shared store
+// of users who outgrow one machine.
+//
+// Push sends an image from the store:
+//
+//	for each blob (config, layers), a few at a time:
+//	  HEAD    /v2/<repo>/blobs/<digest>               present: skipped
+//	  POST    /v2/<repo>/blobs/uploads/?mount=&from=  known in another repo: mounted
+//	  GET     <saved upload location>                 interrupted earlier: resume at Range
+//	  POST    /v2/<repo>/blobs/uploads/               new upload session
+//	  PUT     <location>?digest=  (body)              small blob: one request
+//	  PATCH   <location>  Content-Range (chunk)...    large blob: chunks, session saved after each
+//	  PUT     <location>?digest=                      close the upload
+//	PUT /v2/<repo>/manifests/<tag>
+//	the bottle's metadata.json as a referrer artifact (oras-go), with the
+//	referrers tag-schema fallback for registries without the referrers API
+//
+// Pull reads a manifest (bounded, digest verified), streams the config
+// and layers into the store through oci.Store.Ingest (digest and size
+// verified while writing; blobs already present are skipped), and finds
+// the metadata referrer. Adopting the image under a slug is the caller's
+// job (bottle.Manager.Adopt).
+//
+// Credentials come from the docker config (~/.docker/config.json, or
+// $DOCKER_CONFIG/config.json) and docker credential helpers through
+// go-containerregistry's authn.DefaultKeychain, as docker and crane read
+// them; token and basic auth go through its transport package. Plain
+// HTTP is used only for loopback registries, or when Options.PlainHTTP or
+// Options.Insecure allow it.
+//
+// State kept under the store root, in remote/:
+//   - blobs.json: which repositories of which registry hold which blobs
+//     (from earlier pushes and pulls), to try cross-repository mounts;
+//   - uploads/<key>.json: the upload session (location, accepted offset)
+//     of a blob being pushed, so a push that was interrupted resumes from
+//     the last accepted chunk. A session the registry no longer knows is
+//     dropped and the blob starts over.
+//
+// Distribution (v2.8 and later) discards an upload session whose data
+// grew past the offset in its signed location, which is what happens when
+// a chunk is cut off half way: against it, a push resumes after an
+// interruption between chunks (bb stopped, the registry restarted, the
+// network down between requests) and starts the blob over after an
+// interruption inside a chunk. Registries that report the bytes they kept
+// (GET on the upload location, Range header) resume from there.
+package remote
