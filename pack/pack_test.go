@@ -13,8 +13,8 @@ import (
 
 	"github.com/bot-bottle/bb/backends/dir"
 	"github.com/bot-bottle/bb/internal/backendtest"
-	"github.com/bot-bottle/bb/internal/standin"
 	"github.com/bot-bottle/bb/internal/packserve"
+	"github.com/bot-bottle/bb/internal/standin"
 	"github.com/bot-bottle/bb/oci"
 	"github.com/bot-bottle/bb/pack"
 	"github.com/bot-bottle/bb/snapshot"
