@@ -51,32 +51,15 @@ func openState() (*state, error) {
 		return nil, err
 	}
 	if _, err := os.Stat(filepath.Join(st.images, "index.json")); errors.Is(err, os.ErrNotExist) {
-		if _, err := layout.Write(st.images, emptyIndex()); err != nil {
+		if err := os.WriteFile(filepath.Join(st.images, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644); err != nil {
+			return nil, err
+		}
+		if err := st.writeIndex(&v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex}); err != nil {
 			return nil, err
 		}
 	}
 	return st, os.MkdirAll(filepath.Join(root, "containers"), 0o755)
 }
-
-func emptyIndex() v1.ImageIndex {
-	return emptyIdx{}
-}
-
-// emptyIdx is an index with no manifests, for layout.Write.
-type emptyIdx struct{}
-
-func (emptyIdx) MediaType() (types.MediaType, error) { return types.OCIImageIndex, nil }
-func (emptyIdx) Digest() (v1.Hash, error)            { return v1.Hash{}, nil }
-func (emptyIdx) Size() (int64, error)                { return 0, nil }
-func (emptyIdx) IndexManifest() (*v1.IndexManifest, error) {
-	return &v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex}, nil
-}
-func (e emptyIdx) RawManifest() ([]byte, error) {
-	m, _ := e.IndexManifest()
-	return json.Marshal(m)
-}
-func (emptyIdx) Image(v1.Hash) (v1.Image, error)           { return nil, errors.New("empty") }
-func (emptyIdx) ImageIndex(v1.Hash) (v1.ImageIndex, error) { return nil, errors.New("empty") }
 
 func (st *state) index() (*v1.IndexManifest, error) {
 	b, err := os.ReadFile(filepath.Join(st.images, "index.json"))
