@@ -89,6 +89,12 @@ type listed struct {
 		Image struct {
 			Reference string `json:"reference"`
 		} `json:"image"`
+		InitProcess struct {
+			Executable       string   `json:"executable"`
+			Arguments        []string `json:"arguments"`
+			Environment      []string `json:"environment"`
+			WorkingDirectory string   `json:"workingDirectory"`
+		} `json:"initProcess"`
 	} `json:"configuration"`
 	Status json.RawMessage `json:"status"`
 }
@@ -192,7 +198,7 @@ func (r *Runtime) Prepare(ctx context.Context, slug string, opts bottle.PrepareO
 	if l == nil {
 		return nil, fmt.Errorf("%s: %w", name, bottle.ErrNoBottle)
 	}
-	base := snapshot.Base{Ref: l.Configuration.Image.Reference, Config: r.baseConfig(ctx, bin, l.Configuration.Image.Reference)}
+	base := snapshot.Base{Ref: l.Configuration.Image.Reference, Config: r.baseConfig(ctx, bin, l)}
 	p := &bottle.Prepared{Base: base}
 	switch opts.Method {
 	case "", MethodExec:
@@ -215,16 +221,41 @@ func (r *Runtime) Prepare(ctx context.Context, slug string, opts bottle.PrepareO
 }
 
 // baseConfig reads the config of the image the container runs, so the
-// snapshot keeps its Env, Entrypoint, Cmd, User and WorkingDir.
-func (r *Runtime) baseConfig(ctx context.Context, bin, ref string) *v1.ConfigFile {
-	def := &v1.ConfigFile{Config: v1.Config{Env: []string{DefaultPath}}}
+// snapshot keeps its Env, Entrypoint, Cmd, User and WorkingDir. When the
+// image is gone, the container's init process gives the command, working
+// directory and PATH (not the rest of its environment, which holds what
+// the launcher passed with container run -e).
+func (r *Runtime) baseConfig(ctx context.Context, bin string, l *listed) *v1.ConfigFile {
+	ref := l.Configuration.Image.Reference
+	cf, err := r.imageConfig(ctx, bin, ref)
+	if err == nil {
+		return cf
+	}
+	r.log().Warn("reading the base image config; the snapshot's config comes from the container's init process", "image", ref, "err", err)
+	ip := l.Configuration.InitProcess
+	cf = &v1.ConfigFile{Config: v1.Config{WorkingDir: ip.WorkingDirectory}}
+	if ip.Executable != "" {
+		cf.Config.Cmd = append([]string{ip.Executable}, ip.Arguments...)
+	}
+	for _, e := range ip.Environment {
+		if strings.HasPrefix(e, "PATH=") {
+			cf.Config.Env = []string{e}
+		}
+	}
+	if cf.Config.Env == nil {
+		cf.Config.Env = []string{DefaultPath}
+	}
+	return cf
+}
+
+// imageConfig reads an image's config with container image inspect.
+func (r *Runtime) imageConfig(ctx context.Context, bin, ref string) (*v1.ConfigFile, error) {
 	if ref == "" {
-		return def
+		return nil, errors.New("the container names no image")
 	}
 	out, err := r.run(ctx, bin, "image", "inspect", ref)
 	if err != nil {
-		r.log().Warn("reading the base image config; the snapshot gets a default config", "image", ref, "err", err)
-		return def
+		return nil, err
 	}
 	var res []struct {
 		Variants []struct {
@@ -232,9 +263,11 @@ func (r *Runtime) baseConfig(ctx context.Context, bin, ref string) *v1.ConfigFil
 			Config   json.RawMessage `json:"config"`
 		} `json:"variants"`
 	}
-	if err := json.Unmarshal(out, &res); err != nil || len(res) == 0 || len(res[0].Variants) == 0 {
-		r.log().Warn("container image inspect gave no image config; the snapshot gets a default config", "image", ref, "err", err)
-		return def
+	if err := json.Unmarshal(out, &res); err != nil {
+		return nil, fmt.Errorf("parsing container image inspect: %w", err)
+	}
+	if len(res) == 0 || len(res[0].Variants) == 0 {
+		return nil, errors.New("container image inspect shows no image config")
 	}
 	vs := res[0].Variants
 	pick := vs[0]
@@ -243,12 +276,7 @@ func (r *Runtime) baseConfig(ctx context.Context, bin, ref string) *v1.ConfigFil
 			pick = v
 		}
 	}
-	cf, err := v1.ParseConfigFile(bytes.NewReader(pick.Config))
-	if err != nil {
-		r.log().Warn("parsing the base image config; the snapshot gets a default config", "image", ref, "err", err)
-		return def
-	}
-	return cf
+	return v1.ParseConfigFile(bytes.NewReader(pick.Config))
 }
 
 // guestTar judges the result of tar --version run in the guest.

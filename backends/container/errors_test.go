@@ -267,3 +267,25 @@ func TestSnapshotConfig(t *testing.T) {
 		t.Errorf("base image annotation: %v", ins.Manifest.Annotations)
 	}
 }
+
+// TestSnapshotConfigImageGone: when the container's image was deleted,
+// the config comes from its init process (command, working directory,
+// PATH) and not from its environment.
+func TestSnapshotConfigImageGone(t *testing.T) {
+	h := newHarness(t)
+	e := backendtest.NewEnv(t, h)
+	backendtest.StartBottle(t, h, e, "gone", testimage.Options{})
+	mustCLI(t, "image", "delete", "docker.io/library/bb-test-base-gone:latest")
+	if _, err := e.Manager.Commit(context.Background(), "gone", bottle.CommitOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ins, err := e.Manager.Inspect(context.Background(), "gone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := testimage.Config()
+	got := ins.Config.Config
+	if !slices.Equal(got.Cmd, want.Cmd) || got.WorkingDir != want.WorkingDir || !slices.Equal(got.Env, want.Env[:1]) {
+		t.Errorf("snapshot config %+v; want Cmd %v, WorkingDir %q, Env %v", got, want.Cmd, want.WorkingDir, want.Env[:1])
+	}
+}
