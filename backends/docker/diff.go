@@ -76,10 +76,11 @@ func (p *plan) fileList() []byte {
 
 // diffTarArgs is the argv of the guest GNU tar of an incremental
 // snapshot: the plan's paths, read NUL-separated from stdin, without
-// descending into directories.
+// descending into directories. Paths that are gone are skipped quietly:
+// the plan names deleted paths on purpose, to find recreated directories.
 func diffTarArgs() []string {
 	return []string{"tar", "--create", "--numeric-owner", "--xattrs", "--xattrs-include=*",
-		"--ignore-failed-read", "--warning=no-file-ignored", "--no-recursion",
+		"--ignore-failed-read", "--warning=no-file-ignored", "--warning=no-failed-read", "--no-recursion",
 		"--file=-", "--directory=/", "--null", "--files-from=-"}
 }
 

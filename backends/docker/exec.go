@@ -71,6 +71,7 @@ type execStream struct {
 	id        string
 	name      string
 	what      string
+	cmd       string
 	tarStatus bool
 
 	pr     *io.PipeReader
@@ -99,7 +100,7 @@ func startExec(ctx context.Context, c Client, id, name string, cmd []string, std
 		return nil, fmt.Errorf("attaching to %s: %w", what, err)
 	}
 	pr, pw := io.Pipe()
-	s := &execStream{c: c, id: id, name: name, what: what, tarStatus: tarStatus, pr: pr,
+	s := &execStream{c: c, id: id, name: name, what: what, cmd: cmd[0], tarStatus: tarStatus, pr: pr,
 		stderr: &tailBuffer{max: 8 << 10}, done: make(chan struct{})}
 	var closeOnce sync.Once
 	s.close = func() { closeOnce.Do(hj.Close) }
@@ -138,7 +139,7 @@ func (s *execStream) finish(ctx context.Context, execID string, copyErr error, r
 	}
 	gone := func(cause error) error {
 		if ci, ierr := s.c.ContainerInspect(ctx, s.id); ierr != nil || ci.State == nil || !ci.State.Running {
-			return fmt.Errorf("container %s was stopped or removed while %s was streaming (%v)", s.name, s.what, cause)
+			return fmt.Errorf("%s was stopped or removed while %s was streaming from it (%v)", s.name, s.cmd, cause)
 		}
 		return fmt.Errorf("stream of %s broke: %w", s.what, cause)
 	}
@@ -157,7 +158,7 @@ func (s *execStream) finish(ctx context.Context, execID string, copyErr error, r
 		s.mu.Unlock()
 		return nil
 	case ins.ExitCode == 137 || ins.ExitCode == 143:
-		return gone(&exitError{what: s.what, code: ins.ExitCode, stderr: s.stderr.String()})
+		return fmt.Errorf("%s was killed (exit status %d): was %s stopped or removed meanwhile? %s", s.what, ins.ExitCode, s.name, s.stderr.String())
 	default:
 		return &exitError{what: s.what, code: ins.ExitCode, stderr: s.stderr.String()}
 	}

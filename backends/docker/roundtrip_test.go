@@ -390,18 +390,23 @@ func TestFailures(t *testing.T) {
 		}
 		checkUnchanged(t, c, e, slug, st)
 
-		removed := false
+		// Remove the bottle once 8 MiB have streamed; reading goes on
+		// meanwhile, as it would when someone else removes it.
+		removed := make(chan error, 1)
+		started := false
 		_, err = e.m.Commit(ctx, slug, bottle.CommitOptions{Layer: layer.Options{Progress: func(n int64) {
-			if n > 8<<20 && !removed {
-				removed = true
-				if err := c.ContainerRemove(ctx, ctr, container.RemoveOptions{Force: true}); err != nil {
-					t.Error(err)
-				}
+			if n > 8<<20 && !started {
+				started = true
+				go func() { removed <- c.ContainerRemove(ctx, ctr, container.RemoveOptions{Force: true}) }()
 			}
 		}}})
-		if !removed {
+		if !started {
 			t.Fatalf("the stream ended before the bottle was removed: %v", err)
 		}
+		if rerr := <-removed; rerr != nil {
+			t.Fatal(rerr)
+		}
+		t.Logf("removed mid-stream: %v", err)
 		if stageOf(err) != snapshot.StageStream || !strings.Contains(err.Error(), "failed at stream") {
 			t.Errorf("a bottle removed mid-stream: %v", err)
 		}
@@ -436,20 +441,29 @@ func TestFailures(t *testing.T) {
 		}
 	})
 
-	t.Run("no GNU tar", func(t *testing.T) {
-		t.Parallel()
-		base := buildImage(t, c, testimage.Options{BusyboxTar: true}, nil)
-		slug := newSlug("bbtar")
-		e := newEnv(t, c)
-		startBottle(t, c, base, slug)
-		_, err := e.m.Commit(ctx, slug, bottle.CommitOptions{})
-		if err == nil || !strings.Contains(err.Error(), "BusyBox") || !strings.Contains(err.Error(), "--method export") {
-			t.Errorf("a bottle with BusyBox tar: %v", err)
-		}
-		if _, err := e.m.Commit(ctx, slug, bottle.CommitOptions{Prepare: bottle.PrepareOptions{Method: "export"}}); err != nil {
-			t.Errorf("--method export in a bottle without GNU tar: %v", err)
-		}
-	})
+	for _, v := range []struct {
+		name string
+		opts testimage.Options
+		want string
+	}{
+		{"busybox tar", testimage.Options{BusyboxTar: true}, "BusyBox"},
+		{"no tar", testimage.Options{NoTar: true}, "has no tar"},
+	} {
+		t.Run(v.name, func(t *testing.T) {
+			t.Parallel()
+			base := buildImage(t, c, v.opts, nil)
+			slug := newSlug("notar")
+			e := newEnv(t, c)
+			startBottle(t, c, base, slug)
+			_, err := e.m.Commit(ctx, slug, bottle.CommitOptions{})
+			if err == nil || !strings.Contains(err.Error(), v.want) || !strings.Contains(err.Error(), "--method export") {
+				t.Errorf("a bottle without GNU tar: %v", err)
+			}
+			if _, err := e.m.Commit(ctx, slug, bottle.CommitOptions{Prepare: bottle.PrepareOptions{Method: "export"}}); err != nil {
+				t.Errorf("--method export in a bottle without GNU tar: %v", err)
+			}
+		})
+	}
 }
 
 // TestNoSlug runs bb commit without a slug and without a terminal: the
