@@ -87,13 +87,19 @@ func diffTarArgs() []string {
 // rewrite copies the tar stream src to w, keeping only the plan's paths
 // when filter is set, and adds the whiteouts: an opaque whiteout right
 // after each deleted-then-recreated directory, and a whiteout for each
-// deleted path at the end (none below another whiteout). It reads src to
+// deleted path at the end (none below another whiteout or below a
+// non-directory of the stream, such as a symlink that replaced a
+// directory). It reads src to
 // its end, so that a producer's failure reported there is returned.
 func (p *plan) rewrite(src io.Reader, w io.Writer, filter bool) error {
 	bw := bufio.NewWriterSize(w, 256<<10)
 	tw := tar.NewWriter(bw)
 	tr := tar.NewReader(bufio.NewReaderSize(src, 256<<10))
 	present := map[string]bool{}
+	// Non-directories of the stream: a deleted path below one needs no
+	// whiteout (the entry hides the lower directory whole), and a whiteout
+	// there would sit below a symlink.
+	nondir := map[string]bool{}
 	for {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -115,6 +121,9 @@ func (p *plan) rewrite(src io.Reader, w io.Writer, filter bool) error {
 				return err
 			}
 		}
+		if hdr.Typeflag != tar.TypeDir {
+			nondir[name] = true
+		}
 		if p.deleted[name] {
 			present[name] = true
 			if hdr.Typeflag == tar.TypeDir {
@@ -133,7 +142,7 @@ func (p *plan) rewrite(src io.Reader, w io.Writer, filter bool) error {
 	sort.Strings(gone)
 	whited := map[string]bool{}
 	for _, n := range gone {
-		if below(n, whited) {
+		if below(n, whited) || below(n, nondir) {
 			continue
 		}
 		whited[n] = true

@@ -44,6 +44,7 @@ func TestRewrite(t *testing.T) {
 		{Typeflag: tar.TypeDir, Name: "./opt/d/", Mode: 0o755},
 		{Typeflag: tar.TypeReg, Name: "./opt/d/new", Mode: 0o644, Size: 3},
 		{Typeflag: tar.TypeReg, Name: "./unlisted", Mode: 0o644, Size: 3},
+		{Typeflag: tar.TypeSymlink, Name: "./was-dir", Linkname: "/elsewhere"},
 	} {
 		if err := tw.WriteHeader(h); err != nil {
 			t.Fatal(err)
@@ -59,6 +60,8 @@ func TestRewrite(t *testing.T) {
 		{Kind: container.ChangeAdd, Path: "/opt/d/new"},
 		{Kind: container.ChangeDelete, Path: "/gone"},
 		{Kind: container.ChangeDelete, Path: "/gone/below"},
+		{Kind: container.ChangeModify, Path: "/was-dir"}, // a directory replaced by a symlink
+		{Kind: container.ChangeDelete, Path: "/was-dir/child"},
 	}, nil, nil)
 	for _, filter := range []bool{true, false} {
 		var out bytes.Buffer
@@ -74,7 +77,7 @@ func TestRewrite(t *testing.T) {
 			}
 			names = append(names, h.Name)
 		}
-		want := "./etc/ ./opt/ ./opt/d/ opt/d/.wh..wh..opq ./opt/d/new etc/.wh.base-file .wh.gone"
+		want := "./etc/ ./opt/ ./opt/d/ opt/d/.wh..wh..opq ./opt/d/new ./was-dir etc/.wh.base-file .wh.gone"
 		if !filter {
 			want = strings.Replace(want, "./opt/d/new", "./opt/d/new ./unlisted", 1)
 		}

@@ -232,12 +232,12 @@ func TestChain(t *testing.T) {
 	c := needDocker(t)
 	ctx := context.Background()
 	base := buildImage(t, c, testimage.Options{}, func(dir string) error {
-		for _, d := range []string{"opt/old/sub", "srv/keep"} {
+		for _, d := range []string{"opt/old/sub", "srv/keep", "srv/was-dir/sub"} {
 			if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 				return err
 			}
 		}
-		for _, f := range []string{"opt/old/sub/f", "opt/old/g", "srv/keep/k"} {
+		for _, f := range []string{"opt/old/sub/f", "opt/old/g", "srv/keep/k", "srv/was-dir/sub/f", "srv/was-dir/g"} {
 			if err := os.WriteFile(filepath.Join(dir, f), []byte(f), 0o644); err != nil {
 				return err
 			}
@@ -247,10 +247,12 @@ func TestChain(t *testing.T) {
 	slug := newSlug("chain")
 	e := newEnv(t, c)
 	ctr := startBottle(t, c, base, slug)
-	// A directory replaced by a new one, a file changed below a directory
-	// of another owner, and a new hard link pair.
+	// A directory replaced by a new one, a directory replaced by a
+	// symlink, a file changed below a directory of another owner, and a
+	// new hard link pair.
 	sh(t, c, ctr, `set -e
 rm -rf /opt/old && mkdir -p /opt/old/new && echo n > /opt/old/new/n
+rm -rf /srv/was-dir && ln -s /home/node /srv/was-dir
 echo more >> /srv/keep/k
 echo one > /home/node/one && ln /home/node/one /home/node/two`)
 	res1, err := e.m.Commit(ctx, slug, bottle.CommitOptions{})
