@@ -198,7 +198,11 @@ func (r *Runtime) Boot(ctx context.Context, snap bottle.Snapshot, committed stri
 	host := &container.HostConfig{NetworkMode: container.NetworkMode(r.Network)}
 	created, err := c.ContainerCreate(ctx, cfg, host, nil, nil, name)
 	if err != nil {
-		return fmt.Errorf("creating container %s from %s: %w", name, committed, err)
+		hint := ""
+		if r.Network == "" && strings.Contains(err.Error(), "network") {
+			hint = " (set " + EnvNetwork + " to a network mode that exists, such as none)"
+		}
+		return fmt.Errorf("creating container %s from %s: %w%s", name, committed, err, hint)
 	}
 	for _, w := range created.Warnings {
 		r.log().Warn("docker: "+w, "container", name)
