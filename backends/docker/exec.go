@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
@@ -69,14 +70,14 @@ func (e *exitError) Error() string {
 type execStream struct {
 	c         Client
 	id        string
-	name      string
-	what      string
-	cmd       string
+	name      string // the container's, for messages
+	cmd       string // the command's name
 	tarStatus bool
 
 	pr     *io.PipeReader
 	stderr *tailBuffer
 	close  func()
+	closed atomic.Bool // Close was called: the end of output is ours
 	done   chan struct{}
 
 	mu       sync.Mutex
@@ -87,7 +88,9 @@ type execStream struct {
 // (called name in messages); stdin, if not nil, is written to the
 // command's standard input.
 func startExec(ctx context.Context, c Client, id, name string, cmd []string, stdin []byte, tarStatus bool) (*execStream, error) {
-	what := fmt.Sprintf("%s in %s", cmd[0], name)
+	s := &execStream{c: c, id: id, name: name, cmd: cmd[0], tarStatus: tarStatus,
+		stderr: &tailBuffer{max: 8 << 10}, done: make(chan struct{})}
+	what := s.what()
 	created, err := c.ContainerExecCreate(ctx, id, container.ExecOptions{
 		User: "0", WorkingDir: "/", Cmd: cmd,
 		AttachStdin: stdin != nil, AttachStdout: true, AttachStderr: true,
@@ -100,8 +103,7 @@ func startExec(ctx context.Context, c Client, id, name string, cmd []string, std
 		return nil, fmt.Errorf("attaching to %s: %w", what, err)
 	}
 	pr, pw := io.Pipe()
-	s := &execStream{c: c, id: id, name: name, what: what, cmd: cmd[0], tarStatus: tarStatus, pr: pr,
-		stderr: &tailBuffer{max: 8 << 10}, done: make(chan struct{})}
+	s.pr = pr
 	var closeOnce sync.Once
 	s.close = func() { closeOnce.Do(hj.Close) }
 	stop := context.AfterFunc(ctx, s.close)
@@ -117,16 +119,22 @@ func startExec(ctx context.Context, c Client, id, name string, cmd []string, std
 		defer stop()
 		_, cerr := stdcopy.StdCopy(pw, s.stderr, hj.Reader)
 		s.close()
-		pw.CloseWithError(s.finish(context.WithoutCancel(ctx), created.ID, cerr, ctx))
+		pw.CloseWithError(s.finish(ctx, created.ID, cerr))
 	}()
 	return s, nil
 }
 
+func (s *execStream) what() string { return s.cmd + " in " + s.name }
+
 // finish works out how the command ended once its output did.
-func (s *execStream) finish(ctx context.Context, execID string, copyErr error, runCtx context.Context) error {
-	if err := runCtx.Err(); err != nil {
+func (s *execStream) finish(ctx context.Context, execID string, copyErr error) error {
+	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if s.closed.Load() {
+		return errors.New("stream closed")
+	}
+	ctx = context.WithoutCancel(ctx)
 	var ins container.ExecInspect
 	var err error
 	deadline := time.Now().Add(10 * time.Second)
@@ -141,7 +149,7 @@ func (s *execStream) finish(ctx context.Context, execID string, copyErr error, r
 		if ci, ierr := s.c.ContainerInspect(ctx, s.id); ierr != nil || ci.State == nil || !ci.State.Running {
 			return fmt.Errorf("%s was stopped or removed while %s was streaming from it (%v)", s.name, s.cmd, cause)
 		}
-		return fmt.Errorf("stream of %s broke: %w", s.what, cause)
+		return fmt.Errorf("stream of %s broke: %w", s.what(), cause)
 	}
 	switch {
 	case err != nil:
@@ -154,13 +162,13 @@ func (s *execStream) finish(ctx context.Context, execID string, copyErr error, r
 		return nil
 	case ins.ExitCode == 1 && s.tarStatus:
 		s.mu.Lock()
-		s.warnings = append(s.warnings, fmt.Sprintf("%s: some files changed while they were read (tar exit status 1): %s", s.what, s.stderr.String()))
+		s.warnings = append(s.warnings, fmt.Sprintf("%s: some files changed while they were read (tar exit status 1): %s", s.what(), s.stderr.String()))
 		s.mu.Unlock()
 		return nil
 	case ins.ExitCode == 137 || ins.ExitCode == 143:
-		return fmt.Errorf("%s was killed (exit status %d): was %s stopped or removed meanwhile? %s", s.what, ins.ExitCode, s.name, s.stderr.String())
+		return fmt.Errorf("%s was killed (exit status %d): was %s stopped or removed meanwhile?%s", s.what(), ins.ExitCode, s.name, prefixed(" ", s.stderr.String()))
 	default:
-		return &exitError{what: s.what, code: ins.ExitCode, stderr: s.stderr.String()}
+		return &exitError{what: s.what(), code: ins.ExitCode, stderr: s.stderr.String()}
 	}
 }
 
@@ -176,6 +184,7 @@ func (s *execStream) Warnings() []string {
 
 // Close stops reading; the command gets a broken pipe if it still writes.
 func (s *execStream) Close() error {
+	s.closed.Store(true)
 	s.pr.CloseWithError(errors.New("stream closed"))
 	s.close()
 	<-s.done
@@ -203,4 +212,12 @@ func (t *tailBuffer) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return strings.TrimSpace(string(t.buf))
+}
+
+// prefixed returns p+s, or "" when s is empty.
+func prefixed(p, s string) string {
+	if s == "" {
+		return ""
+	}
+	return p + s
 }

@@ -421,8 +421,10 @@ func TestFailures(t *testing.T) {
 			if err := os.Rename(filepath.Join(dir, "usr/bin/tar"), filepath.Join(dir, "usr/bin/tar.real")); err != nil {
 				return err
 			}
-			// GNU tar for --version; for the rest some output, then status 2.
+			// GNU tar for --version; for the rest some output, then status
+			// 2, or with /etc/tar-exit-1 the whole output, then status 1.
 			script := "#!/bin/sh\ncase \"$1\" in --version) exec /usr/bin/tar.real --version;; esac\n" +
+				"if [ -f /etc/tar-exit-1 ]; then /usr/bin/tar.real \"$@\"; echo 'tar: ./x: file changed as we read it' >&2; exit 1; fi\n" +
 				"/usr/bin/tar.real \"$@\" | head -c 300000\necho 'tar: simulated read error' >&2\nexit 2\n"
 			return os.WriteFile(filepath.Join(dir, "usr/bin/tar"), []byte(script), 0o755)
 		})
@@ -440,6 +442,15 @@ func TestFailures(t *testing.T) {
 				t.Errorf("tar exiting 2 (full %v): %v", full, err)
 			}
 			checkUnchanged(t, c, e, slug, st)
+		}
+		// Exit status 1 (a file changed while it was read) is a warning.
+		sh(t, c, ctr, "touch /etc/tar-exit-1")
+		res, err := e.m.Commit(ctx, slug, bottle.CommitOptions{})
+		if err != nil {
+			t.Fatalf("tar exiting 1: %v", err)
+		}
+		if w := strings.Join(res.Warnings, "\n"); !strings.Contains(w, "changed while") {
+			t.Errorf("tar exiting 1 gave no warning: %q", w)
 		}
 	})
 
