@@ -7,6 +7,7 @@ import (
 
 	"github.com/bot-bottle/bb/backends/container"
 	"github.com/bot-bottle/bb/backends/dir"
+	"github.com/bot-bottle/bb/backends/docker"
 	"github.com/bot-bottle/bb/backends/smolvm"
 	"github.com/bot-bottle/bb/bottle"
 	"github.com/bot-bottle/bb/oci"
@@ -22,12 +23,15 @@ const (
 )
 
 // runtimes returns every backend bb can drive, by name.
-func runtimes(home state.Home, log *slog.Logger) map[string]bottle.Runtime {
+func runtimes(home state.Home, store *oci.Store, log *slog.Logger) map[string]bottle.Runtime {
 	rts := map[string]bottle.Runtime{
 		bottle.Dir:            &dir.Runtime{Home: home},
 		bottle.MacosContainer: &container.Runtime{Home: home, Binary: os.Getenv(EnvContainerBin), Logger: log},
 		bottle.Smolmachines: &smolvm.Runtime{Home: home, Binary: os.Getenv(EnvSmolvmBin), Logger: log,
 			Pack: pack.Options{Serve: serveStore}},
+		// The daemon is reached through DOCKER_HOST etc.; containers bb
+		// resume creates join $BB_DOCKER_NETWORK (default: the daemon's).
+		bottle.Docker: &docker.Runtime{Store: store, Network: os.Getenv(docker.EnvNetwork), Logger: log},
 	}
 	return rts
 }
