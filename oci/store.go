@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bot-bottle/bb/internal/iox"
+
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -247,7 +249,7 @@ func (s *Store) Ingest(ctx context.Context, r io.Reader, want v1.Hash, wantSize 
 	if wantSize >= 0 {
 		r = io.LimitReader(r, wantSize+1)
 	}
-	if _, err := io.Copy(w, ctxReader{ctx, r}); err != nil {
+	if _, err := io.Copy(w, iox.ContextReader(ctx, r)); err != nil {
 		return v1.Hash{}, 0, fmt.Errorf("writing blob into store: %w", err)
 	}
 	return w.Commit(ctx, want, wantSize)
@@ -588,18 +590,6 @@ func cloneMap(m map[string]string) map[string]string {
 		out[k] = v
 	}
 	return out
-}
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // touch marks a blob as recently used, for GC's grace period.

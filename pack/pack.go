@@ -1,7 +1,6 @@
 package pack
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,7 +12,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
+
+	"github.com/bot-bottle/bb/internal/iox"
 
 	"github.com/bot-bottle/bb/oci"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -115,8 +115,8 @@ func Pack(ctx context.Context, s *oci.Store, manifest v1.Descriptor, slug, out s
 	cleanup()
 	log.Info("smolvm pack create", "image", ref, "output", abs)
 	cmd := exec.CommandContext(ctx, bin, "pack", "create", "--image", ref, "-o", tmp)
-	stderr := &tail{max: 16 << 10}
-	stdout := &tail{max: 4 << 10}
+	stderr := iox.NewTail(16 << 10)
+	stdout := iox.NewTail(4 << 10)
 	cmd.Stderr = stderr
 	cmd.Stdout = stdout
 	if opts.Output != nil {
@@ -204,27 +204,4 @@ func headManifest(ctx context.Context, repo name.Repository, ref string) (v1.Has
 	}
 	h, _, err := v1.SHA256(io.LimitReader(resp.Body, oci.MaxManifestSize))
 	return h, err
-}
-
-// tail keeps the last max bytes written to it.
-type tail struct {
-	mu  sync.Mutex
-	buf []byte
-	max int
-}
-
-func (t *tail) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf = append(t.buf, p...)
-	if len(t.buf) > t.max {
-		t.buf = append([]byte(nil), t.buf[len(t.buf)-t.max:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tail) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(bytes.TrimSpace(t.buf))
 }

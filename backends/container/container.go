@@ -203,7 +203,7 @@ func (r *Runtime) Prepare(ctx context.Context, slug string, opts bottle.PrepareO
 	switch opts.Method {
 	case "", MethodExec:
 		out, err := r.run(ctx, bin, append([]string{"exec", "--user", "root", name}, tarcmd.VersionArgs...)...)
-		if err := guestTar(name, out, err); err != nil {
+		if err := tarcmd.CheckRun(name, out, err); err != nil {
 			return nil, fmt.Errorf("%w; or snapshot it with --method export, which needs no tar in the guest", err)
 		}
 		p.Source = &ExecSource{Binary: bin, Name: name, OneFS: !opts.IncludeMounts}
@@ -277,29 +277,6 @@ func (r *Runtime) imageConfig(ctx context.Context, bin, ref string) (*v1.ConfigF
 		}
 	}
 	return v1.ParseConfigFile(bytes.NewReader(pick.Config))
-}
-
-// guestTar judges the result of tar --version run in the guest.
-func guestTar(name string, out []byte, err error) error {
-	text := string(out)
-	if err != nil {
-		var xe *exec.ExitError
-		msg := strings.ToLower(err.Error())
-		switch {
-		case !errors.As(err, &xe):
-			return err
-		case strings.Contains(msg, "busybox"):
-			text = "BusyBox"
-		case xe.ExitCode() == 127 || strings.Contains(msg, "not found") || strings.Contains(msg, "no such file"):
-			text = ""
-		default:
-			return fmt.Errorf("running tar --version in %s: %w", name, err)
-		}
-	}
-	if err := tarcmd.CheckVersion(text); err != nil {
-		return fmt.Errorf("%s: %w", name, err)
-	}
-	return nil
 }
 
 // ExecSource streams a container's root filesystem through GNU tar run

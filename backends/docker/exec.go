@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/bot-bottle/bb/internal/iox"
+
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/pkg/stdcopy"
 )
@@ -75,7 +77,7 @@ type execStream struct {
 	tarStatus bool
 
 	pr     *io.PipeReader
-	stderr *tailBuffer
+	stderr *iox.Tail
 	close  func()
 	closed atomic.Bool // Close was called: the end of output is ours
 	done   chan struct{}
@@ -89,7 +91,7 @@ type execStream struct {
 // command's standard input.
 func startExec(ctx context.Context, c Client, id, name string, cmd []string, stdin []byte, tarStatus bool) (*execStream, error) {
 	s := &execStream{c: c, id: id, name: name, cmd: cmd[0], tarStatus: tarStatus,
-		stderr: &tailBuffer{max: 8 << 10}, done: make(chan struct{})}
+		stderr: iox.NewTail(8 << 10), done: make(chan struct{})}
 	what := s.what()
 	created, err := c.ContainerExecCreate(ctx, id, container.ExecOptions{
 		User: "0", WorkingDir: "/", Cmd: cmd,
@@ -189,29 +191,6 @@ func (s *execStream) Close() error {
 	s.close()
 	<-s.done
 	return nil
-}
-
-// tailBuffer keeps the last max bytes written to it.
-type tailBuffer struct {
-	mu  sync.Mutex
-	buf []byte
-	max int
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf = append(t.buf, p...)
-	if len(t.buf) > t.max {
-		t.buf = append([]byte(nil), t.buf[len(t.buf)-t.max:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return strings.TrimSpace(string(t.buf))
 }
 
 // prefixed returns p+s, or "" when s is empty.

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bot-bottle/bb/internal/iox"
+
 	"github.com/bot-bottle/bb/bottle"
 	"github.com/bot-bottle/bb/oci"
 	cerrdefs "github.com/containerd/errdefs"
@@ -204,7 +206,7 @@ func copyLayer(ctx context.Context, s *oci.Store, desc v1.Descriptor, diffID v1.
 		return 0, fmt.Errorf("layer %s: unsupported media type %q", desc.Digest, desc.MediaType)
 	}
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(w, h), ctxReader{ctx, rd})
+	n, err := io.Copy(io.MultiWriter(w, h), iox.ContextReader(ctx, rd))
 	if err != nil {
 		return n, fmt.Errorf("layer %s: %w", desc.Digest, err)
 	}
@@ -212,18 +214,6 @@ func copyLayer(ctx context.Context, s *oci.Store, desc v1.Descriptor, diffID v1.
 		return n, fmt.Errorf("layer %s decompresses to %s, not its diffID %s: the store is damaged", desc.Digest, got, diffID)
 	}
 	return n, nil
-}
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // load streams the docker-archive into ImageLoad and reads its messages.

@@ -207,7 +207,7 @@ func (r *Runtime) Prepare(ctx context.Context, slug string, opts bottle.PrepareO
 		}
 	}
 	out, err := r.exec(ctx, bin, name, tarcmd.VersionArgs...)
-	if err := guestTar(name, out, err); err != nil {
+	if err := tarcmd.CheckRun(name, out, err); err != nil {
 		return nil, err
 	}
 	method := opts.Method
@@ -257,29 +257,6 @@ func (r *Runtime) baseConfig(ctx context.Context, bin, name string, m *machine) 
 		cf.Config.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 	}
 	return cf
-}
-
-// guestTar judges the result of tar --version run in the guest.
-func guestTar(name string, out []byte, err error) error {
-	text := string(out)
-	if err != nil {
-		var xe *exec.ExitError
-		msg := strings.ToLower(err.Error())
-		switch {
-		case !errors.As(err, &xe):
-			return err
-		case strings.Contains(msg, "busybox"):
-			text = "BusyBox"
-		case xe.ExitCode() == 127 || strings.Contains(msg, "not found") || strings.Contains(msg, "no such file"):
-			text = ""
-		default:
-			return fmt.Errorf("running tar --version in %s: %w", name, err)
-		}
-	}
-	if err := tarcmd.CheckVersion(text); err != nil {
-		return fmt.Errorf("%s: %w", name, err)
-	}
-	return nil
 }
 
 // Source streams a VM's root filesystem.
