@@ -31,7 +31,7 @@ func TestBlobImage(t *testing.T) {
 	if _, err := s.Image(ctx, res.Manifest.Digest); err == nil {
 		t.Log("Store.Image reads untagged manifests now; BlobImage may be redundant")
 	}
-	img, err := s.BlobImage(ctx, res.Manifest.Digest)
+	img, err := s.Image(ctx, res.Manifest.Digest)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +41,7 @@ func TestBlobImage(t *testing.T) {
 	if dg, _ := img.Digest(); dg != res.Manifest.Digest {
 		t.Errorf("digest %s, want %s", dg, res.Manifest.Digest)
 	}
-	if _, err := s.BlobImage(ctx, res.Layer.Digest); err == nil {
+	if _, err := s.Image(ctx, res.Layer.Digest); err == nil {
 		t.Error("a layer blob was accepted as a manifest")
 	}
 }

@@ -80,7 +80,7 @@ func Pack(ctx context.Context, s *oci.Store, manifest v1.Descriptor, slug, out s
 	if bin == "" {
 		bin = "smolvm"
 	}
-	img, err := s.BlobImage(ctx, manifest.Digest)
+	img, err := s.Image(ctx, manifest.Digest)
 	if err != nil {
 		return "", err
 	}

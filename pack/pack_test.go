@@ -149,7 +149,7 @@ func TestPackFailureKeepsPrevious(t *testing.T) {
 func TestPackRefusesLayers(t *testing.T) {
 	s := setup(t)
 	desc := build(t, s, "demo", "v1", true)
-	img, err := s.BlobImage(context.Background(), desc.Digest)
+	img, err := s.Image(context.Background(), desc.Digest)
 	if err != nil {
 		t.Fatal(err)
 	}

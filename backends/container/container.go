@@ -339,7 +339,7 @@ func (r *Runtime) Install(ctx context.Context, snap bottle.Snapshot) (string, er
 			}
 		}
 	}
-	img, err := snap.Store.BlobImage(ctx, snap.Manifest.Digest)
+	img, err := snap.Store.Image(ctx, snap.Manifest.Digest)
 	if err != nil {
 		return "", err
 	}

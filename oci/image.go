@@ -11,10 +11,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
-// BlobImage returns the image whose manifest is the blob h, whether or
-// not index.json names it: a snapshot being committed is loaded into its
-// runtime before it is tagged. Layers stream from the store's files.
-func (s *Store) BlobImage(ctx context.Context, h v1.Hash) (v1.Image, error) {
+// Image returns the image whose manifest is the blob h, whether or not
+// index.json names it (a snapshot being committed is loaded into its
+// runtime before it is tagged). Layers stream from the store's files.
+func (s *Store) Image(ctx context.Context, h v1.Hash) (v1.Image, error) {
 	raw, err := s.ReadBlob(ctx, h, MaxManifestSize)
 	if err != nil {
 		return nil, err
