@@ -44,6 +44,7 @@ func TestMain(m *testing.M) {
 // (TestBackendSuite's round trip).
 func TestRoundTrip(t *testing.T) {
 	c := needDocker(t)
+	t.Parallel()
 	for _, v := range []struct {
 		name   string
 		opts   bottle.PrepareOptions
