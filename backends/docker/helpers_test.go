@@ -61,15 +61,10 @@ func newSlug(what string) string { return "t" + randHex(4) + "-" + what }
 
 // buildImage builds a test image (testimage.BuildRootfs, then edit) and
 // loads it into the daemon under a fresh name, removed after the test.
-func buildImage(t *testing.T, c *client.Client, opts testimage.Options, edit func(dir string) error) string {
+func buildImage(t testing.TB, c *client.Client, opts testimage.Options, edit func(dir string) error) string {
 	t.Helper()
-	ctx := context.Background()
 	dir := t.TempDir()
 	if err := testimage.BuildRootfs(dir, opts); err != nil {
-		t.Fatal(err)
-	}
-	// A file unique to this image, so its layer is its own.
-	if err := os.WriteFile(filepath.Join(dir, "etc", "image-id"), []byte(randHex(8)+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if edit != nil {
@@ -77,7 +72,19 @@ func buildImage(t *testing.T, c *client.Client, opts testimage.Options, edit fun
 			t.Fatal(err)
 		}
 	}
-	img, err := testimage.Image(ctx, dir)
+	return loadImage(t, c, dir)
+}
+
+// loadImage loads an image of the root filesystem in dir into the daemon
+// under a fresh name, removed after the test. It first adds a file unique
+// to this image to dir, so that the image's layer is its own.
+func loadImage(t testing.TB, c *client.Client, dir string) string {
+	t.Helper()
+	ctx := context.Background()
+	if err := os.WriteFile(filepath.Join(dir, "etc", "image-id"), []byte(randHex(8)+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	img, err := testimage.HostImage(ctx, dir, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,6 +97,7 @@ func buildImage(t *testing.T, c *client.Client, opts testimage.Options, edit fun
 	go func() { pw.CloseWithError(tarball.Write(tag, img, pw)) }()
 	resp, err := c.ImageLoad(ctx, pr, client.ImageLoadWithQuiet(true))
 	if err != nil {
+		pr.CloseWithError(err)
 		t.Fatal(err)
 	}
 	out, _ := io.ReadAll(resp.Body)
@@ -107,7 +115,7 @@ func removeImage(c *client.Client, ref string) {
 
 // startBottle runs bot-bottle-<slug> from img with no network; the
 // container and its committed image are removed after the test.
-func startBottle(t *testing.T, c *client.Client, img, slug string) string {
+func startBottle(t testing.TB, c *client.Client, img, slug string) string {
 	t.Helper()
 	ctx := context.Background()
 	nm := bottle.Name(slug)
@@ -129,16 +137,18 @@ func startBottle(t *testing.T, c *client.Client, img, slug string) string {
 // fails.
 func sh(t testing.TB, c *client.Client, ctr, script string) string {
 	t.Helper()
-	out, errOut, code, err := execIn(c, ctr, []string{"/bin/sh", "-c", script})
+	out, errOut, code, err := execIn(c, ctr, nil, []string{"/bin/sh", "-c", script})
 	if err != nil || code != 0 {
 		t.Fatalf("sh -c %q in %s: %v, exit %d: %s %s", script, ctr, err, code, out, errOut)
 	}
 	return out
 }
 
-func execIn(c *client.Client, ctr string, cmd []string) (string, string, int, error) {
+// execIn runs cmd in a container as root, with stdin (nil for none), and
+// returns its stdout, stderr and exit status.
+func execIn(c *client.Client, ctr string, stdin io.Reader, cmd []string) (string, string, int, error) {
 	ctx := context.Background()
-	ex, err := c.ContainerExecCreate(ctx, ctr, container.ExecOptions{User: "0", Cmd: cmd, AttachStdout: true, AttachStderr: true})
+	ex, err := c.ContainerExecCreate(ctx, ctr, container.ExecOptions{User: "0", Cmd: cmd, AttachStdin: stdin != nil, AttachStdout: true, AttachStderr: true})
 	if err != nil {
 		return "", "", 0, err
 	}
@@ -147,6 +157,13 @@ func execIn(c *client.Client, ctr string, cmd []string) (string, string, int, er
 		return "", "", 0, err
 	}
 	defer hj.Close()
+	if stdin != nil {
+		go func() {
+			if _, err := io.Copy(hj.Conn, stdin); err == nil {
+				_ = hj.CloseWrite()
+			}
+		}()
+	}
 	var out, errOut bytes.Buffer
 	if _, err := stdcopy.StdCopy(&out, &errOut, hj.Reader); err != nil {
 		return "", "", 0, err
@@ -168,9 +185,20 @@ func execIn(c *client.Client, ctr string, cmd []string) (string, string, int, er
 // adds to every container.
 var excluded = fstree.Under("proc", "sys", "dev", "run", "tmp", "var/tmp", "etc/hosts", "etc/hostname", "etc/resolv.conf", ".dockerenv")
 
-// tree records a container's root filesystem: through the daemon's
-// overlay mount when this process can read it, else from an export.
-func tree(t *testing.T, c *client.Client, ctr string) map[string]fstree.Entry {
+// tree records a container's root filesystem, excluded paths aside.
+func tree(t testing.TB, c *client.Client, ctr string) map[string]fstree.Entry {
+	t.Helper()
+	tr, err := fstree.Walk(rootDir(t, c, ctr), excluded)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+// rootDir returns a directory holding a container's root filesystem: the
+// daemon's overlay mount when this process can read it, else an export
+// extracted into a temporary directory.
+func rootDir(t testing.TB, c *client.Client, ctr string) string {
 	t.Helper()
 	ctx := context.Background()
 	ci, err := c.ContainerInspect(ctx, ctr)
@@ -179,11 +207,7 @@ func tree(t *testing.T, c *client.Client, ctr string) map[string]fstree.Entry {
 	}
 	if md := ci.GraphDriver.Data["MergedDir"]; md != "" && os.Geteuid() == 0 {
 		if _, err := os.Stat(filepath.Join(md, "etc")); err == nil {
-			tr, err := fstree.Walk(md, excluded)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return tr
+			return md
 		}
 	}
 	rc, err := c.ContainerExport(ctx, ctr)
@@ -195,11 +219,7 @@ func tree(t *testing.T, c *client.Client, ctr string) map[string]fstree.Entry {
 	if err := rootfs.Extract(ctx, rc, dir, rootfs.Options{NoChown: os.Geteuid() != 0}); err != nil {
 		t.Fatal(err)
 	}
-	tr, err := fstree.Walk(dir, excluded)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tr
+	return dir
 }
 
 // mutate makes the changes the round trip must carry: a nested tree, 50

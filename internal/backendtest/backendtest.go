@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -97,6 +98,14 @@ func BaseRootfs(t testing.TB, opts testimage.Options) string {
 	return dir
 }
 
+// NewSlug returns a slug for a bottle about what, with a random suffix:
+// runtimes such as Docker may be shared with other test runs.
+func NewSlug(what string) string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return what + "-" + hex.EncodeToString(b)
+}
+
 // StartBottle starts slug from a fresh test root filesystem and writes
 // its metadata.json if the harness did not.
 func StartBottle(t testing.TB, h Harness, e *Env, slug string, opts testimage.Options) {
@@ -178,7 +187,7 @@ type Case struct {
 func RoundTripWith(t *testing.T, h Harness, c Case) {
 	ctx := context.Background()
 	e := NewEnv(t, h)
-	const slug = "roundtrip"
+	slug := NewSlug("roundtrip")
 	if c.BigFile == 0 {
 		c.BigFile = BigFileSize
 	}
@@ -274,7 +283,7 @@ func checkScratch(t testing.TB, root string) {
 // bb must list the running bottle instead of guessing.
 func CommitWithoutSlug(t *testing.T, h Harness) {
 	e := NewEnv(t, h)
-	const slug = "picker"
+	slug := NewSlug("picker")
 	StartBottle(t, h, e, slug, testimage.Options{})
 	var out, errb bytes.Buffer
 	c := cli.New()

@@ -11,8 +11,9 @@
 // run a command in it, read back its tree, remove it) and call Run.
 //
 // ContainerHarness and SmolvmHarness drive the stand-ins (internal/standin);
-// the dir backend's harness is in its tests. A Docker harness starts a
-// container from an image of the directory (testimage.HostImage, docker
-// load), runs docker exec, and reads the tree back with docker export.
+// the dir and Docker backends' harnesses are in their tests (the Docker
+// one runs against the real daemon: an image of the directory loaded with
+// the Engine API, API execs, the tree read through the container's
+// overlay mount or an export).
 // BB_MEASURE=1 turns on the method measurements (measure.go).
 package backendtest
