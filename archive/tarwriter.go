@@ -6,6 +6,8 @@ import (
 	"context"
 	"io"
 	"os"
+
+	"github.com/bot-bottle/bb/internal/iox"
 )
 
 // copyBufSize is the buffer blobs go through when the kernel cannot copy
@@ -91,21 +93,9 @@ func (t *tarWriter) copyFile(src *os.File, n int64) (int64, error) {
 	if t.buf == nil {
 		t.buf = make([]byte, copyBufSize)
 	}
-	m, err := io.CopyBuffer(writerOnly{t}, io.LimitReader(ctxReader{t.ctx, src}, n-done), t.buf)
+	m, err := io.CopyBuffer(writerOnly{t}, io.LimitReader(iox.ContextReader(t.ctx, src), n-done), t.buf)
 	return done + m, err
 }
 
 // writerOnly hides everything but Write, so io.CopyBuffer uses its buffer.
 type writerOnly struct{ io.Writer }
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
-}

@@ -15,8 +15,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bot-bottle/bb/internal/iox"
+
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sys/unix"
 )
@@ -247,7 +248,7 @@ func (s *Store) Ingest(ctx context.Context, r io.Reader, want v1.Hash, wantSize 
 	if wantSize >= 0 {
 		r = io.LimitReader(r, wantSize+1)
 	}
-	if _, err := io.Copy(w, ctxReader{ctx, r}); err != nil {
+	if _, err := io.Copy(w, iox.ContextReader(ctx, r)); err != nil {
 		return v1.Hash{}, 0, fmt.Errorf("writing blob into store: %w", err)
 	}
 	return w.Commit(ctx, want, wantSize)
@@ -355,18 +356,6 @@ func (s *Store) Resolve(ctx context.Context, name string) (v1.Descriptor, error)
 	return v1.Descriptor{}, fmt.Errorf("%q: %w (see bb list)", name, ErrNotFound)
 }
 
-// Image returns the image whose manifest is h, backed by the store's files.
-func (s *Store) Image(ctx context.Context, h v1.Hash) (v1.Image, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	img, err := layout.Path(s.root).Image(h)
-	if err != nil {
-		return nil, fmt.Errorf("reading image %s from store: %w", h, err)
-	}
-	return img, nil
-}
-
 // GCGrace is how recently a blob must have been written or reused for GC
 // to leave it alone: a concurrent commit writes its blobs before it tags
 // its manifest.
@@ -462,20 +451,6 @@ func (s *Store) mark(ctx context.Context, desc v1.Descriptor, keep map[v1.Hash]b
 				return err
 			}
 		}
-	}
-	return nil
-}
-
-// CleanIngest removes temporary files that no running writer owns. Call
-// it only when no other bb process uses the store.
-func (s *Store) CleanIngest() error {
-	dir := filepath.Join(s.root, ingestDir)
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return err
-	}
-	for _, e := range ents {
-		_ = os.Remove(filepath.Join(dir, e.Name()))
 	}
 	return nil
 }
@@ -588,18 +563,6 @@ func cloneMap(m map[string]string) map[string]string {
 		out[k] = v
 	}
 	return out
-}
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // touch marks a blob as recently used, for GC's grace period.

@@ -11,7 +11,6 @@ import (
 	"mime"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -20,7 +19,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"golang.org/x/sync/errgroup"
 )
 
 // PullResult reports a pull.
@@ -103,26 +101,10 @@ func Pull(ctx context.Context, store *oci.Store, src string, opts Options) (*Pul
 		}
 	}
 	res := &PullResult{Reference: src, Repository: c.where(), Manifest: mdesc, Slug: man.Annotations[oci.SlugAnnotation]}
-	res.Blobs = make([]BlobResult, len(blobs))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(opts.Concurrency)
-	var mu sync.Mutex
-	seen := map[v1.Hash]bool{}
-	for i, b := range blobs {
-		if seen[b.Digest] {
-			res.Blobs[i] = BlobResult{Digest: b.Digest, Size: b.Size, MediaType: b.MediaType, Status: BlobPresent}
-			continue
-		}
-		seen[b.Digest] = true
-		g.Go(func() error {
-			br, err := c.fetchBlob(gctx, store, b)
-			mu.Lock()
-			res.Blobs[i] = br
-			mu.Unlock()
-			return err
-		})
-	}
-	if err := g.Wait(); err != nil {
+	res.Blobs, err = eachBlob(ctx, blobs, opts.Concurrency, BlobPresent, func(ctx context.Context, b v1.Descriptor) (BlobResult, error) {
+		return c.fetchBlob(ctx, store, b)
+	})
+	if err != nil {
 		return nil, err
 	}
 	for _, b := range res.Blobs {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/bot-bottle/bb/oci"
@@ -15,7 +14,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"golang.org/x/sync/errgroup"
 )
 
 // PushResult reports a push.
@@ -92,26 +90,10 @@ func Push(ctx context.Context, store *oci.Store, src v1.Descriptor, dst string, 
 		return nil, err
 	}
 	res := &PushResult{Reference: ref.Name(), Digest: src.Digest, MediaType: mt, Size: int64(len(mb))}
-	res.Blobs = make([]BlobResult, len(blobs))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(opts.Concurrency)
-	seen := map[v1.Hash]bool{}
-	var mu sync.Mutex
-	for i, b := range blobs {
-		if seen[b.Digest] {
-			res.Blobs[i] = BlobResult{Digest: b.Digest, Size: b.Size, MediaType: b.MediaType, Status: BlobExists}
-			continue
-		}
-		seen[b.Digest] = true
-		g.Go(func() error {
-			br, err := c.pushBlob(gctx, st, store, b, mounts[b.Digest])
-			mu.Lock()
-			res.Blobs[i] = br
-			mu.Unlock()
-			return err
-		})
-	}
-	if err := g.Wait(); err != nil {
+	res.Blobs, err = eachBlob(ctx, blobs, opts.Concurrency, BlobExists, func(ctx context.Context, b v1.Descriptor) (BlobResult, error) {
+		return c.pushBlob(ctx, st, store, b, mounts[b.Digest])
+	})
+	if err != nil {
 		return nil, err
 	}
 	for _, b := range res.Blobs {

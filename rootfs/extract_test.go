@@ -38,7 +38,7 @@ func TestExtractCannotEscape(t *testing.T) {
 			{Name: "l", Typeflag: tar.TypeSymlink, Linkname: "../../../../../../" + outside},
 			{Name: "l/evil", Typeflag: tar.TypeReg, Size: 1},
 		},
-		"dotdot": {{Name: "../evil", Typeflag: tar.TypeReg, Size: 1}},
+		"dotdot":       {{Name: "../evil", Typeflag: tar.TypeReg, Size: 1}},
 		"hardlink out": {{Name: "h", Typeflag: tar.TypeLink, Linkname: "../" + filepath.Base(outside) + "/x"}},
 	}
 	for name, hdrs := range cases {

@@ -44,19 +44,22 @@ fi
 
 if docker info >/dev/null 2>&1 && [ -x "$rootfs/usr/bin/tar" ]; then
   say "Docker round trip"
-  docker rm -f bot-bottle-demo >/dev/null 2>&1 || true
+  docker rm -f bot-bottle-demo-docker >/dev/null 2>&1 || true
   tar -C "$rootfs" --numeric-owner -c . | docker import --change 'CMD ["/bin/sleep","infinity"]' - bb-demo-base:latest >/dev/null
-  docker run -d --name bot-bottle-demo --network none bb-demo-base:latest >/dev/null
-  docker exec bot-bottle-demo sh -c 'echo "work in progress" > /home/node/agent.txt && rm /etc/base-file'
-  say bb commit demo-docker "(bottle bot-bottle-demo)"
-  "$BB" commit demo --backend docker
-  docker rm -f bot-bottle-demo >/dev/null
-  docker rmi bot-bottle-committed-demo:latest >/dev/null
-  say bb resume demo --backend docker
-  BB_DOCKER_NETWORK=none "$BB" resume demo --backend docker
-  say docker exec bot-bottle-demo cat /home/node/agent.txt
-  docker exec bot-bottle-demo cat /home/node/agent.txt
-  docker rm -f bot-bottle-demo >/dev/null
+  say docker run -d --name bot-bottle-demo-docker --network none bb-demo-base:latest
+  docker run -d --name bot-bottle-demo-docker --network none bb-demo-base:latest >/dev/null
+  docker exec bot-bottle-demo-docker sh -c 'echo "work in progress" > /home/node/agent.txt && rm /etc/base-file'
+  say bb commit demo-docker
+  "$BB" commit demo-docker
+  say docker rm -f bot-bottle-demo-docker '&&' docker rmi bot-bottle-committed-demo-docker:latest
+  docker rm -f bot-bottle-demo-docker >/dev/null
+  docker rmi bot-bottle-committed-demo-docker:latest >/dev/null
+  say bb resume demo-docker
+  BB_DOCKER_NETWORK=none "$BB" resume demo-docker
+  say docker exec bot-bottle-demo-docker cat /home/node/agent.txt
+  docker exec bot-bottle-demo-docker cat /home/node/agent.txt
+  docker rm -f bot-bottle-demo-docker >/dev/null
+  docker rmi bot-bottle-committed-demo-docker:latest bb-demo-base:latest >/dev/null 2>&1 || true
 else
   echo
   echo "(no Docker daemon reachable: skipped the Docker round trip)"

@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+
+	"github.com/bot-bottle/bb/internal/iox"
 )
 
 // Args returns the argv of a GNU tar that writes the tree under dir to
@@ -49,11 +51,36 @@ func CheckVersion(out string) error {
 	return fmt.Errorf("the bottle's tar is not GNU tar (%q): install GNU tar in the bottle's image", firstLine(out))
 }
 
+// CheckRun judges the result (stdout and error) of VersionArgs run in a
+// guest by a runtime CLI: GNU tar passes; BusyBox tar, no tar and other
+// tars get an error naming the bottle and the fix.
+func CheckRun(name string, out []byte, err error) error {
+	text := string(out)
+	if err != nil {
+		var xe *exec.ExitError
+		msg := strings.ToLower(err.Error())
+		switch {
+		case !errors.As(err, &xe):
+			return err
+		case strings.Contains(msg, "busybox"):
+			text = "BusyBox"
+		case xe.ExitCode() == 127 || strings.Contains(msg, "not found") || strings.Contains(msg, "no such file"):
+			text = ""
+		default:
+			return fmt.Errorf("running tar --version in %s: %w", name, err)
+		}
+	}
+	if err := CheckVersion(text); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
+}
+
 // Stream is a running process whose stdout is a tar stream.
 type Stream struct {
 	cmd      *exec.Cmd
 	out      io.ReadCloser
-	stderr   *tailBuffer
+	stderr   *iox.Tail
 	what     string
 	once     sync.Once
 	waitErr  error
@@ -67,7 +94,7 @@ type Stream struct {
 // process in errors ("docker exec tar in bot-bottle-x"). With tarStatus,
 // exit status 1 is a warning, not a failure.
 func Start(ctx context.Context, cmd *exec.Cmd, what string, tarStatus bool) (*Stream, error) {
-	s := &Stream{cmd: cmd, stderr: &tailBuffer{max: 8 << 10}, what: what, tarStatus: tarStatus}
+	s := &Stream{cmd: cmd, stderr: iox.NewTail(8 << 10), what: what, tarStatus: tarStatus}
 	cmd.Stderr = s.stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -146,29 +173,6 @@ func Run(ctx context.Context, cmd *exec.Cmd, what string) ([]byte, error) {
 		return out.Bytes(), ExitError(what, err, errb.String())
 	}
 	return out.Bytes(), nil
-}
-
-// tailBuffer keeps the last max bytes written to it.
-type tailBuffer struct {
-	mu  sync.Mutex
-	buf []byte
-	max int
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf = append(t.buf, p...)
-	if len(t.buf) > t.max {
-		t.buf = append([]byte(nil), t.buf[len(t.buf)-t.max:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return strings.TrimSpace(string(t.buf))
 }
 
 func firstLine(s string) string {

@@ -100,7 +100,7 @@ instead (no container runtime needed).`,
 	f.BoolVar(&opts.Prepare.Pause, "pause", false, "pause the bottle while its filesystem is read, for a consistent snapshot (docker; uses the export method)")
 	f.BoolVar(&opts.Prepare.IncludeMounts, "include-mounts", false, "include volumes and bind mounts in the snapshot")
 	f.BoolVar(&opts.Prepare.Full, "full", false, "one flattened layer instead of the base image's layers plus a diff (docker)")
-	f.StringVar(&opts.Prepare.Method, "method", "", "how the filesystem leaves the bottle: exec (guest GNU tar) or export (runtime export); default per backend")
+	f.StringVar(&opts.Prepare.Method, "method", "", "how the filesystem leaves the bottle (default per backend): exec (GNU tar in the bottle, through exec), export (the runtime's export: docker, macos-container) or cp (smolmachines: tar to a file in the guest, then smolvm machine cp)")
 	f.BoolVar(&opts.NoInstall, "no-load", false, "store the snapshot without loading it into the runtime (and without recording it)")
 	f.IntVar(&opts.Keep, "keep", bottle.DefaultKeep, "earlier snapshots of the slug to keep in the store (-1 keeps all)")
 	f.IntVar(&opts.Layer.Level, "compression-level", 0, "gzip level 1-9 (default 1: fastest)")

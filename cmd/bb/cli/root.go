@@ -94,7 +94,7 @@ func (g *globals) manager(cmd *cobra.Command) (*bottle.Manager, error) {
 	}
 	home := g.homeDir()
 	log := g.logger(cmd.ErrOrStderr())
-	return &bottle.Manager{Home: home, Store: s, Runtimes: runtimes(home, log), Logger: log}, nil
+	return &bottle.Manager{Home: home, Store: s, Runtimes: runtimes(home, s, log), Logger: log}, nil
 }
 
 func printJSON(w io.Writer, v any) error {

@@ -1,0 +1,466 @@
+package container
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"github.com/bot-bottle/bb/backends/tarcmd"
+	"github.com/bot-bottle/bb/bottle"
+	"github.com/bot-bottle/bb/snapshot"
+	"github.com/bot-bottle/bb/state"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// DefaultBinary is the name of Apple's container CLI.
+const DefaultBinary = "container"
+
+// Methods of streaming a container's root filesystem.
+const (
+	MethodExec   = "exec"
+	MethodExport = "export"
+)
+
+// DefaultPath is the PATH of a snapshot whose base image config is lost.
+const DefaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// Runtime drives Apple's container CLI.
+type Runtime struct {
+	Home state.Home
+	// Binary is the container CLI: a name looked up on PATH or a path
+	// ("container" when empty).
+	Binary string
+	// TempDir holds the image archive during a load (<home>/tmp when
+	// empty).
+	TempDir string
+	Logger  *slog.Logger
+}
+
+var _ bottle.Runtime = (*Runtime)(nil)
+
+// Name implements bottle.Runtime.
+func (r *Runtime) Name() string { return bottle.MacosContainer }
+
+func (r *Runtime) log() *slog.Logger {
+	if r.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return r.Logger
+}
+
+// ErrNoCLI is returned when the container CLI cannot be found.
+var ErrNoCLI = errors.New("Apple's container CLI is not installed or not on PATH")
+
+func (r *Runtime) bin() (string, error) {
+	name := r.Binary
+	if name == "" {
+		name = DefaultBinary
+	}
+	p, err := exec.LookPath(name)
+	if err != nil {
+		return "", fmt.Errorf("macos-container: %w: %q not found (PATH=%s). Install it from https://github.com/apple/container/releases, "+
+			"or put its directory on the PATH bb runs with: a PATH set only in ~/.zshrc is missing from scripts and from `sh -lc`, "+
+			"which read ~/.profile and /etc/profile instead; BB_CONTAINER_BIN may name the binary: %v",
+			ErrNoCLI, name, os.Getenv("PATH"), err)
+	}
+	return p, nil
+}
+
+func (r *Runtime) run(ctx context.Context, bin string, args ...string) ([]byte, error) {
+	return tarcmd.Run(ctx, exec.CommandContext(ctx, bin, args...), "container "+strings.Join(args, " "))
+}
+
+// listed is one container of container list --format json, in the shape
+// of container 1.x ({"status":{"state":...}}) or 0.x ({"status":"running"}).
+type listed struct {
+	ID            string `json:"id"`
+	Configuration struct {
+		ID    string `json:"id"`
+		Image struct {
+			Reference string `json:"reference"`
+		} `json:"image"`
+		InitProcess struct {
+			Executable       string   `json:"executable"`
+			Arguments        []string `json:"arguments"`
+			Environment      []string `json:"environment"`
+			WorkingDirectory string   `json:"workingDirectory"`
+		} `json:"initProcess"`
+	} `json:"configuration"`
+	Status json.RawMessage `json:"status"`
+}
+
+func (l listed) id() string {
+	if l.ID != "" {
+		return l.ID
+	}
+	return l.Configuration.ID
+}
+
+func (l listed) state() string {
+	var s string
+	if json.Unmarshal(l.Status, &s) == nil {
+		return s
+	}
+	var o struct {
+		State string `json:"state"`
+	}
+	_ = json.Unmarshal(l.Status, &o)
+	return o.State
+}
+
+func (r *Runtime) list(ctx context.Context, bin string) ([]listed, error) {
+	out, err := r.run(ctx, bin, "list", "--all", "--format", "json")
+	if err != nil {
+		return nil, err
+	}
+	var ls []listed
+	if err := json.Unmarshal(bytes.TrimSpace(out), &ls); err != nil {
+		return nil, fmt.Errorf("parsing container list --format json: %w", err)
+	}
+	return ls, nil
+}
+
+func (r *Runtime) find(ctx context.Context, bin, name string) (*listed, error) {
+	ls, err := r.list(ctx, bin)
+	if err != nil {
+		return nil, err
+	}
+	for i := range ls {
+		if ls[i].id() == name {
+			return &ls[i], nil
+		}
+	}
+	return nil, nil
+}
+
+// List implements bottle.Runtime.
+func (r *Runtime) List(ctx context.Context) ([]bottle.Info, error) {
+	bin, err := r.bin()
+	if err != nil {
+		return nil, err
+	}
+	ls, err := r.list(ctx, bin)
+	if err != nil {
+		return nil, err
+	}
+	var out []bottle.Info
+	for _, l := range ls {
+		slug, ok := strings.CutPrefix(l.id(), "bot-bottle-")
+		if !ok || state.ValidSlug(slug) != nil {
+			continue
+		}
+		out = append(out, bottle.Info{Slug: slug, Name: l.id(), Backend: bottle.MacosContainer, Running: l.state() == "running", Image: l.Configuration.Image.Reference})
+	}
+	return out, nil
+}
+
+// Inspect implements bottle.Runtime.
+func (r *Runtime) Inspect(ctx context.Context, slug string) (*bottle.Info, error) {
+	bin, err := r.bin()
+	if err != nil {
+		return nil, err
+	}
+	name := bottle.Name(slug)
+	l, err := r.find(ctx, bin, name)
+	if err != nil {
+		return nil, err
+	}
+	if l == nil {
+		return nil, fmt.Errorf("%s: %w in Apple container (container list --all has no such container; a stopped container is deleted, so start the bottle again)", name, bottle.ErrNoBottle)
+	}
+	return &bottle.Info{Slug: slug, Name: name, Backend: bottle.MacosContainer, Running: l.state() == "running", Image: l.Configuration.Image.Reference}, nil
+}
+
+// Prepare implements bottle.Runtime.
+func (r *Runtime) Prepare(ctx context.Context, slug string, opts bottle.PrepareOptions) (*bottle.Prepared, error) {
+	bin, err := r.bin()
+	if err != nil {
+		return nil, err
+	}
+	if opts.Pause {
+		return nil, errors.New("macos-container cannot pause a container: use --method export, which freezes the filesystem while it is read")
+	}
+	name := bottle.Name(slug)
+	l, err := r.find(ctx, bin, name)
+	if err != nil {
+		return nil, err
+	}
+	if l == nil {
+		return nil, fmt.Errorf("%s: %w", name, bottle.ErrNoBottle)
+	}
+	base := snapshot.Base{Ref: l.Configuration.Image.Reference, Config: r.baseConfig(ctx, bin, l)}
+	p := &bottle.Prepared{Base: base}
+	switch opts.Method {
+	case "", MethodExec:
+		out, err := r.run(ctx, bin, append([]string{"exec", "--user", "root", name}, tarcmd.VersionArgs...)...)
+		if err := tarcmd.CheckRun(name, out, err); err != nil {
+			return nil, fmt.Errorf("%w; or snapshot it with --method export, which needs no tar in the guest", err)
+		}
+		p.Source = &ExecSource{Binary: bin, Name: name, OneFS: !opts.IncludeMounts}
+		p.CreatedBy = "bb commit (container exec tar)"
+	case MethodExport:
+		if opts.IncludeMounts {
+			r.log().Warn("container export never includes volumes or bind mounts; --include-mounts has no effect", "bottle", name)
+		}
+		p.Source = &ExportSource{Binary: bin, Name: name}
+		p.CreatedBy = "bb commit (container export)"
+	default:
+		return nil, fmt.Errorf("macos-container: unknown --method %q (exec or export)", opts.Method)
+	}
+	return p, nil
+}
+
+// baseConfig reads the config of the image the container runs, so the
+// snapshot keeps its Env, Entrypoint, Cmd, User and WorkingDir. When the
+// image is gone, the container's init process gives the command, working
+// directory and PATH (not the rest of its environment, which holds what
+// the launcher passed with container run -e).
+func (r *Runtime) baseConfig(ctx context.Context, bin string, l *listed) *v1.ConfigFile {
+	ref := l.Configuration.Image.Reference
+	cf, err := r.imageConfig(ctx, bin, ref)
+	if err == nil {
+		return cf
+	}
+	r.log().Warn("reading the base image config; the snapshot's config comes from the container's init process", "image", ref, "err", err)
+	ip := l.Configuration.InitProcess
+	cf = &v1.ConfigFile{Config: v1.Config{WorkingDir: ip.WorkingDirectory}}
+	if ip.Executable != "" {
+		cf.Config.Cmd = append([]string{ip.Executable}, ip.Arguments...)
+	}
+	for _, e := range ip.Environment {
+		if strings.HasPrefix(e, "PATH=") {
+			cf.Config.Env = []string{e}
+		}
+	}
+	if cf.Config.Env == nil {
+		cf.Config.Env = []string{DefaultPath}
+	}
+	return cf
+}
+
+// imageConfig reads an image's config with container image inspect.
+func (r *Runtime) imageConfig(ctx context.Context, bin, ref string) (*v1.ConfigFile, error) {
+	if ref == "" {
+		return nil, errors.New("the container names no image")
+	}
+	out, err := r.run(ctx, bin, "image", "inspect", ref)
+	if err != nil {
+		return nil, err
+	}
+	var res []struct {
+		Variants []struct {
+			Platform v1.Platform     `json:"platform"`
+			Config   json.RawMessage `json:"config"`
+		} `json:"variants"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		return nil, fmt.Errorf("parsing container image inspect: %w", err)
+	}
+	if len(res) == 0 || len(res[0].Variants) == 0 {
+		return nil, errors.New("container image inspect shows no image config")
+	}
+	vs := res[0].Variants
+	pick := vs[0]
+	for _, v := range vs {
+		if v.Platform.OS == "linux" && v.Platform.Architecture == runtime.GOARCH {
+			pick = v
+		}
+	}
+	return v1.ParseConfigFile(bytes.NewReader(pick.Config))
+}
+
+// ExecSource streams a container's root filesystem through GNU tar run
+// in it by container exec.
+type ExecSource struct {
+	Binary, Name string
+	OneFS        bool
+}
+
+// Stream implements snapshot.Source.
+func (s *ExecSource) Stream(ctx context.Context, req snapshot.StreamRequest) (io.ReadCloser, error) {
+	args := append([]string{"exec", "--user", "root", s.Name}, tarcmd.Args("/", req.Excludes, s.OneFS)...)
+	return tarcmd.Start(ctx, exec.CommandContext(ctx, s.Binary, args...), "container exec tar in "+s.Name, true)
+}
+
+// ExportSource streams container export of a running container.
+type ExportSource struct {
+	Binary, Name string
+}
+
+// Stream implements snapshot.Source.
+func (s *ExportSource) Stream(ctx context.Context, req snapshot.StreamRequest) (io.ReadCloser, error) {
+	st, err := tarcmd.Start(ctx, exec.CommandContext(ctx, s.Binary, "export", s.Name), "container export "+s.Name, false)
+	if err != nil {
+		return nil, err
+	}
+	return &exportStream{Stream: st}, nil
+}
+
+// exportStream explains container releases that cannot export a running
+// container.
+type exportStream struct{ *tarcmd.Stream }
+
+func (e *exportStream) Read(p []byte) (int, error) {
+	n, err := e.Stream.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) && strings.Contains(err.Error(), "not stopped") {
+		err = fmt.Errorf("%w (container export of a running container needs container 1.2.1 or later; upgrade, or use --method exec)", err)
+	}
+	return n, err
+}
+
+// FullRef is the reference a snapshot of slug is loaded under: Apple's
+// container parses the name annotation as a full reference.
+func FullRef(slug string) string { return "docker.io/library/" + bottle.CommittedRef(slug) }
+
+// Install implements bottle.Runtime: container image load of an OCI
+// layout archive of the snapshot, named FullRef(slug). A load is skipped
+// when container already has this manifest under that name.
+func (r *Runtime) Install(ctx context.Context, snap bottle.Snapshot) (string, error) {
+	bin, err := r.bin()
+	if err != nil {
+		return "", err
+	}
+	committed, full := bottle.CommittedRef(snap.Slug), FullRef(snap.Slug)
+	if ds, err := r.imageDigests(ctx, bin, committed); err == nil {
+		for _, d := range ds {
+			if d == snap.Manifest.Digest.String() {
+				r.log().Info("container already has the snapshot; not loading it again", "image", committed)
+				return committed, nil
+			}
+		}
+	}
+	img, err := snap.Store.Image(ctx, snap.Manifest.Digest)
+	if err != nil {
+		return "", err
+	}
+	dir := r.TempDir
+	if dir == "" {
+		dir = filepath.Join(r.Home.Dir, "tmp")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	f, err := os.CreateTemp(dir, "container-load-*.tar")
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(f.Name())
+	bw := bufio.NewWriterSize(f, 1<<20)
+	err = WriteArchive(ctx, bw, img, full)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", fmt.Errorf("writing the image archive for container image load: %w", err)
+	}
+	out, err := r.run(ctx, bin, "image", "load", "-i", f.Name())
+	if err != nil {
+		return "", err
+	}
+	if err := checkLoaded(out, full); err != nil {
+		return "", err
+	}
+	return committed, nil
+}
+
+// checkLoaded makes sure container image load reported the image under
+// the name bb gave it (releases before containerization 0.14 refuse an
+// archive without name annotations; later ones load it as untagged@...).
+func checkLoaded(out []byte, full string) error {
+	var got []string
+	for _, line := range strings.Split(string(out), "\n") {
+		line = strings.TrimSpace(line)
+		if line == full || line == strings.TrimPrefix(full, "docker.io/library/") {
+			return nil
+		}
+		if line != "" {
+			got = append(got, line)
+		}
+	}
+	return fmt.Errorf("container image load did not load %s (it reported %q): this container release ignores the %s annotation of the archive's index.json", full, got, AppleNameAnnotation)
+}
+
+// imageDigests returns the manifest digests container has under ref.
+func (r *Runtime) imageDigests(ctx context.Context, bin, ref string) ([]string, error) {
+	out, err := r.run(ctx, bin, "image", "inspect", ref)
+	if err != nil {
+		return nil, err
+	}
+	var res []struct {
+		Variants []struct {
+			Digest string `json:"digest"`
+		} `json:"variants"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		return nil, err
+	}
+	var ds []string
+	for _, r := range res {
+		for _, v := range r.Variants {
+			ds = append(ds, v.Digest)
+		}
+	}
+	return ds, nil
+}
+
+// Has implements bottle.Runtime: container image inspect REF.
+func (r *Runtime) Has(ctx context.Context, committed string) (bool, error) {
+	bin, err := r.bin()
+	if err != nil {
+		return false, err
+	}
+	_, err = r.run(ctx, bin, "image", "inspect", committed)
+	if err == nil {
+		return true, nil
+	}
+	if strings.Contains(err.Error(), "not found") {
+		return false, nil
+	}
+	return false, err
+}
+
+// FixScratch recreates /tmp and /var/tmp root:root 1777: snapshots leave
+// their contents out.
+const FixScratch = "mkdir -p /tmp /var/tmp && chown root:root /tmp /var/tmp && chmod 1777 /tmp /var/tmp"
+
+// Boot implements bottle.Runtime: container run --detach, then /tmp and
+// /var/tmp are recreated.
+func (r *Runtime) Boot(ctx context.Context, snap bottle.Snapshot, committed string, opts bottle.ResumeOptions) error {
+	bin, err := r.bin()
+	if err != nil {
+		return err
+	}
+	name := bottle.Name(snap.Slug)
+	l, err := r.find(ctx, bin, name)
+	if err != nil {
+		return err
+	}
+	if l != nil {
+		if l.state() == "running" && !opts.Replace {
+			return fmt.Errorf("%s: %w (pass --replace to replace it)", name, bottle.ErrRunning)
+		}
+		if _, err := r.run(ctx, bin, "delete", "--force", name); err != nil {
+			return err
+		}
+	}
+	if _, err := r.run(ctx, bin, "run", "--detach", "--name", name, committed); err != nil {
+		return err
+	}
+	if _, err := r.run(ctx, bin, "exec", "--user", "root", name, "sh", "-c", FixScratch); err != nil {
+		return fmt.Errorf("%s is running, but recreating /tmp and /var/tmp failed: %w", name, err)
+	}
+	return nil
+}

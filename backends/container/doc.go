@@ -1,0 +1,28 @@
+// Package container is the macos-container backend: bottles are
+// containers of Apple's container CLI (macOS only, no Go API), which bb
+// runs as an external command ("container", found on PATH; see
+// Runtime.Binary).
+//
+//	list/inspect  container list --all --format json
+//	commit        container exec --user root NAME tar --create ... --file=- --directory=/ .
+//	              (default; --method export: container export NAME)
+//	install       container image load -i FILE, FILE an OCI layout tar whose
+//	              index.json names the image docker.io/library/bot-bottle-committed-SLUG:latest
+//	resume        container run --detach --name bot-bottle-SLUG REF, then /tmp and
+//	              /var/tmp recreated root:root 1777 through container exec
+//
+// Why exec is the default: it streams straight from the guest's GNU tar
+// into the pipeline and works with every container release, keeping all
+// xattrs. container export needs 1.2.1 or later for a running container,
+// writes the whole uncompressed root filesystem to a temporary file on the
+// host before the first byte reaches bb, and reads each file whole into
+// memory; its advantages are that it freezes the filesystem (a consistent
+// snapshot) and needs no tar in the guest, so bb offers it with
+// --method export. Measurements on the stand-in: internal/standin/README.md.
+//
+// Why image load and not a pull from bb's registry: a load needs no
+// listening socket and no registry configuration, reads the layers from a
+// file that is only the compressed image, and works with every release
+// since 0.5; container image pull of localhost would do as well but adds
+// a server to the commit path.
+package container

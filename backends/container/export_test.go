@@ -1,0 +1,4 @@
+package container
+
+// CheckLoaded exposes checkLoaded to the external tests.
+var CheckLoaded = checkLoaded

@@ -1,0 +1,259 @@
+package docker
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"time"
+
+	"github.com/bot-bottle/bb/oci"
+	"github.com/bot-bottle/bb/oci/layer"
+	"github.com/bot-bottle/bb/snapshot"
+	"github.com/docker/docker/api/types/image"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// storedConfig returns the image config whose digest is the daemon's
+// image ID, if the store has it (a bb snapshot, or a base ingested
+// before), checked against the layers the daemon reports.
+func (r *Runtime) storedConfig(ctx context.Context, ii image.InspectResponse) (*v1.ConfigFile, []byte) {
+	if r.Store == nil {
+		return nil, nil
+	}
+	h, err := v1.NewHash(ii.ID)
+	if err != nil {
+		return nil, nil
+	}
+	b, err := r.Store.ReadBlob(ctx, h, oci.MaxConfigSize)
+	if err != nil {
+		return nil, nil
+	}
+	cf, err := v1.ParseConfigFile(bytes.NewReader(b))
+	if err != nil || !sameDiffIDs(cf.RootFS.DiffIDs, ii.RootFS.Layers) {
+		return nil, nil
+	}
+	return cf, b
+}
+
+// configFromInspect rebuilds what the snapshot keeps of an image config
+// from the daemon's inspect output (which has no history).
+func configFromInspect(ii image.InspectResponse) *v1.ConfigFile {
+	cf := &v1.ConfigFile{Architecture: ii.Architecture, OS: ii.Os, Variant: ii.Variant, Author: ii.Author}
+	if c := ii.Config; c != nil {
+		cf.Config = v1.Config{
+			User: c.User, Env: c.Env, Entrypoint: c.Entrypoint, Cmd: c.Cmd, WorkingDir: c.WorkingDir,
+			Labels: c.Labels, StopSignal: c.StopSignal, Shell: c.Shell, OnBuild: c.OnBuild,
+		}
+		if len(c.ExposedPorts) > 0 {
+			cf.Config.ExposedPorts = map[string]struct{}{}
+			for p := range c.ExposedPorts {
+				cf.Config.ExposedPorts[p] = struct{}{}
+			}
+		}
+		if len(c.Volumes) > 0 {
+			cf.Config.Volumes = map[string]struct{}{}
+			for v := range c.Volumes {
+				cf.Config.Volumes[v] = struct{}{}
+			}
+		}
+		if h := c.Healthcheck; h != nil {
+			cf.Config.Healthcheck = &v1.HealthConfig{Test: h.Test, Interval: h.Interval, Timeout: h.Timeout,
+				StartPeriod: h.StartPeriod, Retries: h.Retries}
+		}
+	}
+	return cf
+}
+
+func sameDiffIDs(a []v1.Hash, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].String() != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// baseLayers returns the layers of image ii as stored layers, ingesting
+// them from the daemon if the store lacks any, and the image's config.
+func (r *Runtime) baseLayers(ctx context.Context, c Client, ii image.InspectResponse) ([]snapshot.LayerInfo, *v1.ConfigFile, error) {
+	idx := layerIndex{store: r.Store}
+	want := make([]v1.Hash, len(ii.RootFS.Layers))
+	for i, l := range ii.RootFS.Layers {
+		h, err := v1.NewHash(l)
+		if err != nil {
+			return nil, nil, fmt.Errorf("image %s: layer %d: %w", ii.ID, i, err)
+		}
+		want[i] = h
+	}
+	collect := func() ([]snapshot.LayerInfo, bool, error) {
+		m, err := idx.read()
+		if err != nil {
+			return nil, false, err
+		}
+		out := make([]snapshot.LayerInfo, 0, len(want))
+		for _, d := range want {
+			e, ok := idx.lookup(ctx, m, d)
+			if !ok {
+				return nil, false, nil
+			}
+			out = append(out, snapshot.LayerInfo{Digest: e.Digest, DiffID: d, Size: e.Size, Media: e.Media})
+		}
+		return out, true, nil
+	}
+	layers, ok, err := collect()
+	if err != nil {
+		return nil, nil, err
+	}
+	cf, _ := r.storedConfig(ctx, ii)
+	if ok && cf != nil {
+		return layers, cf, nil
+	}
+	start := time.Now()
+	r.log().Info("copying the base image's layers into the store (once per base image)", "image", ii.ID, "layers", len(want))
+	if err := r.ingest(ctx, c, ii.ID, want); err != nil {
+		return nil, nil, err
+	}
+	r.log().Info("base image stored", "image", ii.ID, "took", time.Since(start).Round(time.Millisecond))
+	if layers, ok, err = collect(); err != nil {
+		return nil, nil, err
+	} else if !ok {
+		return nil, nil, fmt.Errorf("image %s: its layers are not in the store after ingesting them", ii.ID)
+	}
+	if cf, _ = r.storedConfig(ctx, ii); cf == nil {
+		return nil, nil, fmt.Errorf("image %s: its config is not in the store after ingesting it", ii.ID)
+	}
+	return layers, cf, nil
+}
+
+// ingest copies the layers of image id whose diffIDs are in want, and its
+// config, from the daemon's image save into the store, compressing each
+// layer and checking its diffID. It reads both the docker-archive format
+// (<dir>/layer.tar) and the OCI layout that newer daemons write
+// (blobs/sha256/<diffID>, uncompressed).
+func (r *Runtime) ingest(ctx context.Context, c Client, id string, want []v1.Hash) error {
+	idHash, err := v1.NewHash(id)
+	if err != nil {
+		return fmt.Errorf("image ID %q: %w", id, err)
+	}
+	wanted := map[v1.Hash]bool{}
+	for _, d := range want {
+		wanted[d] = true
+	}
+	idx := layerIndex{store: r.Store}
+	known, err := idx.read()
+	if err != nil {
+		return err
+	}
+	rc, err := c.ImageSave(ctx, []string{id})
+	if err != nil {
+		return fmt.Errorf("saving image %s from the daemon: %w", id, err)
+	}
+	defer rc.Close()
+	found := map[string]layerEntry{}
+	gotConfig := false
+	tr := tar.NewReader(rc)
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("reading the saved image %s: %w", id, err)
+		}
+		if hdr.Typeflag != tar.TypeReg && hdr.Typeflag != tar.TypeRegA {
+			continue
+		}
+		name := cleanRel(hdr.Name)
+		dir, base := path.Split(name)
+		switch {
+		case name == idHash.Hex+".json" || name == "blobs/sha256/"+idHash.Hex:
+			if hdr.Size > oci.MaxConfigSize {
+				return fmt.Errorf("saved image %s: config is %d bytes", id, hdr.Size)
+			}
+			if _, _, err := r.Store.Ingest(ctx, tr, idHash, hdr.Size); err != nil {
+				return fmt.Errorf("storing the config of image %s: %w", id, err)
+			}
+			gotConfig = true
+		case dir == "blobs/sha256/":
+			// OCI layout: a layer's blob name is its diffID.
+			d := v1.Hash{Algorithm: "sha256", Hex: base}
+			if !wanted[d] || found[d.String()].Size > 0 {
+				continue
+			}
+			if e, ok := idx.lookup(ctx, known, d); ok {
+				found[d.String()] = e
+				continue
+			}
+			e, err := r.ingestLayer(ctx, tr, hdr.Size, d)
+			if err != nil {
+				return err
+			}
+			found[d.String()] = e
+		case base == "layer.tar":
+			e, d, err := r.ingestLayerTar(ctx, tr, hdr.Size)
+			if err != nil {
+				return err
+			}
+			if !wanted[d] || found[d.String()].Size > 0 {
+				continue
+			}
+			found[d.String()] = e
+		}
+	}
+	if !gotConfig {
+		return fmt.Errorf("the saved image %s has no config %s.json", id, idHash.Hex)
+	}
+	for _, d := range want {
+		if _, ok := found[d.String()]; !ok {
+			return fmt.Errorf("the saved image %s lacks its layer %s", id, d)
+		}
+	}
+	return idx.add(ctx, found)
+}
+
+// ingestLayer compresses one layer tar of size n into the store and
+// checks that its diffID is want.
+func (r *Runtime) ingestLayer(ctx context.Context, rd io.Reader, n int64, want v1.Hash) (layerEntry, error) {
+	e, got, err := r.ingestLayerTar(ctx, rd, n)
+	if err != nil {
+		return e, err
+	}
+	if got != want {
+		return e, fmt.Errorf("the daemon's layer %s has diffID %s", want, got)
+	}
+	return e, nil
+}
+
+// ingestLayerTar compresses one layer tar of size n into the store.
+func (r *Runtime) ingestLayerTar(ctx context.Context, rd io.Reader, n int64) (layerEntry, v1.Hash, error) {
+	cr := &countReader{r: rd}
+	l, err := layer.Write(ctx, r.Store, cr, layer.Options{})
+	if err != nil {
+		return layerEntry{}, v1.Hash{}, fmt.Errorf("storing a base layer: %w", err)
+	}
+	if cr.n != n {
+		return layerEntry{}, v1.Hash{}, fmt.Errorf("storing a base layer: read %d of %d bytes", cr.n, n)
+	}
+	d, _ := l.DiffID()
+	desc := l.Descriptor()
+	return layerEntry{Digest: desc.Digest, Size: desc.Size, Media: types.OCILayer, TarSize: n}, d, nil
+}
+
+type countReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}

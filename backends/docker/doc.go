@@ -1,0 +1,60 @@
+// Package docker is bb's Docker backend: it snapshots a running container
+// named bot-bottle-<slug> through the Docker Engine API, loads snapshots
+// back into the daemon as bot-bottle-committed-<slug>:latest and boots
+// bottles from them.
+//
+// # Streaming the root filesystem
+//
+// Two methods, chosen with PrepareOptions.Method:
+//
+//   - exec (default): GNU tar runs inside the bottle as root, started
+//     through the exec API, and its stdout is demultiplexed into the
+//     pipeline. It keeps every xattr and numeric owner. It needs GNU tar in
+//     the image, and the daemon refuses exec into a paused container.
+//   - export: GET /containers/{id}/export. No guest tar is needed and it
+//     works on paused containers, but the daemon keeps only the
+//     security.capability xattr. PrepareOptions.Pause uses it: the bottle
+//     is paused for the duration of the stream (a consistent snapshot) and
+//     always unpaused afterwards.
+//
+// Volumes and bind mounts are left out unless IncludeMounts is set (exec
+// only: the daemon's export never contains them).
+//
+// Measured on 2 cores (dockerd 20.10, overlay2) with a 340 MB bottle of
+// which 90 MB changed: reading the whole root filesystem takes 2.3 s
+// through exec and 1.2 s through export (the exec stream is the slower
+// path through the daemon), but an incremental snapshot through exec reads
+// only the changed files (1.5 s, of which 0.8 s is the daemon's change
+// list), while export must read everything and filter it (2.5 s). Exec
+// stays the default for its fidelity (xattrs) and its cheap diffs.
+//
+// # Incremental snapshots
+//
+// By default a snapshot is the base image's layers plus one diff layer,
+// which the daemon loads several times faster than a flattened image
+// because it already has the base layers. The daemon's change list (GET
+// /containers/{id}/changes) names the paths that differ from the image;
+// only those (and their parent directories) are streamed, and deleted
+// paths become OCI whiteouts (.wh.<name>, or .wh..wh..opq in a directory
+// that replaced a deleted one). The base layers are ingested once into
+// bb's store from the daemon's image save; a small index under the store
+// root maps their diffIDs to stored blobs. A bottle booted from a bb
+// snapshot builds on that snapshot's layers. When the base has
+// MaxBaseLayers layers or more, when mounts are included, or with
+// PrepareOptions.Full, the snapshot is one flattened layer instead.
+//
+// The change list comes from the daemon's comparison of file metadata
+// (size, mode, owner, mtime): a change that keeps all of them, such as a
+// new hard link to a file of the base image, is not seen, and the link
+// arrives as a copy. Use a full snapshot where that matters.
+//
+// # Loading
+//
+// Install streams an uncompressed docker-archive (layers decompressed from
+// the store on the fly) into ImageLoad, leaving out the layers whose
+// chain of diffIDs the daemon already has, and fails on an errorDetail in
+// the load's JSON stream. When the daemon already has the image (same
+// config digest) it is only tagged. On the bottle above, loading the
+// incremental snapshot takes 2.1 s against 12.5 s for the flattened one,
+// and a whole commit with its load 2.9 s against 14.4 s.
+package docker

@@ -1,0 +1,359 @@
+package docker
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/bot-bottle/bb/internal/iox"
+
+	"github.com/bot-bottle/bb/bottle"
+	"github.com/bot-bottle/bb/oci"
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/client"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/klauspost/compress/zstd"
+	"github.com/klauspost/pgzip"
+)
+
+// Install implements bottle.Runtime: it loads the snapshot into the daemon
+// as bot-bottle-committed-<slug>:latest. If the daemon already has the
+// image (its ID is the snapshot's config digest) it is only tagged;
+// otherwise an uncompressed docker-archive is streamed into the daemon's
+// load, leaving out the layers whose chain of diffIDs the daemon has.
+// The previous image of that name is removed if nothing else uses it.
+func (r *Runtime) Install(ctx context.Context, snap bottle.Snapshot) (string, error) {
+	c, err := r.api()
+	if err != nil {
+		return "", err
+	}
+	ref := bottle.CommittedRef(snap.Slug)
+	im, err := readImage(ctx, snap.Store, snap.Manifest)
+	if err != nil {
+		return "", err
+	}
+	r.recordLayers(ctx, snap.Store, im, nil)
+	want := im.man.Config.Digest.String()
+	prevID := ""
+	if pi, err := c.ImageInspect(ctx, ref); err == nil {
+		prevID = pi.ID
+	}
+	if prevID == want {
+		return ref, nil
+	}
+	if _, err := c.ImageInspect(ctx, want); err == nil {
+		if err := c.ImageTag(ctx, want, ref); err != nil {
+			return "", fmt.Errorf("tagging image %s as %s: %w", want, ref, err)
+		}
+		r.dropImage(ctx, c, prevID)
+		return ref, nil
+	} else if !cerrdefs.IsNotFound(err) {
+		return "", fmt.Errorf("inspecting image %s: %w", want, err)
+	}
+	have := r.daemonLayers(ctx, c, im, ref)
+	sizes, err := r.tarSizes(ctx, snap.Store, im, have)
+	if err != nil {
+		return "", err
+	}
+	start := time.Now()
+	err = r.load(ctx, c, snap.Store, im, sizes, have, ref)
+	if err != nil && have > 0 && strings.Contains(err.Error(), "no such file") {
+		// The image that had the base layers went away meanwhile.
+		r.log().Info("the daemon lost the base layers; loading the whole image", "image", ref)
+		if sizes, err = r.tarSizes(ctx, snap.Store, im, 0); err == nil {
+			have = 0
+			err = r.load(ctx, c, snap.Store, im, sizes, 0, ref)
+		}
+	}
+	if err != nil {
+		return "", err
+	}
+	got, err := c.ImageInspect(ctx, ref)
+	if err != nil {
+		return "", fmt.Errorf("inspecting the loaded image %s: %w", ref, err)
+	}
+	if got.ID != want {
+		return "", fmt.Errorf("the daemon loaded %s as image %s, not %s", ref, got.ID, want)
+	}
+	r.log().Info("loaded the snapshot into Docker", "image", ref, "layers", len(im.man.Layers), "layers_sent", len(im.man.Layers)-have, "took", time.Since(start).Round(time.Millisecond))
+	r.dropImage(ctx, c, prevID)
+	return ref, nil
+}
+
+// storedImage is a snapshot's manifest and config, read from the store.
+type storedImage struct {
+	man       *v1.Manifest
+	cfg       *v1.ConfigFile
+	cfgBytes  []byte
+	baseImage string
+}
+
+func readImage(ctx context.Context, s *oci.Store, desc v1.Descriptor) (*storedImage, error) {
+	man, err := bottle.ReadManifest(ctx, s, desc)
+	if err != nil {
+		return nil, err
+	}
+	cb, err := s.ReadBlob(ctx, man.Config.Digest, oci.MaxConfigSize)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := v1.ParseConfigFile(bytes.NewReader(cb))
+	if err != nil {
+		return nil, fmt.Errorf("parsing config %s: %w", man.Config.Digest, err)
+	}
+	if len(cfg.RootFS.DiffIDs) != len(man.Layers) {
+		return nil, fmt.Errorf("image %s has %d layers but %d diffIDs", desc.Digest, len(man.Layers), len(cfg.RootFS.DiffIDs))
+	}
+	return &storedImage{man: man, cfg: cfg, cfgBytes: cb, baseImage: man.Annotations[oci.BaseImageAnnotation]}, nil
+}
+
+// recordLayers adds the image's layers to the store's layer index, so a
+// bottle booted from the image can build on them.
+func (r *Runtime) recordLayers(ctx context.Context, s *oci.Store, im *storedImage, sizes map[int]int64) {
+	add := map[string]layerEntry{}
+	for i, l := range im.man.Layers {
+		add[im.cfg.RootFS.DiffIDs[i].String()] = layerEntry{Digest: l.Digest, Size: l.Size, Media: l.MediaType, TarSize: sizes[i]}
+	}
+	if err := (layerIndex{store: s}).add(ctx, add); err != nil {
+		r.log().Warn("recording layers in the store's layer index", "err", err)
+	}
+}
+
+// daemonLayers returns how many of the image's first layers the daemon
+// has, judging by the images most likely to share them: the snapshot's
+// base image and the previous snapshot.
+func (r *Runtime) daemonLayers(ctx context.Context, c Client, im *storedImage, ref string) int {
+	best := 0
+	for _, cand := range []string{im.baseImage, ref} {
+		if cand == "" {
+			continue
+		}
+		ii, err := c.ImageInspect(ctx, cand)
+		if err != nil {
+			continue
+		}
+		n := 0
+		for n < len(ii.RootFS.Layers) && n < len(im.cfg.RootFS.DiffIDs) && ii.RootFS.Layers[n] == im.cfg.RootFS.DiffIDs[n].String() {
+			n++
+		}
+		best = max(best, n)
+	}
+	return best
+}
+
+// tarSizes returns the uncompressed sizes of layers from..end, from the
+// layer index or by decompressing the layer once (and recording it).
+func (r *Runtime) tarSizes(ctx context.Context, s *oci.Store, im *storedImage, from int) (map[int]int64, error) {
+	idx := layerIndex{store: s}
+	m, err := idx.read()
+	if err != nil {
+		return nil, err
+	}
+	sizes := map[int]int64{}
+	for i := from; i < len(im.man.Layers); i++ {
+		d := im.cfg.RootFS.DiffIDs[i]
+		if e, ok := idx.lookup(ctx, m, d); ok && e.TarSize > 0 && e.Digest == im.man.Layers[i].Digest {
+			sizes[i] = e.TarSize
+			continue
+		}
+		n, err := copyLayer(ctx, s, im.man.Layers[i], d, io.Discard)
+		if err != nil {
+			return nil, err
+		}
+		sizes[i] = n
+	}
+	r.recordLayers(ctx, s, im, sizes)
+	return sizes, nil
+}
+
+// copyLayer decompresses a stored layer into w, checking its diffID, and
+// returns its uncompressed size.
+func copyLayer(ctx context.Context, s *oci.Store, desc v1.Descriptor, diffID v1.Hash, w io.Writer) (int64, error) {
+	f, err := s.Blob(ctx, desc.Digest)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	var rd io.Reader
+	switch desc.MediaType {
+	case types.OCILayer, types.DockerLayer, types.OCIRestrictedLayer, types.DockerForeignLayer:
+		zr, err := pgzip.NewReader(f)
+		if err != nil {
+			return 0, fmt.Errorf("layer %s: %w", desc.Digest, err)
+		}
+		defer zr.Close()
+		rd = zr
+	case types.OCILayerZStd:
+		zr, err := zstd.NewReader(f)
+		if err != nil {
+			return 0, fmt.Errorf("layer %s: %w", desc.Digest, err)
+		}
+		defer zr.Close()
+		rd = zr
+	case types.OCIUncompressedLayer, types.OCIUncompressedRestrictedLayer:
+		rd = f
+	default:
+		return 0, fmt.Errorf("layer %s: unsupported media type %q", desc.Digest, desc.MediaType)
+	}
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(w, h), iox.ContextReader(ctx, rd))
+	if err != nil {
+		return n, fmt.Errorf("layer %s: %w", desc.Digest, err)
+	}
+	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != diffID.String() {
+		return n, fmt.Errorf("layer %s decompresses to %s, not its diffID %s: the store is damaged", desc.Digest, got, diffID)
+	}
+	return n, nil
+}
+
+// load streams the docker-archive into ImageLoad and reads its messages.
+func (r *Runtime) load(ctx context.Context, c Client, s *oci.Store, im *storedImage, sizes map[int]int64, have int, ref string) error {
+	pr, pw := io.Pipe()
+	werrc := make(chan error, 1)
+	go func() {
+		err := writeArchive(ctx, pw, s, im, sizes, have, ref)
+		pw.CloseWithError(err)
+		werrc <- err
+	}()
+	resp, err := c.ImageLoad(ctx, pr, client.ImageLoadWithQuiet(true))
+	if err != nil {
+		pr.CloseWithError(err)
+		if werr := <-werrc; werr != nil && !errors.Is(werr, io.ErrClosedPipe) && !errors.Is(werr, err) {
+			return fmt.Errorf("loading %s into Docker: %w (while sending: %v)", ref, err, werr)
+		}
+		return fmt.Errorf("loading %s into Docker: %w", ref, err)
+	}
+	defer resp.Body.Close()
+	merr := readLoadMessages(resp)
+	pr.CloseWithError(errors.New("the daemon finished the load"))
+	werr := <-werrc
+	switch {
+	case merr != nil && werr != nil:
+		return fmt.Errorf("loading %s into Docker: %w (while sending: %v)", ref, merr, werr)
+	case merr != nil:
+		return fmt.Errorf("loading %s into Docker: %w", ref, merr)
+	case werr != nil:
+		return fmt.Errorf("loading %s into Docker: sending the image: %w", ref, werr)
+	}
+	return nil
+}
+
+// loadMessage is one message of the load's JSON stream.
+type loadMessage struct {
+	Stream      string `json:"stream"`
+	Error       string `json:"error"`
+	ErrorDetail *struct {
+		Message string `json:"message"`
+	} `json:"errorDetail"`
+}
+
+// maxLoadOutput bounds what is read of the load's messages.
+const maxLoadOutput = 16 << 20
+
+// readLoadMessages reads the load's output to its end and returns the
+// first error it reports: the daemon answers 200 and puts failures in
+// the stream.
+func readLoadMessages(resp image.LoadResponse) error {
+	body := io.LimitReader(resp.Body, maxLoadOutput)
+	if !resp.JSON {
+		b, err := io.ReadAll(body)
+		if err != nil {
+			return fmt.Errorf("reading the daemon's answer: %w", err)
+		}
+		if s := strings.TrimSpace(string(b)); strings.Contains(strings.ToLower(s), "error") {
+			return errors.New(s)
+		}
+		return nil
+	}
+	dec := json.NewDecoder(body)
+	for {
+		var m loadMessage
+		err := dec.Decode(&m)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reading the daemon's answer: %w", err)
+		}
+		if m.ErrorDetail != nil && m.ErrorDetail.Message != "" {
+			return fmt.Errorf("the daemon refused the image: %s", m.ErrorDetail.Message)
+		}
+		if m.Error != "" {
+			return fmt.Errorf("the daemon refused the image: %s", m.Error)
+		}
+	}
+}
+
+// archiveManifest is docker-archive's manifest.json entry.
+type archiveManifest struct {
+	Config   string
+	RepoTags []string
+	Layers   []string
+}
+
+// writeArchive writes an uncompressed docker-archive of im: manifest.json
+// and config first, then layers have.. decompressed from the store (the
+// daemon has the first have layers, so their files are left out).
+func writeArchive(ctx context.Context, w io.Writer, s *oci.Store, im *storedImage, sizes map[int]int64, have int, ref string) error {
+	tw := tar.NewWriter(w)
+	cfgName := im.man.Config.Digest.Hex + ".json"
+	names := make([]string, len(im.cfg.RootFS.DiffIDs))
+	for i, d := range im.cfg.RootFS.DiffIDs {
+		names[i] = d.Hex + "/layer.tar"
+	}
+	mb, err := json.Marshal([]archiveManifest{{Config: cfgName, RepoTags: []string{ref}, Layers: names}})
+	if err != nil {
+		return err
+	}
+	now := time.Unix(0, 0)
+	for _, f := range []struct {
+		name string
+		b    []byte
+	}{{"manifest.json", mb}, {cfgName, im.cfgBytes}} {
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: f.name, Size: int64(len(f.b)), Mode: 0o644, ModTime: now}); err != nil {
+			return err
+		}
+		if _, err := tw.Write(f.b); err != nil {
+			return err
+		}
+	}
+	written := map[string]bool{}
+	for i := have; i < len(names); i++ {
+		if written[names[i]] {
+			continue
+		}
+		written[names[i]] = true
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: names[i], Size: sizes[i], Mode: 0o644, ModTime: now}); err != nil {
+			return err
+		}
+		if _, err := copyLayer(ctx, s, im.man.Layers[i], im.cfg.RootFS.DiffIDs[i], tw); err != nil {
+			return err
+		}
+	}
+	return tw.Close()
+}
+
+// dropImage removes the image that carried the committed reference
+// before, if no tag and no container uses it any more.
+func (r *Runtime) dropImage(ctx context.Context, c Client, id string) {
+	if id == "" {
+		return
+	}
+	ii, err := c.ImageInspect(ctx, id)
+	if err != nil || len(ii.RepoTags) > 0 {
+		return
+	}
+	if _, err := c.ImageRemove(ctx, id, image.RemoveOptions{PruneChildren: true}); err != nil {
+		r.log().Debug("keeping the previous snapshot image", "image", id, "err", err)
+	}
+}

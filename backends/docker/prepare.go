@@ -1,0 +1,237 @@
+package docker
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/bot-bottle/bb/backends/tarcmd"
+	"github.com/bot-bottle/bb/bottle"
+	"github.com/bot-bottle/bb/snapshot"
+)
+
+// Methods of streaming a bottle's root filesystem.
+const (
+	MethodExec   = "exec"
+	MethodExport = "export"
+)
+
+// Prepare implements bottle.Runtime: it checks the bottle and the method,
+// lists the mount points to leave out, and works out the base of the
+// snapshot (ingesting the base image's layers into the store once).
+func (r *Runtime) Prepare(ctx context.Context, slug string, opts bottle.PrepareOptions) (*bottle.Prepared, error) {
+	ci, err := r.inspect(ctx, slug)
+	if err != nil {
+		return nil, err
+	}
+	c, _ := r.api()
+	name := bottle.Name(slug)
+	if ci.State == nil || !(ci.State.Running || ci.State.Paused) {
+		return nil, fmt.Errorf("container %s: %w", name, bottle.ErrNotRunning)
+	}
+	method := opts.Method
+	if method == "" {
+		method = MethodExec
+		if opts.Pause || ci.State.Paused {
+			method = MethodExport
+		}
+	}
+	switch method {
+	case MethodExec:
+		if opts.Pause {
+			return nil, fmt.Errorf("--pause needs --method export: the daemon refuses exec into a paused container")
+		}
+		if ci.State.Paused {
+			return nil, fmt.Errorf("container %s is paused and the daemon refuses exec into it: use --method export, or unpause it", name)
+		}
+		if err := r.checkTar(ctx, c, ci.ID, name); err != nil {
+			return nil, err
+		}
+	case MethodExport:
+		if opts.IncludeMounts && len(ci.Mounts) > 0 {
+			return nil, fmt.Errorf("--include-mounts needs --method exec: the daemon's export leaves volumes and bind mounts out")
+		}
+	default:
+		return nil, fmt.Errorf("unknown method %q for docker bottles: use %s or %s", method, MethodExec, MethodExport)
+	}
+	var mounts []string
+	if !opts.IncludeMounts {
+		for _, m := range ci.Mounts {
+			if d := cleanRel(m.Destination); d != "" {
+				mounts = append(mounts, d)
+			}
+		}
+	}
+
+	ii, err := c.ImageInspect(ctx, ci.Image)
+	if err != nil {
+		return nil, fmt.Errorf("inspecting image %s of container %s: %w", ci.Config.Image, name, err)
+	}
+	base := snapshot.Base{Ref: ci.Config.Image}
+	base.Config, _ = r.storedConfig(ctx, ii)
+	if base.Config == nil {
+		base.Config = configFromInspect(ii)
+	}
+	incremental := true
+	switch {
+	case opts.Full:
+		incremental = false
+	case opts.IncludeMounts && len(ci.Mounts) > 0:
+		r.log().Info("mounts are included: making a full snapshot (the change list does not cover mounts)", "container", name)
+		incremental = false
+	case r.Store == nil:
+		incremental = false
+	case len(ii.RootFS.Layers) == 0:
+		incremental = false
+	case len(ii.RootFS.Layers) >= r.maxBaseLayers():
+		r.log().Info("the base image is deep: flattening this snapshot into one layer", "container", name, "layers", len(ii.RootFS.Layers), "max", r.maxBaseLayers())
+		incremental = false
+	}
+	if incremental {
+		layers, cf, err := r.baseLayers(ctx, c, ii)
+		if err != nil {
+			r.log().Warn("cannot build on the base image's layers; making a full snapshot", "container", name, "err", err)
+			incremental = false
+		} else {
+			base.Layers, base.Config = layers, cf
+		}
+	}
+	kind := "full"
+	if incremental {
+		kind = "diff"
+	}
+	how := "docker exec tar"
+	if method == MethodExport {
+		how = "docker export"
+		if opts.Pause && !ci.State.Paused {
+			how += ", paused"
+		}
+	}
+	return &bottle.Prepared{
+		Source: &source{c: c, log: r.log(), id: ci.ID, name: name, method: method,
+			pause: opts.Pause && !ci.State.Paused, oneFS: !opts.IncludeMounts, diff: incremental, mounts: mounts},
+		Base:      base,
+		Excludes:  mounts,
+		CreatedBy: fmt.Sprintf("bb commit (%s, %s)", how, kind),
+	}, nil
+}
+
+// checkTar makes sure the bottle has GNU tar.
+func (r *Runtime) checkTar(ctx context.Context, c Client, id, name string) error {
+	res, err := runExec(ctx, c, id, name, tarcmd.VersionArgs, nil)
+	hint := " (or snapshot it with --method export, which needs no tar in the bottle)"
+	if err != nil {
+		return fmt.Errorf("running tar --version in %s: %w%s", name, err, hint)
+	}
+	out := res.Stdout
+	if res.ExitCode != 0 {
+		if strings.Contains(strings.ToLower(res.Stdout+res.Stderr), "busybox") {
+			out = res.Stdout + res.Stderr
+		} else {
+			out = ""
+		}
+	}
+	if err := tarcmd.CheckVersion(out); err != nil {
+		return fmt.Errorf("%s: %w%s", name, err, hint)
+	}
+	return nil
+}
+
+// source streams a Docker bottle's root filesystem.
+type source struct {
+	c      Client
+	log    *slog.Logger
+	id     string
+	name   string
+	method string
+	pause  bool
+	oneFS  bool
+	diff   bool
+	mounts []string
+}
+
+// Stream implements snapshot.Source.
+func (s *source) Stream(ctx context.Context, req snapshot.StreamRequest) (io.ReadCloser, error) {
+	var unpause func()
+	if s.pause {
+		if err := s.c.ContainerPause(ctx, s.id); err != nil {
+			return nil, fmt.Errorf("pausing %s: %w", s.name, err)
+		}
+		unpause = func() {
+			if err := s.c.ContainerUnpause(context.WithoutCancel(ctx), s.id); err != nil {
+				s.log.Warn("could not unpause the bottle: run docker unpause "+s.name, "err", err)
+			}
+		}
+	}
+	rc, err := s.open(ctx, req)
+	if err != nil {
+		if unpause != nil {
+			unpause()
+		}
+		return nil, err
+	}
+	if unpause != nil {
+		rc = &hookCloser{ReadCloser: rc, after: unpause}
+	}
+	return rc, nil
+}
+
+func (s *source) open(ctx context.Context, req snapshot.StreamRequest) (io.ReadCloser, error) {
+	var pl *plan
+	if s.diff {
+		changes, err := s.c.ContainerDiff(ctx, s.id)
+		if err != nil {
+			return nil, fmt.Errorf("listing the changes of %s: %w", s.name, err)
+		}
+		pl = newPlan(changes, req.Excludes, s.mounts)
+	}
+	switch {
+	case s.method == MethodExport:
+		rc, err := s.c.ContainerExport(ctx, s.id)
+		if err != nil {
+			return nil, fmt.Errorf("exporting %s: %w", s.name, err)
+		}
+		if pl != nil {
+			return newRewriteStream(rc, pl, true), nil
+		}
+		return rc, nil
+	case pl != nil && len(pl.paths) == 0:
+		return newRewriteStream(io.NopCloser(strings.NewReader("")), pl, false), nil
+	case pl != nil:
+		es, err := startExec(ctx, s.c, s.id, s.name, diffTarArgs(), pl.fileList(), true)
+		if err != nil {
+			return nil, err
+		}
+		return newRewriteStream(es, pl, false), nil
+	default:
+		return startExec(ctx, s.c, s.id, s.name, tarcmd.Args("/", req.Excludes, s.oneFS), nil, true)
+	}
+}
+
+// hookCloser runs after once the stream is closed.
+type hookCloser struct {
+	io.ReadCloser
+	after func()
+	done  bool
+}
+
+func (h *hookCloser) Close() error {
+	err := h.ReadCloser.Close()
+	if !h.done {
+		h.done = true
+		h.after()
+	}
+	return err
+}
+
+// Warnings implements snapshot.Warner by asking the wrapped stream.
+func (h *hookCloser) Warnings() []string {
+	if w, ok := h.ReadCloser.(snapshot.Warner); ok {
+		return w.Warnings()
+	}
+	return nil
+}
+
+var _ snapshot.Source = (*source)(nil)

@@ -1,0 +1,27 @@
+package smolvm_test
+
+import (
+	"testing"
+
+	"github.com/bot-bottle/bb/backends/smolvm"
+	"github.com/bot-bottle/bb/bottle"
+	"github.com/bot-bottle/bb/internal/backendtest"
+	"github.com/bot-bottle/bb/internal/testimage"
+)
+
+// TestMeasureMethods compares streaming through exec -i with tar to a file
+// in the guest plus machine cp, on a ~300 MB root filesystem
+// (BB_MEASURE=1 go test -run Measure -v).
+func TestMeasureMethods(t *testing.T) {
+	backendtest.RequireMeasure(t)
+	h := newHarness(t)
+	e := backendtest.NewEnv(t, h)
+	dir := backendtest.BaseRootfs(t, testimage.Options{})
+	backendtest.FillRootfs(t, dir, 300)
+	h.Start(t, "measure", dir)
+	defer h.Remove(t, "measure")
+	backendtest.Measure(t, e, bottle.Smolmachines, "measure", 3, map[string]bottle.PrepareOptions{
+		"smolvm exec -i tar":      {Method: smolvm.MethodExec},
+		"smolvm tar to file + cp": {Method: smolvm.MethodCp},
+	})
+}

@@ -1,0 +1,418 @@
+package smolvm
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/bot-bottle/bb/backends/tarcmd"
+	"github.com/bot-bottle/bb/bottle"
+	"github.com/bot-bottle/bb/pack"
+	"github.com/bot-bottle/bb/snapshot"
+	"github.com/bot-bottle/bb/state"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// DefaultBinary is the name of the smolvm CLI.
+const DefaultBinary = "smolvm"
+
+// Methods of streaming a VM's root filesystem.
+const (
+	// MethodExec streams tar's stdout through smolvm machine exec -i.
+	MethodExec = "exec"
+	// MethodCp writes the tar to a file in the guest and copies it out
+	// with smolvm machine cp.
+	MethodCp = "cp"
+)
+
+// GuestTarDir is where MethodCp writes the tar in the guest: on disk
+// (unlike a tmpfs /tmp) and left out of every snapshot.
+const GuestTarDir = "/var/tmp"
+
+// Runtime drives the smolvm CLI.
+type Runtime struct {
+	Home state.Home
+	// Binary is the smolvm CLI: a name looked up on PATH or a path
+	// ("smolvm" when empty).
+	Binary string
+	// Pack configures pack create (its Serve starts the embedded
+	// registry); Pack.Binary defaults to Binary.
+	Pack pack.Options
+	// TempDir holds the tar copied out of the guest by MethodCp
+	// (<home>/tmp when empty).
+	TempDir string
+	Logger  *slog.Logger
+}
+
+var _ bottle.Runtime = (*Runtime)(nil)
+
+// Name implements bottle.Runtime.
+func (r *Runtime) Name() string { return bottle.Smolmachines }
+
+func (r *Runtime) log() *slog.Logger {
+	if r.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return r.Logger
+}
+
+// ErrNoCLI is returned when the smolvm CLI cannot be found.
+var ErrNoCLI = errors.New("the smolvm CLI is not installed or not on PATH")
+
+// ErrExecUnavailable is returned when smolvm refuses to run a command in
+// a VM, as it does while an interactive session holds it.
+var ErrExecUnavailable = errors.New("smolvm exec is not available")
+
+func (r *Runtime) bin() (string, error) {
+	name := r.Binary
+	if name == "" {
+		name = DefaultBinary
+	}
+	p, err := exec.LookPath(name)
+	if err != nil {
+		return "", fmt.Errorf("smolmachines: %w: %q not found (PATH=%s). Install smolvm (https://github.com/smol-machines/smolvm), "+
+			"or put its directory on the PATH bb runs with: Homebrew's PATH set only in ~/.zshrc or ~/.zprofile is missing from scripts "+
+			"and from `sh -lc`, which read ~/.profile and /etc/profile; BB_SMOLVM_BIN may name the binary: %v",
+			ErrNoCLI, name, os.Getenv("PATH"), err)
+	}
+	return p, nil
+}
+
+func (r *Runtime) run(ctx context.Context, bin string, args ...string) ([]byte, error) {
+	return tarcmd.Run(ctx, exec.CommandContext(ctx, bin, args...), "smolvm "+strings.Join(args, " "))
+}
+
+// machine is one entry of smolvm machine ls --json.
+type machine struct {
+	Name       string   `json:"name"`
+	State      string   `json:"state"`
+	Image      *string  `json:"image"`
+	Entrypoint []string `json:"entrypoint"`
+	Cmd        []string `json:"cmd"`
+}
+
+func (r *Runtime) machines(ctx context.Context, bin string) ([]machine, error) {
+	out, err := r.run(ctx, bin, "machine", "ls", "--json")
+	if err != nil {
+		return nil, err
+	}
+	var ms []machine
+	if err := json.Unmarshal(bytes.TrimSpace(out), &ms); err != nil {
+		return nil, fmt.Errorf("parsing smolvm machine ls --json: %w", err)
+	}
+	return ms, nil
+}
+
+func (r *Runtime) find(ctx context.Context, bin, name string) (*machine, error) {
+	ms, err := r.machines(ctx, bin)
+	if err != nil {
+		return nil, err
+	}
+	for i := range ms {
+		if ms[i].Name == name {
+			return &ms[i], nil
+		}
+	}
+	return nil, nil
+}
+
+func info(slug string, m *machine) *bottle.Info {
+	i := &bottle.Info{Slug: slug, Name: m.Name, Backend: bottle.Smolmachines, Running: m.State == "running"}
+	if m.Image != nil {
+		i.Image = *m.Image
+	}
+	return i
+}
+
+// List implements bottle.Runtime.
+func (r *Runtime) List(ctx context.Context) ([]bottle.Info, error) {
+	bin, err := r.bin()
+	if err != nil {
+		return nil, err
+	}
+	ms, err := r.machines(ctx, bin)
+	if err != nil {
+		return nil, err
+	}
+	var out []bottle.Info
+	for i := range ms {
+		slug, ok := strings.CutPrefix(ms[i].Name, "bot-bottle-")
+		if !ok || state.ValidSlug(slug) != nil {
+			continue
+		}
+		out = append(out, *info(slug, &ms[i]))
+	}
+	return out, nil
+}
+
+// Inspect implements bottle.Runtime.
+func (r *Runtime) Inspect(ctx context.Context, slug string) (*bottle.Info, error) {
+	bin, err := r.bin()
+	if err != nil {
+		return nil, err
+	}
+	name := bottle.Name(slug)
+	m, err := r.find(ctx, bin, name)
+	if err != nil {
+		return nil, err
+	}
+	if m == nil {
+		return nil, fmt.Errorf("%s: %w in smolvm (smolvm machine ls has no such machine)", name, bottle.ErrNoBottle)
+	}
+	return info(slug, m), nil
+}
+
+// exec runs argv in the VM with captured output (smolvm caps it at
+// 11 MiB, plenty for short commands).
+func (r *Runtime) exec(ctx context.Context, bin, name string, argv ...string) ([]byte, error) {
+	return r.run(ctx, bin, append([]string{"machine", "exec", "--name", name, "--"}, argv...)...)
+}
+
+// Prepare implements bottle.Runtime.
+func (r *Runtime) Prepare(ctx context.Context, slug string, opts bottle.PrepareOptions) (*bottle.Prepared, error) {
+	bin, err := r.bin()
+	if err != nil {
+		return nil, err
+	}
+	if opts.Pause {
+		return nil, errors.New("smolmachines cannot pause a VM while its filesystem is read (--pause is docker only)")
+	}
+	name := bottle.Name(slug)
+	m, err := r.find(ctx, bin, name)
+	if err != nil {
+		return nil, err
+	}
+	if m == nil {
+		return nil, fmt.Errorf("%s: %w", name, bottle.ErrNoBottle)
+	}
+	if _, err := r.exec(ctx, bin, name, "true"); err != nil {
+		return nil, fmt.Errorf("%w for %s (%v): concurrent exec is not available while an interactive session "+
+			"(smolvm machine exec -it, machine shell, the agent's terminal) holds the VM; end that session and run bb commit again",
+			ErrExecUnavailable, name, err)
+	}
+	if out, err := r.exec(ctx, bin, name, "id", "-u"); err == nil {
+		if uid := strings.TrimSpace(string(out)); uid != "0" {
+			return nil, fmt.Errorf("smolvm machine exec runs as uid %s in %s (its image's USER), so tar cannot read the whole filesystem: bb needs an image without USER (the launcher switches users itself)", uid, name)
+		}
+	}
+	out, err := r.exec(ctx, bin, name, tarcmd.VersionArgs...)
+	if err := tarcmd.CheckRun(name, out, err); err != nil {
+		return nil, err
+	}
+	method := opts.Method
+	switch method {
+	case "":
+		method = MethodExec
+		if _, err := r.run(ctx, bin, "machine", "exec", "--name", name, "-i", "--", "true"); err != nil {
+			r.log().Warn("smolvm machine exec -i does not work here; copying the tar out of the guest instead", "machine", name, "err", err)
+			method = MethodCp
+		}
+	case MethodExec, MethodCp:
+	default:
+		return nil, fmt.Errorf("smolmachines: unknown --method %q (exec or cp)", opts.Method)
+	}
+	base := snapshot.Base{Config: r.baseConfig(ctx, bin, name, m)}
+	if m.Image != nil {
+		base.Ref = *m.Image
+	}
+	src := &Source{Binary: bin, Name: name, Method: method, OneFS: !opts.IncludeMounts, TempDir: r.tempDir()}
+	return &bottle.Prepared{Source: src, Base: base, CreatedBy: "bb commit (smolvm " + method + " tar)"}, nil
+}
+
+func (r *Runtime) tempDir() string {
+	if r.TempDir != "" {
+		return r.TempDir
+	}
+	return filepath.Join(r.Home.Dir, "tmp")
+}
+
+// sessionEnv are variables of an exec's environment that belong to the
+// session, not to the image.
+var sessionEnv = map[string]bool{"HOSTNAME": true, "HOME": true, "PWD": true, "OLDPWD": true, "SHLVL": true, "_": true, "TERM": true}
+
+func (r *Runtime) baseConfig(ctx context.Context, bin, name string, m *machine) *v1.ConfigFile {
+	cf := &v1.ConfigFile{Config: v1.Config{Entrypoint: m.Entrypoint, Cmd: m.Cmd}}
+	out, err := r.exec(ctx, bin, name, "env")
+	if err != nil {
+		r.log().Warn("reading the VM's environment; the snapshot gets a default PATH", "machine", name, "err", err)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		k, _, ok := strings.Cut(line, "=")
+		if ok && k != "" && !sessionEnv[k] && !strings.ContainsAny(k, " \t") {
+			cf.Config.Env = append(cf.Config.Env, line)
+		}
+	}
+	if len(cf.Config.Env) == 0 {
+		cf.Config.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+	}
+	return cf
+}
+
+// Source streams a VM's root filesystem.
+type Source struct {
+	Binary, Name string
+	Method       string
+	OneFS        bool
+	// TempDir holds the copied-out tar (MethodCp).
+	TempDir string
+}
+
+// Stream implements snapshot.Source.
+func (s *Source) Stream(ctx context.Context, req snapshot.StreamRequest) (io.ReadCloser, error) {
+	args := tarcmd.Args("/", req.Excludes, s.OneFS)
+	if s.Method != MethodCp {
+		argv := append([]string{"machine", "exec", "--name", s.Name, "-i", "--"}, args...)
+		return tarcmd.Start(ctx, exec.CommandContext(ctx, s.Binary, argv...), "smolvm machine exec -i tar in "+s.Name, true)
+	}
+	return s.copyOut(ctx, args)
+}
+
+// copyOut runs tar into a file in the guest, copies it to the host with
+// smolvm machine cp, removes it from the guest, and streams the host copy
+// (which is deleted when the stream is closed).
+func (s *Source) copyOut(ctx context.Context, args []string) (io.ReadCloser, error) {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	guest := GuestTarDir + "/.bb-commit-" + hex.EncodeToString(b) + ".tar"
+	for i, a := range args {
+		if a == "--file=-" {
+			args[i] = "--file=" + guest
+		}
+	}
+	what := "smolvm machine exec tar in " + s.Name
+	defer func() {
+		rm := exec.CommandContext(context.WithoutCancel(ctx), s.Binary, "machine", "exec", "--name", s.Name, "--", "rm", "-f", guest)
+		_ = rm.Run()
+	}()
+	var warnings []string
+	_, err := tarcmd.Run(ctx, exec.CommandContext(ctx, s.Binary, append([]string{"machine", "exec", "--name", s.Name, "--"}, args...)...), what)
+	var xe *exec.ExitError
+	if errors.As(err, &xe) && xe.ExitCode() == 1 {
+		warnings = append(warnings, fmt.Sprintf("%s: some files changed while they were read (tar exit status 1)", what))
+	} else if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(s.TempDir, 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.CreateTemp(s.TempDir, "smolvm-commit-*.tar")
+	if err != nil {
+		return nil, err
+	}
+	host := f.Name()
+	f.Close()
+	if _, err := tarcmd.Run(ctx, exec.CommandContext(ctx, s.Binary, "machine", "cp", s.Name+":"+guest, host), "smolvm machine cp"); err != nil {
+		os.Remove(host)
+		return nil, err
+	}
+	f, err = os.Open(host)
+	os.Remove(host) // the open file stays readable
+	if err != nil {
+		return nil, err
+	}
+	return &fileStream{File: f, warnings: warnings}, nil
+}
+
+type fileStream struct {
+	*os.File
+	warnings []string
+}
+
+func (f *fileStream) Warnings() []string { return f.warnings }
+
+// ArtifactBase is where the launcher of a slug's pack goes; the artifact
+// is ArtifactBase + ".smolmachine" (bottle.SmolmachineArtifact).
+func ArtifactBase(home state.Home, slug string) string {
+	return strings.TrimSuffix(bottle.SmolmachineArtifact(home, slug), ".smolmachine")
+}
+
+// Install implements bottle.Runtime: pack.Pack into the slug's state
+// directory; committed-image records the artifact's absolute path.
+func (r *Runtime) Install(ctx context.Context, snap bottle.Snapshot) (string, error) {
+	bin, err := r.bin()
+	if err != nil {
+		return "", err
+	}
+	opts := r.Pack
+	if opts.Binary == "" {
+		opts.Binary = bin
+	}
+	if opts.Logger == nil {
+		opts.Logger = r.Logger
+	}
+	return pack.Pack(ctx, snap.Store, snap.Manifest, snap.Slug, ArtifactBase(r.Home, snap.Slug), opts)
+}
+
+// Has implements bottle.Runtime: the artifact file exists.
+func (r *Runtime) Has(ctx context.Context, committed string) (bool, error) {
+	fi, err := os.Stat(committed)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return fi.Mode().IsRegular(), nil
+}
+
+// FixScratch recreates /tmp and /var/tmp root:root 1777: snapshots leave
+// them out.
+const FixScratch = "mkdir -p /tmp /var/tmp && chown root:root /tmp /var/tmp && chmod 1777 /tmp /var/tmp"
+
+// Boot implements bottle.Runtime: machine create --from the artifact,
+// machine start, and /tmp and /var/tmp recreated.
+func (r *Runtime) Boot(ctx context.Context, snap bottle.Snapshot, committed string, opts bottle.ResumeOptions) error {
+	bin, err := r.bin()
+	if err != nil {
+		return err
+	}
+	name := bottle.Name(snap.Slug)
+	m, err := r.find(ctx, bin, name)
+	if err != nil {
+		return err
+	}
+	if m != nil {
+		if m.State == "running" && !opts.Replace {
+			return fmt.Errorf("%s: %w (pass --replace to replace it)", name, bottle.ErrRunning)
+		}
+		if m.State == "running" {
+			if _, err := r.run(ctx, bin, "machine", "stop", "--name", name); err != nil {
+				return err
+			}
+		}
+		if _, err := r.run(ctx, bin, "machine", "delete", "--name", name, "--force"); err != nil {
+			return err
+		}
+	}
+	if _, err := r.run(ctx, bin, "machine", "create", "--name", name, "--from", committed); err != nil {
+		return err
+	}
+	if _, err := r.run(ctx, bin, "machine", "start", "--name", name); err != nil {
+		return err
+	}
+	// Right after start the exec channel may not be ready yet (libkrun):
+	// retry a few times.
+	var ferr error
+	for i := 0; i < 4; i++ {
+		if _, ferr = r.exec(ctx, bin, name, "sh", "-c", FixScratch); ferr == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(i+1) * 250 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("%s is running, but recreating /tmp and /var/tmp failed: %w", name, ferr)
+}

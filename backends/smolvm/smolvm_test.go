@@ -1,0 +1,45 @@
+package smolvm_test
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"testing"
+
+	"github.com/bot-bottle/bb/internal/backendtest"
+	"github.com/bot-bottle/bb/internal/packserve"
+)
+
+var standins string
+
+func TestMain(m *testing.M) {
+	if os.Geteuid() != 0 && os.Getenv("CI") == "" {
+		os.Exit(m.Run()) // the tests skip themselves
+	}
+	dir, cleanup, err := backendtest.BuildStandins()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	standins = dir
+	code := m.Run()
+	cleanup()
+	os.Exit(code)
+}
+
+func newHarness(t *testing.T) *backendtest.SmolvmHarness {
+	return backendtest.NewSmolvmHarness(t, standins, packserve.Serve)
+}
+
+func cli(t testing.TB, stdin io.Reader, args ...string) ([]byte, error) {
+	return backendtest.CLI(t, stdin, "smolvm", args...)
+}
+
+func mustCLI(t testing.TB, args ...string) []byte {
+	t.Helper()
+	return backendtest.MustCLI(t, "smolvm", args...)
+}
+
+func TestBackendSuite(t *testing.T) {
+	backendtest.Run(t, newHarness(t))
+}

@@ -1,0 +1,481 @@
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/bot-bottle/bb/internal/standin"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// The annotations container reads a loaded image's name from, in order
+// (containerization's LocalOCILayoutClient.getImageReferencefromDescriptor).
+const (
+	appleName      = "com.apple.containerization.image.name"
+	containerdName = "io.containerd.image.name"
+	ociRefName     = "org.opencontainers.image.ref.name"
+	createdAnno    = "dev.bot-bottle.standin.created"
+)
+
+const maxJSON = 4 << 20
+
+type state struct {
+	root   string // $BB_STANDIN_ROOT/container
+	images string // OCI layout holding every loaded image
+}
+
+func openState() (*state, error) {
+	root, err := standin.Root("container")
+	if err != nil {
+		return nil, err
+	}
+	st := &state{root: root, images: filepath.Join(root, "images")}
+	if err := os.MkdirAll(filepath.Join(st.images, "blobs", "sha256"), 0o755); err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(filepath.Join(st.images, "index.json")); errors.Is(err, os.ErrNotExist) {
+		if err := os.WriteFile(filepath.Join(st.images, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644); err != nil {
+			return nil, err
+		}
+		if err := st.writeIndex(&v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex}); err != nil {
+			return nil, err
+		}
+	}
+	return st, os.MkdirAll(filepath.Join(root, "containers"), 0o755)
+}
+
+func (st *state) index() (*v1.IndexManifest, error) {
+	b, err := os.ReadFile(filepath.Join(st.images, "index.json"))
+	if err != nil {
+		return nil, err
+	}
+	return v1.ParseIndexManifest(bytes.NewReader(b))
+}
+
+func (st *state) writeIndex(idx *v1.IndexManifest) error {
+	return standin.WriteJSON(filepath.Join(st.images, "index.json"), idx)
+}
+
+// normalize expands a reference the way container's ClientImage does:
+// docker.io and library/ for bare names, :latest when there is no tag.
+func normalize(ref string) string {
+	repo, tagOrDigest := ref, ""
+	if i := strings.Index(ref, "@"); i >= 0 {
+		repo, tagOrDigest = ref[:i], ref[i:]
+	} else if i := strings.LastIndex(ref, ":"); i > strings.LastIndex(ref, "/") {
+		repo, tagOrDigest = ref[:i], ref[i:]
+	}
+	if tagOrDigest == "" {
+		tagOrDigest = ":latest"
+	}
+	first, _, hasSlash := strings.Cut(repo, "/")
+	if !hasSlash || !(strings.ContainsAny(first, ".:") || first == "localhost") {
+		repo = "docker.io/" + repo
+	}
+	if rest, ok := strings.CutPrefix(repo, "docker.io/"); ok && !strings.Contains(rest, "/") {
+		repo = "docker.io/library/" + rest
+	}
+	return repo + tagOrDigest
+}
+
+// denormalize is what container image list shows.
+func denormalize(ref string) string {
+	r := strings.TrimPrefix(ref, "docker.io/")
+	return strings.TrimPrefix(r, "library/")
+}
+
+// findImage returns the index entry named ref.
+func (st *state) findImage(ref string) (*v1.Descriptor, error) {
+	idx, err := st.index()
+	if err != nil {
+		return nil, err
+	}
+	want := normalize(ref)
+	for i := range idx.Manifests {
+		n := idx.Manifests[i].Annotations[containerdName]
+		if n == ref || normalize(n) == want {
+			return &idx.Manifests[i], nil
+		}
+	}
+	return nil, nil
+}
+
+func (st *state) image(desc v1.Descriptor) (v1.Image, error) {
+	return layout.Path(st.images).Image(desc.Digest)
+}
+
+var blobName = regexp.MustCompile(`^blobs/sha256/([a-f0-9]{64})$`)
+
+// cmdImageLoad reads an OCI image layout tar (index.json, oci-layout,
+// blobs/sha256/*), verifies every blob against its digest and every
+// descriptor's size, and stores the images it names.
+func (st *state) cmdImageLoad(ctx context.Context, args []string) error {
+	input := ""
+	for i := 0; i < len(args); i++ {
+		switch flagName(args[i]) {
+		case "-i", "--input":
+			v, j, err := flagValue(args, i)
+			if err != nil {
+				return err
+			}
+			input, i = v, j
+		case "-f", "--force":
+		default:
+			return errf("invalidArgument", "unexpected argument %q", args[i])
+		}
+	}
+	var in io.Reader = os.Stdin
+	if input != "" {
+		f, err := os.Open(input)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "error: file does not exist path=%s\n", input)
+			return exitCode(1)
+		}
+		defer f.Close()
+		in = f
+	}
+	ingest, err := os.MkdirTemp(st.root, "ingest-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(ingest)
+	blobs := map[string]int64{}
+	var ociLayout, indexJSON []byte
+	tr := tar.NewReader(in)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return errf("internalError", "reading archive: %v", err)
+		}
+		n := path.Clean(strings.TrimPrefix(hdr.Name, "./"))
+		if strings.HasPrefix(hdr.Name, "/") || n == ".." || strings.HasPrefix(n, "../") {
+			return errf("invalidArgument", "archive contains invalid member %q", hdr.Name)
+		}
+		if hdr.Typeflag != tar.TypeReg && hdr.Typeflag != tar.TypeRegA {
+			continue
+		}
+		switch {
+		case n == "oci-layout":
+			ociLayout, err = io.ReadAll(io.LimitReader(tr, maxJSON))
+		case n == "index.json":
+			indexJSON, err = io.ReadAll(io.LimitReader(tr, maxJSON))
+		case blobName.MatchString(n):
+			hexd := blobName.FindStringSubmatch(n)[1]
+			var size int64
+			size, err = ingestBlob(tr, filepath.Join(ingest, hexd), hexd)
+			blobs["sha256:"+hexd] = size
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if ociLayout == nil {
+		return errf("notFound", "%s", filepath.Join(ingest, "oci-layout"))
+	}
+	var lay map[string]string
+	if err := json.Unmarshal(ociLayout, &lay); err != nil || lay["imageLayoutVersion"] == "" {
+		return errf("empty", "missing key imageLayoutVersion in %s", filepath.Join(ingest, "oci-layout"))
+	}
+	if indexJSON == nil {
+		return errf("notFound", "%s", filepath.Join(ingest, "index.json"))
+	}
+	archIdx, err := v1.ParseIndexManifest(bytes.NewReader(indexJSON))
+	if err != nil {
+		return errf("internalError", "parsing index.json: %v", err)
+	}
+	type loaded struct {
+		ref  string
+		desc v1.Descriptor
+	}
+	var imgs []loaded
+	for _, d := range archIdx.Manifests {
+		ref := imageName(d)
+		if _, err := name.ParseReference(ref, name.WeakValidation); err != nil {
+			return errf("invalidArgument", "invalid reference %q: %v", ref, err)
+		}
+		if err := checkGraph(ingest, blobs, d); err != nil {
+			return err
+		}
+		imgs = append(imgs, loaded{ref, v1.Descriptor{MediaType: d.MediaType, Digest: d.Digest, Size: d.Size, Platform: d.Platform}})
+	}
+	if len(imgs) == 0 {
+		return errf("internalError", "failed to import image")
+	}
+	for h := range blobs {
+		hexd := strings.TrimPrefix(h, "sha256:")
+		dst := filepath.Join(st.images, "blobs", "sha256", hexd)
+		if err := os.Rename(filepath.Join(ingest, hexd), dst); err != nil {
+			return err
+		}
+	}
+	idx, err := st.index()
+	if err != nil {
+		return err
+	}
+	for _, im := range imgs {
+		kept := idx.Manifests[:0]
+		for _, m := range idx.Manifests {
+			if m.Annotations[containerdName] != im.ref {
+				kept = append(kept, m)
+			}
+		}
+		im.desc.Annotations = map[string]string{containerdName: im.ref, createdAnno: time.Now().UTC().Format(time.RFC3339Nano)}
+		idx.Manifests = append(kept, im.desc)
+	}
+	if err := st.writeIndex(idx); err != nil {
+		return err
+	}
+	for _, im := range imgs {
+		fmt.Println(im.ref)
+	}
+	return nil
+}
+
+// imageName reads a loaded image's name from its index.json annotations;
+// without any, container 1.2.2 (containerization 0.40) names it by digest.
+func imageName(d v1.Descriptor) string {
+	for _, k := range []string{appleName, containerdName, ociRefName} {
+		if v := d.Annotations[k]; v != "" {
+			return v
+		}
+	}
+	return "untagged@" + d.Digest.String()
+}
+
+func ingestBlob(r io.Reader, dst, hexd string) (int64, error) {
+	f, err := os.Create(dst)
+	if err != nil {
+		return 0, err
+	}
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(f, h), r)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return 0, err
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != hexd {
+		return 0, errf("internalError", "digest mismatch for blobs/sha256/%s: content is sha256:%s", hexd, got)
+	}
+	return n, nil
+}
+
+// checkGraph makes sure every blob d reaches is in the archive with the
+// size its descriptor declares.
+func checkGraph(dir string, blobs map[string]int64, d v1.Descriptor) error {
+	size, ok := blobs[d.Digest.String()]
+	if !ok {
+		return errf("notFound", "content with digest %s", d.Digest)
+	}
+	if size != d.Size {
+		return errf("internalError", "size mismatch for %s: descriptor says %d, blob has %d", d.Digest, d.Size, size)
+	}
+	switch d.MediaType {
+	case types.OCIManifestSchema1, types.DockerManifestSchema2:
+		b, err := os.ReadFile(filepath.Join(dir, d.Digest.Hex))
+		if err != nil {
+			return err
+		}
+		m, err := v1.ParseManifest(bytes.NewReader(b))
+		if err != nil {
+			return errf("internalError", "parsing manifest %s: %v", d.Digest, err)
+		}
+		for _, c := range append([]v1.Descriptor{m.Config}, m.Layers...) {
+			if err := checkGraph(dir, blobs, c); err != nil {
+				return err
+			}
+		}
+	case types.OCIImageIndex, types.DockerManifestList:
+		b, err := os.ReadFile(filepath.Join(dir, d.Digest.Hex))
+		if err != nil {
+			return err
+		}
+		m, err := v1.ParseIndexManifest(bytes.NewReader(b))
+		if err != nil {
+			return errf("internalError", "parsing index %s: %v", d.Digest, err)
+		}
+		for _, c := range m.Manifests {
+			if err := checkGraph(dir, blobs, c); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// imageResource is container 1.x's JSON shape of an image.
+type imageResource struct {
+	ID            string         `json:"id"`
+	Configuration imageConfig    `json:"configuration"`
+	Variants      []imageVariant `json:"variants"`
+}
+
+type imageConfig struct {
+	CreationDate string        `json:"creationDate"`
+	Name         string        `json:"name"`
+	Descriptor   v1.Descriptor `json:"descriptor"`
+}
+
+type imageVariant struct {
+	Platform v1.Platform    `json:"platform"`
+	Digest   string         `json:"digest"`
+	Size     int64          `json:"size"`
+	Config   *v1.ConfigFile `json:"config"`
+}
+
+func (st *state) resource(d v1.Descriptor) (imageResource, error) {
+	r := imageResource{
+		ID: d.Digest.Hex,
+		Configuration: imageConfig{
+			CreationDate: d.Annotations[createdAnno],
+			Name:         d.Annotations[containerdName],
+			Descriptor:   v1.Descriptor{MediaType: d.MediaType, Digest: d.Digest, Size: d.Size},
+		},
+	}
+	img, err := st.image(d)
+	if err != nil {
+		return r, err
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return r, err
+	}
+	sz := d.Size
+	if m, err := img.Manifest(); err == nil {
+		sz += m.Config.Size
+		for _, l := range m.Layers {
+			sz += l.Size
+		}
+	}
+	r.Variants = []imageVariant{{Platform: v1.Platform{OS: cf.OS, Architecture: cf.Architecture}, Digest: d.Digest.String(), Size: sz, Config: cf}}
+	return r, nil
+}
+
+func (st *state) cmdImageList(args []string) error {
+	format, quiet := "table", false
+	for i := 0; i < len(args); i++ {
+		switch flagName(args[i]) {
+		case "--format":
+			v, j, err := flagValue(args, i)
+			if err != nil {
+				return err
+			}
+			format, i = v, j
+		case "-q", "--quiet":
+			quiet = true
+		case "-v", "--verbose":
+		default:
+			return errf("invalidArgument", "unexpected argument %q", args[i])
+		}
+	}
+	idx, err := st.index()
+	if err != nil {
+		return err
+	}
+	if format == "json" {
+		out := []imageResource{}
+		for _, d := range idx.Manifests {
+			r, err := st.resource(d)
+			if err != nil {
+				return err
+			}
+			out = append(out, r)
+		}
+		return json.NewEncoder(os.Stdout).Encode(out)
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	if !quiet {
+		fmt.Fprintln(tw, "NAME\tTAG\tDIGEST")
+	}
+	for _, d := range idx.Manifests {
+		ref := denormalize(d.Annotations[containerdName])
+		if quiet {
+			fmt.Fprintln(tw, ref)
+			continue
+		}
+		repo, tag := ref, "<none>"
+		if i := strings.LastIndex(ref, ":"); i > strings.LastIndex(ref, "/") {
+			repo, tag = ref[:i], ref[i+1:]
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", repo, tag, d.Digest.Hex[:12])
+	}
+	return tw.Flush()
+}
+
+func (st *state) cmdImageInspect(args []string) error {
+	var out []imageResource
+	var missing []string
+	for _, a := range args {
+		d, err := st.findImage(a)
+		if err != nil {
+			return err
+		}
+		if d == nil {
+			missing = append(missing, a)
+			continue
+		}
+		r, err := st.resource(*d)
+		if err != nil {
+			return err
+		}
+		out = append(out, r)
+	}
+	if len(missing) > 0 {
+		return errf("notFound", "image not found: %s", strings.Join(missing, ", "))
+	}
+	b, _ := json.MarshalIndent(out, "", "  ")
+	fmt.Println(string(b))
+	return nil
+}
+
+func (st *state) cmdImageDelete(args []string) error {
+	idx, err := st.index()
+	if err != nil {
+		return err
+	}
+	for _, a := range args {
+		if strings.HasPrefix(a, "-") {
+			continue
+		}
+		d, err := st.findImage(a)
+		if err != nil {
+			return err
+		}
+		if d == nil {
+			return errf("notFound", "image not found: %s", a)
+		}
+		kept := idx.Manifests[:0]
+		for _, m := range idx.Manifests {
+			if m.Annotations[containerdName] != d.Annotations[containerdName] {
+				kept = append(kept, m)
+			}
+		}
+		idx.Manifests = kept
+		fmt.Println(a)
+	}
+	return st.writeIndex(idx)
+}
