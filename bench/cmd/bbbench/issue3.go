@@ -184,6 +184,12 @@ func (e *benchEnv) exportSteps(sn *snap) []*step {
 			Name: "cat of the same blobs > file (the floor)", Cmd: "cat BLOBS... > " + shQuote(out),
 			run: shellRun(cat, out), after: rm,
 		},
+		{
+			// bb export syncs its output before renaming it into place.
+			ID: "cat-sync-blobs", Issue: 3, Group: group, Tool: "cat", Basis: sn.Bytes,
+			Name: "cat of the same blobs > file; sync file (the floor, durable)", Cmd: "cat BLOBS... > " + shQuote(out) + " && sync " + shQuote(out),
+			run: shellRun(cat+" && sync "+shQuote(out), out), after: rm,
+		},
 	}
 }
 

@@ -64,6 +64,7 @@ func (e *benchEnv) targets() []target {
 		}
 	}
 	speedRatio(3, "bb export MB/s ÷ cat of the same blobs", "bb-export", "cat-blobs", 0.9)
+	speedRatio(3, "bb export MB/s ÷ cat of the same blobs + sync (bb export syncs its output)", "bb-export", "cat-sync-blobs", 0.9)
 	speedRatio(3, "bb push MB/s ÷ curl upload of the same blobs", "bb-push", "curl-push", 0.9)
 	for _, id := range []string{"serve-rss"} {
 		if s := e.step(id); s != nil {
