@@ -73,7 +73,9 @@ func (e *benchEnv) makeSnap(ctx context.Context, b *bottle) (*snap, error) {
 		}
 		// A tag of its own: issue 2's steps remove bot-bottle-committed-SLUG.
 		sn.DockerImage = "bb-bench-i3:latest"
-		if _, err := quiet(ctx, "docker", "tag", "bot-bottle-committed-"+b.Slug+":latest", sn.DockerImage); err != nil {
+		committed := "bot-bottle-committed-" + b.Slug + ":latest"
+		e.onCleanup(func() { _, _ = quiet(context.Background(), "docker", "rmi", committed) })
+		if _, err := quiet(ctx, "docker", "tag", committed, sn.DockerImage); err != nil {
 			return nil, err
 		}
 		sn.How = "bb commit " + b.Slug + " (Docker backend, base layers + diff); docker save of the image bb loaded"
