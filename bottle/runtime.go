@@ -3,9 +3,11 @@ package bottle
 import (
 	"context"
 	"errors"
+	"strings"
 
 	"github.com/bot-bottle/bb/oci"
 	"github.com/bot-bottle/bb/snapshot"
+	"github.com/bot-bottle/bb/state"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
@@ -37,6 +39,22 @@ type Info struct {
 
 // Name returns the runtime name of a bottle: bot-bottle-<slug>.
 func Name(slug string) string { return "bot-bottle-" + slug }
+
+// SlugOf returns the slug of a runtime name ("bot-bottle-x" or Docker's
+// "/bot-bottle-x" -> "x"); ok is false for names that are not a bottle's
+// (including bot-bottle-committed-* images).
+func SlugOf(name string) (slug string, ok bool) {
+	slug, ok = strings.CutPrefix(strings.TrimPrefix(name, "/"), "bot-bottle-")
+	if !ok || strings.HasPrefix(slug, "committed-") || state.ValidSlug(slug) != nil {
+		return "", false
+	}
+	return slug, true
+}
+
+// ScratchScript is the shell command every backend runs in a bottle it
+// boots from a snapshot: snapshots leave out the contents of /tmp and
+// /var/tmp, so they are recreated root:root 1777.
+const ScratchScript = "mkdir -p /tmp /var/tmp && chown 0:0 /tmp /var/tmp && chmod 1777 /tmp /var/tmp"
 
 // CommittedRef returns the image reference a snapshot of slug is loaded
 // under in Docker and Apple container.

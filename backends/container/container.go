@@ -155,8 +155,8 @@ func (r *Runtime) List(ctx context.Context) ([]bottle.Info, error) {
 	}
 	var out []bottle.Info
 	for _, l := range ls {
-		slug, ok := strings.CutPrefix(l.id(), "bot-bottle-")
-		if !ok || state.ValidSlug(slug) != nil {
+		slug, ok := bottle.SlugOf(l.id())
+		if !ok {
 			continue
 		}
 		out = append(out, bottle.Info{Slug: slug, Name: l.id(), Backend: bottle.MacosContainer, Running: l.state() == "running", Image: l.Configuration.Image.Reference})
@@ -432,10 +432,6 @@ func (r *Runtime) Has(ctx context.Context, committed string) (bool, error) {
 	return false, err
 }
 
-// FixScratch recreates /tmp and /var/tmp root:root 1777: snapshots leave
-// their contents out.
-const FixScratch = "mkdir -p /tmp /var/tmp && chown root:root /tmp /var/tmp && chmod 1777 /tmp /var/tmp"
-
 // Boot implements bottle.Runtime: container run --detach, then /tmp and
 // /var/tmp are recreated.
 func (r *Runtime) Boot(ctx context.Context, snap bottle.Snapshot, committed string, opts bottle.ResumeOptions) error {
@@ -459,7 +455,7 @@ func (r *Runtime) Boot(ctx context.Context, snap bottle.Snapshot, committed stri
 	if _, err := r.run(ctx, bin, "run", "--detach", "--name", name, committed); err != nil {
 		return err
 	}
-	if _, err := r.run(ctx, bin, "exec", "--user", "root", name, "sh", "-c", FixScratch); err != nil {
+	if _, err := r.run(ctx, bin, "exec", "--user", "root", name, "sh", "-c", bottle.ScratchScript); err != nil {
 		return fmt.Errorf("%s is running, but recreating /tmp and /var/tmp failed: %w", name, err)
 	}
 	return nil

@@ -10,7 +10,6 @@ import (
 
 	"github.com/bot-bottle/bb/bottle"
 	"github.com/bot-bottle/bb/oci"
-	"github.com/bot-bottle/bb/state"
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
@@ -86,14 +85,10 @@ func (r *Runtime) maxBaseLayers() int {
 	return DefaultMaxBaseLayers
 }
 
-// slugOf returns the slug of a container name ("/bot-bottle-x" -> "x"),
-// or "" if the name is not a bottle's.
+// slugOf returns the slug of a container name, or "" if the name is
+// not a bottle's.
 func slugOf(name string) string {
-	name = strings.TrimPrefix(name, "/")
-	slug, ok := strings.CutPrefix(name, "bot-bottle-")
-	if !ok || strings.HasPrefix(slug, "committed-") || state.ValidSlug(slug) != nil {
-		return ""
-	}
+	slug, _ := bottle.SlugOf(name)
 	return slug
 }
 
@@ -167,10 +162,6 @@ func (r *Runtime) Has(ctx context.Context, committed string) (bool, error) {
 	return true, nil
 }
 
-// scratchScript recreates /tmp and /var/tmp as root:root 1777; snapshots
-// leave their contents out.
-const scratchScript = "mkdir -p /tmp /var/tmp && chown 0:0 /tmp /var/tmp && chmod 1777 /tmp /var/tmp"
-
 // Boot implements bottle.Runtime: it creates bot-bottle-<slug> from
 // committed with the image's config and the runtime's network, starts it
 // and makes sure /tmp and /var/tmp exist root:root 1777. A running bottle
@@ -211,7 +202,7 @@ func (r *Runtime) Boot(ctx context.Context, snap bottle.Snapshot, committed stri
 		_ = c.ContainerRemove(context.WithoutCancel(ctx), created.ID, container.RemoveOptions{Force: true})
 		return fmt.Errorf("starting container %s: %w", name, err)
 	}
-	res, err := runExec(ctx, c, created.ID, name, []string{"/bin/sh", "-c", scratchScript}, nil)
+	res, err := runExec(ctx, c, created.ID, name, []string{"/bin/sh", "-c", bottle.ScratchScript}, nil)
 	if err == nil && res.ExitCode != 0 {
 		err = fmt.Errorf("exit status %d: %s", res.ExitCode, strings.TrimSpace(res.Stderr+res.Stdout))
 	}

@@ -147,8 +147,8 @@ func (r *Runtime) List(ctx context.Context) ([]bottle.Info, error) {
 	}
 	var out []bottle.Info
 	for i := range ms {
-		slug, ok := strings.CutPrefix(ms[i].Name, "bot-bottle-")
-		if !ok || state.ValidSlug(slug) != nil {
+		slug, ok := bottle.SlugOf(ms[i].Name)
+		if !ok {
 			continue
 		}
 		out = append(out, *info(slug, &ms[i]))
@@ -366,10 +366,6 @@ func (r *Runtime) Has(ctx context.Context, committed string) (bool, error) {
 	return fi.Mode().IsRegular(), nil
 }
 
-// FixScratch recreates /tmp and /var/tmp root:root 1777: snapshots leave
-// them out.
-const FixScratch = "mkdir -p /tmp /var/tmp && chown root:root /tmp /var/tmp && chmod 1777 /tmp /var/tmp"
-
 // Boot implements bottle.Runtime: machine create --from the artifact,
 // machine start, and /tmp and /var/tmp recreated.
 func (r *Runtime) Boot(ctx context.Context, snap bottle.Snapshot, committed string, opts bottle.ResumeOptions) error {
@@ -405,7 +401,7 @@ func (r *Runtime) Boot(ctx context.Context, snap bottle.Snapshot, committed stri
 	// retry a few times.
 	var ferr error
 	for i := 0; i < 4; i++ {
-		if _, ferr = r.exec(ctx, bin, name, "sh", "-c", FixScratch); ferr == nil {
+		if _, ferr = r.exec(ctx, bin, name, "sh", "-c", bottle.ScratchScript); ferr == nil {
 			return nil
 		}
 		select {
