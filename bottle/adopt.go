@@ -48,8 +48,12 @@ type AdoptOptions struct {
 
 // Adopt makes desc, an image that arrived in the store (import, pull),
 // the current snapshot of slug on this host: it tags it, restores
-// metadata.json (identity set to slug) and writes committed-image and the
-// preserve marker, so that bb resume works here. It returns what
+// metadata.json (identity set to slug; cwd and copy_cwd, which name
+// paths of the host it came from, dropped; the bytes as they came kept
+// in metadata.imported.json) and writes committed-image and the
+// preserve marker, so that bb resume works here. Nothing it restores
+// names what a later commit reads: a dir bottle's directory is only ever
+// one this host's user named. It returns what
 // committed-image names.
 func (m *Manager) Adopt(ctx context.Context, slug string, desc v1.Descriptor, opts AdoptOptions) (string, error) {
 	if err := state.ValidSlug(slug); err != nil {
@@ -91,7 +95,8 @@ func (m *Manager) Adopt(ctx context.Context, slug string, desc v1.Descriptor, op
 		return "", err
 	}
 	if opts.Metadata != nil {
-		if err := m.Home.WriteRawMetadata(slug, opts.Metadata); err != nil {
+		// Data to carry, not configuration: host paths are dropped.
+		if err := m.Home.WriteImportedMetadata(slug, opts.Metadata); err != nil {
 			return "", err
 		}
 	}

@@ -104,8 +104,13 @@ func (m *Manager) Commit(ctx context.Context, slug string, opts CommitOptions) (
 	if err != nil {
 		return nil, err
 	}
-	info, err := rt.Inspect(ctx, slug)
-	if err != nil {
+	var info *Info
+	if opts.Prepare.Dir != "" {
+		if _, ok := rt.(SourceRecorder); !ok {
+			return nil, fmt.Errorf("the %s backend does not snapshot a directory: --from-dir is for the dir backend", backend)
+		}
+		info = &Info{Slug: slug, Name: opts.Prepare.Dir, Backend: backend, Running: true}
+	} else if info, err = rt.Inspect(ctx, slug); err != nil {
 		return nil, err
 	}
 	if !info.Running {
@@ -145,6 +150,11 @@ func (m *Manager) Commit(ctx context.Context, slug string, opts CommitOptions) (
 	}
 	if err := snapshot.Publish(ctx, m.Store, res, keep); err != nil {
 		return rollback(snapshot.StageStore, err)
+	}
+	if opts.Prepare.Dir != "" {
+		if err := rt.(SourceRecorder).RecordSource(slug, opts.Prepare.Dir); err != nil {
+			return nil, &snapshot.Error{Stage: snapshot.StageRecord, Slug: slug, Err: err}
+		}
 	}
 	if raw, err := m.Home.RawMetadata(slug); err == nil && raw != nil {
 		if _, err := snapshot.PutMetadata(ctx, m.Store, slug, res.Manifest, raw); err != nil {

@@ -73,6 +73,10 @@ type PrepareOptions struct {
 	// Method selects how the root filesystem leaves the bottle
 	// ("exec", "export", "cp"); "" is the runtime's default.
 	Method string
+	// Dir is the directory to snapshot (dir backend, bb commit
+	// --from-dir). It becomes the bottle's recorded directory only once
+	// the snapshot is stored (SourceRecorder).
+	Dir string
 }
 
 // Prepared is what a runtime hands to the snapshot pipeline.
@@ -99,6 +103,18 @@ type ResumeOptions struct {
 	// Dir is where the dir backend extracts the snapshot (default
 	// <home>/state/<slug>/rootfs).
 	Dir string
+	// Devices lets the dir backend create device nodes; without it
+	// they are skipped and reported through Warn.
+	Devices bool
+	// Warn receives one line per thing the runtime skipped.
+	Warn func(msg string)
+}
+
+// SourceRecorder is a runtime whose bottles are directories this host's
+// user names (dir): after a commit with PrepareOptions.Dir succeeds, the
+// directory is recorded as the bottle's, and only then.
+type SourceRecorder interface {
+	RecordSource(slug, dir string) error
 }
 
 // Runtime is what bottle needs from a backend.

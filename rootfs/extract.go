@@ -10,7 +10,7 @@ import (
 	"os"
 	"path"
 	"strings"
-	"syscall"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
@@ -20,11 +20,20 @@ import (
 type Options struct {
 	// NoChown leaves owners as the extracting user (for unprivileged use).
 	NoChown bool
+	// Devices creates character and block device nodes. Without it they
+	// are skipped, each reported through Warn: a device node in a tree
+	// on the host is a door to the host's hardware.
+	Devices bool
+	// Warn receives one line per entry that was skipped.
+	Warn func(msg string)
 }
 
 const (
 	whiteoutPrefix = ".wh."
 	opaqueWhiteout = ".wh..wh..opq"
+	// MaxNameLen bounds an entry's name (Linux's PATH_MAX): a longer one
+	// cannot be named by most tools, and it bounds the depth of a tree.
+	MaxNameLen = 4096
 )
 
 // ExtractImage extracts every layer of img, in order, into dir.
@@ -47,22 +56,23 @@ func ExtractImage(ctx context.Context, img v1.Image, dir string, opts Options) e
 	return nil
 }
 
-// Extract applies one layer (an uncompressed tar) onto dir.
+// Extract applies one layer (an uncompressed tar) onto dir, creating dir
+// (0700) if needed. Every path is resolved inside dir through an os.Root;
+// entries are created and their owner, mode and times set through file
+// descriptors and *at calls that do not follow a symlink in the last
+// component, so no entry, whatever the entries before it, changes
+// anything outside dir.
 func Extract(ctx context.Context, r io.Reader, dir string, opts Options) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return err
 	}
-	defer root.Close()
+	x := &extractor{root: root, opts: opts}
+	defer x.close()
 	tr := tar.NewReader(r)
-	type dirTime struct {
-		name string
-		hdr  *tar.Header
-	}
-	var dirs []dirTime
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -74,114 +84,276 @@ func Extract(ctx context.Context, r io.Reader, dir string, opts Options) error {
 		if err != nil {
 			return fmt.Errorf("reading layer: %w", err)
 		}
-		name := path.Clean("/" + hdr.Name)[1:]
-		if name == "" {
-			continue
-		}
-		if strings.Contains(hdr.Name, "..") && hasDotDot(hdr.Name) {
-			return fmt.Errorf("refusing %q: path contains \"..\"", hdr.Name)
-		}
-		base := path.Base(name)
-		parent := path.Dir(name)
-		if base == opaqueWhiteout {
-			if err := clearDir(root, parent); err != nil {
-				return err
-			}
-			continue
-		}
-		if strings.HasPrefix(base, whiteoutPrefix) {
-			target := path.Join(parent, strings.TrimPrefix(base, whiteoutPrefix))
-			if err := root.RemoveAll(target); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("applying whiteout %q: %w", name, err)
-			}
-			continue
-		}
-		if parent != "." {
-			if err := root.MkdirAll(parent, 0o755); err != nil {
-				return fmt.Errorf("creating %q: %w", parent, err)
-			}
-		}
-		// Replace whatever is there unless both are directories.
-		if fi, err := root.Lstat(name); err == nil {
-			if !(fi.IsDir() && hdr.Typeflag == tar.TypeDir) {
-				if err := root.RemoveAll(name); err != nil {
-					return fmt.Errorf("replacing %q: %w", name, err)
-				}
-			}
-		}
-		mode := fs.FileMode(hdr.Mode & 0o777)
-		switch hdr.Typeflag {
-		case tar.TypeDir:
-			if err := root.Mkdir(name, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
-				return fmt.Errorf("creating directory %q: %w", name, err)
-			}
-			dirs = append(dirs, dirTime{name, hdr})
-			continue
-		case tar.TypeReg, tar.TypeRegA:
-			f, err := root.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-			if err != nil {
-				return fmt.Errorf("creating %q: %w", name, err)
-			}
-			_, err = io.Copy(f, tr)
-			if err == nil {
-				err = setXattrs(f, hdr)
-			}
-			if cerr := f.Close(); err == nil {
-				err = cerr
-			}
-			if err != nil {
-				return fmt.Errorf("writing %q: %w", name, err)
-			}
-		case tar.TypeSymlink:
-			if err := root.Symlink(hdr.Linkname, name); err != nil {
-				return fmt.Errorf("creating symlink %q: %w", name, err)
-			}
-		case tar.TypeLink:
-			target := path.Clean("/" + hdr.Linkname)[1:]
-			if hasDotDot(hdr.Linkname) || target == "" {
-				return fmt.Errorf("refusing hard link %q to %q", name, hdr.Linkname)
-			}
-			if err := root.Link(target, name); err != nil {
-				return fmt.Errorf("creating hard link %q: %w", name, err)
-			}
-			continue // owner and mode belong to the target
-		case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
-			if err := mknod(root, name, hdr); err != nil {
-				if errors.Is(err, syscall.EPERM) {
-					continue // unprivileged: devices cannot be made
-				}
-				return fmt.Errorf("creating device %q: %w", name, err)
-			}
-		default:
-			continue
-		}
-		if err := setMeta(root, name, hdr, mode, opts); err != nil {
+		if err := x.entry(tr, hdr); err != nil {
 			return err
 		}
 	}
 	// Directory metadata last: their contents changed their mtimes, and
 	// a read-only directory must be filled first.
-	for i := len(dirs) - 1; i >= 0; i-- {
-		d := dirs[i]
-		if err := setDirXattrs(root, d.name, d.hdr); err != nil {
+	x.setCache("", nil)
+	for i := len(x.dirs) - 1; i >= 0; i-- {
+		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := setMeta(root, d.name, d.hdr, fs.FileMode(d.hdr.Mode&0o777), opts); err != nil {
+		if err := x.dirMeta(x.dirs[i]); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func setMeta(root *os.Root, name string, hdr *tar.Header, mode fs.FileMode, opts Options) error {
-	if !opts.NoChown {
-		if err := root.Lchown(name, hdr.Uid, hdr.Gid); err != nil {
+type extractor struct {
+	root *os.Root
+	opts Options
+	dirs []*tar.Header
+	// cache is the directory that received the last entry (or was the
+	// last created), open, so that entries of one directory and deep
+	// trees do not resolve their whole path again.
+	cacheName string
+	cache     *os.File
+}
+
+func (x *extractor) close() {
+	x.setCache("", nil)
+	x.root.Close()
+}
+
+func (x *extractor) setCache(name string, f *os.File) {
+	if x.cache != nil && x.cache != f {
+		x.cache.Close()
+	}
+	x.cacheName, x.cache = name, f
+}
+
+func (x *extractor) warn(format string, args ...any) {
+	if x.opts.Warn != nil {
+		x.opts.Warn(fmt.Sprintf(format, args...))
+	}
+}
+
+// parent returns the directory p (relative to the root), created if
+// missing, resolved inside the root.
+func (x *extractor) parent(p string) (*os.File, error) {
+	if x.cache != nil && x.cacheName == p {
+		return x.cache, nil
+	}
+	if p != "." {
+		if err := x.root.MkdirAll(p, 0o755); err != nil {
+			return nil, fmt.Errorf("creating %q: %w", p, err)
+		}
+	}
+	f, err := x.root.Open(p)
+	if err != nil {
+		return nil, fmt.Errorf("opening %q: %w", p, err)
+	}
+	x.setCache(p, f)
+	return f, nil
+}
+
+func (x *extractor) entry(tr *tar.Reader, hdr *tar.Header) error {
+	if len(hdr.Name) > MaxNameLen {
+		return fmt.Errorf("refusing %.64q...: name is %d bytes long, more than %d", hdr.Name, len(hdr.Name), MaxNameLen)
+	}
+	if hasDotDot(hdr.Name) {
+		return fmt.Errorf("refusing %q: path contains \"..\"", hdr.Name)
+	}
+	name := path.Clean("/" + hdr.Name)[1:]
+	if name == "" {
+		return nil
+	}
+	base := path.Base(name)
+	dir := path.Dir(name)
+	if base == opaqueWhiteout {
+		x.setCache("", nil)
+		if err := clearDir(x.root, dir); err != nil {
+			return fmt.Errorf("applying opaque whiteout %q: %w", name, err)
+		}
+		return nil
+	}
+	if strings.HasPrefix(base, whiteoutPrefix) {
+		gone := strings.TrimPrefix(base, whiteoutPrefix)
+		if gone == "" || gone == "." {
+			return fmt.Errorf("refusing whiteout %q: it names no entry", hdr.Name)
+		}
+		x.setCache("", nil)
+		if err := x.root.RemoveAll(path.Join(dir, gone)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("applying whiteout %q: %w", name, err)
+		}
+		return nil
+	}
+	switch hdr.Typeflag {
+	case tar.TypeDir, tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse, tar.TypeSymlink, tar.TypeLink, tar.TypeFifo:
+	case tar.TypeChar, tar.TypeBlock:
+		if !x.opts.Devices {
+			x.warn("skipped device node /%s (%s %d:%d)", name, devKind(hdr.Typeflag), hdr.Devmajor, hdr.Devminor)
+			return nil
+		}
+	default:
+		return nil
+	}
+	pf, err := x.parent(dir)
+	if err != nil {
+		return err
+	}
+	pfd := int(pf.Fd())
+	// Replace whatever is there unless both are directories.
+	var st unix.Stat_t
+	if err := unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil {
+		isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
+		switch {
+		case isDir && hdr.Typeflag == tar.TypeDir:
+		case isDir:
+			if err := x.root.RemoveAll(name); err != nil {
+				return fmt.Errorf("replacing %q: %w", name, err)
+			}
+		default:
+			if err := unix.Unlinkat(pfd, base, 0); err != nil {
+				return fmt.Errorf("replacing %q: %w", name, err)
+			}
+		}
+	}
+	switch hdr.Typeflag {
+	case tar.TypeDir:
+		if err := unix.Mkdirat(pfd, base, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("creating directory %q: %w", name, err)
+		}
+		x.dirs = append(x.dirs, hdr)
+		// The next entries are likely inside it.
+		fd, err := unix.Openat(pfd, base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("opening directory %q: %w", name, err)
+		}
+		x.setCache(name, os.NewFile(uintptr(fd), name))
+		return nil
+	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
+		return x.file(tr, hdr, pfd, base, name)
+	case tar.TypeSymlink:
+		if err := unix.Symlinkat(hdr.Linkname, pfd, base); err != nil {
+			return fmt.Errorf("creating symlink %q: %w", name, err)
+		}
+	case tar.TypeLink:
+		target := path.Clean("/" + hdr.Linkname)[1:]
+		if hasDotDot(hdr.Linkname) || target == "" {
+			return fmt.Errorf("refusing hard link %q to %q", name, hdr.Linkname)
+		}
+		// linkat without AT_SYMLINK_FOLLOW: a link to a symlink is a
+		// second symlink, never the file it points to.
+		if err := x.root.Link(target, name); err != nil {
+			return fmt.Errorf("creating hard link %q: %w", name, err)
+		}
+		return nil // owner and mode belong to the target
+	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+		mode := uint32(hdr.Mode & 0o7777)
+		switch hdr.Typeflag {
+		case tar.TypeChar:
+			mode |= unix.S_IFCHR
+		case tar.TypeBlock:
+			mode |= unix.S_IFBLK
+		default:
+			mode |= unix.S_IFIFO
+		}
+		dev := unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))
+		if err := unix.Mknodat(pfd, base, mode, int(dev)); err != nil {
+			if errors.Is(err, unix.EPERM) {
+				x.warn("skipped %s /%s: not permitted to create it (%v)", devKind(hdr.Typeflag), name, err)
+				return nil
+			}
+			return fmt.Errorf("creating %s %q: %w", devKind(hdr.Typeflag), name, err)
+		}
+	}
+	return x.metaAt(pfd, base, name, hdr)
+}
+
+// file writes a regular file, keeping runs of zeros as holes.
+func (x *extractor) file(tr *tar.Reader, hdr *tar.Header, pfd int, base, name string) error {
+	fd, err := unix.Openat(pfd, base, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return fmt.Errorf("creating %q: %w", name, err)
+	}
+	f := os.NewFile(uintptr(fd), name)
+	_, err = writeSparse(f, tr)
+	if err == nil {
+		err = setXattrs(f, hdr)
+	}
+	if err == nil && !x.opts.NoChown {
+		if err = f.Chown(hdr.Uid, hdr.Gid); err != nil {
+			err = fmt.Errorf("chown: %w", err)
+		}
+	}
+	if err == nil {
+		if err = f.Chmod(fileMode(hdr)); err != nil {
+			err = fmt.Errorf("chmod: %w", err)
+		}
+	}
+	if err == nil {
+		err = setTimes(fd, "", hdr.ModTime, unix.AT_EMPTY_PATH)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("writing %q: %w", name, err)
+	}
+	return nil
+}
+
+// metaAt sets owner, mode and mtime of base in the directory pfd without
+// following base if it is a symlink.
+func (x *extractor) metaAt(pfd int, base, name string, hdr *tar.Header) error {
+	if !x.opts.NoChown {
+		if err := unix.Fchownat(pfd, base, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return fmt.Errorf("chown %q: %w", name, err)
 		}
 	}
-	if hdr.Typeflag == tar.TypeSymlink {
+	if hdr.Typeflag != tar.TypeSymlink {
+		if err := chmodAt(pfd, base, fileMode(hdr)); err != nil {
+			return fmt.Errorf("chmod %q: %w", name, err)
+		}
+	}
+	if err := setTimes(pfd, base, hdr.ModTime, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("setting times of %q: %w", name, err)
+	}
+	return nil
+}
+
+// dirMeta applies a directory entry's xattrs, owner, mode and mtime, if
+// that directory is still there (a later entry may have replaced it).
+func (x *extractor) dirMeta(hdr *tar.Header) error {
+	name := path.Clean("/" + hdr.Name)[1:]
+	pf, err := x.root.Open(path.Dir(name))
+	if err != nil {
+		x.warn("directory /%s: its parent is gone (%v); metadata not applied", name, err)
 		return nil
 	}
+	defer pf.Close()
+	fd, err := unix.Openat(int(pf.Fd()), path.Base(name), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP) {
+			return nil // replaced by a later entry
+		}
+		return fmt.Errorf("opening directory %q: %w", name, err)
+	}
+	d := os.NewFile(uintptr(fd), name)
+	defer d.Close()
+	if err := setXattrs(d, hdr); err != nil {
+		return fmt.Errorf("directory %q: %w", name, err)
+	}
+	if !x.opts.NoChown {
+		if err := d.Chown(hdr.Uid, hdr.Gid); err != nil {
+			return fmt.Errorf("chown %q: %w", name, err)
+		}
+	}
+	if err := d.Chmod(fileMode(hdr)); err != nil {
+		return fmt.Errorf("chmod %q: %w", name, err)
+	}
+	if err := setTimes(fd, "", hdr.ModTime, unix.AT_EMPTY_PATH); err != nil {
+		return fmt.Errorf("setting times of %q: %w", name, err)
+	}
+	return nil
+}
+
+func fileMode(hdr *tar.Header) fs.FileMode {
+	mode := fs.FileMode(hdr.Mode & 0o777)
 	if hdr.Mode&04000 != 0 {
 		mode |= fs.ModeSetuid
 	}
@@ -191,13 +363,61 @@ func setMeta(root *os.Root, name string, hdr *tar.Header, mode fs.FileMode, opts
 	if hdr.Mode&01000 != 0 {
 		mode |= fs.ModeSticky
 	}
-	if err := root.Chmod(name, mode); err != nil {
-		return fmt.Errorf("chmod %q: %w", name, err)
+	return mode
+}
+
+func unixMode(m fs.FileMode) uint32 {
+	u := uint32(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		u |= unix.S_ISUID
 	}
-	if err := root.Chtimes(name, hdr.ModTime, hdr.ModTime); err != nil {
-		return fmt.Errorf("setting times of %q: %w", name, err)
+	if m&fs.ModeSetgid != 0 {
+		u |= unix.S_ISGID
 	}
-	return nil
+	if m&fs.ModeSticky != 0 {
+		u |= unix.S_ISVTX
+	}
+	return u
+}
+
+// chmodAt changes the mode of base in pfd without following a symlink:
+// fchmodat2 (Linux 6.6), else through an O_PATH descriptor of the node
+// itself and /proc/self/fd.
+func chmodAt(pfd int, base string, mode fs.FileMode) error {
+	m := unixMode(mode)
+	err := unix.Fchmodat(pfd, base, m, unix.AT_SYMLINK_NOFOLLOW)
+	if !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.ENOSYS) {
+		return err
+	}
+	fd, err := unix.Openat(pfd, base, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		return nil // symlinks have no mode of their own
+	}
+	return unix.Chmod(fmt.Sprintf("/proc/self/fd/%d", fd), m)
+}
+
+// setTimes sets atime and mtime of base in dirfd (or of dirfd itself
+// with AT_EMPTY_PATH and base "").
+func setTimes(dirfd int, base string, t time.Time, flags int) error {
+	ts := unix.NsecToTimespec(t.UnixNano())
+	if t.IsZero() {
+		ts = unix.NsecToTimespec(0)
+	}
+	err := unix.UtimesNanoAt(dirfd, base, []unix.Timespec{ts, ts}, flags)
+	if err != nil && base == "" && (errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT)) {
+		// Kernels whose utimensat lacks AT_EMPTY_PATH.
+		tv := unix.NsecToTimeval(t.UnixNano())
+		err = unix.Futimes(dirfd, []unix.Timeval{tv, tv})
+	}
+	return err
 }
 
 func setXattrs(f *os.File, hdr *tar.Header) error {
@@ -213,35 +433,14 @@ func setXattrs(f *os.File, hdr *tar.Header) error {
 	return nil
 }
 
-func setDirXattrs(root *os.Root, name string, hdr *tar.Header) error {
-	if len(hdr.PAXRecords) == 0 {
-		return nil
-	}
-	f, err := root.Open(name)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return setXattrs(f, hdr)
-}
-
-func mknod(root *os.Root, name string, hdr *tar.Header) error {
-	parent, err := root.Open(path.Dir(name))
-	if err != nil {
-		return err
-	}
-	defer parent.Close()
-	mode := uint32(hdr.Mode & 0o7777)
-	switch hdr.Typeflag {
+func devKind(t byte) string {
+	switch t {
 	case tar.TypeChar:
-		mode |= unix.S_IFCHR
+		return "character device"
 	case tar.TypeBlock:
-		mode |= unix.S_IFBLK
-	case tar.TypeFifo:
-		mode |= unix.S_IFIFO
+		return "block device"
 	}
-	dev := unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))
-	return unix.Mknodat(int(parent.Fd()), path.Base(name), mode, int(dev))
+	return "FIFO"
 }
 
 func clearDir(root *os.Root, dir string) error {

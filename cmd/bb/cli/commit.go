@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/bot-bottle/bb/backends/dir"
 	"github.com/bot-bottle/bb/bottle"
 	"github.com/bot-bottle/bb/internal/progress"
 	"github.com/spf13/cobra"
@@ -57,9 +56,8 @@ instead (no container runtime needed).`,
 				if slug == "" {
 					return errors.New("--from-dir needs --slug NAME")
 				}
-				if err := m.Runtimes[bottle.Dir].(*dir.Runtime).Register(slug, fromDir); err != nil {
-					return err
-				}
+				// Recorded as the bottle's directory once the snapshot is stored.
+				opts.Prepare.Dir = fromDir
 				opts.Backend = bottle.Dir
 			}
 			if slug == "" {

@@ -16,7 +16,9 @@ func newResume(g *globals) *cobra.Command {
 
 If the runtime lost the image (pruned, or this is another host after an
 import), bb loads it again from its store first. /tmp and /var/tmp are
-recreated root:root 1777. With --print, bb only makes sure the runtime has
+recreated root:root 1777. With the dir backend, the snapshot is extracted
+into --dir (default ~/.bot-bottle/state/SLUG/rootfs), mode 0700 at the
+top, its own modes inside; device nodes only with --devices. With --print, bb only makes sure the runtime has
 the snapshot and prints its reference, for launchers that start bottles
 themselves.`,
 		Args: cobra.ExactArgs(1),
@@ -25,6 +27,7 @@ themselves.`,
 			if err != nil {
 				return err
 			}
+			req.Resume.Warn = func(msg string) { fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", msg) }
 			ref, err := m.Resume(cmd.Context(), args[0], req)
 			if err != nil {
 				return err
@@ -41,6 +44,7 @@ themselves.`,
 	f.StringVar(&req.Backend, "backend", "", "bottle backend (default: from metadata.json, else docker)")
 	f.BoolVar(&req.PrintOnly, "print", false, "only make sure the runtime has the snapshot and print its reference")
 	f.BoolVar(&req.Resume.Replace, "replace", false, "replace a running bottle of the same name")
-	f.StringVar(&req.Resume.Dir, "dir", "", "dir backend: directory to extract the snapshot into (default <home>/state/SLUG/rootfs)")
+	f.StringVar(&req.Resume.Dir, "dir", "", "dir backend: directory to extract the snapshot into (default <home>/state/SLUG/rootfs); it becomes the bottle's directory, mode 0700")
+	f.BoolVar(&req.Resume.Devices, "devices", false, "dir backend: create the snapshot's device nodes (skipped and listed otherwise)")
 	return cmd
 }

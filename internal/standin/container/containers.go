@@ -320,7 +320,7 @@ loop:
 	dir := st.containerDir(id)
 	tmp := dir + ".creating"
 	_ = os.RemoveAll(tmp)
-	if err := rootfs.ExtractImage(ctx, img, filepath.Join(tmp, "rootfs"), rootfs.Options{}); err != nil {
+	if err := rootfs.ExtractImage(ctx, img, filepath.Join(tmp, "rootfs"), rootfs.Options{Devices: true}); err != nil {
 		_ = os.RemoveAll(tmp)
 		return errf("internalError", "unpacking %s: %v", ref, err)
 	}

@@ -428,7 +428,7 @@ func unpackArtifact(ctx context.Context, file, dst string) (*artifactManifest, e
 	if err != nil {
 		return nil, fmt.Errorf("read .smolmachine: %v", err)
 	}
-	if err := rootfs.Extract(ctx, br, dst, rootfs.Options{}); err != nil {
+	if err := rootfs.Extract(ctx, br, dst, rootfs.Options{Devices: true}); err != nil {
 		return nil, fmt.Errorf("extract .smolmachine layers: %v", err)
 	}
 	return m, nil

@@ -108,7 +108,7 @@ func (st *state) cmdPackCreate(ctx context.Context, args []string) error {
 		if err != nil {
 			return fmt.Errorf("failed to pull image '%s': layer %d: %v", ref, i, err)
 		}
-		err = rootfs.Extract(ctx, rc, tree, rootfs.Options{})
+		err = rootfs.Extract(ctx, rc, tree, rootfs.Options{Devices: true})
 		rc.Close()
 		if err != nil {
 			return fmt.Errorf("failed to pull image '%s': layer %d: %v", ref, i, err)
