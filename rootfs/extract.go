@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"sort"
 	"strings"
 	"time"
 
@@ -84,22 +85,14 @@ func Extract(ctx context.Context, r io.Reader, dir string, opts Options) error {
 		if err != nil {
 			return fmt.Errorf("reading layer: %w", err)
 		}
-		if err := x.entry(tr, hdr); err != nil {
+		if err := x.entry(ctx, tr, hdr); err != nil {
 			return err
 		}
 	}
 	// Directory metadata last: their contents changed their mtimes, and
 	// a read-only directory must be filled first.
 	x.setCache("", nil)
-	for i := len(x.dirs) - 1; i >= 0; i-- {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if err := x.dirMeta(x.dirs[i]); err != nil {
-			return err
-		}
-	}
-	return nil
+	return x.applyDirs(ctx)
 }
 
 type extractor struct {
@@ -142,7 +135,7 @@ func (x *extractor) parent(p string) (*os.File, error) {
 			return nil, fmt.Errorf("creating %q: %w", p, err)
 		}
 	}
-	f, err := x.root.Open(p)
+	f, err := openDir(x.root, p)
 	if err != nil {
 		return nil, fmt.Errorf("opening %q: %w", p, err)
 	}
@@ -150,7 +143,7 @@ func (x *extractor) parent(p string) (*os.File, error) {
 	return f, nil
 }
 
-func (x *extractor) entry(tr *tar.Reader, hdr *tar.Header) error {
+func (x *extractor) entry(ctx context.Context, tr *tar.Reader, hdr *tar.Header) error {
 	if len(hdr.Name) > MaxNameLen {
 		return fmt.Errorf("refusing %.64q...: name is %d bytes long, more than %d", hdr.Name, len(hdr.Name), MaxNameLen)
 	}
@@ -226,7 +219,7 @@ func (x *extractor) entry(tr *tar.Reader, hdr *tar.Header) error {
 		x.setCache(name, os.NewFile(uintptr(fd), name))
 		return nil
 	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
-		return x.file(tr, hdr, pfd, base, name)
+		return x.file(ctx, tr, hdr, pfd, base, name)
 	case tar.TypeSymlink:
 		if err := unix.Symlinkat(hdr.Linkname, pfd, base); err != nil {
 			return fmt.Errorf("creating symlink %q: %w", name, err)
@@ -265,15 +258,15 @@ func (x *extractor) entry(tr *tar.Reader, hdr *tar.Header) error {
 }
 
 // file writes a regular file, keeping runs of zeros as holes.
-func (x *extractor) file(tr *tar.Reader, hdr *tar.Header, pfd int, base, name string) error {
+func (x *extractor) file(ctx context.Context, tr *tar.Reader, hdr *tar.Header, pfd int, base, name string) error {
 	fd, err := unix.Openat(pfd, base, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return fmt.Errorf("creating %q: %w", name, err)
 	}
 	f := os.NewFile(uintptr(fd), name)
-	_, err = writeSparse(f, tr)
+	_, err = writeSparse(ctx, f, tr)
 	if err == nil {
-		err = setXattrs(f, hdr)
+		err = setXattrs(fd, hdr)
 	}
 	if err == nil && !x.opts.NoChown {
 		if err = f.Chown(hdr.Uid, hdr.Gid); err != nil {
@@ -316,34 +309,104 @@ func (x *extractor) metaAt(pfd int, base, name string, hdr *tar.Header) error {
 	return nil
 }
 
-// dirMeta applies a directory entry's xattrs, owner, mode and mtime, if
-// that directory is still there (a later entry may have replaced it).
-func (x *extractor) dirMeta(hdr *tar.Header) error {
-	name := path.Clean("/" + hdr.Name)[1:]
-	pf, err := x.root.Open(path.Dir(name))
-	if err != nil {
-		x.warn("directory /%s: its parent is gone (%v); metadata not applied", name, err)
-		return nil
+// applyDirs applies each directory entry's xattrs, owner, mode and
+// mtime, if that directory is still there (a later entry may have
+// replaced it or a parent). Directories are visited depth first with a
+// stack of open descriptors, each opened from its parent without
+// following symlinks, and each gets its metadata once its subtree is
+// done: linear in the number of entries, however deep the tree.
+func (x *extractor) applyDirs(ctx context.Context) error {
+	last := map[string]*tar.Header{}
+	for _, h := range x.dirs {
+		last[path.Clean("/" + h.Name)[1:]] = h
 	}
-	defer pf.Close()
-	fd, err := unix.Openat(int(pf.Fd()), path.Base(name), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	names := make([]string, 0, len(last))
+	for n := range last {
+		names = append(names, n)
+	}
+	// Sorting with "/" lowest puts every directory right before its
+	// descendants.
+	keys := make(map[string]string, len(names))
+	for _, n := range names {
+		keys[n] = strings.ReplaceAll(n, "/", "\x00")
+	}
+	sort.Slice(names, func(i, j int) bool { return keys[names[i]] < keys[names[j]] })
+	type open struct {
+		name string
+		fd   int
+		hdr  *tar.Header
+	}
+	rf, err := openDir(x.root, ".")
 	if err != nil {
-		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP) {
-			return nil // replaced by a later entry
+		return err
+	}
+	defer rf.Close()
+	stack := []open{{name: "", fd: int(rf.Fd())}}
+	var firstErr error
+	pop := func() {
+		top := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if top.hdr != nil && firstErr == nil {
+			firstErr = x.dirMeta(top.fd, top.name, top.hdr)
 		}
-		return fmt.Errorf("opening directory %q: %w", name, err)
+		unix.Close(top.fd)
 	}
-	d := os.NewFile(uintptr(fd), name)
-	defer d.Close()
-	if err := setXattrs(d, hdr); err != nil {
+	defer func() {
+		for len(stack) > 1 {
+			pop()
+		}
+	}()
+	within := func(dir, name string) bool { return dir == "" || strings.HasPrefix(name, dir+"/") }
+	for _, n := range names {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		for len(stack) > 1 && !within(stack[len(stack)-1].name, n) {
+			pop()
+		}
+		if firstErr != nil {
+			return firstErr
+		}
+		top := stack[len(stack)-1]
+		rest := n
+		if top.name != "" {
+			rest = strings.TrimPrefix(n, top.name+"/")
+		}
+		comps := strings.Split(rest, "/")
+		cur := top.name
+		for i, c := range comps {
+			fd, err := unix.Openat(stack[len(stack)-1].fd, c, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+			if err != nil {
+				if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP) {
+					break // replaced by a later entry
+				}
+				return fmt.Errorf("opening directory %q: %w", path.Join(cur, c), err)
+			}
+			cur = path.Join(cur, c)
+			o := open{name: cur, fd: fd}
+			if i == len(comps)-1 {
+				o.hdr = last[n]
+			}
+			stack = append(stack, o)
+		}
+	}
+	for len(stack) > 1 {
+		pop()
+	}
+	return firstErr
+}
+
+// dirMeta applies a directory entry's metadata through its descriptor.
+func (x *extractor) dirMeta(fd int, name string, hdr *tar.Header) error {
+	if err := setXattrs(fd, hdr); err != nil {
 		return fmt.Errorf("directory %q: %w", name, err)
 	}
 	if !x.opts.NoChown {
-		if err := d.Chown(hdr.Uid, hdr.Gid); err != nil {
+		if err := unix.Fchown(fd, hdr.Uid, hdr.Gid); err != nil {
 			return fmt.Errorf("chown %q: %w", name, err)
 		}
 	}
-	if err := d.Chmod(fileMode(hdr)); err != nil {
+	if err := unix.Fchmod(fd, unixMode(fileMode(hdr))); err != nil {
 		return fmt.Errorf("chmod %q: %w", name, err)
 	}
 	if err := setTimes(fd, "", hdr.ModTime, unix.AT_EMPTY_PATH); err != nil {
@@ -420,12 +483,12 @@ func setTimes(dirfd int, base string, t time.Time, flags int) error {
 	return err
 }
 
-func setXattrs(f *os.File, hdr *tar.Header) error {
+func setXattrs(fd int, hdr *tar.Header) error {
 	for k, v := range hdr.PAXRecords {
 		if !strings.HasPrefix(k, "SCHILY.xattr.") {
 			continue
 		}
-		err := unix.Fsetxattr(int(f.Fd()), strings.TrimPrefix(k, "SCHILY.xattr."), []byte(v), 0)
+		err := unix.Fsetxattr(fd, strings.TrimPrefix(k, "SCHILY.xattr."), []byte(v), 0)
 		if err != nil && !errors.Is(err, unix.ENOTSUP) && !errors.Is(err, unix.EPERM) {
 			return fmt.Errorf("setting xattr %s: %w", k, err)
 		}
@@ -444,7 +507,7 @@ func devKind(t byte) string {
 }
 
 func clearDir(root *os.Root, dir string) error {
-	f, err := root.Open(dir)
+	f, err := openDir(root, dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -471,4 +534,10 @@ func hasDotDot(n string) bool {
 		}
 	}
 	return false
+}
+
+// openDir opens directory name inside root. O_DIRECTORY makes a FIFO (or
+// anything else) in its place fail instead of blocking the open.
+func openDir(root *os.Root, name string) (*os.File, error) {
+	return root.OpenFile(name, os.O_RDONLY|unix.O_DIRECTORY, 0)
 }

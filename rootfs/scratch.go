@@ -34,7 +34,7 @@ func Scratch(dir string, names []string, opts Options) error {
 				continue
 			}
 		}
-		pf, err := root.Open(parent)
+		pf, err := openDir(root, parent)
 		if err != nil {
 			warn("not recreating /%s: %v", n, err)
 			continue

@@ -1,6 +1,7 @@
 package rootfs
 
 import (
+	"context"
 	"bytes"
 	"errors"
 	"io"
@@ -16,11 +17,16 @@ var zeroBlock [holeBlock]byte
 // every aligned 4 KiB block of zeros instead of writing it, so a sparse
 // file (a layer carries its holes as zeros) does not take its full size
 // on disk. The file ends at the length of r. It returns that length.
-func writeSparse(f *os.File, r io.Reader) (int64, error) {
+func writeSparse(ctx context.Context, f *os.File, r io.Reader) (int64, error) {
 	buf := make([]byte, 256<<10)
 	var off int64
 	hole := false
-	for {
+	for i := 0; ; i++ {
+		if i%1024 == 1023 {
+			if err := ctx.Err(); err != nil {
+				return off, err
+			}
+		}
 		n, err := fill(r, buf)
 		if n > 0 {
 			chunk := buf[:n]
