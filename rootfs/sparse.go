@@ -1,8 +1,8 @@
 package rootfs
 
 import (
-	"context"
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"os"
