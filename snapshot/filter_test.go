@@ -4,7 +4,10 @@ import (
 	"archive/tar"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -165,26 +168,63 @@ func TestFilterTruncatedStream(t *testing.T) {
 	}
 }
 
+// FuzzFilter feeds arbitrary tar streams to Filter. Whatever passes
+// must be a clean relative tar, and the oracle (a plain extractor
+// confined to a temp directory) must not write outside its target.
 func FuzzFilter(f *testing.F) {
-	f.Add(mkTar(f, []ent{{name: "a", typ: tar.TypeReg, body: "x"}, {name: "l", typ: tar.TypeSymlink, link: "/"}}))
-	f.Add([]byte{})
+	for _, seed := range filterSeeds(f) {
+		f.Add(seed)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var out bytes.Buffer
 		if _, err := Filter(bytes.NewReader(b), &out, FilterOptions{Excludes: DefaultExcludes}); err != nil {
 			return
 		}
-		// Whatever passes must be a clean relative tar.
-		tr := tar.NewReader(&out)
+		tr := tar.NewReader(bytes.NewReader(out.Bytes()))
 		for {
 			h, err := tr.Next()
 			if err != nil {
-				return
+				break
 			}
 			if strings.HasPrefix(h.Name, "/") || hasDotDot(h.Name) {
 				t.Fatalf("escaping name passed: %q", h.Name)
 			}
 		}
+		checkFiltered(t, newOracleDirs(t), b)
 	})
+}
+
+// filterSeeds are the seed inputs of FuzzFilter (also checked in under
+// testdata/fuzz/FuzzFilter).
+func filterSeeds(t testing.TB) [][]byte {
+	seeds := [][]byte{
+		{},
+		mkTar(t, []ent{{name: "a", typ: tar.TypeReg, body: "x"}, {name: "l", typ: tar.TypeSymlink, link: "/"}}),
+		mkTar(t, []ent{{name: "l", typ: tar.TypeSymlink, link: "../outside"}, {name: "h", typ: tar.TypeLink, link: "l"}, {name: "h/pwned", typ: tar.TypeReg, body: "x"}}),
+		mkTar(t, []ent{{name: "l", typ: tar.TypeSymlink, link: "../outside"}, {name: "l/victim", typ: tar.TypeReg, body: "x"}}),
+		mkTar(t, []ent{{name: "./", typ: tar.TypeDir}, {name: "./tmp/", typ: tar.TypeDir}, {name: "./tmp/x", typ: tar.TypeReg, body: "x"}, {name: "../x", typ: tar.TypeReg, body: "x"}}),
+		mkTar(t, []ent{{name: "d/", typ: tar.TypeDir}, {name: "d/f", typ: tar.TypeReg, body: "x"}, {name: "d/h", typ: tar.TypeLink, link: "d/f"}, {name: "d/s", typ: tar.TypeSymlink, link: "f"}}),
+	}
+	for _, e := range oraclePool("/outside") {
+		seeds = append(seeds, mkTar(t, []ent{e, {name: "h", typ: tar.TypeLink, link: "a"}, {name: "h/x", typ: tar.TypeReg, body: "x"}}))
+	}
+	return seeds
+}
+
+func TestWriteFilterFuzzCorpus(t *testing.T) {
+	if os.Getenv("BB_WRITE_FUZZ_CORPUS") != "1" {
+		t.Skip("set BB_WRITE_FUZZ_CORPUS=1 to rewrite the checked-in seed corpus")
+	}
+	dir := filepath.Join("testdata", "fuzz", "FuzzFilter")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i, b := range filterSeeds(t) {
+		body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", b)
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("seed-%02d", i)), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func keys(m map[string]*tar.Header) []string {
