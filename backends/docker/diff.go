@@ -79,7 +79,7 @@ func (p *plan) fileList() []byte {
 // descending into directories. Paths that are gone are skipped quietly:
 // the plan names deleted paths on purpose, to find recreated directories.
 func diffTarArgs() []string {
-	return []string{"tar", "--create", "--numeric-owner", "--xattrs", "--xattrs-include=*",
+	return []string{"tar", "--create", "--sparse", "--numeric-owner", "--xattrs", "--xattrs-include=*",
 		"--ignore-failed-read", "--warning=no-file-ignored", "--warning=no-failed-read", "--no-recursion",
 		"--file=-", "--directory=/", "--null", "--files-from=-"}
 }

@@ -14,11 +14,13 @@ import (
 )
 
 // Args returns the argv of a GNU tar that writes the tree under dir to
-// stdout: numeric owners, all xattrs, excluded paths' contents left out
+// stdout: sparse files read by their data only (--sparse: holes are
+// skipped, not read as zeros), numeric owners, all xattrs, excluded
+// paths' contents left out
 // (their directories stay, as mount points). With oneFS, directories on
 // other filesystems (volumes, bind mounts) are not descended into.
 func Args(dir string, excludes []string, oneFS bool) []string {
-	args := []string{"tar", "--create", "--numeric-owner", "--xattrs", "--xattrs-include=*",
+	args := []string{"tar", "--create", "--sparse", "--numeric-owner", "--xattrs", "--xattrs-include=*",
 		"--ignore-failed-read", "--warning=no-file-ignored", "--anchored"}
 	if oneFS {
 		args = append(args, "--one-file-system")
