@@ -162,7 +162,7 @@ func (f *filter) entry(h *tar.Header) (*tar.Header, bool, error) {
 	}
 	switch h.Typeflag {
 	case tar.TypeReg, tar.TypeDir, tar.TypeSymlink, tar.TypeLink, tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
-	case tar.TypeRegA, tar.TypeGNUSparse:
+	case tar.TypeGNUSparse:
 		// A sparse file (GNU tar --sparse) reads back with its holes as
 		// zeros: a plain regular file to every reader of the layer.
 		h.Typeflag = tar.TypeReg

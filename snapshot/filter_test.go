@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -233,4 +234,56 @@ func keys(m map[string]*tar.Header) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// GNU tar --sparse writes old-GNU sparse entries; the filter passes them
+// as regular files with their holes as zeros.
+func TestFilterKeepsGNUSparseFiles(t *testing.T) {
+	if _, err := exec.LookPath("tar"); err != nil {
+		t.Fatal("GNU tar is needed")
+	}
+	dir := t.TempDir()
+	f, err := os.Create(filepath.Join(dir, "big"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := make([]byte, 8<<20)
+	copy(want[3<<20:], "data")
+	if _, err := f.WriteAt([]byte("data"), 3<<20); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(8 << 20); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	for _, format := range []string{"gnu", "posix"} {
+		t.Run(format, func(t *testing.T) {
+			in, err := exec.Command("tar", "--create", "--sparse", "--format="+format, "--file=-", "--directory="+dir, ".").Output()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(in) > 1<<20 {
+				t.Fatalf("tar --sparse wrote %d bytes: holes were not skipped", len(in))
+			}
+			var out bytes.Buffer
+			if _, err := Filter(bytes.NewReader(in), &out, FilterOptions{Warn: func(m string) { t.Error(m) }}); err != nil {
+				t.Fatal(err)
+			}
+			tr := tar.NewReader(&out)
+			for {
+				h, err := tr.Next()
+				if err != nil {
+					t.Fatalf("big not in the filtered stream: %v", err)
+				}
+				if h.Name != "big" {
+					continue
+				}
+				got, err := io.ReadAll(tr)
+				if err != nil || h.Typeflag != tar.TypeReg || !bytes.Equal(got, want) {
+					t.Fatalf("big: type %q, %d bytes, %v", h.Typeflag, len(got), err)
+				}
+				return
+			}
+		})
+	}
 }
