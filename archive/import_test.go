@@ -45,8 +45,12 @@ func TestImportRoundTrip(t *testing.T) {
 		t.Errorf("read %d bytes of %d", ir.Bytes, len(b))
 	}
 	md, err := h.home.ReadMetadata("demo")
-	if err != nil || md == nil || md.Backend != bottle.Dir || md.Identity != "demo" || md.Cwd != src {
+	// No host path travels, and none names the bottle's directory here.
+	if err != nil || md == nil || md.Backend != bottle.Dir || md.Identity != "demo" || md.Cwd != "" {
 		t.Fatalf("metadata.json after import: %+v %v", md, err)
+	}
+	if p, err := h.home.DirSource("demo"); p != "" || err != nil {
+		t.Fatalf("import recorded a dir source: %q %v", p, err)
 	}
 	if !h.home.Preserved("demo") {
 		t.Error("no preserve marker")

@@ -138,7 +138,8 @@ func (h Home) WriteRawMetadata(slug string, raw []byte) error {
 // WriteImportedMetadata restores metadata.json that arrived with a
 // snapshot (an import, a pull): raw is kept as it came in
 // metadata.imported.json, and metadata.json gets its fields without
-// the ones that name host paths (cwd, copy_cwd), identity set to slug.
+// the ones that name host paths (cwd, copy_cwd, when set), identity set
+// to slug.
 func (h Home) WriteImportedMetadata(slug string, raw []byte) error {
 	if err := ValidSlug(slug); err != nil {
 		return err
@@ -151,7 +152,11 @@ func (h Home) WriteImportedMetadata(slug string, raw []byte) error {
 		return errors.New("bottle metadata is not a JSON object: null")
 	}
 	for _, k := range hostFields {
-		delete(fields, k)
+		// Empty ones ("", false) name nothing and stay, so that the same
+		// metadata imported twice gives the same bytes.
+		if v, ok := fields[k]; ok && v != "" && v != false && v != nil {
+			delete(fields, k)
+		}
 	}
 	clean, err := json.Marshal(fields)
 	if err != nil {

@@ -67,7 +67,7 @@ func TestValidSlug(t *testing.T) {
 
 func TestImportedMetadataDropsHostFields(t *testing.T) {
 	h := Home{Dir: t.TempDir()}
-	raw := []byte(`{"identity":"old","cwd":"/home/victim","copy_cwd":false,"backend":"dir","agent_name":"a"}`)
+	raw := []byte(`{"identity":"old","cwd":"/home/victim","copy_cwd":true,"backend":"dir","agent_name":"a"}`)
 	if err := h.WriteImportedMetadata("imp", raw); err != nil {
 		t.Fatal(err)
 	}
