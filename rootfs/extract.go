@@ -528,8 +528,10 @@ func clearDir(root *os.Root, dir string) error {
 }
 
 func hasDotDot(n string) bool {
-	for _, p := range strings.Split(n, "/") {
-		if p == ".." {
+	for n != "" {
+		var part string
+		part, n, _ = strings.Cut(n, "/")
+		if part == ".." {
 			return true
 		}
 	}

@@ -182,7 +182,8 @@ func oraclePool(outside string) []ent {
 }
 
 // TestFilterOracle runs every sequence of up to two entries of the pool,
-// and of three ending below a name, through the filter and the oracle.
+// and of three with a hard link first or second and ending below a
+// name, through the filter and the oracle.
 func TestFilterOracle(t *testing.T) {
 	d := newOracleDirs(t)
 	pool := oraclePool(d.outside)
@@ -200,8 +201,9 @@ func TestFilterOracle(t *testing.T) {
 			return
 		}
 		for _, e := range pool {
-			// Third entries: only those below another name.
-			if len(prefix) == 2 && !strings.Contains(strings.TrimSuffix(e.name, "/"), "/") {
+			// Third entries: only below another name, after a hard link.
+			if len(prefix) == 2 && (!strings.Contains(strings.TrimSuffix(e.name, "/"), "/") ||
+				prefix[0].typ != tar.TypeLink && prefix[1].typ != tar.TypeLink) {
 				continue
 			}
 			seq(append(append([]ent{}, prefix...), e))
