@@ -236,7 +236,7 @@ func TestImportNeedsSlug(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ir.Images[0].Slug != "demo" || ir.Images[0].Metadata {
+	if ir.Images[0].Slug != "demo" {
 		t.Fatalf("slug from the manifest's annotations: %+v", ir)
 	}
 }
