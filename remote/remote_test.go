@@ -114,6 +114,8 @@ type wire struct {
 	// afterPatch is called with the PATCH number after each PATCH
 	// response arrives.
 	afterPatch func(n int)
+	// onBody is called as the body of PATCH n has handed out sent bytes.
+	onBody func(n int, sent int64)
 }
 
 var errCut = errors.New("connection cut by the test")
@@ -133,7 +135,7 @@ func (w *wire) RoundTrip(req *http.Request) (*http.Response, error) {
 		if n > 0 && n == w.cutPatch {
 			limit = w.cutAfter
 		}
-		req.Body = &countingBody{rc: req.Body, w: w, limit: limit}
+		req.Body = &countingBody{rc: req.Body, w: w, limit: limit, patch: n}
 	}
 	resp, err := w.inner.RoundTrip(req)
 	if err == nil && n > 0 && w.afterPatch != nil {
@@ -153,6 +155,7 @@ type countingBody struct {
 	w     *wire
 	limit int64
 	n     int64
+	patch int
 }
 
 func (c *countingBody) Read(p []byte) (int, error) {
@@ -169,6 +172,9 @@ func (c *countingBody) Read(p []byte) (int, error) {
 	c.w.mu.Lock()
 	c.w.sent += int64(n)
 	c.w.mu.Unlock()
+	if c.patch > 0 && c.w.onBody != nil {
+		c.w.onBody(c.patch, c.n)
+	}
 	return n, err
 }
 
@@ -583,4 +589,38 @@ func TestPullRefusesBadInput(t *testing.T) {
 	if _, err := remote.Pull(ctx, newStore(t), dead.Repo("x"), remote.Options{Keychain: anonymous}); err == nil || !strings.Contains(err.Error(), dead.Addr) {
 		t.Fatalf("pull from a stopped registry: %v", err)
 	}
+}
+
+// An interrupted push (the context cancelled, as Ctrl-C does) lets the
+// chunk in flight end, so distribution's signed upload state stays valid:
+// the next push asks where the upload stands and continues after it.
+func TestPushInterruptedMidChunkResumes(t *testing.T) {
+	t.Parallel()
+	reg := testregistry.Start(t, testregistry.Options{})
+	const chunk = 64 << 10
+	s := makeSnapshot(t, "intr", 8*chunk+99, 6)
+	ref := reg.Repo("intr")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w := &wire{onBody: func(n int, sent int64) {
+		if n == 3 && sent >= chunk/2 {
+			cancel()
+		}
+	}}
+	if _, err := remote.Push(ctx, s.store, s.desc, ref, remote.Options{Keychain: anonymous, ChunkSize: chunk, Transport: w.wrap}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted push: %v, want context.Canceled", err)
+	}
+	w2 := &wire{}
+	res, err := remote.Push(context.Background(), s.store, s.desc, ref, remote.Options{Keychain: anonymous, ChunkSize: chunk, Transport: w2.wrap})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lb := blobResult(t, res.Blobs, s.layer.Digest)
+	if lb.Status != remote.BlobResumed || lb.ResumedAt != 3*chunk || lb.Restarts != 0 {
+		t.Fatalf("layer %+v, want resumed at %d", lb, 3*chunk)
+	}
+	if lb.Bytes != s.layer.Size-3*chunk {
+		t.Fatalf("resumed push sent %d layer bytes, want %d", lb.Bytes, s.layer.Size-3*chunk)
+	}
+	checkPulled(t, ref, s, remote.Options{Keychain: anonymous})
 }
