@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -44,6 +45,10 @@ type ExportOptions struct {
 	// each image manifest directly, the layout older tools such as umoci
 	// 0.4.7 need (they take the metadata artifact for a second image).
 	NoMetadata bool
+	// Compression is CompressionAsStored (copy layers as they are) or
+	// CompressionGzip (recompress zstd layers as gzip; such an image gets
+	// a new manifest digest, its config and diffIDs stay).
+	Compression string
 }
 
 // ExportResult describes a written archive.
@@ -52,6 +57,9 @@ type ExportResult struct {
 	Blobs    int             `json:"blobs"`
 	Bytes    int64           `json:"bytes"`
 	Duration time.Duration   `json:"duration"`
+	// Converted lists the slugs whose zstd layers were written as gzip
+	// (their manifest digest in the archive is new).
+	Converted []string `json:"converted,omitempty"`
 }
 
 // ExportedImage is one image in a written archive.
@@ -216,8 +224,25 @@ type plannedBlob struct {
 // then copied as they are, each read once.
 func Write(ctx context.Context, s *oci.Store, w io.Writer, images []Image, opts ExportOptions) (*ExportResult, error) {
 	start := time.Now()
+	var converted []string
 	if len(images) == 0 {
 		return nil, errors.New("nothing to export")
+	}
+	if err := ValidCompression(opts.Compression); err != nil {
+		return nil, err
+	}
+	if opts.Compression == CompressionGzip {
+		images = slices.Clone(images)
+		for i := range images {
+			img, changed, err := toGzip(ctx, s, images[i])
+			if err != nil {
+				return nil, fmt.Errorf("exporting %s with gzip layers: %w", images[i].Slug, err)
+			}
+			images[i] = img
+			if changed {
+				converted = append(converted, img.Slug)
+			}
+		}
 	}
 	var small, large []plannedBlob
 	planned := map[v1.Hash]bool{}
@@ -386,6 +411,7 @@ func Write(ctx context.Context, s *oci.Store, w io.Writer, images []Image, opts 
 		return nil, fmt.Errorf("writing archive: %w", err)
 	}
 	res.Blobs = len(small) + len(large)
+	res.Converted = converted
 	res.Bytes = tw.n
 	res.Duration = time.Since(start)
 	return res, nil

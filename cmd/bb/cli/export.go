@@ -18,6 +18,7 @@ func newExport(g *globals) *cobra.Command {
 		out        string
 		asJSON     bool
 		noMetadata bool
+		compress   string
 	)
 	cmd := &cobra.Command{
 		Use:   "export SLUG|TAG|DIGEST [...] -o FILE",
@@ -38,7 +39,11 @@ metadata. Each snapshot's org.opencontainers.image.ref.name is "latest"
 in a one-snapshot archive, else bot-bottle-committed-SLUG.
 --no-metadata leaves the metadata out and names the image manifest
 itself, for tools that read one manifest per name (umoci 0.4.7).
-Blobs are copied as they are, without recompression.
+Blobs are copied as they are, without recompression, unless
+--compression gzip is given: a snapshot whose layers are zstd (imported
+from another tool) is then written with gzip layers (same diffIDs and
+config, new layer digests and manifest), which Docker 20.10's docker
+load and other readers without zstd need.
 
 On the other host: bb import FILE, then bb resume SLUG.`,
 		Example: `  bb export demo -o demo.tar
@@ -53,7 +58,7 @@ On the other host: bb import FILE, then bb resume SLUG.`,
 				return err
 			}
 			meter := progress.Start(cmd.ErrOrStderr(), "export")
-			opts := archive.ExportOptions{Progress: meter.Set, NoMetadata: noMetadata}
+			opts := archive.ExportOptions{Progress: meter.Set, NoMetadata: noMetadata, Compression: compress}
 			var res *archive.ExportResult
 			if out == "-" {
 				w := cmd.OutOrStdout()
@@ -76,6 +81,9 @@ On the other host: bb import FILE, then bb resume SLUG.`,
 			if asJSON {
 				return printJSON(report, res)
 			}
+			for _, slug := range res.Converted {
+				fmt.Fprintf(report, "%s: zstd layers written as gzip (new manifest digest)\n", slug)
+			}
 			for _, img := range res.Images {
 				md := ""
 				if img.Metadata {
@@ -94,6 +102,7 @@ On the other host: bb import FILE, then bb resume SLUG.`,
 	f := cmd.Flags()
 	f.StringVarP(&out, "output", "o", "", "archive file to write (- for stdout); written atomically")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
+	f.StringVar(&compress, "compression", "as-stored", "layer compression: as-stored (copy blobs as they are) or gzip (write zstd layers as gzip, for Docker before 23 and other readers without zstd; such a snapshot gets a new manifest digest)")
 	f.BoolVar(&noMetadata, "no-metadata", false, "leave the bottle metadata out (for umoci and other tools that want one manifest per name)")
 	return cmd
 }
