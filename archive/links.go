@@ -50,7 +50,7 @@ func (rd *reader) link(name string, hdr *tar.Header) error {
 func (rd *reader) resolveLinks() error {
 	for name, target := range rd.links {
 		fe, ok := rd.files[target]
-		if !ok {
+		if _, isLink := rd.links[target]; !ok || isLink {
 			return invalid("entry %q links to %q, which is not a regular file of the archive", name, target)
 		}
 		rd.files[name] = fe
