@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -571,8 +572,14 @@ func TestPullRefusesBadInput(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), reg.Addr+"/bad") {
 		t.Fatalf("pull of an unknown tag: %v", err)
 	}
-	// An image index is refused with advice.
-	idx, _ := json.Marshal(v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{s.desc}})
+	// An image index without an image for this machine is refused with
+	// advice (one with, as a bb export pushed by crane, is pulled).
+	foreign := s.desc
+	foreign.Platform = &v1.Platform{OS: "linux", Architecture: "s390x"}
+	if runtime.GOARCH == "s390x" {
+		foreign.Platform.Architecture = "ppc64le"
+	}
+	idx, _ := json.Marshal(v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{foreign}})
 	req, _ := http.NewRequest(http.MethodPut, reg.URL+"/v2/bad/manifests/index", bytes.NewReader(idx))
 	req.Header.Set("Content-Type", string(types.OCIImageIndex))
 	resp, err := reg.Client().Do(req)
