@@ -69,7 +69,7 @@ type ExportedImage struct {
 	// RefName is the image's org.opencontainers.image.ref.name in
 	// index.json: the name OCI layout tools (skopeo oci-archive:FILE:NAME,
 	// umoci --image DIR:NAME, oras, regctl) select it by.
-	RefName string `json:"ref_name"`
+	RefName string `json:"refName"`
 	// Digest is the image manifest's digest.
 	Digest string `json:"digest"`
 	// Index is the digest of the image index that pairs the image with
