@@ -60,6 +60,9 @@ type ExportResult struct {
 	// Converted lists the slugs whose zstd layers were written as gzip
 	// (their manifest digest in the archive is new).
 	Converted []string `json:"converted,omitempty"`
+	// Zstd lists the slugs written with zstd layers, which docker load
+	// before Docker 23 cannot read (CompressionGzip converts them).
+	Zstd []string `json:"zstd,omitempty"`
 }
 
 // ExportedImage is one image in a written archive.
@@ -300,6 +303,9 @@ func Write(ctx context.Context, s *oci.Store, w io.Writer, images []Image, opts 
 				return nil, fmt.Errorf("exporting %s: layer %s has %d bytes in the store, not %d: the store is damaged; commit the bottle again", img.Slug, l.Digest, n, l.Size)
 			}
 			add(&large, plannedBlob{digest: l.Digest, size: l.Size})
+			if l.MediaType == types.OCILayerZStd && !slices.Contains(res.Zstd, img.Slug) {
+				res.Zstd = append(res.Zstd, img.Slug)
+			}
 			le.Layers = append(le.Layers, BlobsDir+l.Digest.Hex)
 		}
 		legacy = append(legacy, le)

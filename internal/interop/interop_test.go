@@ -325,6 +325,23 @@ func TestInterop(t *testing.T) {
 			t.Fatalf("docker loaded %s, want config %s (or manifest %s)", id, f.config, f.image)
 		}
 	})
+	// Docker 20.10 (Debian's docker.io) cannot load zstd layers ("invalid
+	// tar header"): export --compression gzip writes them as gzip.
+	t.Run("export/docker-load-zstd", func(t *testing.T) {
+		need(t, "docker")
+		slug := "interop-z" + randHex(4)
+		bb(t, "--home", f.home, "import", "../../testdata/images/zstd-oci.tar", "--as", slug, "--backend", "dir")
+		file := filepath.Join(t.TempDir(), "gz.tar")
+		out := bb(t, "--home", f.home, "export", slug, "--compression", "gzip", "-o", file)
+		contains(t, "bb export --compression gzip", out, "zstd layers written as gzip")
+		ref := "bot-bottle-committed-" + slug + ":latest"
+		t.Cleanup(func() { _ = exec.Command("docker", "rmi", "-f", ref).Run() })
+		sh(t, "docker", "load", "-i", file)
+		name := "bb-" + slug
+		sh(t, "docker", "create", "--name", name, ref)
+		t.Cleanup(func() { _ = exec.Command("docker", "rm", "-f", name).Run() })
+		contains(t, "docker cp", sh(t, "docker", "cp", name+":/etc/hello.txt", "-"), "hello from a golden image")
+	})
 	t.Run("export/podman-load", func(t *testing.T) {
 		need(t, "podman")
 		out := sh(t, "podman", "load", "-i", f.file)

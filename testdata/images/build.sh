@@ -89,5 +89,18 @@ pack "$work/regctl" "$here/regctl-oci.tar"
 "$work/bb" --home "$work/bbhome" commit --from-dir "$root" --slug golden >/dev/null
 "$work/bb" --home "$work/bbhome" export golden -o "$here/bb-export.tar" >/dev/null
 
+# Which versions wrote them.
+{
+  echo "# Tools that wrote the archives of this directory (build.sh)."
+  echo "docker: $(docker version --format '{{.Server.Version}}')"
+  echo "podman: $(podman --version)"
+  echo "skopeo: $(skopeo --version)"
+  echo "crane: $(crane version)"
+  echo "oras: $(oras version | sed -n 's/^Version: *//p')"
+  echo "regctl: $(regctl version --format '{{.VCSTag}}')"
+  echo "docker-registry: $(docker-registry --version | awk '{print $3}')"
+  echo "bb: $(cd "$repo" && git describe --always --dirty 2>/dev/null || echo unknown)"
+} >"$here/VERSIONS"
+
 ls -l "$here"/*.tar
 du -ch "$here"/*.tar | tail -1

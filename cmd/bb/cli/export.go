@@ -81,6 +81,9 @@ On the other host: bb import FILE, then bb resume SLUG.`,
 			if asJSON {
 				return printJSON(report, res)
 			}
+			for _, slug := range res.Zstd {
+				fmt.Fprintf(cmd.ErrOrStderr(), "note: %s has zstd layers, which docker load before Docker 23 cannot read; --compression gzip writes them as gzip\n", slug)
+			}
 			for _, slug := range res.Converted {
 				fmt.Fprintf(report, "%s: zstd layers written as gzip (new manifest digest)\n", slug)
 			}
