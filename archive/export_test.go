@@ -360,3 +360,41 @@ func TestExportOutputsAgree(t *testing.T) {
 		t.Fatalf("pipe export differs from buffer export (%d vs %d bytes)", len(got), len(want))
 	}
 }
+
+// Several snapshots in one archive get distinct ref names (without ':'
+// or '/', which oras, regctl and umoci read as separators), by which
+// skopeo picks each.
+func TestExportSeveralRefNames(t *testing.T) {
+	e := newEnv(t)
+	a := e.commit(t, "alpha", sourceTree(t, 1<<10))
+	b := e.commit(t, "beta", sourceTree(t, 2<<10))
+	raw := e.export(t, "alpha", "beta")
+	var idx v1.IndexManifest
+	for _, x := range entries(t, raw) {
+		if x.hdr.Name == archive.IndexFile {
+			if err := json.Unmarshal(x.data, &idx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var names []string
+	for _, m := range idx.Manifests {
+		names = append(names, m.Annotations[oci.RefNameAnnotation])
+	}
+	if strings.Join(names, " ") != "bot-bottle-committed-alpha bot-bottle-committed-beta" {
+		t.Fatalf("ref names %q", names)
+	}
+	needTool(t, "skopeo")
+	file := filepath.Join(t.TempDir(), "two.tar")
+	if err := os.WriteFile(file, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"bot-bottle-committed-alpha": a.Digest, "bot-bottle-committed-beta": b.Digest} {
+		dst := t.TempDir()
+		run(t, "skopeo", "copy", "-q", "oci-archive:"+file+":"+name, "oci:"+dst+":x")
+		got, err := os.ReadFile(filepath.Join(dst, "index.json"))
+		if err != nil || !strings.Contains(string(got), want) {
+			t.Errorf("skopeo copy of %s: %s (%v), want %s", name, got, err, want)
+		}
+	}
+}
