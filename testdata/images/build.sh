@@ -89,6 +89,15 @@ pack "$work/regctl" "$here/regctl-oci.tar"
 "$work/bb" --home "$work/bbhome" commit --from-dir "$root" --slug golden >/dev/null
 "$work/bb" --home "$work/bbhome" export golden -o "$here/bb-export.tar" >/dev/null
 
+# bb export of the layout before 2026-11 (image and metadata artifact as
+# two index.json entries), from the commit that last wrote it.
+old=7867a01
+mkdir "$work/bb-old"
+(cd "$repo" && git archive "$old") | tar -x -C "$work/bb-old"
+(cd "$work/bb-old" && go build -o "$work/bb-old-bin" ./cmd/bb)
+"$work/bb-old-bin" --home "$work/bbhome-old" commit --from-dir "$root" --slug golden >/dev/null
+"$work/bb-old-bin" --home "$work/bbhome-old" export golden -o "$here/bb-export-two-entries.tar" >/dev/null
+
 # Which versions wrote them.
 {
   echo "# Tools that wrote the archives of this directory (build.sh)."

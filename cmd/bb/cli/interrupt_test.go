@@ -33,6 +33,7 @@ func TestChildBB(t *testing.T) {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go func() { <-ctx.Done(); stop() }()
 	cmd := cli.New()
 	cmd.SetArgs(args)
 	if err := cmd.ExecuteContext(ctx); err != nil {
