@@ -35,7 +35,8 @@ snapshot: index.json names one image index per snapshot that holds the
 image and that artifact, so tools that take the one image of a layout
 need no name (skopeo copy oci-archive:FILE ..., crane push DIR REF), and
 oras discover --oci-layout --platform linux/amd64 DIR:latest finds the
-metadata. Each snapshot's org.opencontainers.image.ref.name is "latest"
+metadata (regctl artifact tree ocidir://DIR shows it as the index's
+second entry). Each snapshot's org.opencontainers.image.ref.name is "latest"
 in a one-snapshot archive, else bot-bottle-committed-SLUG.
 --no-metadata leaves the metadata out and names the image manifest
 itself, for tools that read one manifest per name (umoci 0.4.7).
