@@ -343,20 +343,20 @@ func (u *upload) send(ctx context.Context) error {
 	return u.finish(ctx, size, 0)
 }
 
-// ChunkGrace is how long an interrupted push (Ctrl-C, SIGTERM: the
+// chunkGrace is how long an interrupted push (Ctrl-C, SIGTERM: the
 // context is cancelled) still waits for the chunk in flight. A request
 // cut off half way leaves the registry holding bytes its signed upload
 // state does not count; distribution 2.8 then refuses every request of
 // the session ("upload resumed at wrong offset"), including the status
 // GET, and the blob has to start over. Letting the chunk end keeps the
 // saved session valid, so the next push resumes after it.
-var ChunkGrace = 30 * time.Second
+const chunkGrace = 30 * time.Second
 
 // graceful returns a context for one chunk request: it is not cancelled
-// with ctx, only ChunkGrace after it.
+// with ctx, only chunkGrace after it.
 func graceful(ctx context.Context) (context.Context, context.CancelFunc) {
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	stop := context.AfterFunc(ctx, func() { time.AfterFunc(ChunkGrace, cancel) })
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(chunkGrace, cancel) })
 	return rctx, func() { stop(); cancel() }
 }
 
