@@ -44,7 +44,8 @@ Blobs are copied as they are, without recompression, unless
 --compression gzip is given: a snapshot whose layers are zstd (imported
 from another tool) is then written with gzip layers (same diffIDs and
 config, new layer digests and manifest), which Docker 20.10's docker
-load and other readers without zstd need.
+load and other readers without zstd need (the gzip layers stay in the
+store, unreferenced, until bb gc removes them).
 
 On the other host: bb import FILE, then bb resume SLUG.`,
 		Example: `  bb export demo -o demo.tar
