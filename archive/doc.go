@@ -17,9 +17,11 @@
 // (skopeo oci-archive:FILE without a name, crane push of the unpacked
 // directory), while tools that index the whole graph find the metadata as
 // a referrer of the image (oras discover --oci-layout --platform ...;
-// regctl artifact tree shows it as the index's second child). umoci 0.4.7
-// takes both entries for candidate images: ExportOptions.NoMetadata names
-// the image manifest itself. Readers: docker load, podman load, skopeo
+// regctl artifact tree shows it as the index's second child; regctl
+// artifact list of an OCI layout only looks at index.json's own entries
+// and does not find it). umoci 0.4.7 takes both entries for candidate
+// images: ExportOptions.NoMetadata names the image manifest itself.
+// Readers: docker load, podman load, skopeo
 // (oci-archive: and docker-archive:), umoci, containerd (ctr image
 // import), crane, oras, regctl and Apple's container image load. Each
 // index.json entry names its snapshot three ways:
@@ -31,13 +33,16 @@
 // '/', which oras, regctl and umoci read as separators). bb's own
 // annotations (dev.bot-bottle.slug, ...) say which bottle it is.
 //
-// Export copies blobs from the store as they are: no recompression, one
+// Export copies blobs from the store as they are: no recompression
+// (unless ExportOptions.Compression asks for gzip in place of zstd), one
 // read each, fixed modes and times, so the same snapshot always gives the
 // same bytes. Import reads the tar once, from a file or a pipe: each blob
 // goes into the store while its sha256 and size are checked against its
 // name and header; then the graph (index.json or manifest.json, manifests,
 // configs, layers) is checked against what arrived. Archives that are not
 // well-formed (paths that escape, links or devices, duplicate entries,
+// except a docker archive's relative links between its own files, as
+// podman save writes them,
 // truncation, trailing data, oversized JSON, missing or mismatched blobs)
 // are refused with an error wrapping ErrInvalid, and the blobs the import
 // added are removed again: the store and the bottle state are as before.
