@@ -41,9 +41,10 @@
 // name and header; then the graph (index.json or manifest.json, manifests,
 // configs, layers) is checked against what arrived. Archives that are not
 // well-formed (paths that escape, links or devices, duplicate entries,
-// except a docker archive's relative links between its own files, as
-// podman save writes them,
 // truncation, trailing data, oversized JSON, missing or mismatched blobs)
 // are refused with an error wrapping ErrInvalid, and the blobs the import
 // added are removed again: the store and the bottle state are as before.
+// The one kind of link accepted is a docker archive's relative symbolic
+// link from one of its files to another (podman save and skopeo's
+// docker-archive: write <id>/layer.tar so); nothing is created for it.
 package archive
