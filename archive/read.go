@@ -81,6 +81,7 @@ type reader struct {
 	blobs    map[v1.Hash]int64
 	seen     map[string]bool
 	newBlobs []v1.Hash
+	links    map[string]string // symbolic links of a docker archive (links.go)
 	layout   []byte
 	index    []byte
 	legacy   []byte
@@ -164,6 +165,11 @@ func (rd *reader) read(r io.Reader) (*Contents, error) {
 				return nil, err
 			}
 			continue
+		case tar.TypeSymlink:
+			if err := rd.link(name, hdr); err != nil {
+				return nil, err
+			}
+			continue
 		case tar.TypeReg:
 			if name == "." {
 				return nil, invalid("entry %q is a file named like the archive's root", hdr.Name)
@@ -197,6 +203,9 @@ func (rd *reader) read(r io.Reader) (*Contents, error) {
 	}
 	if n > MaxPadding {
 		return nil, invalid("more than %d bytes of padding follow the end of the archive", MaxPadding)
+	}
+	if err := rd.resolveLinks(); err != nil {
+		return nil, err
 	}
 	c, err := rd.graph()
 	if err != nil {

@@ -74,6 +74,15 @@ func Pull(ctx context.Context, store *oci.Store, src string, opts Options) (*Pul
 	if err != nil {
 		return nil, err
 	}
+	if isIndexType(mdesc.MediaType, mb) {
+		d, err := pickImage(src, mb)
+		if err != nil {
+			return nil, err
+		}
+		if mdesc, mb, err = c.fetchManifest(ctx, repo.Digest(d.Digest.String())); err != nil {
+			return nil, err
+		}
+	}
 	var man v1.Manifest
 	if err := json.Unmarshal(mb, &man); err != nil {
 		return nil, fmt.Errorf("parsing manifest %s from %s: %w", mdesc.Digest, c.where(), err)
