@@ -41,7 +41,8 @@ type Store struct {
 	sh   *shared
 	// rec, when set, records the blobs this view of the store adds
 	// (see Track).
-	rec *Added
+	rec      *Added
+	noRepair bool
 }
 
 // shared is the in-process state every view of one opened store shares.
@@ -68,6 +69,12 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
+// WithoutRepair makes Open leave modes as they are (bb doctor reports
+// them instead).
+func WithoutRepair() Option {
+	return func(s *Store) { s.noRepair = true }
+}
+
 // Open opens the store at root, creating an empty image layout there if
 // none exists. The store's directories are made private (0700) and its
 // own files 0600 whatever the umask; looser existing ones are tightened
@@ -82,7 +89,11 @@ func Open(root string, opts ...Option) (*Store, error) {
 		o(s)
 	}
 	for _, d := range []string{abs, filepath.Join(abs, "blobs"), filepath.Join(abs, "blobs", "sha256"), filepath.Join(abs, ingestDir)} {
-		if err := MkdirPrivate(d, s.log); err != nil {
+		mkdir := MkdirPrivate
+		if s.noRepair {
+			mkdir = func(d string, _ *slog.Logger) error { return os.MkdirAll(d, DirMode) }
+		}
+		if err := mkdir(d, s.log); err != nil {
 			return nil, fmt.Errorf("creating store directory %q: %w (set --store or BB_STORE to a writable directory)", d, err)
 		}
 	}
@@ -103,6 +114,9 @@ func Open(root string, opts ...Option) (*Store, error) {
 		}
 	}
 	for _, f := range []string{layoutFile, indexFile, lockFile} {
+		if s.noRepair {
+			break
+		}
 		if err := TightenFile(filepath.Join(abs, f), s.log); err != nil {
 			return nil, err
 		}
