@@ -142,10 +142,9 @@ func (s *Store) Check(ctx context.Context, opts CheckOptions) (*CheckReport, err
 			add(Finding{Kind: FindingTag, Ref: name, Problem: "does not resolve to a complete image: " + err.Error() + " (import or pull it again, or bb rm it)"})
 		}
 		keep := map[v1.Hash]bool{}
-		if err := s.mark(ctx, m, keep); err == nil {
-			for h := range keep {
-				refs[h] = append(refs[h], name)
-			}
+		_ = s.mark(ctx, m, keep) // what it reached before an error counts
+		for h := range keep {
+			refs[h] = append(refs[h], name)
 		}
 	}
 
