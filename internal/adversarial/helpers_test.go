@@ -4,13 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
-	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/bot-bottle/bb/cmd/bb/cli"
@@ -122,47 +124,39 @@ func tags(t testing.TB, root string) map[string]string {
 	return out
 }
 
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-	binDir  string
-)
+// asBB is set in the environment of the processes the tests start: the
+// test binary then runs as bb (saves building bb for the tests).
+const asBB = "BB_ADVERSARIAL_AS_BB"
 
-// bbBinary builds bb once for the package's tests.
+// bbBinary returns the program to start as bb: this test binary.
 func bbBinary(t testing.TB) string {
 	t.Helper()
-	binOnce.Do(func() {
-		binDir, binErr = os.MkdirTemp("", "bb-adversarial-")
-		if binErr != nil {
-			return
-		}
-		binPath = filepath.Join(binDir, "bb")
-		cmd := exec.Command("go", "build", "-o", binPath, "github.com/bot-bottle/bb/cmd/bb")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			binErr = &buildError{out: string(out), err: err}
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return binPath
+	return exe
 }
 
-type buildError struct {
-	out string
-	err error
+// command is exec.Command for bb (see bbBinary).
+func command(bin string, args ...string) *exec.Cmd {
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), asBB+"=1")
+	return cmd
 }
-
-func (e *buildError) Error() string { return "go build bb: " + e.err.Error() + "\n" + e.out }
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
+	if os.Getenv(asBB) == "1" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		err := cli.New().ExecuteContext(ctx)
+		stop()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bb:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
 	}
-	os.Exit(code)
+	os.Exit(m.Run())
 }
 
 func decode(t testing.TB, s string, v any) {

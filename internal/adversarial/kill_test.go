@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,7 +17,7 @@ import (
 // finish if it is faster. It reports whether the process was killed.
 func killAt(t *testing.T, d time.Duration, bin string, args ...string) bool {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
+	cmd := command(bin, args...)
 	cmd.Stdout, cmd.Stderr = nil, nil
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -39,7 +38,7 @@ func killAt(t *testing.T, d time.Duration, bin string, args ...string) bool {
 func timed(t *testing.T, bin string, args ...string) time.Duration {
 	t.Helper()
 	start := time.Now()
-	out, err := exec.Command(bin, args...).CombinedOutput()
+	out, err := command(bin, args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("bb %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
@@ -50,7 +49,7 @@ func timed(t *testing.T, bin string, args ...string) time.Duration {
 func resumes(t *testing.T, bin, home, slug string) {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "out")
-	if b, err := exec.Command(bin, "--home", home, "resume", slug, "--dir", out).CombinedOutput(); err != nil {
+	if b, err := command(bin, "--home", home, "resume", slug, "--dir", out).CombinedOutput(); err != nil {
 		t.Fatalf("resume %s: %v\n%s", slug, err, b)
 	}
 	if _, err := os.Stat(filepath.Join(out, "home/node/random")); err != nil {
@@ -66,14 +65,14 @@ func TestKillDuringCommitImportExport(t *testing.T) {
 	home := t.TempDir()
 	store := filepath.Join(home, "oci")
 	src := t.TempDir()
-	tree(t, src, 1, 6<<20)
+	tree(t, src, 1, 1<<20)
 	base := []string{"--home", home}
 	commit := append(base, "commit", "--from-dir", src, "--slug", "k", "--keep", "1")
 	took := timed(t, bin, commit...)
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
 	killed := 0
 	for i := 0; i < 6; i++ {
-		tree(t, src, uint64(10+i), 6<<20)
+		tree(t, src, uint64(10+i), 1<<20)
 		if killAt(t, time.Duration(rng.Int64N(int64(took)+1)), bin, commit...) {
 			killed++
 		}
@@ -119,7 +118,7 @@ func TestKillDuringCommitImportExport(t *testing.T) {
 	for i := 0; i < 4; i++ {
 		ages(filepath.Dir(archive), iox.StaleTempPrefix(fmt.Sprintf("x%d.tar", i)))
 	}
-	if out, err := exec.Command(bin, append(base, "gc")...).CombinedOutput(); err != nil {
+	if out, err := command(bin, append(base, "gc")...).CombinedOutput(); err != nil {
 		t.Fatalf("gc: %v\n%s", err, out)
 	}
 	if n := checkStore(t, store); n != 0 {
@@ -134,14 +133,14 @@ func TestKillDuringCommitImportExport(t *testing.T) {
 	}
 }
 
-// bb push killed at random points: the local store stays valid and a
-// later push completes.
+// bb push and bb pull killed at random points: the stores stay valid
+// and a later push and pull complete.
 func TestKillDuringPush(t *testing.T) {
 	reg := testregistry.Start(t, testregistry.Options{})
 	bin := bbBinary(t)
 	home := t.TempDir()
 	src := t.TempDir()
-	tree(t, src, 3, 6<<20)
+	tree(t, src, 3, 1<<20)
 	base := []string{"--home", home}
 	timed(t, bin, append(base, "commit", "--from-dir", src, "--slug", "p")...)
 	push := append(base, "push", "p", reg.Repo("adversarial/p:v1"))
@@ -152,7 +151,20 @@ func TestKillDuringPush(t *testing.T) {
 	}
 	timed(t, bin, push...)
 	home2 := t.TempDir()
-	timed(t, bin, "--home", home2, "pull", reg.Repo("adversarial/p:v1"), "--as", "p2")
+	pull := []string{"--home", home2, "pull", reg.Repo("adversarial/p:v1"), "--as", "p2"}
+	for i := 0; i < 4; i++ {
+		killAt(t, time.Duration(rng.Int64N(int64(300*time.Millisecond))), bin, pull...)
+		if _, err := os.Stat(filepath.Join(home2, "oci")); err == nil {
+			checkStore(t, filepath.Join(home2, "oci"))
+		}
+	}
+	if _, err := os.Stat(filepath.Join(home2, "oci")); err == nil {
+		if _, ok := tags(t, filepath.Join(home2, "oci"))["p2"]; ok {
+			// A killed pull got to the end: pull again under a new name.
+			pull[len(pull)-1] = "p3"
+		}
+	}
+	timed(t, bin, pull...)
 	checkStore(t, filepath.Join(home2, "oci"))
-	resumes(t, bin, home2, "p2")
+	resumes(t, bin, home2, pull[len(pull)-1])
 }
