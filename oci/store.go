@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -89,13 +90,10 @@ func Open(root string, opts ...Option) (*Store, error) {
 		o(s)
 	}
 	for _, d := range []string{abs, filepath.Join(abs, "blobs"), filepath.Join(abs, "blobs", "sha256"), filepath.Join(abs, ingestDir)} {
-		mkdir := MkdirPrivate
-		if s.noRepair {
-			mkdir = func(d string, _ *slog.Logger) error { return os.MkdirAll(d, DirMode) }
-		}
-		if err := mkdir(d, s.log); err != nil {
+		if err := os.MkdirAll(d, DirMode); err != nil {
 			return nil, fmt.Errorf("creating store directory %q: %w (set --store or BB_STORE to a writable directory)", d, err)
 		}
+		s.repair(d, DirMode)
 	}
 	if _, err := os.Stat(filepath.Join(abs, layoutFile)); errors.Is(err, os.ErrNotExist) {
 		if err := writeFileAtomic(filepath.Join(abs, layoutFile), []byte(layoutVersion), FileMode); err != nil {
@@ -114,14 +112,22 @@ func Open(root string, opts ...Option) (*Store, error) {
 		}
 	}
 	for _, f := range []string{layoutFile, indexFile, lockFile} {
-		if s.noRepair {
-			break
-		}
-		if err := TightenFile(filepath.Join(abs, f), s.log); err != nil {
-			return nil, err
-		}
+		s.repair(filepath.Join(abs, f), 0)
 	}
 	return s, nil
+}
+
+// repair tightens the mode of one of the store's own paths (see tighten)
+// unless WithoutRepair was given. A failure (a store on a filesystem
+// without modes, a directory owned by someone else) is a warning: the
+// store still works.
+func (s *Store) repair(p string, want os.FileMode) {
+	if s.noRepair {
+		return
+	}
+	if err := tighten(p, want, s.log); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		s.log.Warn("could not make the store private", "path", p, "err", err)
+	}
 }
 
 // Root returns the store's directory.

@@ -96,7 +96,7 @@ func (g *globals) manager(cmd *cobra.Command) (*bottle.Manager, error) {
 	home := g.homeDir()
 	log := g.logger(cmd.ErrOrStderr())
 	if err := home.Secure(log); err != nil {
-		return nil, err
+		log.Warn("could not make bb's home private", "home", home.Dir, "err", err)
 	}
 	return &bottle.Manager{Home: home, Store: s, Runtimes: runtimes(home, s, log), Logger: log}, nil
 }
