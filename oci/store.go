@@ -358,7 +358,9 @@ func (s *Store) Index(ctx context.Context) (*v1.IndexManifest, error) {
 }
 
 // UpdateIndex runs fn on index.json under the store's exclusive lock and
-// writes the result atomically. If fn fails, index.json is unchanged.
+// writes the result atomically. If fn fails, index.json is unchanged. fn
+// may read blobs (Stat, ReadBlob, Complete) but must not write any: a
+// write waits for the lock fn holds.
 func (s *Store) UpdateIndex(ctx context.Context, fn func(*v1.IndexManifest) error) error {
 	if err := ctx.Err(); err != nil {
 		return err

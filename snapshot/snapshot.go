@@ -279,7 +279,8 @@ func taggedAfter(m v1.Descriptor, t time.Time) bool {
 // Unpublish is the rollback of a Publish whose commit failed afterwards
 // (for example writing committed-image): it removes res's history tag
 // and, if res is the slug's current snapshot, gives the slug's tag back
-// to the newest of the previous snapshot and those published since; then
+// to the newest complete one of the previous snapshot and those
+// published since; then
 // it removes the blobs res added (Discard). It runs to the end even if
 // ctx is cancelled.
 func Unpublish(ctx context.Context, s *oci.Store, res *Result) error {
@@ -316,6 +317,9 @@ func Unpublish(ctx context.Context, s *oci.Store, res *Result) error {
 		var best *v1.Descriptor
 		var bestT time.Time
 		for i, c := range cands {
+			if s.Complete(ctx, c) != nil {
+				continue // pruned and collected meanwhile
+			}
 			t, _ := time.Parse(time.RFC3339Nano, c.Annotations[oci.CreatedAnnotation])
 			if best == nil || t.After(bestT) {
 				best, bestT = &cands[i], t
