@@ -59,17 +59,24 @@ type CheckReport struct {
 	// they are older than GCGrace): not a problem.
 	Unreferenced int       `json:"unreferenced"`
 	Findings     []Finding `json:"findings"`
+	// Problems counts the findings not fixed (see Tally).
+	Problems int `json:"problems"`
+}
+
+// Tally sets Problems from Findings and reports whether nothing is wrong
+// any more (every finding fixed).
+func (r *CheckReport) Tally() bool {
+	r.Problems = 0
+	for _, f := range r.Findings {
+		if !f.Fixed {
+			r.Problems++
+		}
+	}
+	return r.Problems == 0
 }
 
 // OK reports whether nothing is wrong any more (every finding fixed).
-func (r *CheckReport) OK() bool {
-	for _, f := range r.Findings {
-		if !f.Fixed {
-			return false
-		}
-	}
-	return true
-}
+func (r *CheckReport) OK() bool { return r.Tally() }
 
 // Check verifies the store as a user would before trusting it: every
 // entry of index.json resolves to a complete image (manifest, config,
@@ -205,6 +212,7 @@ func (s *Store) Check(ctx context.Context, opts CheckOptions) (*CheckReport, err
 			add(f)
 		}
 	}
+	rep.Tally()
 	return rep, nil
 }
 

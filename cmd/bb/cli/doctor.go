@@ -45,6 +45,7 @@ The exit status is 1 while a problem remains.`,
 				return err
 			}
 			rep.Findings = append(rep.Findings, home...)
+			ok := rep.Tally()
 			if asJSON {
 				if err := printJSON(cmd.OutOrStdout(), rep); err != nil {
 					return err
@@ -73,7 +74,7 @@ The exit status is 1 while a problem remains.`,
 					fmt.Fprintln(out, "run bb doctor --fix to fix what is safe")
 				}
 			}
-			if !rep.OK() {
+			if !ok {
 				return errProblems
 			}
 			return nil
