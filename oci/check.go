@@ -135,6 +135,7 @@ func (s *Store) Check(ctx context.Context, opts CheckOptions) (*CheckReport, err
 	idx, err := s.Index(ctx)
 	if err != nil {
 		add(Finding{Kind: FindingIndex, Path: filepath.Join(s.root, indexFile), Problem: err.Error()})
+		rep.Tally()
 		return rep, nil
 	}
 	refs := map[v1.Hash][]string{}
@@ -235,28 +236,6 @@ func (s *Store) removeIfUnreachable(ctx context.Context, h v1.Hash) (bool, error
 		return nil
 	})
 	return removed, err
-}
-
-// tempFiles lists the store's temporary files.
-func (s *Store) tempFiles() ([]string, error) {
-	var out []string
-	ents, err := os.ReadDir(filepath.Join(s.root, ingestDir))
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, err
-	}
-	for _, e := range ents {
-		out = append(out, filepath.Join(s.root, ingestDir, e.Name()))
-	}
-	ents, err = os.ReadDir(s.root)
-	if err != nil {
-		return nil, err
-	}
-	for _, e := range ents {
-		if isTempName(e.Name()) {
-			out = append(out, filepath.Join(s.root, e.Name()))
-		}
-	}
-	return out, nil
 }
 
 // CheckMode reports path if its mode grants anything to group or others

@@ -91,7 +91,8 @@ func TestStaleTempsGoAtNextWriteAndGC(t *testing.T) {
 	root := t.TempDir()
 	s, _ := Open(root)
 	old := time.Now().Add(-2 * TempGrace)
-	stale := []string{filepath.Join(root, ingestDir, "blob-123"), filepath.Join(root, ".index.json.tmp-9")}
+	_ = os.MkdirAll(filepath.Join(root, "remote"), 0o700)
+	stale := []string{filepath.Join(root, ingestDir, "blob-123"), filepath.Join(root, ".index.json.tmp-9"), filepath.Join(root, "remote", ".blobs.json.tmp-3")}
 	fresh := filepath.Join(root, ingestDir, "blob-456")
 	for _, p := range append(stale, fresh) {
 		if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {

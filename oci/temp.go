@@ -1,11 +1,13 @@
 package oci
 
 import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
-
-	"github.com/bot-bottle/bb/internal/iox"
 )
 
 // TempGrace is how old a temporary file in the store must be before it
@@ -28,30 +30,60 @@ func (s *Store) sweepOnce() {
 }
 
 // RemoveStaleTemps removes the store's temporary files older than grace:
-// ingest/* (blobs being written) and .*.tmp-* beside index.json and
-// oci-layout (atomic rewrites). It returns the paths removed.
+// ingest/* (blobs being written) and .NAME.tmp-* files of atomic rewrites
+// (WriteFileAtomic) in the store's root and its subdirectories other
+// than blobs/. It returns the paths removed.
 func (s *Store) RemoveStaleTemps(grace time.Duration) ([]string, error) {
-	removed, err := iox.RemoveStale(filepath.Join(s.root, ingestDir), "", grace)
+	temps, err := s.tempFiles()
 	if err != nil {
-		return removed, err
+		return nil, err
 	}
-	for _, f := range []string{indexFile, layoutFile} {
-		r, err := iox.RemoveStaleBeside(filepath.Join(s.root, f), grace)
-		removed = append(removed, r...)
-		if err != nil {
-			return removed, err
+	before := time.Now().Add(-grace)
+	var removed []string
+	for _, p := range temps {
+		fi, err := os.Lstat(p)
+		if err != nil || !fi.Mode().IsRegular() || fi.ModTime().After(before) {
+			continue
 		}
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return removed, fmt.Errorf("removing stale temporary file %s: %w", p, err)
+		}
+		removed = append(removed, p)
 	}
 	return removed, nil
 }
 
-// isTempName reports whether name (in the store's root) is one of the
-// store's own temporary files.
-func isTempName(name string) bool {
-	for _, f := range []string{indexFile, layoutFile} {
-		if strings.HasPrefix(name, iox.StaleTempPrefix(f)) {
-			return true
+// tempFiles lists the store's temporary files: everything in ingest/,
+// and the .NAME.tmp-* files of atomic rewrites in the other directories
+// (blobs/ holds none).
+func (s *Store) tempFiles() ([]string, error) {
+	var out []string
+	err := filepath.WalkDir(s.root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
 		}
+		if d.IsDir() {
+			if p == filepath.Join(s.root, "blobs") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if filepath.Dir(p) == filepath.Join(s.root, ingestDir) || isTempName(d.Name()) {
+			out = append(out, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing temporary files of %s: %w", s.root, err)
 	}
-	return false
+	return out, nil
+}
+
+// isTempName reports whether name is a temporary file of an atomic
+// rewrite (WriteFileAtomic, an export).
+func isTempName(name string) bool {
+	return strings.HasPrefix(name, ".") && strings.Contains(name, ".tmp-")
 }
