@@ -609,6 +609,19 @@ func (s *Store) lock(mode int, fn func() error) error {
 	return fn()
 }
 
+// Reuse marks blob h, which the caller found in the store and means to
+// reference, as used now, and returns its size; false if it is not there
+// (with size, if size >= 0). Once it returns true, neither GC nor another
+// writer's rollback removes the blob for GCGrace. Callers that check a
+// blob with Stat and then rely on it use this instead of touching the
+// file themselves.
+func (s *Store) Reuse(h v1.Hash, size int64) (int64, bool) {
+	if validHash(h) != nil {
+		return 0, false
+	}
+	return s.reuse(h, size)
+}
+
 // reuse marks blob h as used now, for GC's grace period and for the
 // rollback of the writer that created it, and returns its size, under a
 // shared lock: once it returns true, the blob stays at least GCGrace.
