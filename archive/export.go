@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bot-bottle/bb/internal/iox"
 	"github.com/bot-bottle/bb/oci"
 	"github.com/bot-bottle/bb/snapshot"
 	"github.com/bot-bottle/bb/state"
@@ -190,14 +191,15 @@ func ExportFile(ctx context.Context, s *oci.Store, path string, refs []string, o
 		}
 		return res, err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	_, _ = iox.RemoveStaleBeside(path, oci.TempGrace) // of killed exports
+	tmp, err := os.CreateTemp(filepath.Dir(path), iox.StaleTempPrefix(path)+"*")
 	if err != nil {
 		return nil, fmt.Errorf("exporting to %s: %w (is the directory writable?)", path, err)
 	}
 	defer os.Remove(tmp.Name()) // no-op after the rename
 	res, err := Write(ctx, s, tmp, imgs, opts)
 	if err == nil {
-		err = tmp.Chmod(0o644)
+		err = tmp.Chmod(0o600)
 	}
 	if err == nil {
 		err = tmp.Sync()

@@ -91,19 +91,28 @@ func (m *Manager) Adopt(ctx context.Context, slug string, desc v1.Descriptor, op
 		oci.CreatedAnnotation: now.Format(time.RFC3339Nano),
 	}
 	res := &snapshot.Result{Slug: slug, Tag: snapshot.Tag(slug), TimeTag: snapshot.TimeTag(slug, now), Manifest: d}
-	if err := snapshot.Publish(ctx, m.Store, res, DefaultKeep); err != nil {
+	if err := snapshot.Publish(ctx, m.Store, res, -1); err != nil {
+		return "", err
+	}
+	undo := func(err error) (string, error) {
+		if uerr := snapshot.Unpublish(ctx, m.Store, res); uerr != nil {
+			err = fmt.Errorf("%w (and restoring the previous snapshot of %s failed: %v)", err, slug, uerr)
+		}
 		return "", err
 	}
 	if opts.Metadata != nil {
 		// Data to carry, not configuration: host paths are dropped.
 		if err := m.Home.WriteImportedMetadata(slug, opts.Metadata); err != nil {
-			return "", err
+			return undo(err)
 		}
 	}
 	if raw, _ := m.Home.RawMetadata(slug); raw != nil {
 		if _, err := snapshot.PutMetadata(ctx, m.Store, slug, d, raw); err != nil {
-			return "", err
+			return undo(err)
 		}
+	}
+	if err := snapshot.PruneFor(ctx, m.Store, res, DefaultKeep); err != nil {
+		m.log().Warn("pruning old snapshots", "slug", slug, "err", err)
 	}
 	committed := DefaultCommitted(m.Home, backend, slug)
 	if opts.Load {

@@ -148,7 +148,9 @@ func (m *Manager) Commit(ctx context.Context, slug string, opts CommitOptions) (
 	if keep == 0 {
 		keep = DefaultKeep
 	}
-	if err := snapshot.Publish(ctx, m.Store, res, keep); err != nil {
+	// Tags first, pruning last: until the commit is recorded, a failure
+	// gives the slug its previous snapshot back (Unpublish).
+	if err := snapshot.Publish(ctx, m.Store, res, -1); err != nil {
 		return rollback(snapshot.StageStore, err)
 	}
 	if opts.Prepare.Dir != "" {
@@ -163,7 +165,15 @@ func (m *Manager) Commit(ctx context.Context, slug string, opts CommitOptions) (
 	}
 	if committed != "" {
 		if err := m.Home.RecordCommit(slug, committed); err != nil {
+			if uerr := snapshot.Unpublish(ctx, m.Store, res); uerr != nil {
+				err = fmt.Errorf("%w (and restoring the previous snapshot failed: %v)", err, uerr)
+			}
 			return nil, &snapshot.Error{Stage: snapshot.StageRecord, Slug: slug, Err: err}
+		}
+	}
+	if keep >= 0 {
+		if err := snapshot.PruneFor(ctx, m.Store, res, keep); err != nil {
+			m.log().Warn("pruning old snapshots", "slug", slug, "err", err)
 		}
 	}
 	return &CommitResult{

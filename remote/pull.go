@@ -54,8 +54,20 @@ var manifestAccept = strings.Join([]string{
 // store: manifest, config and layers, each verified against its digest
 // and size while it streams, and the bottle's metadata referrer. The
 // image stays untagged; tag it (bottle.Manager.Adopt) before the store's
-// GC grace period ends.
+// GC grace period ends. A pull that fails removes the blobs it added.
 func Pull(ctx context.Context, store *oci.Store, src string, opts Options) (*PullResult, error) {
+	tracked, added := store.Track()
+	res, err := pull(ctx, tracked, src, opts)
+	if err != nil {
+		if rerr := added.Rollback(ctx); rerr != nil {
+			return nil, fmt.Errorf("%w (and removing the blobs it added failed: %v)", err, rerr)
+		}
+		return nil, err
+	}
+	return res, nil
+}
+
+func pull(ctx context.Context, store *oci.Store, src string, opts Options) (*PullResult, error) {
 	start := time.Now()
 	opts, err := opts.withDefaults()
 	if err != nil {

@@ -129,10 +129,10 @@ func (h Home) WriteRawMetadata(slug string, raw []byte) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(h.StateDir(slug), 0o755); err != nil {
+	if err := h.mkdirState(slug); err != nil {
 		return fmt.Errorf("creating state directory: %w", err)
 	}
-	return oci.WriteFileAtomic(filepath.Join(h.StateDir(slug), MetadataFile), append(b, '\n'), 0o644)
+	return oci.WriteFileAtomic(filepath.Join(h.StateDir(slug), MetadataFile), append(b, '\n'), oci.FileMode)
 }
 
 // WriteImportedMetadata restores metadata.json that arrived with a
@@ -241,10 +241,10 @@ func (h Home) RecordCommit(slug, ref string) error {
 		return fmt.Errorf("invalid committed reference %q", ref)
 	}
 	dir := h.StateDir(slug)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := h.mkdirState(slug); err != nil {
 		return fmt.Errorf("creating state directory %s: %w", dir, err)
 	}
-	if err := oci.WriteFileAtomic(filepath.Join(dir, CommittedImageFile), []byte(ref+"\n"), 0o644); err != nil {
+	if err := oci.WriteFileAtomic(filepath.Join(dir, CommittedImageFile), []byte(ref+"\n"), oci.FileMode); err != nil {
 		return err
 	}
 	return h.MarkPreserved(slug)
@@ -252,10 +252,10 @@ func (h Home) RecordCommit(slug, ref string) error {
 
 // MarkPreserved writes the preserve marker.
 func (h Home) MarkPreserved(slug string) error {
-	if err := os.MkdirAll(h.StateDir(slug), 0o755); err != nil {
+	if err := h.mkdirState(slug); err != nil {
 		return fmt.Errorf("creating state directory: %w", err)
 	}
-	return oci.WriteFileAtomic(filepath.Join(h.StateDir(slug), PreserveMarker), []byte("committed\n"), 0o644)
+	return oci.WriteFileAtomic(filepath.Join(h.StateDir(slug), PreserveMarker), []byte("committed\n"), oci.FileMode)
 }
 
 // Preserved reports whether the preserve marker exists.
