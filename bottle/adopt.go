@@ -78,6 +78,9 @@ func (m *Manager) Adopt(ctx context.Context, slug string, desc v1.Descriptor, op
 		backend = md.Backend
 	}
 	if backend == "" {
+		backend = manifestBackend(ctx, m.Store, desc)
+	}
+	if backend == "" {
 		var err error
 		if backend, err = m.Backend(slug, ""); err != nil {
 			return "", err
@@ -128,4 +131,27 @@ func (m *Manager) Adopt(ctx context.Context, slug string, desc v1.Descriptor, op
 		return "", m.Home.MarkPreserved(slug)
 	}
 	return committed, m.Home.RecordCommit(slug, committed)
+}
+
+// manifestBackend is the backend a snapshot's manifest names in its
+// annotations ("" when it names none): the fallback for a snapshot that
+// travelled without metadata.json. Like the metadata, it only picks which
+// runtime resumes the bottle; a dir bottle's directory still comes only
+// from this host's user.
+func manifestBackend(ctx context.Context, s *oci.Store, desc v1.Descriptor) string {
+	b, err := s.ReadBlob(ctx, desc.Digest, oci.MaxManifestSize)
+	if err != nil {
+		return ""
+	}
+	var man struct {
+		Annotations map[string]string `json:"annotations"`
+	}
+	if json.Unmarshal(b, &man) != nil {
+		return ""
+	}
+	switch be := man.Annotations[oci.BackendAnnotation]; be {
+	case Docker, MacosContainer, Smolmachines, Dir:
+		return be
+	}
+	return ""
 }
