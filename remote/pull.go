@@ -6,15 +6,21 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
+	"runtime"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/bot-bottle/bb/internal/iox"
 	"github.com/bot-bottle/bb/oci"
+	"github.com/bot-bottle/bb/oci/layer"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -42,6 +48,9 @@ type PullResult struct {
 	Present  int64         `json:"present"`
 	Blobs    []BlobResult  `json:"blobs"`
 	Duration time.Duration `json:"duration"`
+	// NewBlobs are the blobs the pull added to the store: what to
+	// Discard if the image is not tagged after all.
+	NewBlobs []v1.Hash `json:"-"`
 }
 
 // manifestAccept lists what bb asks a registry for.
@@ -50,14 +59,27 @@ var manifestAccept = strings.Join([]string{
 	string(types.OCIImageIndex), string(types.DockerManifestList),
 }, ", ")
 
+// Limits on what a registry may hand bb.
+const (
+	// MaxLayers bounds the layers of a pulled image.
+	MaxLayers = 1000
+	// MaxIndexEntries bounds the entries of a pulled image index.
+	MaxIndexEntries = 1024
+)
+
 // Pull fetches the image src ("registry/repo[:tag|@digest]") into the
 // store: manifest, config and layers, each verified against its digest
-// and size while it streams, and the bottle's metadata referrer. The
-// image stays untagged; tag it (bottle.Manager.Adopt) before the store's
-// GC grace period ends.
-func Pull(ctx context.Context, store *oci.Store, src string, opts Options) (*PullResult, error) {
+// and size while it streams, each layer's uncompressed content against
+// its config's diff_id in the same pass, and the bottle's metadata
+// referrer. An index is resolved to its linux image for this host's
+// architecture. Anything that is not an image is refused before a blob
+// is downloaded, and so is what opts.BeforeFetch refuses. On error, the
+// blobs the pull added are removed again. The image stays untagged; tag
+// it (bottle.Manager.Adopt) before the store's GC grace period ends, or
+// remove PullResult.NewBlobs with Store.Discard.
+func Pull(ctx context.Context, store *oci.Store, src string, opts Options) (res *PullResult, err error) {
 	start := time.Now()
-	opts, err := opts.withDefaults()
+	opts, err = opts.withDefaults()
 	if err != nil {
 		return nil, err
 	}
@@ -74,9 +96,189 @@ func Pull(ctx context.Context, store *oci.Store, src string, opts Options) (*Pul
 	if err != nil {
 		return nil, err
 	}
-	var man v1.Manifest
+	if isIndex(mdesc.MediaType, mb) {
+		d, err := c.pickImage(src, mdesc, mb)
+		if err != nil {
+			return nil, err
+		}
+		mdesc, mb, err = c.fetchManifest(ctx, repo.Digest(d.Digest.String()))
+		if err != nil {
+			return nil, err
+		}
+		if mdesc.Size != d.Size {
+			return nil, fmt.Errorf("%s: manifest %s from %s has %d bytes, its index says %d: refusing it", src, d.Digest, c.where(), mdesc.Size, d.Size)
+		}
+		if mdesc.MediaType == "" {
+			mdesc.MediaType = d.MediaType
+		}
+	}
+	man, err := checkManifest(src, &mdesc, mb)
+	if err != nil {
+		return nil, err
+	}
+	res = &PullResult{Reference: src, Repository: c.where(), Manifest: mdesc, Slug: man.Annotations[oci.SlugAnnotation]}
+	if opts.BeforeFetch != nil {
+		if err := opts.BeforeFetch(ctx, res); err != nil {
+			return nil, err
+		}
+	}
+	// From here on, what the pull adds to the store goes again on error.
+	added := &blobLog{}
+	defer func() {
+		if err != nil {
+			if derr := store.Discard(context.WithoutCancel(ctx), added.list()); derr != nil {
+				err = fmt.Errorf("%w (and removing the blobs the pull added failed: %v)", err, derr)
+			}
+			res = nil
+		}
+	}()
+	// The config first: its diff_ids are what the layers are checked
+	// against as they stream.
+	cres, err := c.fetchBlob(ctx, store, man.Config, added, nil)
+	if err != nil {
+		return nil, err
+	}
+	cb, err := store.ReadBlob(ctx, man.Config.Digest, oci.MaxConfigSize)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := v1.ParseConfigFile(bytes.NewReader(cb))
+	if err != nil {
+		return nil, fmt.Errorf("%s: image config %s from %s: %w", src, man.Config.Digest, c.where(), err)
+	}
+	if cfg.RootFS.Type != "layers" || len(cfg.RootFS.DiffIDs) != len(man.Layers) {
+		return nil, fmt.Errorf("%s: image config %s lists %d diff_ids (rootfs type %q) for %d layers: refusing it", src, man.Config.Digest, len(cfg.RootFS.DiffIDs), cfg.RootFS.Type, len(man.Layers))
+	}
+	want := map[v1.Hash]v1.Hash{}
+	for i, l := range man.Layers {
+		if d, ok := want[l.Digest]; ok && d != cfg.RootFS.DiffIDs[i] {
+			return nil, fmt.Errorf("%s: layer %s is listed twice with different diff_ids", src, l.Digest)
+		}
+		want[l.Digest] = cfg.RootFS.DiffIDs[i]
+	}
+	lres, err := eachBlob(ctx, man.Layers, opts.Concurrency, BlobPresent, func(ctx context.Context, b v1.Descriptor) (BlobResult, error) {
+		return c.fetchBlob(ctx, store, b, added, func(comp layer.Compression, diff v1.Hash, derr error) error {
+			if err := layer.CheckDiffID(b.MediaType, comp, diff, derr, want[b.Digest]); err != nil {
+				return fmt.Errorf("layer %s from %s does not match its config: %w: refusing it", b.Digest, c.where(), err)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	res.Blobs = append([]BlobResult{cres}, lres...)
+	for _, b := range res.Blobs {
+		res.Fetched += b.Bytes
+		if b.Status == BlobPresent {
+			res.Present += b.Size
+		}
+	}
+	_, statErr := store.Stat(ctx, mdesc.Digest)
+	if _, _, err := store.Ingest(ctx, bytes.NewReader(mb), mdesc.Digest, mdesc.Size); err != nil {
+		return nil, err
+	}
+	if statErr != nil {
+		added.add(mdesc.Digest)
+	}
+	res.Fetched += int64(len(mb))
+	mctx, cancel := context.WithTimeoutCause(ctx, 2*opts.IdleTimeout, fmt.Errorf("no answer from %s within %s", c.where(), 2*opts.IdleTimeout))
+	defer cancel()
+	raw, art, err := c.findMetadata(mctx, mdesc)
+	if err != nil {
+		if cause := context.Cause(mctx); cause != nil && ctx.Err() == nil {
+			err = cause
+		}
+		return nil, c.explain("reading the bottle metadata of "+mdesc.Digest.String()+" from", err)
+	}
+	res.Metadata, res.MetadataArtifact = raw, art
+	if st, err := openState(store); err == nil {
+		hs := []v1.Hash{man.Config.Digest}
+		for _, b := range man.Layers {
+			hs = append(hs, b.Digest)
+		}
+		if err := st.record(c.reg, c.repo, hs); err != nil {
+			opts.Logger.Warn("recording pulled blobs", "err", err)
+		}
+	}
+	res.NewBlobs = added.list()
+	res.Duration = time.Since(start)
+	return res, nil
+}
+
+// pullManifest is an image manifest as Pull reads it.
+type pullManifest struct {
+	SchemaVersion int64             `json:"schemaVersion"`
+	MediaType     types.MediaType   `json:"mediaType,omitempty"`
+	ArtifactType  string            `json:"artifactType,omitempty"`
+	Config        v1.Descriptor     `json:"config"`
+	Layers        []v1.Descriptor   `json:"layers"`
+	Annotations   map[string]string `json:"annotations,omitempty"`
+}
+
+// isIndex tells an index from a manifest, by the Content-Type the
+// registry sent or, failing that, by the document's own mediaType.
+func isIndex(mt types.MediaType, b []byte) bool {
+	if mt == types.OCIImageIndex || mt == types.DockerManifestList {
+		return true
+	}
+	if mt != "" {
+		return false
+	}
+	var probe struct {
+		MediaType types.MediaType `json:"mediaType"`
+		Manifests json.RawMessage `json:"manifests"`
+	}
+	_ = json.Unmarshal(b, &probe)
+	return probe.MediaType == types.OCIImageIndex || probe.MediaType == types.DockerManifestList || probe.Manifests != nil
+}
+
+// pickImage chooses the image of an index to pull: a linux image for
+// this host's architecture, else the first linux image.
+func (c *client) pickImage(src string, mdesc v1.Descriptor, b []byte) (v1.Descriptor, error) {
+	var idx v1.IndexManifest
+	if err := json.Unmarshal(b, &idx); err != nil {
+		return v1.Descriptor{}, fmt.Errorf("parsing image index %s from %s: %w", mdesc.Digest, c.where(), err)
+	}
+	if len(idx.Manifests) > MaxIndexEntries {
+		return v1.Descriptor{}, fmt.Errorf("%s: image index %s has %d entries; bb reads at most %d (MaxIndexEntries)", src, mdesc.Digest, len(idx.Manifests), MaxIndexEntries)
+	}
+	var linux []v1.Descriptor
+	var platforms []string
+	for _, d := range idx.Manifests {
+		p := "unknown"
+		if d.Platform != nil {
+			p = d.Platform.OS + "/" + d.Platform.Architecture
+		}
+		platforms = append(platforms, p+" ("+string(d.MediaType)+")")
+		if d.Platform == nil || d.Platform.OS != "linux" || (d.MediaType != types.OCIManifestSchema1 && d.MediaType != types.DockerManifestSchema2) {
+			continue
+		}
+		if d.Size <= 0 || d.Size > oci.MaxManifestSize || oci.ValidHash(d.Digest) != nil {
+			return v1.Descriptor{}, fmt.Errorf("%s: image index %s names manifest %s of %d bytes: refusing it", src, mdesc.Digest, d.Digest, d.Size)
+		}
+		linux = append(linux, d)
+	}
+	for _, d := range linux {
+		if d.Platform.Architecture == runtime.GOARCH {
+			return d, nil
+		}
+	}
+	if len(linux) > 0 {
+		return linux[0], nil
+	}
+	if len(platforms) > 8 {
+		platforms = append(platforms[:8], "...")
+	}
+	return v1.Descriptor{}, fmt.Errorf("%s is an image index without a linux image (it lists %s): not a bb snapshot; nothing was downloaded", src, strings.Join(platforms, ", "))
+}
+
+// checkManifest parses an image manifest and refuses, before any blob is
+// downloaded, what is not an image bb can restore.
+func checkManifest(src string, mdesc *v1.Descriptor, mb []byte) (*pullManifest, error) {
+	var man pullManifest
 	if err := json.Unmarshal(mb, &man); err != nil {
-		return nil, fmt.Errorf("parsing manifest %s from %s: %w", mdesc.Digest, c.where(), err)
+		return nil, fmt.Errorf("parsing manifest %s of %s: %w", mdesc.Digest, src, err)
 	}
 	if man.MediaType != "" && man.MediaType != mdesc.MediaType {
 		mdesc.MediaType = man.MediaType
@@ -84,15 +286,27 @@ func Pull(ctx context.Context, store *oci.Store, src string, opts Options) (*Pul
 	switch mdesc.MediaType {
 	case types.OCIManifestSchema1, types.DockerManifestSchema2:
 	case types.OCIImageIndex, types.DockerManifestList:
-		return nil, fmt.Errorf("%s is an image index (several platforms), not a bb snapshot: pull one platform's manifest by digest", src)
+		return nil, fmt.Errorf("%s is an index nested in an index: pull one platform's manifest by digest", src)
 	default:
-		return nil, fmt.Errorf("%s is a %q, not an image manifest", src, mdesc.MediaType)
+		return nil, fmt.Errorf("%s is a %q, not an image manifest: nothing was downloaded", src, mdesc.MediaType)
+	}
+	if man.SchemaVersion != 2 {
+		return nil, fmt.Errorf("%s: manifest has schemaVersion %d, not 2", src, man.SchemaVersion)
+	}
+	if man.ArtifactType != "" || (man.Config.MediaType != types.OCIConfigJSON && man.Config.MediaType != types.DockerConfigJSON) {
+		what := man.ArtifactType
+		if what == "" {
+			what = string(man.Config.MediaType)
+		}
+		return nil, fmt.Errorf("%s is an artifact (%s), not a container image: nothing was downloaded", src, what)
 	}
 	if man.Config.Size > oci.MaxConfigSize {
 		return nil, fmt.Errorf("%s: image config declares %d bytes, more than bb accepts (%d)", src, man.Config.Size, oci.MaxConfigSize)
 	}
-	blobs := append([]v1.Descriptor{man.Config}, man.Layers...)
-	for _, b := range blobs {
+	if len(man.Layers) > MaxLayers {
+		return nil, fmt.Errorf("%s has %d layers; bb pulls at most %d (MaxLayers)", src, len(man.Layers), MaxLayers)
+	}
+	for _, b := range append([]v1.Descriptor{man.Config}, man.Layers...) {
 		if b.Size < 0 {
 			return nil, fmt.Errorf("%s: blob %s declares a negative size", src, b.Digest)
 		}
@@ -100,45 +314,39 @@ func Pull(ctx context.Context, store *oci.Store, src string, opts Options) (*Pul
 			return nil, fmt.Errorf("%s: %w", src, err)
 		}
 	}
-	res := &PullResult{Reference: src, Repository: c.where(), Manifest: mdesc, Slug: man.Annotations[oci.SlugAnnotation]}
-	res.Blobs, err = eachBlob(ctx, blobs, opts.Concurrency, BlobPresent, func(ctx context.Context, b v1.Descriptor) (BlobResult, error) {
-		return c.fetchBlob(ctx, store, b)
-	})
-	if err != nil {
-		return nil, err
-	}
-	for _, b := range res.Blobs {
-		res.Fetched += b.Bytes
-		if b.Status == BlobPresent {
-			res.Present += b.Size
+	for i, l := range man.Layers {
+		if _, ok := layer.CompressionOf(l.MediaType); !ok {
+			return nil, fmt.Errorf("%s: layer %d has media type %q, not a layer bb can restore: nothing was downloaded", src, i, l.MediaType)
 		}
 	}
-	if _, _, err := store.Ingest(ctx, bytes.NewReader(mb), mdesc.Digest, mdesc.Size); err != nil {
-		return nil, err
-	}
-	res.Fetched += int64(len(mb))
-	raw, art, err := c.findMetadata(ctx, mdesc)
-	if err != nil {
-		return nil, c.explain("reading the bottle metadata of "+mdesc.Digest.String()+" from", err)
-	}
-	res.Metadata, res.MetadataArtifact = raw, art
-	if st, err := openState(store); err == nil {
-		hs := make([]v1.Hash, 0, len(blobs))
-		for _, b := range blobs {
-			hs = append(hs, b.Digest)
-		}
-		if err := st.record(c.reg, c.repo, hs); err != nil {
-			opts.Logger.Warn("recording pulled blobs", "err", err)
-		}
-	}
-	res.Duration = time.Since(start)
-	return res, nil
+	return &man, nil
+}
+
+// blobLog records the blobs a pull added to the store.
+type blobLog struct {
+	mu sync.Mutex
+	hs []v1.Hash
+}
+
+func (l *blobLog) add(h v1.Hash) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.hs = append(l.hs, h)
+}
+
+func (l *blobLog) list() []v1.Hash {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.hs)
 }
 
 // fetchManifest reads the manifest ref names, refusing more than
 // oci.MaxManifestSize bytes and checking its digest against the reference
 // (by digest) or the registry's Docker-Content-Digest (by tag).
 func (c *client) fetchManifest(ctx context.Context, ref name.Reference) (v1.Descriptor, []byte, error) {
+	iw := c.watch(ctx)
+	defer iw.stop()
+	ctx = iw.ctx
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url("manifests/"+ref.Identifier()), nil)
 	if err != nil {
 		return v1.Descriptor{}, nil, err
@@ -146,15 +354,17 @@ func (c *client) fetchManifest(ctx context.Context, ref name.Reference) (v1.Desc
 	req.Header.Set("Accept", manifestAccept)
 	resp, err := c.do(req, http.StatusOK)
 	if err != nil {
-		return v1.Descriptor{}, nil, c.explain("fetching manifest "+ref.Identifier()+" from", err)
+		return v1.Descriptor{}, nil, iw.explain("manifest "+ref.Identifier(), c.explain("fetching manifest "+ref.Identifier()+" from", err))
 	}
 	defer resp.Body.Close()
 	if resp.ContentLength > oci.MaxManifestSize {
 		return v1.Descriptor{}, nil, fmt.Errorf("manifest %s in %s declares %d bytes, more than bb accepts (%d)", ref.Identifier(), c.where(), resp.ContentLength, oci.MaxManifestSize)
 	}
-	mb, err := io.ReadAll(io.LimitReader(resp.Body, oci.MaxManifestSize+1))
+	var n atomic.Int64
+	body := &counter{r: resp.Body, n: &n, progress: func(int64) { iw.touch() }}
+	mb, err := io.ReadAll(io.LimitReader(body, oci.MaxManifestSize+1))
 	if err != nil {
-		return v1.Descriptor{}, nil, fmt.Errorf("reading manifest %s from %s: %w", ref.Identifier(), c.where(), err)
+		return v1.Descriptor{}, nil, iw.explain("manifest "+ref.Identifier(), fmt.Errorf("reading manifest %s from %s: %w", ref.Identifier(), c.where(), err))
 	}
 	if len(mb) > oci.MaxManifestSize {
 		return v1.Descriptor{}, nil, fmt.Errorf("manifest %s in %s is larger than bb accepts (%d bytes)", ref.Identifier(), c.where(), oci.MaxManifestSize)
@@ -172,32 +382,131 @@ func (c *client) fetchManifest(ctx context.Context, ref name.Reference) (v1.Desc
 	return v1.Descriptor{MediaType: types.MediaType(mt), Digest: h, Size: int64(len(mb))}, mb, nil
 }
 
-// fetchBlob streams blob desc into the store unless it is there already.
-func (c *client) fetchBlob(ctx context.Context, store *oci.Store, desc v1.Descriptor) (BlobResult, error) {
+// errStalled is the cause of a transfer cancelled by the idle timeout.
+var errStalled = errors.New("stalled")
+
+// idleWatch cancels a transfer that moves no byte for the idle timeout.
+type idleWatch struct {
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	timer  *time.Timer
+	d      time.Duration
+	where  string
+}
+
+// watch starts an idle watch over a transfer from c; the transfer uses
+// the returned watch's ctx and calls touch whenever bytes arrive.
+func (c *client) watch(ctx context.Context) *idleWatch {
+	w := &idleWatch{d: c.opts.IdleTimeout, where: c.where()}
+	w.ctx, w.cancel = context.WithCancelCause(ctx)
+	w.timer = time.AfterFunc(w.d, func() { w.cancel(errStalled) })
+	return w
+}
+
+func (w *idleWatch) touch() { w.timer.Reset(w.d) }
+
+func (w *idleWatch) stop() {
+	w.timer.Stop()
+	w.cancel(nil)
+}
+
+// explain replaces err by a stall message when the watch cancelled the
+// transfer of what.
+func (w *idleWatch) explain(what string, err error) error {
+	if err != nil && errors.Is(context.Cause(w.ctx), errStalled) {
+		return fmt.Errorf("fetching %s from %s: no data for %s: the registry stalled; try again, or raise --idle-timeout", what, w.where, w.d)
+	}
+	return err
+}
+
+// fetchBlob streams blob desc into the store unless it is there already,
+// verifying its digest and size and, when check is set, the layer's
+// diffID (computed in the same pass) before the blob is committed. A
+// blob the store already has is checked by reading it. A transfer that
+// moves no byte for Options.IdleTimeout is abandoned.
+func (c *client) fetchBlob(ctx context.Context, store *oci.Store, desc v1.Descriptor, added *blobLog, check func(layer.Compression, v1.Hash, error) error) (BlobResult, error) {
 	res := BlobResult{Digest: desc.Digest, Size: desc.Size, MediaType: desc.MediaType}
 	if n, err := store.Stat(ctx, desc.Digest); err == nil && n == desc.Size {
+		if check != nil {
+			if err := checkStored(ctx, store, desc.Digest, check); err != nil {
+				return res, err
+			}
+		}
 		res.Status = BlobPresent
 		return res, nil
 	}
+	iw := c.watch(ctx)
+	defer iw.stop()
+	ctx = iw.ctx
+	stalled := func(err error) error { return iw.explain("blob "+desc.Digest.String(), err) }
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url("blobs/"+desc.Digest.String()), nil)
 	if err != nil {
 		return res, err
 	}
 	resp, err := c.do(req, http.StatusOK)
 	if err != nil {
-		return res, c.explain("fetching blob "+desc.Digest.String()+" from", err)
+		return res, stalled(c.explain("fetching blob "+desc.Digest.String()+" from", err))
 	}
 	defer resp.Body.Close()
 	if resp.ContentLength >= 0 && resp.ContentLength != desc.Size {
 		return res, fmt.Errorf("blob %s from %s is %d bytes, the manifest says %d", desc.Digest, c.where(), resp.ContentLength, desc.Size)
 	}
 	var n atomic.Int64
-	body := &counter{r: resp.Body, n: &n, progress: c.opts.Progress}
-	_, _, err = store.Ingest(ctx, body, desc.Digest, desc.Size)
+	body := &counter{r: resp.Body, n: &n, progress: func(d int64) {
+		iw.touch()
+		c.opts.Progress(d)
+	}}
+	w, err := store.NewWriter(ctx)
+	if err != nil {
+		return res, err
+	}
+	defer w.Close()
+	dw := layer.NewDiffIDWriter()
+	defer dw.Close()
+	var dst io.Writer = w
+	if check != nil {
+		dst = io.MultiWriter(w, dw)
+	}
+	// One byte more than announced is enough to refuse an endless blob.
+	_, err = io.Copy(dst, io.LimitReader(body, desc.Size+1))
 	res.Bytes = n.Load()
 	if err != nil {
-		return res, fmt.Errorf("fetching blob %s from %s: %w", desc.Digest, c.where(), err)
+		return res, stalled(fmt.Errorf("fetching blob %s from %s: %w", desc.Digest, c.where(), err))
+	}
+	if w.Size() != desc.Size || w.Digest() != desc.Digest {
+		if w.Size() > desc.Size {
+			return res, fmt.Errorf("blob %s from %s is longer than the %d bytes the manifest says: refusing it", desc.Digest, c.where(), desc.Size)
+		}
+		return res, fmt.Errorf("blob %s from %s: %w", desc.Digest, c.where(), &oci.DigestMismatchError{WantDigest: desc.Digest, GotDigest: w.Digest(), WantSize: desc.Size, GotSize: w.Size()})
+	}
+	if check != nil {
+		comp, diff, derr := dw.Finish(desc.Digest)
+		if err := check(comp, diff, derr); err != nil {
+			return res, err
+		}
+	}
+	if _, _, err := w.Commit(ctx, desc.Digest, desc.Size); err != nil {
+		return res, fmt.Errorf("storing blob %s from %s: %w", desc.Digest, c.where(), err)
+	}
+	if w.Created() {
+		added.add(desc.Digest)
 	}
 	res.Status = BlobFetched
 	return res, nil
+}
+
+// checkStored runs check on the diffID of a blob already in the store.
+func checkStored(ctx context.Context, store *oci.Store, h v1.Hash, check func(layer.Compression, v1.Hash, error) error) error {
+	f, err := store.Blob(ctx, h)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	dw := layer.NewDiffIDWriter()
+	defer dw.Close()
+	if _, err := io.Copy(dw, iox.ContextReader(ctx, f)); err != nil {
+		return fmt.Errorf("reading blob %s from the store: %w", h, err)
+	}
+	comp, diff, derr := dw.Finish(h)
+	return check(comp, diff, derr)
 }
