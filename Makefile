@@ -3,7 +3,7 @@ BIN      ?= bin/bb
 GOBIN    := $(shell $(GO) env GOPATH)/bin
 export PATH := $(PATH):$(GOBIN)
 
-.PHONY: all build test test-only demo bench fmt vet docs check-docs clean
+.PHONY: all build test test-only fuzz-short demo bench fmt vet docs check-docs clean
 
 all: build
 
@@ -20,6 +20,14 @@ test-only:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
+	$(MAKE) fuzz-short
+
+# A short run of each fuzzer beyond its checked-in seed corpus
+# (testdata/fuzz/, which go test already runs). FUZZTIME per fuzzer.
+FUZZTIME ?= 10s
+fuzz-short:
+	$(GO) test -run '^$$' -fuzz '^FuzzImport$$' -fuzztime $(FUZZTIME) ./archive
+	$(GO) test -run '^$$' -fuzz '^FuzzDockerDiff$$' -fuzztime $(FUZZTIME) ./backends/docker
 
 # Main job on a built-in default: snapshot a generated root filesystem
 # (no Docker needed), inspect it, resume it; plus a Docker round trip when
