@@ -43,7 +43,15 @@ make it the current snapshot of a slug, so that bb resume works here.
 
 The slug is --as, else the one recorded in the snapshot, else the
 repository's last path element. Credentials and transport flags are as for
-bb push.`,
+bb push.
+
+Before any blob is downloaded, bb refuses what is not a container image
+(an artifact, an unknown media type, an index without a linux image; of
+an index, the linux image for this host's architecture is pulled) and a
+slug that already has another snapshot or bottle here (unless --force).
+Each layer's uncompressed content is checked against its config's diff_id
+as it streams; a registry that sends nothing for --idle-timeout is given
+up on. A refused or failed pull removes the blobs it added.`,
 		Example: `  bb pull registry.example.com/bottles/demo:v1
   bb pull 127.0.0.1:5000/demo --as demo2 --load`,
 		Args: cobra.ExactArgs(1),
