@@ -41,6 +41,8 @@ type liar struct {
 	blob      func(w http.ResponseWriter, r *http.Request, digest string, honest []byte)
 	blobReqs  atomic.Int64
 	manifestN atomic.Int64
+	// stallReferrers makes the referrers API hang.
+	stallReferrers bool
 }
 
 type liarManifest struct {
@@ -95,6 +97,12 @@ func (l *liar) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	kind, id, _ := strings.Cut(rest, "/")
 	switch kind {
+	case "referrers":
+		if l.stallReferrers {
+			<-r.Context().Done()
+			return
+		}
+		http.NotFound(w, r)
 	case "manifests":
 		l.manifestN.Add(1)
 		l.mu.Lock()
@@ -461,5 +469,46 @@ func TestPullPresentLayerChecked(t *testing.T) {
 	}
 	if after := storeFiles(t, s); strings.Join(after, " ") != strings.Join(before, " ") {
 		t.Errorf("store files changed:\nbefore %v\nafter  %v", before, after)
+	}
+}
+
+// TestPullRollsBack: a pull that fails late (on its third layer, or on
+// the metadata referrer after every blob arrived) removes the blobs it
+// had already stored, and keeps those the store had before.
+func TestPullRollsBack(t *testing.T) {
+	t.Parallel()
+	for _, late := range []string{"third layer", "referrers stall"} {
+		t.Run(late, func(t *testing.T) {
+			t.Parallel()
+			l := newLiar(t)
+			_, bs := l.image("t", []string{"one", "two", "three"}, nil)
+			want := "stalled"
+			if late == "third layer" {
+				want = "digest mismatch"
+				l.blob = func(w http.ResponseWriter, r *http.Request, id string, honest []byte) {
+					if id == bs[3].Digest.String() {
+						honest = bytes.Clone(honest)
+						honest[len(honest)-1] ^= 1
+					}
+					w.Write(honest)
+				}
+			} else {
+				want = "no answer from"
+				l.stallReferrers = true
+			}
+			s := seeded(t)
+			before := storeFiles(t, s)
+			_, err := remote.Pull(context.Background(), s, l.ref("t"), remote.Options{Keychain: anonymous, Concurrency: 1, IdleTimeout: 300 * time.Millisecond})
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("got %v, want an error saying %q", err, want)
+			}
+			t.Log(err)
+			if n := l.blobReqs.Load(); n < 3 {
+				t.Fatalf("only %d blob requests: the failure came too early to test rollback", n)
+			}
+			if after := storeFiles(t, s); strings.Join(after, " ") != strings.Join(before, " ") {
+				t.Errorf("store files changed:\nbefore %v\nafter  %v", before, after)
+			}
+		})
 	}
 }
