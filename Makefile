@@ -22,12 +22,15 @@ test-only:
 	$(GO) test -race -count=1 -timeout 20m ./...
 	$(MAKE) fuzz-short
 
-# A short run of every fuzzer (seed corpora in testdata/fuzz/), one line
-# each; all of them together stay under a minute.
+# A short run of every fuzzer beyond its checked-in seed corpus
+# (testdata/fuzz/, which go test already runs), one line each; FUZZTIME
+# per fuzzer, all of them together under a minute.
 FUZZTIME ?= 5s
 fuzz-short:
 	$(GO) test -run '^$$' -fuzz '^FuzzExtract$$' -fuzztime $(FUZZTIME) ./rootfs
 	$(GO) test -run '^$$' -fuzz '^FuzzFilter$$' -fuzztime $(FUZZTIME) ./snapshot
+	$(GO) test -run '^$$' -fuzz '^FuzzImport$$' -fuzztime $(FUZZTIME) ./archive
+	$(GO) test -run '^$$' -fuzz '^FuzzDockerDiff$$' -fuzztime $(FUZZTIME) ./backends/docker
 
 # Main job on a built-in default: snapshot a generated root filesystem
 # (no Docker needed), inspect it, resume it; plus a Docker round trip when

@@ -38,8 +38,14 @@
 // read each, fixed modes and times, so the same snapshot always gives the
 // same bytes. Import reads the tar once, from a file or a pipe: each blob
 // goes into the store while its sha256 and size are checked against its
-// name and header; then the graph (index.json or manifest.json, manifests,
-// configs, layers) is checked against what arrived. Archives that are not
+// name and header, and, in the same pass, its uncompressed sha256 (a
+// gzip or zstd blob is decompressed alongside, never kept), so that
+// each layer is checked against its config's diff_id whichever of the
+// two came first; then the graph (index.json or manifest.json,
+// manifests, configs, layers) is checked against what arrived. Each
+// distinct manifest, config and index is parsed once however often it is
+// named, and nesting, entries and layers are bounded (MaxIndexDepth,
+// MaxIndexEntries, MaxImages, MaxLayers). Archives that are not
 // well-formed (paths that escape, links or devices, duplicate entries,
 // truncation, trailing data, oversized JSON, missing or mismatched blobs)
 // are refused with an error wrapping ErrInvalid, and the blobs the import

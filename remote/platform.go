@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"runtime"
 
+	"github.com/bot-bottle/bb/oci"
+
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
@@ -21,6 +23,9 @@ func pickImage(src string, ib []byte) (v1.Descriptor, error) {
 	if err := json.Unmarshal(ib, &idx); err != nil {
 		return v1.Descriptor{}, fmt.Errorf("parsing the image index %s: %w", src, err)
 	}
+	if len(idx.Manifests) > MaxIndexEntries {
+		return v1.Descriptor{}, fmt.Errorf("%s: image index has %d entries; bb reads at most %d (MaxIndexEntries)", src, len(idx.Manifests), MaxIndexEntries)
+	}
 	var images []v1.Descriptor
 	for _, d := range idx.Manifests {
 		if d.MediaType != types.OCIManifestSchema1 && d.MediaType != types.DockerManifestSchema2 {
@@ -28,6 +33,9 @@ func pickImage(src string, ib []byte) (v1.Descriptor, error) {
 		}
 		if d.ArtifactType != "" || (d.Platform != nil && (d.Platform.OS == "unknown" || d.Platform.Architecture == "unknown")) {
 			continue
+		}
+		if d.Size <= 0 || d.Size > oci.MaxManifestSize || oci.ValidHash(d.Digest) != nil {
+			return v1.Descriptor{}, fmt.Errorf("%s: image index names manifest %s of %d bytes: refusing it", src, d.Digest, d.Size)
 		}
 		images = append(images, d)
 	}

@@ -65,7 +65,7 @@ func makeSnap(t testing.TB, slug string, layerSize int, seed int64) *snap {
 	}
 	b := make([]byte, layerSize)
 	rand.New(rand.NewSource(seed)).Read(b)
-	ld, err := s.PutBytes(ctx, types.OCILayer, b)
+	ld, err := s.PutBytes(ctx, types.OCIUncompressedLayer, b) // random bytes: diffID = digest
 	if err != nil {
 		t.Fatal(err)
 	}

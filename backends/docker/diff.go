@@ -109,7 +109,9 @@ func (p *plan) rewrite(src io.Reader, w io.Writer, filter bool) error {
 			return err
 		}
 		name := cleanRel(hdr.Name)
-		if name == "" || (filter && !p.set[name]) {
+		// The stream comes from the bottle: an entry that climbs out
+		// (..) or is absolute is not one tar --directory=/ makes.
+		if name == "" || hasDotDot(hdr.Name) || path.IsAbs(hdr.Name) || (filter && !p.set[name]) {
 			continue
 		}
 		hdr.Format = tar.FormatUnknown
