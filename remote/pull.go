@@ -38,7 +38,10 @@ type PullResult struct {
 	MetadataArtifact *v1.Descriptor `json:"metadataArtifact,omitempty"`
 	// Fetched is the number of bytes downloaded; Present the sizes of
 	// blobs the store already had.
-	Fetched  int64         `json:"fetched"`
+	Fetched int64 `json:"fetched"`
+	// NewBlobs are the blobs the pull added to the store: a caller that
+	// does not tag the image passes them to oci.Store.Discard.
+	NewBlobs []v1.Hash     `json:"-"`
 	Present  int64         `json:"present"`
 	Blobs    []BlobResult  `json:"blobs"`
 	Duration time.Duration `json:"duration"`
@@ -64,6 +67,7 @@ func Pull(ctx context.Context, store *oci.Store, src string, opts Options) (*Pul
 		}
 		return nil, err
 	}
+	res.NewBlobs = added.Blobs()
 	return res, nil
 }
 

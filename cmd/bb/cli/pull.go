@@ -57,6 +57,9 @@ bb push.`,
 			if err != nil {
 				return err
 			}
+			// Blobs of a pull that ends untagged (no slug, slug taken) go
+			// again; tagged ones stay (Discard spares what a tag reaches).
+			defer func() { _ = m.Store.Discard(ctx, res.NewBlobs) }()
 			slug := as
 			if slug == "" {
 				slug = res.Slug
