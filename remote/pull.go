@@ -41,13 +41,13 @@ type PullResult struct {
 	MetadataArtifact *v1.Descriptor `json:"metadataArtifact,omitempty"`
 	// Fetched is the number of bytes downloaded; Present the sizes of
 	// blobs the store already had.
-	Fetched  int64         `json:"fetched"`
+	Fetched int64 `json:"fetched"`
+	// NewBlobs are the blobs the pull added to the store: a caller that
+	// does not tag the image passes them to oci.Store.Discard.
+	NewBlobs []v1.Hash     `json:"-"`
 	Present  int64         `json:"present"`
 	Blobs    []BlobResult  `json:"blobs"`
 	Duration time.Duration `json:"duration"`
-	// NewBlobs are the blobs the pull added to the store: what to
-	// Discard if the image is not tagged after all.
-	NewBlobs []v1.Hash `json:"-"`
 }
 
 // manifestAccept lists what bb asks a registry for.

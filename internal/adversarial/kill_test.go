@@ -168,3 +168,28 @@ func TestKillDuringPush(t *testing.T) {
 	checkStore(t, filepath.Join(home2, "oci"))
 	resumes(t, bin, home2, pull[len(pull)-1])
 }
+
+// A pull refused after the download (its slug is taken here) leaves no
+// blobs behind.
+func TestRefusedPullLeavesNoBlobs(t *testing.T) {
+	reg := testregistry.Start(t, testregistry.Options{})
+	home, home2 := t.TempDir(), t.TempDir()
+	a, b := t.TempDir(), t.TempDir()
+	tree(t, a, 21, 64<<10)
+	tree(t, b, 22, 64<<10)
+	mustRun(t, home, "commit", "--from-dir", a, "--slug", "taken")
+	mustRun(t, home, "push", "taken", reg.Repo("adversarial/taken:v1"))
+	mustRun(t, home2, "commit", "--from-dir", b, "--slug", "taken")
+	count := func() int {
+		ents, _ := os.ReadDir(filepath.Join(home2, "oci", "blobs", "sha256"))
+		return len(ents)
+	}
+	before := count()
+	if out, err := run(t, home2, "pull", reg.Repo("adversarial/taken:v1")); err == nil {
+		t.Fatalf("pull over a taken slug succeeded:\n%s", out)
+	}
+	if after := count(); after != before {
+		t.Errorf("refused pull left %d blobs", after-before)
+	}
+	checkStore(t, filepath.Join(home2, "oci"))
+}
