@@ -47,7 +47,7 @@ func pickImage(src string, ib []byte) (v1.Descriptor, error) {
 	if len(images) == 1 && images[0].Platform == nil {
 		return images[0], nil
 	}
-	return v1.Descriptor{}, fmt.Errorf("%s is an image index without a linux/%s image (%d images): pull one platform's manifest by digest", src, runtime.GOARCH, len(images))
+	return v1.Descriptor{}, fmt.Errorf("%s is an image index without a linux image for this host (linux/%s; %d runnable images): nothing was downloaded; pull one platform's manifest by digest", src, runtime.GOARCH, len(images))
 }
 
 // isIndexType reports whether a fetched manifest is an image index, by
