@@ -26,6 +26,13 @@ if ! command -v crane >/dev/null 2>&1 && [ ! -x "$gobin/crane" ]; then
   go install github.com/google/go-containerregistry/cmd/crane@v0.22.1
 fi
 
+# OCI distribution-spec conformance suite (cmd/bb/cli TestOCIConformance),
+# pinned; installs as $gobin/conformance.
+if [ ! -x "$gobin/conformance" ]; then
+  echo "test-deps: installing the OCI conformance suite" >&2
+  go install github.com/opencontainers/distribution-spec/conformance@v0.0.0-20260831232431-97274622c111
+fi
+
 if ! docker info >/dev/null 2>&1; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "test-deps: no Docker daemon reachable and not root to start one; Docker tests will be skipped" >&2
