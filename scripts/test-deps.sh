@@ -28,9 +28,10 @@ fi
 
 # OCI distribution-spec conformance suite (cmd/bb/cli TestOCIConformance),
 # pinned; installs as $gobin/conformance.
-if [ ! -x "$gobin/conformance" ]; then
-  echo "test-deps: installing the OCI conformance suite" >&2
-  go install github.com/opencontainers/distribution-spec/conformance@v0.0.0-20260831232431-97274622c111
+conformance_ver=v0.0.0-20260831232431-97274622c111
+if ! go version -m "$gobin/conformance" 2>/dev/null | grep -q "$conformance_ver"; then
+  echo "test-deps: installing the OCI conformance suite $conformance_ver" >&2
+  go install "github.com/opencontainers/distribution-spec/conformance@$conformance_ver"
 fi
 
 if ! docker info >/dev/null 2>&1; then
