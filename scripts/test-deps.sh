@@ -26,6 +26,11 @@ if ! command -v crane >/dev/null 2>&1 && [ ! -x "$gobin/crane" ]; then
   go install github.com/google/go-containerregistry/cmd/crane@v0.22.1
 fi
 
+if ! command -v regctl >/dev/null 2>&1 && [ ! -x "$gobin/regctl" ]; then
+  echo "test-deps: installing regctl" >&2
+  go install github.com/regclient/regclient/cmd/regctl@v0.11.7
+fi
+
 # OCI distribution-spec conformance suite (cmd/bb/cli TestOCIConformance),
 # pinned; installs as $gobin/conformance.
 conformance_ver=v0.0.0-20260831232431-97274622c111
