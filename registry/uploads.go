@@ -175,12 +175,6 @@ func (u *uploads) closeAll() {
 	}
 }
 
-func (u *uploads) count() int {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return len(u.m)
-}
-
 func newID() string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
