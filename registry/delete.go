@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/bot-bottle/bb/oci"
+	"github.com/bot-bottle/bb/snapshot"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
@@ -58,7 +59,7 @@ func (h *handler) deleteManifest(ctx context.Context, w http.ResponseWriter, rt 
 			}
 			kept = append(kept, m)
 		}
-		idx.Manifests = kept
+		idx.Manifests = dropOrphanMetadata(kept)
 		return nil
 	}
 	_, err := h.store.Delete(ctx, edit, []v1.Hash{d})
@@ -124,7 +125,7 @@ func (h *handler) deleteTag(ctx context.Context, w http.ResponseWriter, rt route
 			}
 			kept = append(kept, m)
 		}
-		idx.Manifests = kept
+		idx.Manifests = dropOrphanMetadata(kept)
 		return nil
 	})
 	if err != nil {
@@ -159,6 +160,26 @@ func (h *handler) deleteBlob(ctx context.Context, w http.ResponseWriter, ref str
 	}
 	w.WriteHeader(http.StatusAccepted)
 	return nil
+}
+
+// dropOrphanMetadata removes from entries the bottle metadata artifacts
+// whose snapshot no tag holds any more: a metadata artifact goes with the
+// last snapshot it describes, as when bb prunes a slug's history.
+func dropOrphanMetadata(entries []v1.Descriptor) []v1.Descriptor {
+	tagged := map[string]bool{}
+	for _, m := range entries {
+		if m.Annotations[oci.RefNameAnnotation] != "" {
+			tagged[m.Digest.String()] = true
+		}
+	}
+	kept := entries[:0]
+	for _, m := range entries {
+		if m.ArtifactType == snapshot.MetadataArtifactType && !tagged[m.Annotations[subjectAnnotation]] {
+			continue
+		}
+		kept = append(kept, m)
+	}
+	return kept
 }
 
 // inUseError refuses to delete what the store still needs.

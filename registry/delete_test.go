@@ -104,7 +104,17 @@ func TestDelete(t *testing.T) {
 	do(t, "DELETE", base+"multi/manifests/"+id.String(), nil).expect(t, 202, "")
 	do(t, "DELETE", base+"multi/manifests/"+child, nil).expect(t, 202, "")
 
-	// The slugs the suite did not touch are as they were.
+	// Deleting a bb snapshot by digest takes its metadata artifact along;
+	// the other snapshots keep theirs.
+	do(t, "DELETE", base+"other/manifests/"+f.other.Manifest.Digest.String(), nil).expect(t, 202, "")
+	if _, err := snapshot.GetMetadata(ctx, f.store, f.other.Manifest.Digest); err == nil {
+		t.Error("metadata of a deleted snapshot stays in the index")
+	}
+	if _, err := snapshot.GetMetadata(ctx, f.store, f.demo.Manifest.Digest); err != nil {
+		t.Errorf("metadata of demo: %v", err)
+	}
+
+	// The slugs the test did not touch are as they were.
 	if got, _ := f.store.Resolve(ctx, "demo"); got.Digest != f.demo.Manifest.Digest {
 		t.Error("demo changed")
 	}
