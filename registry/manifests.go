@@ -3,6 +3,9 @@ package registry
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -406,15 +409,17 @@ func (h *handler) putManifest(ctx context.Context, w http.ResponseWriter, r *htt
 	if e != nil {
 		return e
 	}
-	// A manifest pushed by digest is stored under that digest's algorithm
-	// (sha512 too); one pushed by tag under sha256.
-	got, n, err := h.store.Ingest(ctx, bytes.NewReader(b), want, int64(len(b)))
-	var dm *oci.DigestMismatchError
-	if errors.As(err, &dm) {
-		e := newError(400, codeDigestInvalid, fmt.Sprintf("manifest digest is %s, not %s as the URL says", dm.GotDigest, want))
-		e.Detail = map[string]string{"digest": dm.GotDigest.String()}
-		return e
+	// A manifest pushed by digest is checked here (Ingest trusts a digest
+	// the store already has) and stored under that digest's algorithm,
+	// sha512 too; one pushed by tag under sha256.
+	if byDigest {
+		if got := digestBytes(want.Algorithm, b); got != want {
+			e := newError(400, codeDigestInvalid, fmt.Sprintf("manifest digest is %s, not %s as the URL says", got, want))
+			e.Detail = map[string]string{"digest": got.String()}
+			return e
+		}
 	}
+	got, n, err := h.store.Ingest(ctx, bytes.NewReader(b), want, int64(len(b)))
 	if err != nil {
 		return internal("storing manifest", err)
 	}
@@ -583,4 +588,15 @@ func (h *handler) recordReferrer(ctx context.Context, desc v1.Descriptor) error 
 		idx.Manifests = append(idx.Manifests, desc)
 		return nil
 	})
+}
+
+// digestBytes returns the digest of b with algorithm alg (sha256 or
+// sha512, as parseDigest allows).
+func digestBytes(alg string, b []byte) v1.Hash {
+	if alg == "sha512" {
+		sum := sha512.Sum512(b)
+		return v1.Hash{Algorithm: alg, Hex: hex.EncodeToString(sum[:])}
+	}
+	sum := sha256.Sum256(b)
+	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}
 }

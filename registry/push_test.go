@@ -333,6 +333,12 @@ func TestManifestPush(t *testing.T) {
 	putManifest(t, base+"A/b/manifests/latest", mt, raw).expect(t, 400, "NAME_INVALID")
 	// By digest: the digest must match.
 	putManifest(t, base+"copy/manifests/"+digestOf([]byte("x")).String(), mt, raw).expect(t, 400, "DIGEST_INVALID")
+	// Not even under the digest of another manifest of the same size the
+	// store has.
+	padded := []byte(strings.Replace(string(raw), "{", "{ ", 1))
+	putManifest(t, base+"copy/manifests/"+digestOf(padded).String(), mt, padded).expect(t, 201, "")
+	twin := []byte(strings.Replace(string(raw), "{", "{\t", 1))
+	putManifest(t, base+"copy/manifests/"+digestOf(padded).String(), mt, twin).expect(t, 400, "DIGEST_INVALID")
 	putManifest(t, base+"copy/manifests/"+f.other.Manifest.Digest.String(), mt, raw).expect(t, 201, "")
 
 	// A tag must not take over another slug's store tag: demo's history
