@@ -390,13 +390,21 @@ func (h *handler) putManifest(ctx context.Context, w http.ResponseWriter, r *htt
 	repo, ref := rt.repo, rt.ref
 	byDigest := strings.Contains(ref, ":")
 	var want v1.Hash
+	var tags []string // the tags to point at the manifest
 	if byDigest {
 		var e *regError
 		if want, e = parseDigest(ref); e != nil {
 			return e
 		}
-	} else if e := validTagFor(repo, rt.slug, ref); e != nil {
-		return e
+		// A push by digest may name tags too (?tag=a&tag=b).
+		tags = r.URL.Query()["tag"]
+	} else {
+		tags = []string{ref}
+	}
+	for _, t := range tags {
+		if e := validTagFor(repo, rt.slug, t); e != nil {
+			return e
+		}
 	}
 	b, err := io.ReadAll(io.LimitReader(r.Body, oci.MaxManifestSize+1))
 	if err != nil {
@@ -429,13 +437,12 @@ func (h *handler) putManifest(ctx context.Context, w http.ResponseWriter, r *htt
 	if m.Subject != nil {
 		desc.Annotations[subjectAnnotation] = m.Subject.Digest.String()
 	}
-	if byDigest {
-		if m.Subject != nil {
-			if err := h.recordReferrer(ctx, desc); err != nil {
-				return internal("recording referrer", err)
-			}
+	if byDigest && m.Subject != nil {
+		if err := h.recordReferrer(ctx, desc); err != nil {
+			return internal("recording referrer", err)
 		}
-	} else {
+	}
+	if len(tags) > 0 {
 		desc.Annotations[oci.SlugAnnotation] = rt.slug
 		for _, k := range []string{oci.CreatedAnnotation, oci.BackendAnnotation, oci.SourceAnnotation, oci.BaseImageAnnotation} {
 			if v, ok := m.Annotations[k]; ok {
@@ -445,16 +452,21 @@ func (h *handler) putManifest(ctx context.Context, w http.ResponseWriter, r *htt
 		if desc.Annotations[oci.CreatedAnnotation] == "" {
 			desc.Annotations[oci.CreatedAnnotation] = time.Now().UTC().Format(time.RFC3339Nano)
 		}
-		if e := h.tag(ctx, repo, rt.slug, ref, desc); e != nil {
+	}
+	for _, t := range tags {
+		if e := h.tag(ctx, repo, rt.slug, t, desc); e != nil {
 			return e
 		}
-		if ref == latestTag {
+		if t == latestTag {
 			// A push of the current snapshot is a snapshot like a commit: it
 			// gets a history tag, so bb list shows it at once.
 			res := &snapshot.Result{Slug: rt.slug, Tag: snapshot.Tag(rt.slug), TimeTag: snapshot.TimeTag(rt.slug, time.Now()), Manifest: desc}
 			if err := snapshot.Publish(ctx, h.store, res, -1); err != nil {
 				return internal("recording the pushed snapshot's history tag", err)
 			}
+		}
+		if byDigest {
+			w.Header().Add("OCI-Tag", t)
 		}
 	}
 	hd := w.Header()

@@ -340,6 +340,17 @@ func TestManifestPush(t *testing.T) {
 	twin := []byte(strings.Replace(string(raw), "{", "{\t", 1))
 	putManifest(t, base+"copy/manifests/"+digestOf(padded).String(), mt, twin).expect(t, 400, "DIGEST_INVALID")
 	putManifest(t, base+"copy/manifests/"+f.other.Manifest.Digest.String(), mt, raw).expect(t, 201, "")
+	// By digest with tags: each becomes a store tag, and OCI-Tag says so.
+	r = putManifest(t, base+"team/copy/manifests/"+f.other.Manifest.Digest.String()+"?tag=t1&tag=t2", mt, raw).expect(t, 201, "")
+	if got := r.Header.Values("OCI-Tag"); fmt.Sprint(got) != "[t1 t2]" {
+		t.Errorf("OCI-Tag %v", got)
+	}
+	for _, st := range []string{"team___copy-t1", "team___copy-t2"} {
+		if d, err := f.store.Resolve(ctx, st); err != nil || d.Digest != f.other.Manifest.Digest {
+			t.Errorf("store tag %s: %+v (%v)", st, d, err)
+		}
+	}
+	putManifest(t, base+"copy/manifests/"+f.other.Manifest.Digest.String()+"?tag=bad:tag", mt, raw).expect(t, 400, "MANIFEST_INVALID")
 
 	// A tag must not take over another slug's store tag: demo's history
 	// tag demo-<time> is not repository demo-<time>'s latest.

@@ -142,6 +142,7 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 		"OCI_API_MANIFESTS_DIGEST_HEADER=true",
 		"OCI_API_BLOBS_MOUNT_ANONYMOUS=true",
 		"OCI_API_REFERRER=true",
+		"OCI_API_MANIFESTS_TAG_PARAM=true",
 		"OCI_DATA_SHA512=true",
 	)
 	start := time.Now()

@@ -43,7 +43,8 @@ referrers, and with the flags below push and content management.
 
 The registry is read-only unless told otherwise:
   --allow-push    blob uploads (monolithic, chunked, streamed; mounts) and
-                  manifest pushes into the store. SLUG:latest replaces the
+                  manifest pushes into the store, by tag or by digest (with
+                  ?tag= parameters). SLUG:latest replaces the
                   slug's current snapshot and, like a commit, gets a history
                   tag SLUG-<time>; SLUG:T becomes store tag SLUG-T. At 64
                   open uploads the longest-idle one is dropped; an upload
