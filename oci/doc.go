@@ -8,6 +8,12 @@
 // behind. index.json is rewritten atomically (temp file + rename) under an
 // exclusive lock, so concurrent bb processes never lose each other's tags.
 //
+// Digests are sha256 or sha512 (blobs/sha512/<digest>, as the image layout
+// allows): a Writer hashes with the algorithm it was started with and
+// rehashes at Commit when asked for the other one. Delete is the explicit
+// removal a registry DELETE needs: at once, under the index lock, and
+// refused (InUseError) for what a tag still reaches.
+//
 // The store does not interpret image contents beyond what it needs to tag
 // and garbage-collect them; reading images goes through go-containerregistry
 // (Store.Image returns a v1.Image backed by the store's files).
