@@ -47,6 +47,7 @@ bench: build
 	./scripts/test-deps.sh
 	./bench/build-bottle.sh
 	$(GO) run ./bench/cmd/bbbench run -bb $(abspath $(BIN))
+	$(GO) run ./bench/cmd/bbbench conformance -bb $(abspath $(BIN))
 
 docs:
 	rm -f docs/cli/*.md

@@ -15,6 +15,12 @@
 // reuse touches the blob under a shared lock) and that no tag reaches.
 // Check (bb doctor) verifies tags, blobs, temporary files and modes; the
 // store's directories are 0700 and its files 0600 or 0400.
+
+// Digests are sha256 or sha512 (blobs/sha512/<digest>, as the image layout
+// allows): a Writer hashes with the algorithm it was started with and
+// rehashes at Commit when asked for the other one. Delete is the explicit
+// removal a registry DELETE needs: at once, under the index lock, and
+// refused (InUseError) for what a tag still reaches.
 //
 // The store does not interpret image contents beyond what it needs to tag
 // and garbage-collect them; reading images goes through go-containerregistry

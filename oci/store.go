@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -199,23 +200,51 @@ func (s *Store) ReadBlob(ctx context.Context, h v1.Hash, limit int64) ([]byte, e
 type Writer struct {
 	s         *Store
 	f         *os.File
+	alg       string
 	h         hash.Hash
 	n         int64
 	committed bool
 	created   bool
 }
 
-// NewWriter starts a new blob.
+// NewWriter starts a new blob, hashed with sha256 (Commit rehashes the
+// file when it is asked for another algorithm).
 func (s *Store) NewWriter(ctx context.Context) (*Writer, error) {
+	return s.NewWriterAlgorithm(ctx, "sha256")
+}
+
+// NewWriterAlgorithm starts a new blob hashed with algorithm alg (one of
+// Algorithms) while it is written.
+func (s *Store) NewWriterAlgorithm(ctx context.Context, alg string) (*Writer, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	h := newHash(alg)
+	if h == nil {
+		return nil, fmt.Errorf("unsupported digest algorithm %q: use sha256 or sha512", alg)
 	}
 	s.sweepOnce()
 	f, err := os.CreateTemp(filepath.Join(s.root, ingestDir), "blob-*")
 	if err != nil {
 		return nil, fmt.Errorf("creating temp blob in store %s: %w", s.root, err)
 	}
-	return &Writer{s: s, f: f, h: sha256.New()}, nil
+	return &Writer{s: s, f: f, alg: alg, h: h}, nil
+}
+
+// Algorithms are the digest algorithms the store holds, each in its own
+// directory under blobs/ (as the OCI image layout allows).
+var Algorithms = []string{"sha256", "sha512"}
+
+// newHash returns a hash of algorithm alg, nil if the store does not
+// support alg.
+func newHash(alg string) hash.Hash {
+	switch alg {
+	case "sha256":
+		return sha256.New()
+	case "sha512":
+		return sha512.New()
+	}
+	return nil
 }
 
 // Write implements io.Writer.
@@ -229,9 +258,25 @@ func (w *Writer) Write(p []byte) (int, error) {
 // Size returns the number of bytes written so far.
 func (w *Writer) Size() int64 { return w.n }
 
-// Digest returns the digest of the bytes written so far.
+// Digest returns the digest of the bytes written so far, in the
+// writer's algorithm.
 func (w *Writer) Digest() v1.Hash {
-	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(w.h.Sum(nil))}
+	return v1.Hash{Algorithm: w.alg, Hex: hex.EncodeToString(w.h.Sum(nil))}
+}
+
+// rehash switches the writer to algorithm alg by hashing the bytes
+// written so far again (the digest to verify was not known when the blob
+// started: a registry upload learns it at the end).
+func (w *Writer) rehash(alg string) error {
+	h := newHash(alg)
+	if h == nil {
+		return fmt.Errorf("unsupported digest algorithm %q: use sha256 or sha512", alg)
+	}
+	if _, err := io.Copy(h, io.NewSectionReader(w.f, 0, w.n)); err != nil {
+		return fmt.Errorf("hashing blob with %s: %w", alg, err)
+	}
+	w.alg, w.h = alg, h
+	return nil
 }
 
 // Commit verifies the blob against want (zero Hash: accept any) and
@@ -244,6 +289,11 @@ func (w *Writer) Commit(ctx context.Context, want v1.Hash, wantSize int64) (v1.H
 	defer w.Close()
 	if err := ctx.Err(); err != nil {
 		return v1.Hash{}, 0, err
+	}
+	if want.Algorithm != "" && want.Algorithm != w.alg {
+		if err := w.rehash(want.Algorithm); err != nil {
+			return v1.Hash{}, 0, err
+		}
 	}
 	got := w.Digest()
 	if (want != v1.Hash{} && want != got) || (wantSize >= 0 && wantSize != w.n) {
@@ -269,6 +319,11 @@ func (w *Writer) Commit(ctx context.Context, want v1.Hash, wantSize int64) (v1.H
 	}
 	if err := os.Chtimes(w.f.Name(), mtime, mtime); err != nil {
 		return v1.Hash{}, 0, fmt.Errorf("setting the time of blob %s: %w", got, err)
+	}
+	if got.Algorithm != "sha256" {
+		if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+			return v1.Hash{}, 0, fmt.Errorf("creating blob directory for %s: %w", got, err)
+		}
 	}
 	placed, err := renameNoReplace(w.f.Name(), dst)
 	if err != nil {
@@ -326,7 +381,11 @@ func (s *Store) Ingest(ctx context.Context, r io.Reader, want v1.Hash, wantSize 
 			return want, n, nil
 		}
 	}
-	w, err := s.NewWriter(ctx)
+	alg := want.Algorithm
+	if alg == "" {
+		alg = "sha256"
+	}
+	w, err := s.NewWriterAlgorithm(ctx, alg)
 	if err != nil {
 		return v1.Hash{}, 0, err
 	}
@@ -464,24 +523,29 @@ func (s *Store) GC(ctx context.Context) ([]v1.Hash, error) {
 		if err != nil {
 			return err
 		}
-		dir := filepath.Join(s.root, "blobs", "sha256")
-		ents, err := os.ReadDir(dir)
-		if err != nil {
-			return fmt.Errorf("listing blobs: %w", err)
-		}
-		for _, e := range ents {
-			h := v1.Hash{Algorithm: "sha256", Hex: e.Name()}
-			if keep[h] {
+		for _, alg := range Algorithms {
+			dir := filepath.Join(s.root, "blobs", alg)
+			ents, err := os.ReadDir(dir)
+			if errors.Is(err, os.ErrNotExist) && alg != "sha256" {
 				continue
 			}
-			if fi, err := e.Info(); err != nil || fi.ModTime().After(before) {
-				continue
+			if err != nil {
+				return fmt.Errorf("listing blobs: %w", err)
 			}
-			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
-				return fmt.Errorf("removing blob %s: %w", h, err)
+			for _, e := range ents {
+				h := v1.Hash{Algorithm: alg, Hex: e.Name()}
+				if keep[h] {
+					continue
+				}
+				if fi, err := e.Info(); err != nil || fi.ModTime().After(before) {
+					continue
+				}
+				if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
+					return fmt.Errorf("removing blob %s: %w", h, err)
+				}
+				s.forgetCreated(h)
+				removed = append(removed, h)
 			}
-			s.forgetCreated(h)
-			removed = append(removed, h)
 		}
 		return nil
 	})
@@ -698,8 +762,12 @@ func syncDir(dir string) error {
 }
 
 func validHash(h v1.Hash) error {
-	if h.Algorithm != "sha256" || len(h.Hex) != 64 {
-		return fmt.Errorf("unsupported digest %q: only sha256 is supported", h.String())
+	n := map[string]int{"sha256": 64, "sha512": 128}[h.Algorithm]
+	if n == 0 {
+		return fmt.Errorf("unsupported digest %q: only sha256 and sha512 are supported", h.String())
+	}
+	if len(h.Hex) != n {
+		return fmt.Errorf("invalid digest %q: a %s digest has %d hex digits", h.String(), h.Algorithm, n)
 	}
 	for _, c := range h.Hex {
 		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
@@ -709,7 +777,7 @@ func validHash(h v1.Hash) error {
 	return nil
 }
 
-// ValidHash reports whether h is a well-formed sha256 digest.
+// ValidHash reports whether h is a well-formed sha256 or sha512 digest.
 func ValidHash(h v1.Hash) error { return validHash(h) }
 
 func cloneMap(m map[string]string) map[string]string {

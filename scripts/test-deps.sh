@@ -34,9 +34,19 @@ if ! command -v oras >/dev/null 2>&1 && [ ! -x "$gobin/oras" ]; then
   echo "test-deps: installing oras" >&2
   go install oras.land/oras/cmd/oras@v1.3.6
 fi
+
 if ! command -v regctl >/dev/null 2>&1 && [ ! -x "$gobin/regctl" ]; then
   echo "test-deps: installing regctl" >&2
   go install github.com/regclient/regclient/cmd/regctl@v0.11.7
+fi
+
+
+# OCI distribution-spec conformance suite (cmd/bb/cli TestOCIConformance),
+# pinned; installs as $gobin/conformance.
+conformance_ver=v0.0.0-20260831232431-97274622c111
+if ! go version -m "$gobin/conformance" 2>/dev/null | grep -q "$conformance_ver"; then
+  echo "test-deps: installing the OCI conformance suite $conformance_ver" >&2
+  go install "github.com/opencontainers/distribution-spec/conformance@$conformance_ver"
 fi
 
 if ! docker info >/dev/null 2>&1; then
