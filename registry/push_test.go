@@ -101,7 +101,7 @@ func TestRemotePush(t *testing.T) {
 	repo, _ := name.NewRepository(srv.Addr() + "/pushed")
 	// latest got a history tag, as a commit would.
 	tags, _ := remote.List(repo)
-	if len(tags) != 3 || !regexp.MustCompile(`^\d{8}T\d{6}\.\d{3}Z$`).MatchString(tags[0]) || fmt.Sprint(tags[1:]) != "[latest v1]" {
+	if len(tags) != 3 || !regexp.MustCompile(`^\d{8}T\d{6}\.\d{3}Z-[0-9a-z]{4}$`).MatchString(tags[0]) || fmt.Sprint(tags[1:]) != "[latest v1]" {
 		t.Errorf("tags %v", tags)
 	}
 	noTempFiles(t, f.store)
