@@ -3,6 +3,7 @@ package dir_test
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"os"
@@ -15,6 +16,8 @@ import (
 	"github.com/bot-bottle/bb/cmd/bb/cli"
 	"github.com/bot-bottle/bb/oci"
 	"github.com/bot-bottle/bb/state"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sys/unix"
 )
 
@@ -295,4 +298,77 @@ func hasFile(t *testing.T, s *oci.Store, res *bottle.CommitResult, suffix string
 		rc.Close()
 	}
 	return false
+}
+
+// adoptLayer stores a one-layer image made of hdrs in home's store and
+// adopts it as slug, the way bb import and bb pull do once they have
+// verified the blobs.
+func adoptLayer(t *testing.T, home, slug string, hdrs []*tar.Header) {
+	t.Helper()
+	ctx := context.Background()
+	var raw bytes.Buffer
+	tw := tar.NewWriter(&raw)
+	for _, h := range hdrs {
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tw.Close()
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(raw.Bytes())
+	zw.Close()
+	h := state.Home{Dir: home}
+	s, err := oci.Open(h.StoreDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ld, lsize, err := s.Ingest(ctx, bytes.NewReader(gz.Bytes()), v1.Hash{}, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	diffID, _, err := v1.SHA256(bytes.NewReader(raw.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := json.Marshal(v1.ConfigFile{OS: "linux", Architecture: "amd64", RootFS: v1.RootFS{Type: "layers", DiffIDs: []v1.Hash{diffID}}})
+	cd, err := s.PutBytes(ctx, types.OCIConfigJSON, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	man, _ := json.Marshal(v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1, Config: cd,
+		Layers: []v1.Descriptor{{MediaType: types.OCILayer, Digest: ld, Size: lsize}}})
+	md, err := s.PutBytes(ctx, types.OCIManifestSchema1, man)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &bottle.Manager{Home: h, Store: s, Runtimes: map[string]bottle.Runtime{bottle.Dir: &dir.Runtime{Home: h}}}
+	if _, err := m.Adopt(ctx, slug, md, bottle.AdoptOptions{Metadata: []byte(`{"backend":"dir"}`)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The issue's import route: a layer entry tmp -> /VICTIM, or
+// var -> /VICTIM, then bb resume.
+func TestResumeOfImportedLayerDoesNotFollowScratchSymlinks(t *testing.T) {
+	for name, link := range map[string]string{"tmp": "tmp", "var": "var", "var/tmp": "var/tmp"} {
+		t.Run(name, func(t *testing.T) {
+			v := victim(t)
+			home := t.TempDir()
+			hdrs := []*tar.Header{{Name: link, Typeflag: tar.TypeSymlink, Linkname: v, Mode: 0o777}}
+			if link == "var/tmp" {
+				hdrs = append([]*tar.Header{{Name: "var/", Typeflag: tar.TypeDir, Mode: 0o755}}, hdrs...)
+			}
+			adoptLayer(t, home, "fsafe-imp", hdrs)
+			out := filepath.Join(t.TempDir(), "out")
+			_, stderr, err := runErr("--home", home, "resume", "fsafe-imp", "--dir", out)
+			if err != nil {
+				t.Fatalf("resume: %v\n%s", err, stderr)
+			}
+			checkVictim(t, v)
+			if fi, err := os.Lstat(filepath.Join(out, "tmp")); err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o777 {
+				t.Errorf("tmp in the resumed tree: %v %v", fi, err)
+			}
+		})
+	}
 }

@@ -55,7 +55,7 @@ Images without a bottle slug (from other tools) need --as.`,
 			for _, img := range res.Images {
 				md := "no bottle metadata"
 				if img.Metadata {
-					md = "bottle metadata restored"
+					md = "bottle metadata restored, host paths left out"
 				}
 				fmt.Fprintf(out, "imported %s: %s (%s)\n", img.Slug, img.Digest, md)
 				if img.Committed != "" {

@@ -101,7 +101,7 @@ up on. A refused or failed pull removes the blobs it added.`,
 			fmt.Fprintf(out, "pulled %s as %s\n  digest %s\n  fetched %s in %s (%s already in the store)\n",
 				res.Reference, slug, res.Manifest.Digest, progress.Bytes(res.Fetched), res.Duration.Round(1e7), progress.Bytes(res.Present))
 			if res.Metadata != nil {
-				fmt.Fprintf(out, "  bottle metadata restored to %s\n", m.Home.StateDir(slug)+"/"+state.MetadataFile)
+				fmt.Fprintf(out, "  bottle metadata restored to %s (host paths left out; as received: %s)\n", m.Home.StateDir(slug)+"/"+state.MetadataFile, state.ImportedMetadataFile)
 			} else {
 				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s carries no bottle metadata; only the image was restored\n", res.Reference)
 			}
