@@ -73,6 +73,10 @@ type PrepareOptions struct {
 	// Method selects how the root filesystem leaves the bottle
 	// ("exec", "export", "cp"); "" is the runtime's default.
 	Method string
+	// KeepEnv keeps the bottle's runtime environment in the snapshot's
+	// config instead of the base image's Env. Runtime environments often
+	// carry tokens.
+	KeepEnv bool
 }
 
 // Prepared is what a runtime hands to the snapshot pipeline.

@@ -10,6 +10,7 @@ import (
 	"github.com/bot-bottle/bb/backends/tarcmd"
 	"github.com/bot-bottle/bb/bottle"
 	"github.com/bot-bottle/bb/snapshot"
+	"github.com/docker/docker/api/types/container"
 )
 
 // Methods of streaming a bottle's root filesystem.
@@ -98,6 +99,7 @@ func (r *Runtime) Prepare(ctx context.Context, slug string, opts bottle.PrepareO
 			base.Layers, base.Config = layers, cf
 		}
 	}
+	base.Config = bottle.ApplyProcess(base.Config, processOf(ci), opts.KeepEnv)
 	kind := "full"
 	if incremental {
 		kind = "diff"
@@ -235,3 +237,18 @@ func (h *hookCloser) Warnings() []string {
 }
 
 var _ snapshot.Source = (*source)(nil)
+
+// processOf is what docker commit takes from a container: its own
+// Entrypoint, Cmd, WorkingDir, User and Env (the image's, merged with
+// what docker run set). ci.Path and ci.Args are the same command
+// resolved, so Config is enough.
+func processOf(ci container.InspectResponse) bottle.Process {
+	p := bottle.Process{}
+	if c := ci.Config; c != nil {
+		// The container's config is complete (the image's values where
+		// docker run set none), so an empty one clears the base's.
+		p.Entrypoint, p.Cmd = append([]string{}, c.Entrypoint...), append([]string{}, c.Cmd...)
+		p.WorkingDir, p.User, p.Env = c.WorkingDir, c.User, c.Env
+	}
+	return p
+}
