@@ -3,14 +3,14 @@ package docker
 import (
 	"bytes"
 	"context"
-	"io"
-	"strconv"
-	"time"
 	"fmt"
+	"io"
 	"log/slog"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/bot-bottle/bb/bottle"
 	"github.com/bot-bottle/bb/oci"
