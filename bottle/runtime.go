@@ -77,6 +77,11 @@ type PrepareOptions struct {
 	// config instead of the base image's Env. Runtime environments often
 	// carry tokens.
 	KeepEnv bool
+	// Previous is the config of the slug's current snapshot in the store
+	// (nil if none), which a runtime that cannot read its bottle's image
+	// config (smolvm) takes as the base: a resumed bottle's base image is
+	// its last snapshot.
+	Previous *v1.ConfigFile
 }
 
 // Prepared is what a runtime hands to the snapshot pipeline.

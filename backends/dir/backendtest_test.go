@@ -36,6 +36,8 @@ func (h *dirHarness) Start(t testing.TB, slug, d string) {
 	h.dirs[slug] = d
 }
 
+func (h *dirHarness) Command(t testing.TB, slug string) []string { return nil }
+
 func (h *dirHarness) Tree(t testing.TB, slug string) string {
 	if d := h.dirs[slug]; d != "" {
 		if _, err := os.Stat(d); err == nil {

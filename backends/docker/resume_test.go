@@ -22,7 +22,7 @@ import (
 )
 
 // loadExitingImage loads a test image whose CMD exits at once.
-func loadExitingImage(t *testing.T, c *client.Client) string {
+func loadExitingImage(t testing.TB, c *client.Client) string {
 	t.Helper()
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "rootfs")
@@ -55,7 +55,7 @@ func loadExitingImage(t *testing.T, c *client.Client) string {
 
 // startWith starts bot-bottle-<slug> from img with its own command and
 // settings, the way docker run … IMAGE CMD… does.
-func startWith(t *testing.T, c *client.Client, img, slug string, cfg container.Config) {
+func startWith(t testing.TB, c *client.Client, img, slug string, cfg container.Config) {
 	t.Helper()
 	ctx := context.Background()
 	nm := bottle.Name(slug)

@@ -12,6 +12,7 @@ import (
 	"github.com/bot-bottle/bb/backends/docker"
 	"github.com/bot-bottle/bb/bottle"
 	"github.com/bot-bottle/bb/internal/backendtest"
+	"github.com/bot-bottle/bb/internal/testimage"
 	"github.com/bot-bottle/bb/oci"
 	"github.com/bot-bottle/bb/state"
 	"github.com/docker/docker/api/types/container"
@@ -48,11 +49,20 @@ func (h *dockerHarness) Runtime(t testing.TB, home state.Home) bottle.Runtime {
 
 func (h *dockerHarness) Start(t testing.TB, slug, dir string) {
 	t.Helper()
-	ref := loadImage(t, h.c, dir)
+	ref := loadImageConfig(t, h.c, dir, testimage.ExitingConfig())
 	h.mu.Lock()
 	h.base[slug] = ref
 	h.mu.Unlock()
-	startBottle(t, h.c, ref, slug)
+	startWith(t, h.c, ref, slug, container.Config{Cmd: testimage.OwnCommand})
+}
+
+func (h *dockerHarness) Command(t testing.TB, slug string) []string {
+	t.Helper()
+	ci, err := h.c.ContainerInspect(context.Background(), bottle.Name(slug))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append([]string{ci.Path}, ci.Args...)
 }
 
 func (h *dockerHarness) Exec(t testing.TB, slug string, stdin io.Reader, argv ...string) ([]byte, error) {

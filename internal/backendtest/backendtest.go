@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -32,9 +33,14 @@ type Harness interface {
 	Runtime(t testing.TB, h state.Home) bottle.Runtime
 	// Start starts the bottle bot-bottle-<slug> from the root filesystem
 	// directory dir (built with testimage.BuildRootfs) and leaves it
-	// running. It may write the slug's metadata.json; the suite writes
-	// one naming Backend() if it does not.
+	// running. Where the runtime has images, the image's config is
+	// testimage.ExitingConfig (its CMD exits) and the bottle is started
+	// with its own command, testimage.OwnCommand. It may write the slug's
+	// metadata.json; the suite writes one naming Backend() if it does not.
 	Start(t testing.TB, slug, dir string)
+	// Command returns the command line the runtime runs the bottle with
+	// (nil where bottles run no command: dir).
+	Command(t testing.TB, slug string) []string
 	// Exec runs argv as root inside the running bottle, with stdin (nil
 	// for none), and returns its stdout; a non-zero exit is an error.
 	Exec(t testing.TB, slug string, stdin io.Reader, argv ...string) ([]byte, error)
@@ -228,6 +234,9 @@ func RoundTripWith(t *testing.T, h Harness, c Case) {
 	after := Walk(t, h, slug)
 	if d := fstree.Diff(before, after); len(d) > 0 {
 		t.Fatalf("tree differs after commit and resume:\n%s", strings.Join(d, "\n"))
+	}
+	if cmd := h.Command(t, slug); cmd != nil && !slices.Equal(cmd, testimage.OwnCommand) {
+		t.Errorf("the resumed bottle runs %q, want its own command %q (not the base image's CMD)", cmd, testimage.OwnCommand)
 	}
 	checkScratch(t, h.Tree(t, slug))
 
