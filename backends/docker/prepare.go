@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/bot-bottle/bb/backends/tarcmd"
 	"github.com/bot-bottle/bb/bottle"
@@ -89,6 +90,19 @@ func (r *Runtime) Prepare(ctx context.Context, slug string, opts bottle.PrepareO
 	case len(ii.RootFS.Layers) >= r.maxBaseLayers():
 		r.log().Info("the base image is deep: flattening this snapshot into one layer", "container", name, "layers", len(ii.RootFS.Layers), "max", r.maxBaseLayers())
 		incremental = false
+	}
+	if incremental {
+		// The change list is JSON: a name that is not UTF-8 arrives with
+		// U+FFFD in place of its bytes and cannot be found again.
+		if changes, err := c.ContainerDiff(ctx, ci.ID); err == nil {
+			for _, ch := range changes {
+				if strings.ContainsRune(ch.Path, utf8.RuneError) {
+					r.log().Info("a changed path is not UTF-8, so the daemon's change list cannot name it: making a full snapshot", "container", name, "path", ch.Path)
+					incremental = false
+					break
+				}
+			}
+		}
 	}
 	if incremental {
 		layers, cf, err := r.baseLayers(ctx, c, ii)

@@ -56,6 +56,12 @@ func (h *dockerHarness) Start(t testing.TB, slug, dir string) {
 	startWith(t, h.c, ref, slug, container.Config{Cmd: testimage.OwnCommand})
 }
 
+// KnownLosses: the daemon (dockerd 20.10, overlay2) loses a file's
+// security.capability and every xattr with an empty value (the suite's
+// user.b) when it loads a snapshot, although the snapshot's layer
+// carries them (checked in the store).
+func (h *dockerHarness) KnownLosses() []string { return []string{"security.capability", "user.b"} }
+
 func (h *dockerHarness) Command(t testing.TB, slug string) []string {
 	t.Helper()
 	ci, err := h.c.ContainerInspect(context.Background(), bottle.Name(slug))
@@ -97,15 +103,17 @@ func (h *dockerHarness) Forget(t testing.TB, home state.Home, slug, committed st
 }
 
 // TestBackendSuite runs the shared backend suite (internal/backendtest)
-// on the Docker backend. Its round trip is the incremental one (a diff
-// layer on the base image's layers) through bottle.Manager, with a daemon
-// that has none of the snapshot's layers at resume.
+// on the Docker backend, through bottle.Manager, with a daemon that has
+// none of the snapshot's layers at resume.
 func TestBackendSuite(t *testing.T) {
 	h := &dockerHarness{c: needDocker(t), logs: &logs{}, base: map[string]string{}}
 	backendtest.RequireRoot(t) // the suite checks owners in the trees it reads
 	t.Parallel()
 	backendtest.Run(t, h)
-	if !t.Failed() && !h.logs.contains("layers_sent=2") {
-		t.Errorf("the resume did not load both layers of the snapshot:\n%s", h.logs)
+	// The suite's tree has a name that is not UTF-8, which the daemon's
+	// change list cannot carry: the snapshot is a full one (the
+	// incremental round trips are TestRoundTrip's export and pause).
+	if !t.Failed() && !h.logs.contains("making a full snapshot") {
+		t.Errorf("a changed name that is not UTF-8 did not make a full snapshot:\n%s", h.logs)
 	}
 }

@@ -328,6 +328,10 @@ loop:
 		_ = os.RemoveAll(tmp)
 		return errf("internalError", "unpacking %s: %v", ref, err)
 	}
+	if err := fixCaps(ctx, img, filepath.Join(tmp, "rootfs")); err != nil {
+		_ = os.RemoveAll(tmp)
+		return errf("internalError", "unpacking %s: %v", ref, err)
+	}
 	now := time.Now().UTC()
 	r := &record{
 		ID: id, Image: ref, ImageDesc: v1.Descriptor{MediaType: d.MediaType, Digest: d.Digest, Size: d.Size},
@@ -649,4 +653,23 @@ func (st *state) cmdDelete(args []string) error {
 		fmt.Println(id)
 	}
 	return nil
+}
+
+// fixCaps re-applies security.capability after rootfs's extraction
+// (see standin.FixCaps).
+func fixCaps(ctx context.Context, img v1.Image, dir string) error {
+	layers, err := img.Layers()
+	if err != nil {
+		return err
+	}
+	var rs []io.Reader
+	for _, l := range layers {
+		rc, err := l.Uncompressed()
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		rs = append(rs, rc)
+	}
+	return standin.FixCaps(ctx, rs, dir)
 }
