@@ -11,6 +11,7 @@ import (
 
 	"github.com/bot-bottle/bb/oci"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/klauspost/pgzip"
 )
 
 // What smolvm 1.9.3's pack loses, and bb restores after it creates a
@@ -193,5 +194,29 @@ func snapshotLayer(ctx context.Context, s *oci.Store, manifest v1.Hash) (io.Read
 	if len(layers) != 1 {
 		return nil, fmt.Errorf("snapshot %s has %d layers; smolvm snapshots have one", manifest, len(layers))
 	}
-	return layers[0].Uncompressed()
+	mt, err := layers[0].MediaType()
+	if err != nil || !strings.HasSuffix(string(mt), "gzip") {
+		return layers[0].Uncompressed()
+	}
+	// gzip on every core: a resume reads the whole layer.
+	rc, err := layers[0].Compressed()
+	if err != nil {
+		return nil, err
+	}
+	zr, err := pgzip.NewReader(rc)
+	if err != nil {
+		rc.Close()
+		return nil, err
+	}
+	return &zipReader{Reader: zr, c: rc}, nil
+}
+
+type zipReader struct {
+	*pgzip.Reader
+	c io.Closer
+}
+
+func (z *zipReader) Close() error {
+	z.Reader.Close()
+	return z.c.Close()
 }
