@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bot-bottle/bb/backends/container"
 	"github.com/bot-bottle/bb/backends/smolvm"
@@ -63,7 +64,9 @@ func (h *ContainerHarness) Backend() string { return bottle.MacosContainer }
 
 // Runtime implements Harness.
 func (h *ContainerHarness) Runtime(t testing.TB, home state.Home) bottle.Runtime {
-	return &container.Runtime{Home: home}
+	// The stand-in runs no init process, so watching a booted bottle
+	// proves nothing there: a short settle keeps the suite fast.
+	return &container.Runtime{Home: home, Settle: 100 * time.Millisecond}
 }
 
 // Start implements Harness.
@@ -148,7 +151,7 @@ func (h *SmolvmHarness) Backend() string { return bottle.Smolmachines }
 
 // Runtime implements Harness.
 func (h *SmolvmHarness) Runtime(t testing.TB, home state.Home) bottle.Runtime {
-	return &smolvm.Runtime{Home: home, Pack: pack.Options{Serve: h.Serve}}
+	return &smolvm.Runtime{Home: home, Pack: pack.Options{Serve: h.Serve}, Settle: 100 * time.Millisecond}
 }
 
 // Start implements Harness.
