@@ -89,7 +89,7 @@ func WriteRestore(ctx context.Context, r io.Reader, w io.Writer) (RestoreStats, 
 				}
 				st.Entries++
 			}
-		case tar.TypeReg, tar.TypeRegA:
+		case tar.TypeReg:
 			if !hasX {
 				continue
 			}
@@ -150,7 +150,7 @@ func copyHeader(h *tar.Header, name string) *tar.Header {
 		c.Name += "/"
 		c.Size = 0
 	}
-	if h.Typeflag != tar.TypeReg && h.Typeflag != tar.TypeRegA {
+	if h.Typeflag != tar.TypeReg {
 		c.Size = 0
 	}
 	for k, v := range h.PAXRecords {

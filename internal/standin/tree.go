@@ -121,7 +121,8 @@ func xattrs(p string) map[string]string {
 	buf := make([]byte, 4096)
 	n, err := unix.Llistxattr(p, buf)
 	if errors.Is(err, unix.ERANGE) {
-		if sz, err := unix.Llistxattr(p, nil); err == nil {
+		var sz int
+		if sz, err = unix.Llistxattr(p, nil); err == nil {
 			buf = make([]byte, sz)
 			n, err = unix.Llistxattr(p, buf)
 		}
@@ -183,7 +184,7 @@ func FixCaps(ctx context.Context, layers []io.Reader, dir string) error {
 				return err
 			}
 			v, ok := hdr.PAXRecords[key]
-			if !ok || (hdr.Typeflag != tar.TypeReg && hdr.Typeflag != tar.TypeRegA) {
+			if !ok || hdr.Typeflag != tar.TypeReg {
 				continue
 			}
 			name := filepath.Clean("/" + hdr.Name)[1:]

@@ -89,7 +89,7 @@ func unpackLayer(ctx context.Context, r io.Reader, dest string) error {
 		}
 		if err := unpackEntry(root, dest, name, hdr, tr); err != nil {
 			switch hdr.Typeflag {
-			case tar.TypeReg, tar.TypeRegA, tar.TypeDir, tar.TypeGNUSparse:
+			case tar.TypeReg, tar.TypeDir, tar.TypeGNUSparse:
 				return fmt.Errorf("failed to unpack '%s': %v", name, err)
 			}
 			// Non-regular entries may fail benignly; smolvm skips them.
@@ -112,7 +112,7 @@ func unpackEntry(root *os.Root, dest, name string, hdr *tar.Header, r io.Reader)
 		if err := root.Mkdir(name, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 			return err
 		}
-	case tar.TypeReg, tar.TypeRegA:
+	case tar.TypeReg:
 		_ = root.Remove(name)
 		f, err := root.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 		if err != nil {
