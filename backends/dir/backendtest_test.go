@@ -36,9 +36,9 @@ func (h *dirHarness) Start(t testing.TB, slug, d string) {
 	h.dirs[slug] = d
 }
 
-// KnownLosses: rootfs.Extract sets a file's xattrs before its owner,
-// and the kernel clears security.capability on chown, so a dir resume
-// loses it (rootfs/extract.go setMeta after setXattrs).
+// KnownLosses: rootfs.Extract changes the owner of a hard link entry
+// (and of a file after its xattrs), and the kernel clears
+// security.capability on chown (rootfs/extract.go setMeta).
 func (h *dirHarness) KnownLosses() []string { return []string{"security.capability"} }
 
 func (h *dirHarness) Command(t testing.TB, slug string) []string { return nil }
