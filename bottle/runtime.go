@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/bot-bottle/bb/oci"
 	"github.com/bot-bottle/bb/snapshot"
@@ -108,6 +109,10 @@ type ResumeOptions struct {
 	// Dir is where the dir backend extracts the snapshot (default
 	// <home>/state/<slug>/rootfs).
 	Dir string
+	// Settle is how long the runtime watches the booted bottle before it
+	// calls the resume a success (see WatchStart); 0 is the runtime's
+	// setting, negative skips the check.
+	Settle time.Duration
 }
 
 // Runtime is what bottle needs from a backend.

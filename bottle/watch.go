@@ -72,6 +72,15 @@ func lastLines(s string, n int) string {
 	return strings.Join(lines, "")
 }
 
+// SettleOf picks the settle time of a resume: the request's when set,
+// else the runtime's.
+func SettleOf(request, runtime time.Duration) time.Duration {
+	if request != 0 {
+		return request
+	}
+	return runtime
+}
+
 // WatchStart checks that a bottle Boot just started is still running
 // settle later (DefaultSettle when 0; no check when negative), polling
 // check, which returns nil while the bottle runs. A bottle that stopped

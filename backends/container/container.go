@@ -512,7 +512,7 @@ func (r *Runtime) Boot(ctx context.Context, snap bottle.Snapshot, committed stri
 		}
 		return fmt.Errorf("%s is running, but recreating /tmp and /var/tmp failed: %w", name, err)
 	}
-	return bottle.WatchStart(ctx, r.Settle, name, func(ctx context.Context) (*bottle.Exited, error) {
+	return bottle.WatchStart(ctx, bottle.SettleOf(opts.Settle, r.Settle), name, func(ctx context.Context) (*bottle.Exited, error) {
 		return r.exited(ctx, bin, name)
 	})
 }

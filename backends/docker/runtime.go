@@ -218,7 +218,7 @@ func (r *Runtime) Boot(ctx context.Context, snap bottle.Snapshot, committed stri
 	if err != nil {
 		r.log().Warn("could not recreate /tmp and /var/tmp as root:root 1777 in the bottle (no /bin/sh?)", "container", name, "err", err)
 	}
-	return bottle.WatchStart(ctx, r.Settle, name, func(ctx context.Context) (*bottle.Exited, error) {
+	return bottle.WatchStart(ctx, bottle.SettleOf(opts.Settle, r.Settle), name, func(ctx context.Context) (*bottle.Exited, error) {
 		ci, err := c.ContainerInspect(ctx, created.ID)
 		if err != nil {
 			return nil, fmt.Errorf("inspecting container %s: %w", name, err)

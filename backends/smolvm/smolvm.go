@@ -454,7 +454,7 @@ func (r *Runtime) Boot(ctx context.Context, snap bottle.Snapshot, committed stri
 	} else {
 		r.log().Warn("bb's store has no snapshot of this bottle: directory modes and xattrs that smolvm's pack lost are not restored", "machine", name)
 	}
-	return bottle.WatchStart(ctx, r.Settle, name, func(ctx context.Context) (*bottle.Exited, error) {
+	return bottle.WatchStart(ctx, bottle.SettleOf(opts.Settle, r.Settle), name, func(ctx context.Context) (*bottle.Exited, error) {
 		return r.exited(ctx, bin, name)
 	})
 }
