@@ -320,8 +320,19 @@ type ExecSource struct {
 // Stream implements snapshot.Source.
 func (s *ExecSource) Stream(ctx context.Context, req snapshot.StreamRequest) (io.ReadCloser, error) {
 	args := append([]string{"exec", "--user", "root", s.Name}, tarcmd.Wrap(tarcmd.Args("/", req.Excludes, s.OneFS))...)
-	return tarcmd.StartWrapped(ctx, exec.CommandContext(ctx, s.Binary, args...), "container exec tar in "+s.Name)
+	st, err := tarcmd.StartWrapped(ctx, exec.CommandContext(ctx, s.Binary, args...), "container exec tar in "+s.Name)
+	if err != nil {
+		return nil, err
+	}
+	// container exec gives up relaying 3 s after tar exits
+	// (ProcessIO.swift:241-258): keep its output moving.
+	st.ReadAhead(ReadAhead)
+	return st, nil
 }
+
+// ReadAhead is how much of container exec's output bb holds in memory
+// ahead of the snapshot pipeline.
+const ReadAhead = 16 << 20
 
 // ExportSource streams container export of a running container.
 type ExportSource struct {

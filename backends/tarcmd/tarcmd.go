@@ -150,6 +150,70 @@ type Stream struct {
 	wrapped bool
 }
 
+// ReadAhead makes the stream drain the process's stdout into up to n
+// bytes of memory ahead of the reader, so that a CLI that stops relaying
+// output a few seconds after the process exits (Apple's container: 3 s)
+// is not held up by a reader that pauses (a slow disk under the store).
+func (s *Stream) ReadAhead(n int) {
+	const chunk = 256 << 10
+	ch := make(chan []byte, max(1, n/chunk))
+	errc := make(chan error, 1)
+	src := s.out
+	go func() {
+		for {
+			b := make([]byte, chunk)
+			k, err := io.ReadFull(src, b)
+			if k > 0 {
+				ch <- b[:k]
+			}
+			if err != nil {
+				if errors.Is(err, io.ErrUnexpectedEOF) {
+					err = io.EOF
+				}
+				errc <- err
+				close(ch)
+				return
+			}
+		}
+	}()
+	s.out = &aheadReader{ch: ch, errc: errc, src: src}
+}
+
+type aheadReader struct {
+	ch   chan []byte
+	errc chan error
+	src  io.ReadCloser
+	cur  []byte
+	err  error
+}
+
+func (a *aheadReader) Read(p []byte) (int, error) {
+	for len(a.cur) == 0 {
+		if a.err != nil {
+			return 0, a.err
+		}
+		b, ok := <-a.ch
+		if !ok {
+			a.err = <-a.errc
+			continue
+		}
+		a.cur = b
+	}
+	n := copy(p, a.cur)
+	a.cur = a.cur[n:]
+	return n, nil
+}
+
+// Close closes the process's stdout and lets the reading goroutine end.
+func (a *aheadReader) Close() error {
+	err := a.src.Close()
+	go func() {
+		for range a.ch {
+		}
+	}()
+	return err
+}
+
 // StartWrapped is Start for a command whose argv ends in Wrap(tar argv):
 // tar's status comes from its marker, and the CLI's own failures stay
 // failures (see Judge).

@@ -2,9 +2,11 @@ package tarcmd
 
 import (
 	"context"
+	"io"
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 )
 
 // run runs script through sh like a runtime CLI would run a Wrap-ped
@@ -48,5 +50,30 @@ func TestJudge(t *testing.T) {
 	err := exec.Command("sh", "-c", "echo 'Error: connection refused' >&2; exit 1").Run()
 	if w, ferr := Judge("test", err, "Error: connection refused\n"); w != "" || ferr == nil || !strings.Contains(ferr.Error(), "before tar reported") {
 		t.Errorf("CLI failure: warning %q, err %v", w, ferr)
+	}
+}
+
+// TestReadAhead: the process's output is drained ahead of a reader that
+// has not started yet, and arrives whole and in order.
+func TestReadAhead(t *testing.T) {
+	ctx := context.Background()
+	cmd := exec.CommandContext(ctx, "sh", "-c", `i=0; while [ $i -lt 20000 ]; do echo "line $i"; i=$((i+1)); done`)
+	s, err := Start(ctx, cmd, "lines", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.ReadAhead(1 << 20)
+	time.Sleep(300 * time.Millisecond)
+	b, err := io.ReadAll(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	if len(lines) != 20000 || lines[0] != "line 0" || lines[19999] != "line 19999" {
+		t.Fatalf("got %d lines", len(lines))
+	}
+	if s.cmd.ProcessState == nil || !s.cmd.ProcessState.Exited() {
+		t.Error("the process was not reaped")
 	}
 }
