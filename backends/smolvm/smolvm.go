@@ -382,7 +382,34 @@ func (r *Runtime) Install(ctx context.Context, snap bottle.Snapshot) (string, er
 	if opts.Logger == nil {
 		opts.Logger = r.Logger
 	}
-	return pack.Pack(ctx, snap.Store, snap.Manifest, snap.Slug, ArtifactBase(r.Home, snap.Slug), opts)
+	art, err := pack.Pack(ctx, snap.Store, snap.Manifest, snap.Slug, ArtifactBase(r.Home, snap.Slug), opts)
+	if err != nil {
+		return "", err
+	}
+	// Which snapshot the artifact holds, for the restore after a boot
+	// (the store's current snapshot may be a later one, committed with
+	// --no-load).
+	tmp := art + ManifestSuffix + ".tmp"
+	if err := os.WriteFile(tmp, []byte(snap.Manifest.Digest.String()+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	if err := os.Rename(tmp, art+ManifestSuffix); err != nil {
+		return "", err
+	}
+	return art, nil
+}
+
+// ManifestSuffix names the file next to an artifact that records the
+// digest of the snapshot it was packed from.
+const ManifestSuffix = ".bb-manifest"
+
+// packedManifest returns the snapshot an artifact was packed from.
+func packedManifest(artifact string) (v1.Hash, error) {
+	b, err := os.ReadFile(artifact + ManifestSuffix)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	return v1.NewHash(strings.TrimSpace(string(b)))
 }
 
 // Has implements bottle.Runtime: the artifact file exists.
@@ -447,12 +474,20 @@ func (r *Runtime) Boot(ctx context.Context, snap bottle.Snapshot, committed stri
 		}
 		return fmt.Errorf("%s is running, but recreating /tmp and /var/tmp failed: %w", name, ferr)
 	}
-	if snap.Store != nil && snap.Manifest.Digest.Hex != "" {
-		if err := r.Restore(ctx, bin, name, snap); err != nil {
+	packed, perr := packedManifest(committed)
+	switch {
+	case perr != nil:
+		r.log().Warn("bb does not know which snapshot this pack holds (packed by an older bb?): directory modes and xattrs that smolvm's pack lost are not restored; bb commit again to fix", "machine", name, "err", perr)
+	case snap.Store == nil:
+		r.log().Warn("no store: directory modes and xattrs that smolvm's pack lost are not restored", "machine", name)
+	default:
+		if _, err := snap.Store.Image(ctx, packed); err != nil {
+			r.log().Warn("the snapshot this pack holds is no longer in bb's store: directory modes and xattrs that smolvm's pack lost are not restored", "machine", name, "snapshot", packed, "err", err)
+			break
+		}
+		if err := r.Restore(ctx, bin, name, bottle.Snapshot{Slug: snap.Slug, Store: snap.Store, Manifest: v1.Descriptor{Digest: packed}}); err != nil {
 			return fmt.Errorf("%s is running, but restoring what smolvm's pack lost (directory modes, xattrs) failed: %w", name, err)
 		}
-	} else {
-		r.log().Warn("bb's store has no snapshot of this bottle: directory modes and xattrs that smolvm's pack lost are not restored", "machine", name)
 	}
 	return bottle.WatchStart(ctx, bottle.SettleOf(opts.Settle, r.Settle), name, func(ctx context.Context) (*bottle.Exited, error) {
 		return r.exited(ctx, bin, name)

@@ -182,3 +182,32 @@ func TestStates(t *testing.T) {
 		}
 	}
 }
+
+// TestRestoreUsesPackedSnapshot: after a bb commit --no-load, the store's
+// current snapshot is newer than the pack committed-image names; the
+// restore after a boot of that pack uses the snapshot the pack holds.
+func TestRestoreUsesPackedSnapshot(t *testing.T) {
+	h := newHarness(t)
+	e := backendtest.NewEnv(t, h)
+	ctx := context.Background()
+	slug := backendtest.NewSlug("packed")
+	backendtest.StartBottle(t, h, e, slug, testimage.Options{})
+	backendtest.Change(t, h, slug, 1<<10)
+	before := backendtest.Walk(t, h, slug)
+	if _, err := e.Manager.Commit(ctx, slug, bottle.CommitOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Exec(t, slug, nil, "sh", "-c", "echo newer > /home/node/work/x/cap"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Manager.Commit(ctx, slug, bottle.CommitOptions{NoInstall: true}); err != nil {
+		t.Fatal(err)
+	}
+	h.Remove(t, slug)
+	if _, err := e.Manager.Resume(ctx, slug, bottle.ResumeRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if d := fstree.Diff(before, backendtest.Walk(t, h, slug)); len(d) > 0 {
+		t.Fatalf("the resumed bottle is not the packed snapshot:\n%s", strings.Join(d, "\n"))
+	}
+}

@@ -213,6 +213,7 @@ func (h *SmolvmHarness) Forget(t testing.TB, home state.Home, slug, committed st
 			t.Fatal(err)
 		}
 	}
+	_ = os.Remove(committed + ".bb-manifest")
 }
 
 var (
