@@ -12,6 +12,7 @@ import (
 	"github.com/bot-bottle/bb/oci/layer"
 	"github.com/bot-bottle/bb/snapshot"
 	"github.com/bot-bottle/bb/state"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 // DefaultKeep is how many earlier snapshots of a slug a commit keeps.
@@ -104,6 +105,9 @@ func (m *Manager) Commit(ctx context.Context, slug string, opts CommitOptions) (
 	if err != nil {
 		return nil, err
 	}
+	if err := checkName(rt, slug); err != nil {
+		return nil, err
+	}
 	var info *Info
 	if opts.Prepare.Dir != "" {
 		if _, ok := rt.(SourceRecorder); !ok {
@@ -116,7 +120,11 @@ func (m *Manager) Commit(ctx context.Context, slug string, opts CommitOptions) (
 	if !info.Running {
 		return nil, fmt.Errorf("%s (%s): %w; start it first, bb commit snapshots running bottles", info.Name, backend, ErrNotRunning)
 	}
-	prep, err := rt.Prepare(ctx, slug, opts.Prepare)
+	popts := opts.Prepare
+	if popts.Previous == nil {
+		popts.Previous = m.previousConfig(ctx, slug)
+	}
+	prep, err := rt.Prepare(ctx, slug, popts)
 	if err != nil {
 		return nil, &snapshot.Error{Stage: snapshot.StageStream, Slug: slug, Err: err}
 	}
@@ -183,6 +191,23 @@ func (m *Manager) Commit(ctx context.Context, slug string, opts CommitOptions) (
 	}, nil
 }
 
+// previousConfig returns the config of slug's current snapshot, or nil.
+func (m *Manager) previousConfig(ctx context.Context, slug string) *v1.ConfigFile {
+	desc, err := m.Store.Resolve(ctx, snapshot.Tag(slug))
+	if err != nil {
+		return nil
+	}
+	img, err := m.Store.Image(ctx, desc.Digest)
+	if err != nil {
+		return nil
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil
+	}
+	return cf
+}
+
 // ResumeOptions for Manager.Resume.
 type ResumeRequest struct {
 	Backend string
@@ -204,6 +229,9 @@ func (m *Manager) Resume(ctx context.Context, slug string, req ResumeRequest) (s
 	}
 	rt, err := m.Runtime(backend)
 	if err != nil {
+		return "", err
+	}
+	if err := checkName(rt, slug); err != nil {
 		return "", err
 	}
 	committed, err := m.Home.CommittedImage(slug)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/bot-bottle/bb/oci"
 	"github.com/bot-bottle/bb/snapshot"
@@ -77,6 +78,15 @@ type PrepareOptions struct {
 	// --from-dir). It becomes the bottle's recorded directory only once
 	// the snapshot is stored (SourceRecorder).
 	Dir string
+	// KeepEnv keeps the bottle's runtime environment in the snapshot's
+	// config instead of the base image's Env. Runtime environments often
+	// carry tokens.
+	KeepEnv bool
+	// Previous is the config of the slug's current snapshot in the store
+	// (nil if none), which a runtime that cannot read its bottle's image
+	// config (smolvm) takes as the base: a resumed bottle's base image is
+	// its last snapshot.
+	Previous *v1.ConfigFile
 }
 
 // Prepared is what a runtime hands to the snapshot pipeline.
@@ -103,6 +113,10 @@ type ResumeOptions struct {
 	// Dir is where the dir backend extracts the snapshot (default
 	// <home>/state/<slug>/rootfs).
 	Dir string
+	// Settle is how long the runtime watches the booted bottle before it
+	// calls the resume a success (see WatchStart); 0 is the runtime's
+	// setting, negative skips the check.
+	Settle time.Duration
 	// Devices lets the dir backend create device nodes; without it
 	// they are skipped and reported through Warn.
 	Devices bool
