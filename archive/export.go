@@ -555,10 +555,11 @@ func refName(name string, images int) string {
 // metadata is exported as: the image (with its platform) and the
 // metadata artifact whose subject it is (platform unknown/unknown, the
 // convention docker and containerd use for entries that are not
-// runnable). index.json then names one entry per snapshot, which tools
-// that take "the" image of a layout (skopeo oci-archive:FILE, crane push
-// of a directory) need, while oras, which indexes the whole graph, finds
-// the metadata as a referrer of the image.
+// runnable), in LayoutSingle. index.json then names one entry per
+// snapshot, which tools that take "the" image of a layout (skopeo
+// oci-archive:FILE, crane push of a directory) need, while oras, which
+// indexes the whole graph, finds the metadata as a referrer of the image
+// (given the platform, to resolve the name to the image).
 func imageWithMetadata(img, meta v1.Descriptor) ([]byte, error) {
 	return json.Marshal(v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{img, meta}})
 }
