@@ -3,12 +3,15 @@ BIN      ?= bin/bb
 GOBIN    := $(shell $(GO) env GOPATH)/bin
 export PATH := $(PATH):$(GOBIN)
 
-.PHONY: all build test test-only fuzz-short demo bench fmt vet docs check-docs clean
+.PHONY: all build test test-only fuzz-short demo bench fmt vet docs lint clean
 
 all: build
 
+# bb version reports VERSION (git describe when built from a checkout).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+
 build:
-	$(GO) build -o $(BIN) ./cmd/bb
+	$(GO) build -ldflags "-X github.com/bot-bottle/bb/cmd/bb/cli.version=$(VERSION)" -o $(BIN) ./cmd/bb
 
 # Whole suite: installs missing test tools and starts dockerd (as root),
 # then vet, gofmt check and the race-enabled tests.
@@ -58,6 +61,10 @@ fmt:
 
 vet:
 	$(GO) vet ./...
+
+# staticcheck at the version scripts/test-deps.sh installs.
+lint:
+	staticcheck ./...
 
 clean:
 	rm -rf bin .demo
