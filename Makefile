@@ -7,11 +7,12 @@ export PATH := $(PATH):$(GOBIN)
 
 all: build
 
-# bb version reports VERSION (git describe when built from a checkout).
+# bb version reports VERSION and COMMIT (from git when built from a checkout).
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
 
 build:
-	$(GO) build -ldflags "-X github.com/bot-bottle/bb/cmd/bb/cli.version=$(VERSION)" -o $(BIN) ./cmd/bb
+	$(GO) build -ldflags "-X github.com/bot-bottle/bb/cmd/bb/cli.version=$(VERSION) -X github.com/bot-bottle/bb/cmd/bb/cli.commit=$(COMMIT)" -o $(BIN) ./cmd/bb
 
 # Whole suite: installs missing test tools and starts dockerd (as root),
 # then vet, gofmt check and the race-enabled tests.

@@ -9,10 +9,11 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// version is bb's version when set at link time
-// (-ldflags "-X github.com/bot-bottle/bb/cmd/bb/cli.version=v1.2.3");
-// otherwise the module version from the build information.
-var version string
+// version and commit are bb's version and source commit when set at link
+// time (-ldflags "-X github.com/bot-bottle/bb/cmd/bb/cli.version=v1.2.3
+// -X github.com/bot-bottle/bb/cmd/bb/cli.commit=..."; make build sets both);
+// otherwise the module version and VCS stamp of the build information.
+var version, commit string
 
 // buildVersion is what `bb version` reports.
 type buildVersion struct {
@@ -26,7 +27,7 @@ type buildVersion struct {
 // readVersion collects bb's version from the linker flag and the build
 // information Go embeds in the binary (module version, VCS stamp).
 func readVersion(bi *debug.BuildInfo, ok bool) buildVersion {
-	v := buildVersion{Version: version, Go: runtime.Version()}
+	v := buildVersion{Version: version, Commit: commit, Go: runtime.Version()}
 	if !ok || bi == nil {
 		if v.Version == "" {
 			v.Version = "(unknown)"
