@@ -109,6 +109,12 @@ func hostileCases() map[string]hostile {
 		},
 		"whiteout dotdot":        {layers: one(reg("../.wh.outside")), wantErr: true},
 		"whiteout empty":         {layers: one(reg("d/.wh.")), wantErr: true},
+		"whiteout of the parent": {
+			layers: [][]*tar.Header{{dir("d/", 0o755), reg("d/f"), reg("k")}, {reg("d/.wh...")}}, wantErr: true, present: []string{"d/f", "k"},
+		},
+		"whiteout of the grandparent": {
+			layers: [][]*tar.Header{{dir("a/b/", 0o755), reg("a/f")}, {reg("a/b/.wh...")}}, wantErr: true, present: []string{"a/f"},
+		},
 		"opaque through symlink": {layers: [][]*tar.Header{{sym("l", "OUT")}, {reg("l/.wh..wh..opq")}}, wantErr: true},
 		"opaque at the root": {
 			layers: [][]*tar.Header{{reg("a"), dir("b/", 0o755), reg("b/c")}, {reg(".wh..wh..opq"), reg("n")}},

@@ -165,7 +165,7 @@ func (x *extractor) entry(ctx context.Context, tr *tar.Reader, hdr *tar.Header) 
 	}
 	if strings.HasPrefix(base, whiteoutPrefix) {
 		gone := strings.TrimPrefix(base, whiteoutPrefix)
-		if gone == "" || gone == "." {
+		if gone == "" || gone == "." || gone == ".." {
 			return fmt.Errorf("refusing whiteout %q: it names no entry", hdr.Name)
 		}
 		x.setCache("", nil)
