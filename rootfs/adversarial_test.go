@@ -107,8 +107,8 @@ func hostileCases() map[string]hostile {
 		"whiteout of symlink": {
 			layers: [][]*tar.Header{{sym("l", "OUT")}, {reg(".wh.l")}}, absent: []string{"l"},
 		},
-		"whiteout dotdot":        {layers: one(reg("../.wh.outside")), wantErr: true},
-		"whiteout empty":         {layers: one(reg("d/.wh.")), wantErr: true},
+		"whiteout dotdot": {layers: one(reg("../.wh.outside")), wantErr: true},
+		"whiteout empty":  {layers: one(reg("d/.wh.")), wantErr: true},
 		"whiteout of the parent": {
 			layers: [][]*tar.Header{{dir("d/", 0o755), reg("d/f"), reg("k")}, {reg("d/.wh...")}}, wantErr: true, present: []string{"d/f", "k"},
 		},
