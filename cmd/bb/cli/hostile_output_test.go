@@ -77,3 +77,28 @@ func TestInspectEscapesControlCharacters(t *testing.T) {
 		t.Fatalf("bb inspect hid the escaped value instead of showing it:\n%q", out)
 	}
 }
+
+// TestListEscapesControlCharacters lists a bottle whose metadata.json
+// (restored by an import or a pull: anyone's) names a backend made of
+// terminal escape sequences.
+func TestListEscapesControlCharacters(t *testing.T) {
+	home := t.TempDir()
+	dir := filepath.Join(home, "state", "redteam-list")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	md := `{"identity":"redteam-list","backend":"\u001b]0;owned\u0007\u001b[2J"}`
+	if err := os.WriteFile(filepath.Join(dir, "metadata.json"), []byte(md), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "committed-image"), []byte("sha256:0000000000000000000000000000000000000000000000000000000000000000\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := mustBB(t, home, nil, "list")
+	if strings.ContainsAny(out, "\x1b\x07") {
+		t.Fatalf("bb list printed control characters from metadata.json:\n%q", out)
+	}
+	if !strings.Contains(out, `\x1b]0;owned`) {
+		t.Fatalf("bb list hid the escaped value instead of showing it:\n%q", out)
+	}
+}
