@@ -225,8 +225,13 @@ func (r *Runtime) Boot(ctx context.Context, snap bottle.Snapshot, committed stri
 	if err != nil {
 		return err
 	}
-	if ents, err := os.ReadDir(dst); err == nil && len(ents) > 0 {
-		if !opts.Replace {
+	// Without --replace, only a missing path or an empty directory (not
+	// a symlink to one, not a file) may be taken.
+	if fi, err := os.Lstat(dst); err == nil && !opts.Replace {
+		if !fi.IsDir() {
+			return fmt.Errorf("%s exists and is not a directory: %w (pass --replace to overwrite it)", dst, bottle.ErrRunning)
+		}
+		if ents, err := os.ReadDir(dst); err != nil || len(ents) > 0 {
 			return fmt.Errorf("%s is not empty: %w (pass --replace to overwrite it)", dst, bottle.ErrRunning)
 		}
 	}
