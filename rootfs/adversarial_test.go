@@ -383,3 +383,21 @@ func diskUsage(t testing.TB, p string) int64 {
 	}
 	return st.Blocks * 512
 }
+
+// Names in warnings come from the layer: they are quoted, so that
+// terminal escape sequences in them reach the terminal as text.
+func TestExtractWarningsQuoteNames(t *testing.T) {
+	_, target, _ := fixture(t)
+	var warned []string
+	l := tarOf(t, []*tar.Header{{Name: "dev/\x1b]0;owned\x07\x1b[2J", Typeflag: tar.TypeChar, Devmajor: 1, Devminor: 3, Mode: 0o666}})
+	err := Extract(context.Background(), bytes.NewReader(l), target, Options{NoChown: true, Warn: func(m string) { warned = append(warned, m) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warned) != 1 {
+		t.Fatalf("warnings: %q", warned)
+	}
+	if strings.ContainsAny(warned[0], "\x1b\x07") {
+		t.Fatalf("warning passes control characters through: %q", warned[0])
+	}
+}

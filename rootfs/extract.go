@@ -178,7 +178,7 @@ func (x *extractor) entry(ctx context.Context, tr *tar.Reader, hdr *tar.Header) 
 	case tar.TypeDir, tar.TypeReg, tar.TypeGNUSparse, tar.TypeSymlink, tar.TypeLink, tar.TypeFifo:
 	case tar.TypeChar, tar.TypeBlock:
 		if !x.opts.Devices {
-			x.warn("skipped device node /%s (%s %d:%d)", name, devKind(hdr.Typeflag), hdr.Devmajor, hdr.Devminor)
+			x.warn("skipped device node %q (%s %d:%d)", "/"+name, devKind(hdr.Typeflag), hdr.Devmajor, hdr.Devminor)
 			return nil
 		}
 	default:
@@ -248,7 +248,7 @@ func (x *extractor) entry(ctx context.Context, tr *tar.Reader, hdr *tar.Header) 
 		dev := unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))
 		if err := unix.Mknodat(pfd, base, mode, int(dev)); err != nil {
 			if errors.Is(err, unix.EPERM) {
-				x.warn("skipped %s /%s: not permitted to create it (%v)", devKind(hdr.Typeflag), name, err)
+				x.warn("skipped %s %q: not permitted to create it (%v)", devKind(hdr.Typeflag), "/"+name, err)
 				return nil
 			}
 			return fmt.Errorf("creating %s %q: %w", devKind(hdr.Typeflag), name, err)
