@@ -138,6 +138,10 @@ func hostileCases() map[string]hostile {
 		"entry below a FIFO": {
 			layers: one(&tar.Header{Name: "p", Typeflag: tar.TypeFifo}, reg("p/x")), wantErr: true,
 		},
+		"hard link to a skipped device": {
+			layers: one(&tar.Header{Name: "dev/sda", Typeflag: tar.TypeBlock, Devmajor: 8, Mode: 0o660}, hard("dev/disk", "dev/sda"), reg("f")),
+			absent: []string{"dev/sda", "dev/disk"}, present: []string{"f"},
+		},
 		"device without Devices": {
 			layers: one(&tar.Header{Name: "sda", Typeflag: tar.TypeBlock, Devmajor: 8, Mode: 0o666}), absent: []string{"sda"},
 		},
