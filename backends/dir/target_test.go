@@ -3,6 +3,7 @@ package dir_test
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -61,4 +62,39 @@ func TestResumeDirKeepsWhatIsThere(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A resume target that holds bb's home or store, or lies in the store,
+// is refused: with --replace it would remove every snapshot.
+func TestResumeDirRefusesBBsOwnDirectories(t *testing.T) {
+	base := t.TempDir()
+	home := filepath.Join(base, "home", ".bot-bottle")
+	src := t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "f"), []byte("snap"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run(t, "--home", home, "commit", "--from-dir", src, "--slug", "redteam-own")
+	link := filepath.Join(base, "link-to-home")
+	if err := os.Symlink(filepath.Join(base, "home"), link); err != nil {
+		t.Fatal(err)
+	}
+	for _, dst := range []string{
+		home,
+		filepath.Join(base, "home"),
+		filepath.Join(home, "oci"),
+		filepath.Join(home, "oci", "blobs"),
+		filepath.Join(home, "oci", "new"),
+		link,
+		filepath.Join(link, ".bot-bottle", "oci", "x"),
+	} {
+		if _, _, err := runErr("--home", home, "resume", "redteam-own", "--dir", dst, "--replace"); err == nil {
+			t.Errorf("resume --dir %s --replace succeeded", dst)
+		}
+		if out := run(t, "--home", home, "list"); !strings.Contains(out, "redteam-own") {
+			t.Fatalf("snapshot gone after resume --dir %s:\n%s", dst, out)
+		}
+	}
+	// The slug's default target, inside the home's state, stays fine.
+	run(t, "--home", home, "resume", "redteam-own")
+	run(t, "--home", home, "resume", "redteam-own", "--dir", filepath.Join(base, "elsewhere"))
 }
