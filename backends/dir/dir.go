@@ -281,7 +281,7 @@ func (r *Runtime) Boot(ctx context.Context, snap bottle.Snapshot, committed stri
 // lies inside the store: extracting there (with --replace, after
 // removing what is there) would destroy snapshots.
 func (r *Runtime) checkTarget(dst, store string) error {
-	real := func(p string) string {
+	resolve := func(p string) string {
 		if p == "" {
 			return ""
 		}
@@ -293,16 +293,16 @@ func (r *Runtime) checkTarget(dst, store string) error {
 		}
 		return p
 	}
-	d := real(dst)
+	d := resolve(dst)
 	// The target itself may not exist yet: resolve its parent.
 	if _, err := os.Lstat(dst); err != nil {
-		d = filepath.Join(real(filepath.Dir(dst)), filepath.Base(dst))
+		d = filepath.Join(resolve(filepath.Dir(dst)), filepath.Base(dst))
 	}
 	within := func(p, dir string) bool {
 		rel, err := filepath.Rel(dir, p)
 		return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
 	}
-	for _, own := range []string{real(r.Home.Dir), real(store)} {
+	for _, own := range []string{resolve(r.Home.Dir), resolve(store)} {
 		if own == "" {
 			continue
 		}
@@ -310,7 +310,7 @@ func (r *Runtime) checkTarget(dst, store string) error {
 			return fmt.Errorf("refusing to resume into %s: it holds bb's %s; choose another --dir", dst, own)
 		}
 	}
-	if s := real(store); s != "" && within(d, s) {
+	if s := resolve(store); s != "" && within(d, s) {
 		return fmt.Errorf("refusing to resume into %s: it is inside bb's store %s; choose another --dir", dst, s)
 	}
 	return nil
