@@ -86,7 +86,7 @@ instead (no container runtime needed).`,
 			fmt.Fprintf(out, "  layer %s, %s compressed from %s of tar, %d entries, in %s\n",
 				res.Layer.Digest, progress.Bytes(res.Layer.Size), progress.Bytes(res.Stats.TarBytes), res.Stats.Entries, res.Duration.Round(1e7))
 			for _, w := range res.Warnings {
-				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", w)
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", PrintableText(w))
 			}
 			if res.Committed != "" {
 				fmt.Fprintf(out, "  %s -> %s\n", m.Home.StateDir(slug)+"/committed-image", res.Committed)
