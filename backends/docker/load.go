@@ -17,6 +17,7 @@ import (
 
 	"github.com/bot-bottle/bb/bottle"
 	"github.com/bot-bottle/bb/oci"
+	"github.com/bot-bottle/bb/oci/layer"
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
@@ -164,6 +165,10 @@ func (r *Runtime) tarSizes(ctx context.Context, s *oci.Store, im *storedImage, f
 		d := im.cfg.RootFS.DiffIDs[i]
 		if e, ok := idx.lookup(ctx, m, d); ok && e.TarSize > 0 && e.Digest == im.man.Layers[i].Digest {
 			sizes[i] = e.TarSize
+			continue
+		}
+		if n, ok := layer.TarSize(im.man.Layers[i].Digest); ok {
+			sizes[i] = n
 			continue
 		}
 		n, err := copyLayer(ctx, s, im.man.Layers[i], d, io.Discard)

@@ -6,10 +6,12 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/bot-bottle/bb/backends/tarcmd"
 	"github.com/bot-bottle/bb/bottle"
 	"github.com/bot-bottle/bb/snapshot"
+	"github.com/docker/docker/api/types/container"
 )
 
 // Methods of streaming a bottle's root filesystem.
@@ -99,8 +101,14 @@ func (r *Runtime) Prepare(ctx context.Context, slug string, opts bottle.PrepareO
 		}
 	}
 	kind := "full"
+	var upper *upperLayer
 	if incremental {
 		kind = "diff"
+		if r.ChangeList != ChangesDaemon {
+			if upper, err = findUpper(ci); err != nil {
+				r.log().Debug("asking the daemon for the change list", "container", name, "why", err)
+			}
+		}
 	}
 	how := "docker exec tar"
 	if method == MethodExport {
@@ -111,7 +119,7 @@ func (r *Runtime) Prepare(ctx context.Context, slug string, opts bottle.PrepareO
 	}
 	return &bottle.Prepared{
 		Source: &source{c: c, log: r.log(), id: ci.ID, name: name, method: method,
-			pause: opts.Pause && !ci.State.Paused, oneFS: !opts.IncludeMounts, diff: incremental, mounts: mounts},
+			pause: opts.Pause && !ci.State.Paused, oneFS: !opts.IncludeMounts, diff: incremental, mounts: mounts, upper: upper},
 		Base:      base,
 		Excludes:  mounts,
 		CreatedBy: fmt.Sprintf("bb commit (%s, %s)", how, kind),
@@ -150,6 +158,9 @@ type source struct {
 	oneFS  bool
 	diff   bool
 	mounts []string
+	// upper is the container's writable layer when this process can
+	// read it: its listing replaces the daemon's change list.
+	upper *upperLayer
 }
 
 // Stream implements snapshot.Source.
@@ -181,9 +192,9 @@ func (s *source) Stream(ctx context.Context, req snapshot.StreamRequest) (io.Rea
 func (s *source) open(ctx context.Context, req snapshot.StreamRequest) (io.ReadCloser, error) {
 	var pl *plan
 	if s.diff {
-		changes, err := s.c.ContainerDiff(ctx, s.id)
+		changes, err := s.changes(ctx, req.Excludes)
 		if err != nil {
-			return nil, fmt.Errorf("listing the changes of %s: %w", s.name, err)
+			return nil, err
 		}
 		pl = newPlan(changes, req.Excludes, s.mounts)
 	}
@@ -208,6 +219,33 @@ func (s *source) open(ctx context.Context, req snapshot.StreamRequest) (io.ReadC
 	default:
 		return startExec(ctx, s.c, s.id, s.name, tarcmd.Args("/", req.Excludes, s.oneFS), nil, true)
 	}
+}
+
+// changes lists what the bottle changed: from its upper directory when
+// this process can read it, else from the daemon.
+func (s *source) changes(ctx context.Context, excludes []string) ([]container.FilesystemChange, error) {
+	start := time.Now()
+	if s.upper != nil {
+		skip := cleanSet(excludes)
+		for _, m := range s.mounts {
+			skip[m] = true
+		}
+		ch, err := s.upper.changes(ctx, skip)
+		if err == nil {
+			s.log.Debug("listed the changes in the upper directory", "container", s.name, "changes", len(ch), "took", time.Since(start).Round(time.Millisecond))
+			return ch, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		s.log.Info("asking the daemon for the change list", "container", s.name, "why", err)
+	}
+	ch, err := s.c.ContainerDiff(ctx, s.id)
+	if err != nil {
+		return nil, fmt.Errorf("listing the changes of %s: %w", s.name, err)
+	}
+	s.log.Debug("the daemon listed the changes", "container", s.name, "changes", len(ch), "took", time.Since(start).Round(time.Millisecond))
+	return ch, nil
 }
 
 // hookCloser runs after once the stream is closed.
