@@ -48,9 +48,7 @@ func (r *Runtime) Prepare(ctx context.Context, slug string, opts bottle.PrepareO
 		if ci.State.Paused {
 			return nil, fmt.Errorf("container %s is paused and the daemon refuses exec into it: use --method export, or unpause it", name)
 		}
-		if err := r.checkTar(ctx, c, ci.ID, name); err != nil {
-			return nil, err
-		}
+		// Checked below, once it is known whether the stream needs it.
 	case MethodExport:
 		if opts.IncludeMounts && len(ci.Mounts) > 0 {
 			return nil, fmt.Errorf("--include-mounts needs --method exec: the daemon's export leaves volumes and bind mounts out")
@@ -102,6 +100,7 @@ func (r *Runtime) Prepare(ctx context.Context, slug string, opts bottle.PrepareO
 	}
 	kind := "full"
 	var upper *upperLayer
+	hostRead := false
 	if incremental {
 		kind = "diff"
 		if r.ChangeList != ChangesDaemon {
@@ -109,8 +108,23 @@ func (r *Runtime) Prepare(ctx context.Context, slug string, opts bottle.PrepareO
 				r.log().Debug("asking the daemon for the change list", "container", name, "why", err)
 			}
 		}
+		if upper != nil && method == MethodExec {
+			if err := checkMerged(upper.merged); err != nil {
+				r.log().Debug("streaming through tar in the bottle", "container", name, "why", err)
+			} else {
+				hostRead = true
+			}
+		}
+	}
+	if method == MethodExec && !hostRead {
+		if err := r.checkTar(ctx, c, ci.ID, name); err != nil {
+			return nil, err
+		}
 	}
 	how := "docker exec tar"
+	if hostRead {
+		how = "read from the overlay mount"
+	}
 	if method == MethodExport {
 		how = "docker export"
 		if opts.Pause && !ci.State.Paused {
@@ -119,7 +133,7 @@ func (r *Runtime) Prepare(ctx context.Context, slug string, opts bottle.PrepareO
 	}
 	return &bottle.Prepared{
 		Source: &source{c: c, log: r.log(), id: ci.ID, name: name, method: method,
-			pause: opts.Pause && !ci.State.Paused, oneFS: !opts.IncludeMounts, diff: incremental, mounts: mounts, upper: upper},
+			pause: opts.Pause && !ci.State.Paused, oneFS: !opts.IncludeMounts, diff: incremental, mounts: mounts, upper: upper, hostRead: hostRead, started: ci.State.StartedAt},
 		Base:      base,
 		Excludes:  mounts,
 		CreatedBy: fmt.Sprintf("bb commit (%s, %s)", how, kind),
@@ -161,6 +175,11 @@ type source struct {
 	// upper is the container's writable layer when this process can
 	// read it: its listing replaces the daemon's change list.
 	upper *upperLayer
+	// hostRead streams the changed paths from the container's merged
+	// directory on this host instead of tar in the bottle.
+	hostRead bool
+	// started is when the container started (State.StartedAt).
+	started string
 }
 
 // Stream implements snapshot.Source.
@@ -176,7 +195,11 @@ func (s *source) Stream(ctx context.Context, req snapshot.StreamRequest) (io.Rea
 			}
 		}
 	}
+	start := time.Now()
 	rc, err := s.open(ctx, req)
+	if err == nil {
+		rc = &timedStream{ReadCloser: rc, log: s.log, name: s.name, start: start}
+	}
 	if err != nil {
 		if unpause != nil {
 			unpause()
@@ -210,6 +233,12 @@ func (s *source) open(ctx context.Context, req snapshot.StreamRequest) (io.ReadC
 		return rc, nil
 	case pl != nil && len(pl.paths) == 0:
 		return newRewriteStream(io.NopCloser(strings.NewReader("")), pl, false), nil
+	case pl != nil && s.hostRead:
+		hs, err := startHostTar(ctx, s.upper.merged, pl.paths, s.stillRunning)
+		if err != nil {
+			return nil, err
+		}
+		return newRewriteStream(hs, pl, false), nil
 	case pl != nil:
 		es, err := startExec(ctx, s.c, s.id, s.name, diffTarArgs(), pl.fileList(), true)
 		if err != nil {
@@ -219,6 +248,19 @@ func (s *source) open(ctx context.Context, req snapshot.StreamRequest) (io.ReadC
 	default:
 		return startExec(ctx, s.c, s.id, s.name, tarcmd.Args("/", req.Excludes, s.oneFS), nil, true)
 	}
+}
+
+// stillRunning checks that the container runs (or is paused) and was not
+// restarted since Prepare.
+func (s *source) stillRunning(ctx context.Context) error {
+	ci, err := s.c.ContainerInspect(ctx, s.id)
+	if err != nil {
+		return fmt.Errorf("%s was removed while it was read: %w", s.name, err)
+	}
+	if ci.State == nil || !(ci.State.Running || ci.State.Paused) || ci.State.StartedAt != s.started {
+		return fmt.Errorf("%s was stopped or restarted while it was read", s.name)
+	}
+	return nil
 }
 
 // changes lists what the bottle changed: from its upper directory when
@@ -267,6 +309,41 @@ func (h *hookCloser) Close() error {
 // Warnings implements snapshot.Warner by asking the wrapped stream.
 func (h *hookCloser) Warnings() []string {
 	if w, ok := h.ReadCloser.(snapshot.Warner); ok {
+		return w.Warnings()
+	}
+	return nil
+}
+
+// timedStream logs when the stream gives its first byte and its end,
+// for bb -v: the time until then is the bottle's and the daemon's, the
+// rest is bb's compression and store.
+type timedStream struct {
+	io.ReadCloser
+	log   *slog.Logger
+	name  string
+	start time.Time
+	first time.Duration
+	n     int64
+	done  bool
+}
+
+func (t *timedStream) Read(p []byte) (int, error) {
+	n, err := t.ReadCloser.Read(p)
+	if n > 0 && t.n == 0 {
+		t.first = time.Since(t.start)
+	}
+	t.n += int64(n)
+	if err != nil && !t.done {
+		t.done = true
+		t.log.Debug("stream ended", "container", t.name, "bytes", t.n, "first_byte", t.first.Round(time.Millisecond),
+			"took", time.Since(t.start).Round(time.Millisecond), "err", err)
+	}
+	return n, err
+}
+
+// Warnings implements snapshot.Warner by asking the wrapped stream.
+func (t *timedStream) Warnings() []string {
+	if w, ok := t.ReadCloser.(snapshot.Warner); ok {
 		return w.Warnings()
 	}
 	return nil

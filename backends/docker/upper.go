@@ -18,7 +18,8 @@ const (
 	// ChangesAuto reads the container's overlay2 upper directory where bb
 	// can reach it, and asks the daemon otherwise.
 	ChangesAuto = ""
-	// ChangesDaemon always asks the daemon (GET /containers/{id}/changes).
+	// ChangesDaemon always asks the daemon (GET /containers/{id}/changes)
+	// and streams through tar in the bottle.
 	ChangesDaemon = "daemon"
 )
 
@@ -37,6 +38,8 @@ const mountInfo = "/proc/self/mountinfo"
 // sees it.
 type upperLayer struct {
 	dir string
+	// merged is the container's root filesystem (the overlay mount).
+	merged string
 	// xattr is the prefix of overlayfs's own xattrs: "trusted.overlay."
 	// or, on mounts with userxattr, "user.overlay.".
 	xattr string
@@ -65,7 +68,7 @@ func findUpper(ci container.InspectResponse) (*upperLayer, error) {
 	if err != nil {
 		return nil, err
 	}
-	u := &upperLayer{dir: upper, xattr: "trusted.overlay."}
+	u := &upperLayer{dir: upper, merged: merged, xattr: "trusted.overlay."}
 	found := false
 	for _, o := range strings.Split(opts, ",") {
 		k, v, _ := strings.Cut(o, "=")
