@@ -17,7 +17,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-
 // checkMerged makes sure the merged directory shows the bottle's files
 // with the owners the bottle sees: under the daemon's user namespace
 // remapping the root directory belongs to a shifted uid, and the stream

@@ -7,7 +7,6 @@ import (
 	"io"
 )
 
-
 func checkMerged(string) error { return noUpper("not on Linux") }
 
 func startHostTar(context.Context, string, []string, func(context.Context) error) (io.ReadCloser, error) {
