@@ -10,10 +10,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/bot-bottle/bb/internal/iox"
 	"github.com/bot-bottle/bb/oci"
 	"github.com/bot-bottle/bb/snapshot"
 	"github.com/bot-bottle/bb/state"
@@ -40,6 +42,48 @@ type Image struct {
 type ExportOptions struct {
 	// Progress, if set, is called with the number of bytes written so far.
 	Progress func(n int64)
+	// NoMetadata leaves the bottle metadata out: index.json then names
+	// each image manifest directly, the layout older tools such as umoci
+	// 0.4.7 need (they take the metadata artifact for a second image).
+	NoMetadata bool
+	// Compression is CompressionAsStored (copy layers as they are) or
+	// CompressionGzip (recompress zstd layers as gzip; such an image gets
+	// a new manifest digest, its config and diffIDs stay).
+	Compression string
+	// Layout is LayoutSingle (one index.json entry per snapshot, the
+	// default) or LayoutReferrers (the image manifest and a referrers
+	// tag entry per snapshot). See the package documentation for which
+	// tools read which.
+	Layout string
+}
+
+// Layouts Write can give index.json (ExportOptions.Layout).
+const (
+	// LayoutSingle names one entry per snapshot in index.json: the image
+	// manifest, or, when the snapshot has bottle metadata, an image index
+	// that holds the image and the metadata artifact. Tools that take
+	// "the" image of a layout need no name (skopeo 1.9 oci-archive:FILE,
+	// crane push DIR), but the name resolves to that index, so oras
+	// discover needs --platform, regctl artifact list finds no referrer
+	// and umoci 0.4.7 sees two candidate images.
+	LayoutSingle = ""
+	// LayoutReferrers names the image manifest itself, plus, when the
+	// snapshot has bottle metadata, a second entry: the OCI referrers tag
+	// schema's index (org.opencontainers.image.ref.name
+	// sha256-<image hex>, as regctl image copy --referrers writes into an
+	// OCI layout) that lists the metadata artifact. regctl artifact list,
+	// oras discover and umoci read it without extra flags; skopeo needs
+	// the image's name (oci-archive:FILE:latest) and crane push --index.
+	LayoutReferrers = "referrers"
+)
+
+// ValidLayout checks an ExportOptions.Layout value.
+func ValidLayout(l string) error {
+	switch l {
+	case LayoutSingle, "single", LayoutReferrers:
+		return nil
+	}
+	return fmt.Errorf("unknown export layout %q: give single (one index.json entry per snapshot) or referrers (the image plus a referrers tag entry)", l)
 }
 
 // ExportResult describes a written archive.
@@ -48,14 +92,37 @@ type ExportResult struct {
 	Blobs    int             `json:"blobs"`
 	Bytes    int64           `json:"bytes"`
 	Duration time.Duration   `json:"duration"`
+	// Converted lists the slugs whose zstd layers were written as gzip
+	// (their manifest digest in the archive is new).
+	Converted []string `json:"converted,omitempty"`
+	// Zstd lists the slugs written with zstd layers, which docker load
+	// before Docker 23 cannot read (CompressionGzip converts them).
+	Zstd []string `json:"zstd,omitempty"`
 }
 
 // ExportedImage is one image in a written archive.
 type ExportedImage struct {
-	Slug     string `json:"slug"`
-	Name     string `json:"name"`
-	Digest   string `json:"digest"`
-	Metadata bool   `json:"metadata"`
+	Slug string `json:"slug"`
+	Name string `json:"name"`
+	// RefName is the image's org.opencontainers.image.ref.name in
+	// index.json: the name OCI layout tools (skopeo oci-archive:FILE:NAME,
+	// umoci --image DIR:NAME, oras, regctl) select it by.
+	RefName string `json:"refName"`
+	// Digest is the image manifest's digest.
+	Digest string `json:"digest"`
+	// Index is the digest of the image index that pairs the image with
+	// its metadata artifact, when the image has metadata and the layout
+	// is LayoutSingle; index.json names this index.
+	Index string `json:"index,omitempty"`
+	// Referrers is the digest of the referrers index that lists the
+	// metadata artifact, when the image has metadata and the layout is
+	// LayoutReferrers; index.json names it ReferrersTag.
+	Referrers string `json:"referrers,omitempty"`
+	// ReferrersTag is the referrers index's
+	// org.opencontainers.image.ref.name: sha256-<hex of the image
+	// manifest>.
+	ReferrersTag string `json:"referrersTag,omitempty"`
+	Metadata     bool   `json:"metadata"`
 }
 
 // legacyEntry is one element of docker's manifest.json.
@@ -166,14 +233,15 @@ func ExportFile(ctx context.Context, s *oci.Store, path string, refs []string, o
 		}
 		return res, err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	_, _ = iox.RemoveStaleBeside(path, oci.TempGrace) // of killed exports
+	tmp, err := os.CreateTemp(filepath.Dir(path), iox.StaleTempPrefix(path)+"*")
 	if err != nil {
 		return nil, fmt.Errorf("exporting to %s: %w (is the directory writable?)", path, err)
 	}
 	defer os.Remove(tmp.Name()) // no-op after the rename
 	res, err := Write(ctx, s, tmp, imgs, opts)
 	if err == nil {
-		err = tmp.Chmod(0o644)
+		err = tmp.Chmod(0o600)
 	}
 	if err == nil {
 		err = tmp.Sync()
@@ -203,8 +271,29 @@ type plannedBlob struct {
 // then copied as they are, each read once.
 func Write(ctx context.Context, s *oci.Store, w io.Writer, images []Image, opts ExportOptions) (*ExportResult, error) {
 	start := time.Now()
+	var converted []string
 	if len(images) == 0 {
 		return nil, errors.New("nothing to export")
+	}
+	if err := ValidCompression(opts.Compression); err != nil {
+		return nil, err
+	}
+	if err := ValidLayout(opts.Layout); err != nil {
+		return nil, err
+	}
+	referrers := opts.Layout == LayoutReferrers
+	if opts.Compression == CompressionGzip {
+		images = slices.Clone(images)
+		for i := range images {
+			img, changed, err := toGzip(ctx, s, images[i])
+			if err != nil {
+				return nil, fmt.Errorf("exporting %s with gzip layers: %w", images[i].Slug, err)
+			}
+			images[i] = img
+			if changed {
+				converted = append(converted, img.Slug)
+			}
+		}
 	}
 	var small, large []plannedBlob
 	planned := map[v1.Hash]bool{}
@@ -218,6 +307,7 @@ func Write(ctx context.Context, s *oci.Store, w io.Writer, images []Image, opts 
 	legacy := []legacyEntry{}
 	res := &ExportResult{}
 	names := map[string]v1.Hash{}
+	refNames := map[string]v1.Hash{}
 	for _, img := range images {
 		mb, err := s.ReadBlob(ctx, img.Manifest.Digest, oci.MaxManifestSize)
 		if err != nil {
@@ -251,7 +341,14 @@ func Write(ctx context.Context, s *oci.Store, w io.Writer, images []Image, opts 
 		}
 		add(&small, plannedBlob{digest: img.Manifest.Digest, size: img.Manifest.Size, data: mb})
 		add(&small, plannedBlob{digest: man.Config.Digest, size: man.Config.Size, data: cb})
-		le := legacyEntry{Config: BlobsDir + man.Config.Digest.Hex, RepoTags: []string{familiar(name)}, Layers: []string{}}
+		repoTag := familiar(name)
+		if referrers {
+			// podman load reads this layout as a docker archive (its
+			// oci-archive: reader wants one index.json entry) and puts
+			// localhost/ before a name without a registry.
+			repoTag = name
+		}
+		le := legacyEntry{Config: BlobsDir + man.Config.Digest.Hex, RepoTags: []string{repoTag}, Layers: []string{}}
 		for _, l := range man.Layers {
 			n, err := s.Stat(ctx, l.Digest)
 			if err != nil {
@@ -261,6 +358,9 @@ func Write(ctx context.Context, s *oci.Store, w io.Writer, images []Image, opts 
 				return nil, fmt.Errorf("exporting %s: layer %s has %d bytes in the store, not %d: the store is damaged; commit the bottle again", img.Slug, l.Digest, n, l.Size)
 			}
 			add(&large, plannedBlob{digest: l.Digest, size: l.Size})
+			if l.MediaType == types.OCILayerZStd && !slices.Contains(res.Zstd, img.Slug) {
+				res.Zstd = append(res.Zstd, img.Slug)
+			}
 			le.Layers = append(le.Layers, BlobsDir+l.Digest.Hex)
 		}
 		legacy = append(legacy, le)
@@ -269,21 +369,25 @@ func Write(ctx context.Context, s *oci.Store, w io.Writer, images []Image, opts 
 		for k, v := range img.Annotations {
 			ann[k] = v
 		}
-		_, tag := splitName(name)
+		ref := refName(name, len(images))
+		if prev, ok := refNames[ref]; ok && prev != img.Manifest.Digest {
+			return nil, fmt.Errorf("exporting %s: two different snapshots would both have the layout name %q; export them into separate archives", img.Slug, ref)
+		}
+		refNames[ref] = img.Manifest.Digest
 		ann[oci.ContainerdNameAnnotation] = name
 		ann[oci.AppleNameAnnotation] = name
-		ann[oci.RefNameAnnotation] = tag
+		ann[oci.RefNameAnnotation] = ref
 		if img.Slug != "" {
 			ann[oci.SlugAnnotation] = img.Slug
 		}
-		d := v1.Descriptor{MediaType: img.Manifest.MediaType, Digest: img.Manifest.Digest, Size: img.Manifest.Size, Annotations: ann}
+		d := v1.Descriptor{MediaType: img.Manifest.MediaType, Digest: img.Manifest.Digest, Size: img.Manifest.Size}
 		if cfg.OS != "" && cfg.Architecture != "" {
 			d.Platform = &v1.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant, OSVersion: cfg.OSVersion}
 		}
-		index.Manifests = append(index.Manifests, d)
-		ei := ExportedImage{Slug: img.Slug, Name: name, Digest: img.Manifest.Digest.String()}
-
-		if img.Metadata != nil {
+		ei := ExportedImage{Slug: img.Slug, Name: name, RefName: ref, Digest: img.Manifest.Digest.String()}
+		top := d
+		var extra *v1.Descriptor // the referrers tag entry (LayoutReferrers)
+		if img.Metadata != nil && !opts.NoMetadata {
 			amb, blobs, err := snapshot.MetadataManifest(v1.Descriptor{MediaType: img.Manifest.MediaType, Digest: img.Manifest.Digest, Size: img.Manifest.Size}, img.Metadata)
 			if err != nil {
 				return nil, fmt.Errorf("exporting %s: %w", img.Slug, err)
@@ -293,14 +397,44 @@ func Write(ctx context.Context, s *oci.Store, w io.Writer, images []Image, opts 
 			for _, h := range sortedHashes(blobs) {
 				add(&small, plannedBlob{digest: h, size: int64(len(blobs[h])), data: blobs[h]})
 			}
-			index.Manifests = append(index.Manifests, v1.Descriptor{
+			meta := v1.Descriptor{
 				MediaType:    types.OCIManifestSchema1,
 				ArtifactType: snapshot.MetadataArtifactType,
 				Digest:       ah,
 				Size:         int64(len(amb)),
+				Platform:     &v1.Platform{OS: "unknown", Architecture: "unknown"},
 				Annotations:  map[string]string{oci.SlugAnnotation: img.Slug},
-			})
+			}
+			if referrers {
+				rb, err := referrersIndex(meta)
+				if err != nil {
+					return nil, fmt.Errorf("exporting %s: %w", img.Slug, err)
+				}
+				rh, _, _ := v1.SHA256(bytes.NewReader(rb))
+				add(&small, plannedBlob{digest: rh, size: int64(len(rb)), data: rb})
+				tag := referrersTag(img.Manifest.Digest)
+				if prev, ok := refNames[tag]; ok && prev != img.Manifest.Digest {
+					return nil, fmt.Errorf("exporting %s: the layout name %q is taken by another snapshot; export them into separate archives", img.Slug, tag)
+				}
+				refNames[tag] = img.Manifest.Digest
+				extra = &v1.Descriptor{MediaType: types.OCIImageIndex, Digest: rh, Size: int64(len(rb)), Annotations: map[string]string{oci.RefNameAnnotation: tag}}
+				ei.Referrers, ei.ReferrersTag = rh.String(), tag
+			} else {
+				ib, err := imageWithMetadata(d, meta)
+				if err != nil {
+					return nil, fmt.Errorf("exporting %s: %w", img.Slug, err)
+				}
+				ih, _, _ := v1.SHA256(bytes.NewReader(ib))
+				add(&small, plannedBlob{digest: ih, size: int64(len(ib)), data: ib})
+				top = v1.Descriptor{MediaType: types.OCIImageIndex, Digest: ih, Size: int64(len(ib))}
+				ei.Index = ih.String()
+			}
 			ei.Metadata = true
+		}
+		top.Annotations = ann
+		index.Manifests = append(index.Manifests, top)
+		if extra != nil {
+			index.Manifests = append(index.Manifests, *extra)
 		}
 		res.Images = append(res.Images, ei)
 	}
@@ -359,6 +493,7 @@ func Write(ctx context.Context, s *oci.Store, w io.Writer, images []Image, opts 
 		return nil, fmt.Errorf("writing archive: %w", err)
 	}
 	res.Blobs = len(small) + len(large)
+	res.Converted = converted
 	res.Bytes = tw.n
 	res.Duration = time.Since(start)
 	return res, nil
@@ -396,6 +531,49 @@ func copyBlob(ctx context.Context, s *oci.Store, tw *tarWriter, b plannedBlob) e
 	}
 	return nil
 }
+
+// refName is an image's org.opencontainers.image.ref.name: "latest" when
+// the archive holds one image (the name tools pick by default), else a
+// name per image without ':' or '/' (which oras, regctl and umoci read
+// as separators): the repository's last component, plus "-TAG" for a tag
+// other than latest.
+func refName(name string, images int) string {
+	repo, tag := splitName(familiar(name))
+	if images == 1 && tag != "" {
+		return tag
+	}
+	if i := strings.LastIndex(repo, "/"); i >= 0 {
+		repo = repo[i+1:]
+	}
+	if tag != "" && tag != "latest" {
+		repo += "-" + tag
+	}
+	return repo
+}
+
+// imageWithMetadata is the image index that a snapshot with bottle
+// metadata is exported as: the image (with its platform) and the
+// metadata artifact whose subject it is (platform unknown/unknown, the
+// convention docker and containerd use for entries that are not
+// runnable), in LayoutSingle. index.json then names one entry per
+// snapshot, which tools that take "the" image of a layout (skopeo
+// oci-archive:FILE, crane push of a directory) need, while oras, which
+// indexes the whole graph, finds the metadata as a referrer of the image
+// (given the platform, to resolve the name to the image).
+func imageWithMetadata(img, meta v1.Descriptor) ([]byte, error) {
+	return json.Marshal(v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{img, meta}})
+}
+
+// referrersIndex is the OCI referrers tag schema's index that lists the
+// metadata artifact (image-spec 1.1, distribution-spec 1.1 "referrers tag
+// schema"), which regctl reads in an OCI layout by its tag.
+func referrersIndex(meta v1.Descriptor) ([]byte, error) {
+	return json.Marshal(v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{meta}})
+}
+
+// referrersTag is the referrers tag schema's name for the referrers of
+// the manifest h: <algorithm>-<hex>.
+func referrersTag(h v1.Hash) string { return h.Algorithm + "-" + h.Hex }
 
 func fileHeader(name string, size int64) *tar.Header {
 	return &tar.Header{Typeflag: tar.TypeReg, Name: name, Size: size, Mode: 0o644, ModTime: epoch}

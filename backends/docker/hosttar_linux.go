@@ -104,6 +104,38 @@ func startHostTar(ctx context.Context, merged string, paths []string, verify fun
 
 func (s *hostStream) Read(p []byte) (int, error) { return s.pr.Read(p) }
 
+// sparseSlack is how many bytes of holes make a file sparse for
+// findSparse.
+const sparseSlack = 1 << 20
+
+// findSparse returns the first of paths (as startHostTar resolves them)
+// that is a sparse regular file: Go's tar writer cannot write sparse
+// entries, so the host read would store its holes as zeros, where GNU
+// tar --sparse in the bottle keeps them.
+func findSparse(merged string, paths []string) (string, bool) {
+	root, err := unix.Open(merged, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "", false
+	}
+	h := &hostTar{root: root}
+	defer h.close()
+	for _, p := range paths {
+		dir, base := "", p
+		if j := strings.LastIndexByte(p, '/'); j >= 0 {
+			dir, base = p[:j], p[j+1:]
+		}
+		pfd, ok := h.dir(dir)
+		if !ok {
+			continue
+		}
+		var st unix.Stat_t
+		if unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG && st.Size-st.Blocks*512 > sparseSlack {
+			return p, true
+		}
+	}
+	return "", false
+}
+
 func (s *hostStream) Close() error {
 	s.pr.CloseWithError(errors.New("stream closed"))
 	<-s.done

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/bot-bottle/bb/backends/tarcmd"
 	"github.com/bot-bottle/bb/bottle"
@@ -89,6 +90,26 @@ func (r *Runtime) Prepare(ctx context.Context, slug string, opts bottle.PrepareO
 		r.log().Info("the base image is deep: flattening this snapshot into one layer", "container", name, "layers", len(ii.RootFS.Layers), "max", r.maxBaseLayers())
 		incremental = false
 	}
+	var upper *upperLayer
+	if incremental && r.ChangeList != ChangesDaemon {
+		if upper, err = findUpper(ci); err != nil {
+			r.log().Debug("asking the daemon for the change list", "container", name, "why", err)
+		}
+	}
+	if incremental && upper == nil {
+		// The change list is JSON: a name that is not UTF-8 arrives with
+		// U+FFFD in place of its bytes and cannot be found again. (The
+		// upper directory's names are bytes.)
+		if changes, err := c.ContainerDiff(ctx, ci.ID); err == nil {
+			for _, ch := range changes {
+				if strings.ContainsRune(ch.Path, utf8.RuneError) {
+					r.log().Info("a changed path is not UTF-8, so the daemon's change list cannot name it: making a full snapshot", "container", name, "path", ch.Path)
+					incremental = false
+					break
+				}
+			}
+		}
+	}
 	if incremental {
 		layers, cf, err := r.baseLayers(ctx, c, ii)
 		if err != nil {
@@ -98,16 +119,14 @@ func (r *Runtime) Prepare(ctx context.Context, slug string, opts bottle.PrepareO
 			base.Layers, base.Config = layers, cf
 		}
 	}
+	base.Config = bottle.ApplyProcess(base.Config, processOf(ci), opts.KeepEnv)
 	kind := "full"
-	var upper *upperLayer
 	hostRead := false
+	if !incremental {
+		upper = nil
+	}
 	if incremental {
 		kind = "diff"
-		if r.ChangeList != ChangesDaemon {
-			if upper, err = findUpper(ci); err != nil {
-				r.log().Debug("asking the daemon for the change list", "container", name, "why", err)
-			}
-		}
 		if upper != nil && method == MethodExec {
 			if err := checkMerged(upper.merged); err != nil {
 				r.log().Debug("streaming through tar in the bottle", "container", name, "why", err)
@@ -133,7 +152,8 @@ func (r *Runtime) Prepare(ctx context.Context, slug string, opts bottle.PrepareO
 	}
 	return &bottle.Prepared{
 		Source: &source{c: c, log: r.log(), id: ci.ID, name: name, method: method,
-			pause: opts.Pause && !ci.State.Paused, oneFS: !opts.IncludeMounts, diff: incremental, mounts: mounts, upper: upper, hostRead: hostRead, started: ci.State.StartedAt},
+			pause: opts.Pause && !ci.State.Paused, oneFS: !opts.IncludeMounts, diff: incremental, mounts: mounts, upper: upper, hostRead: hostRead, started: ci.State.StartedAt,
+			checkTar: func(ctx context.Context) error { return r.checkTar(ctx, c, ci.ID, name) }},
 		Base:      base,
 		Excludes:  mounts,
 		CreatedBy: fmt.Sprintf("bb commit (%s, %s)", how, kind),
@@ -180,6 +200,8 @@ type source struct {
 	hostRead bool
 	// started is when the container started (State.StartedAt).
 	started string
+	// checkTar checks the bottle's tar (Runtime.checkTar).
+	checkTar func(ctx context.Context) error
 }
 
 // Stream implements snapshot.Source.
@@ -233,6 +255,12 @@ func (s *source) open(ctx context.Context, req snapshot.StreamRequest) (io.ReadC
 		return rc, nil
 	case pl != nil && len(pl.paths) == 0:
 		return newRewriteStream(io.NopCloser(strings.NewReader("")), pl, false), nil
+	case pl != nil && s.hostRead && s.sparseToGuest(ctx, pl):
+		es, err := startExec(ctx, s.c, s.id, s.name, diffTarArgs(), pl.fileList(), true)
+		if err != nil {
+			return nil, err
+		}
+		return newRewriteStream(es, pl, false), nil
 	case pl != nil && s.hostRead:
 		hs, err := startHostTar(ctx, s.upper.merged, pl.paths, s.stillRunning)
 		if err != nil {
@@ -248,6 +276,22 @@ func (s *source) open(ctx context.Context, req snapshot.StreamRequest) (io.ReadC
 	default:
 		return startExec(ctx, s.c, s.id, s.name, tarcmd.Args("/", req.Excludes, s.oneFS), nil, true)
 	}
+}
+
+// sparseToGuest says whether the changed paths hold a sparse file and
+// the bottle has GNU tar to keep its holes: then tar in the bottle
+// streams this snapshot.
+func (s *source) sparseToGuest(ctx context.Context, pl *plan) bool {
+	p, ok := findSparse(s.upper.merged, pl.paths)
+	if !ok {
+		return false
+	}
+	if err := s.checkTar(ctx); err != nil {
+		s.log.Warn("a sparse file will be stored with its holes as zeros (no GNU tar in the bottle to keep them)", "container", s.name, "path", p, "err", err)
+		return false
+	}
+	s.log.Info("a sparse file changed: streaming through tar in the bottle, which keeps its holes", "container", s.name, "path", p)
+	return true
 }
 
 // stillRunning checks that the container runs (or is paused) and was not
@@ -285,6 +329,11 @@ func (s *source) changes(ctx context.Context, excludes []string) ([]container.Fi
 	ch, err := s.c.ContainerDiff(ctx, s.id)
 	if err != nil {
 		return nil, fmt.Errorf("listing the changes of %s: %w", s.name, err)
+	}
+	for _, c := range ch {
+		if strings.ContainsRune(c.Path, utf8.RuneError) {
+			return nil, fmt.Errorf("%s: the daemon's change list cannot name %q (not UTF-8): make a full snapshot (--full)", s.name, c.Path)
+		}
 	}
 	s.log.Debug("the daemon listed the changes", "container", s.name, "changes", len(ch), "took", time.Since(start).Round(time.Millisecond))
 	return ch, nil
@@ -350,3 +399,18 @@ func (t *timedStream) Warnings() []string {
 }
 
 var _ snapshot.Source = (*source)(nil)
+
+// processOf is what docker commit takes from a container: its own
+// Entrypoint, Cmd, WorkingDir, User and Env (the image's, merged with
+// what docker run set). ci.Path and ci.Args are the same command
+// resolved, so Config is enough.
+func processOf(ci container.InspectResponse) bottle.Process {
+	p := bottle.Process{}
+	if c := ci.Config; c != nil {
+		// The container's config is complete (the image's values where
+		// docker run set none), so an empty one clears the base's.
+		p.Entrypoint, p.Cmd = append([]string{}, c.Entrypoint...), append([]string{}, c.Cmd...)
+		p.WorkingDir, p.User, p.Env = c.WorkingDir, c.User, c.Env
+	}
+	return p
+}
