@@ -27,7 +27,9 @@
 // MergedDir with GraphDriver's UpperDir, and the changed paths are then
 // read from the merged directory, each resolved one component at a time
 // with openat and O_NOFOLLOW (the tree is the bottle's own content: no
-// symlink in it is followed). The entries are those GNU tar would write
+// symlink in it is followed, and a file is opened for reading only once
+// its O_PATH descriptor shows a regular file, so no device driver is
+// ever opened). The entries are those GNU tar would write
 // (types, numeric owners, modes, mtimes, device numbers, hard links among
 // the streamed paths, user.* and security.* xattrs). A bottle that is
 // stopped, removed or restarted before the stream ends fails the

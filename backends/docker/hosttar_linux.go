@@ -39,7 +39,8 @@ func checkMerged(merged string) error {
 // one component at a time with openat and O_NOFOLLOW from the merged
 // directory's descriptor: no symlink placed by the bottle is followed,
 // and a path whose parent is no longer a directory is skipped (it
-// changed while it was read). It writes what GNU tar --no-recursion
+// changed while it was read); only what an O_PATH descriptor shows to be
+// a regular file is opened for reading (never a device node). It writes what GNU tar --no-recursion
 // --numeric-owner --xattrs would: the same types, numeric owners,
 // modes, mtimes, hard links among the streamed paths, and the user.* and
 // security.* xattrs (what tar in the bottle can read); sockets are left
@@ -283,13 +284,27 @@ func (h *hostTar) entry(pfd int, name, base string) error {
 // metadata, then exactly its size in bytes (zeros for what it lost
 // while it was read, as GNU tar pads a file that shrank).
 func (h *hostTar) file(pfd int, base string, hdr *tar.Header, lst *unix.Stat_t) error {
-	fd, err := unix.Openat(pfd, base, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	// O_PATH first: the bottle may swap a device node in after the
+	// fstatat, and opening a device for reading runs its driver (a
+	// watchdog arms itself on open). Only a regular file is then opened
+	// for reading, through its O_PATH descriptor, so it is the same inode.
+	pathFD, err := unix.Openat(pfd, base, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil
 	}
+	var st unix.Stat_t
+	if err := unix.Fstat(pathFD, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Ino != lst.Ino || st.Dev != lst.Dev {
+		unix.Close(pathFD)
+		h.warn("%s: file changed as we read it", strings.TrimPrefix(hdr.Name, "./"))
+		return nil
+	}
+	fd, err := unix.Open(fmt.Sprintf("/proc/self/fd/%d", pathFD), unix.O_RDONLY|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	unix.Close(pathFD)
+	if err != nil {
+		return fmt.Errorf("opening %s of the bottle through /proc/self/fd: %w", strings.TrimPrefix(hdr.Name, "./"), err)
+	}
 	f := os.NewFile(uintptr(fd), base)
 	defer f.Close()
-	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Ino != lst.Ino || st.Dev != lst.Dev {
 		h.warn("%s: file changed as we read it", strings.TrimPrefix(hdr.Name, "./"))
 		return nil
