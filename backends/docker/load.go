@@ -30,8 +30,8 @@ import (
 // Install implements bottle.Runtime: it loads the snapshot into the daemon
 // as bot-bottle-committed-<slug>:latest. If the daemon already has the
 // image (its ID is the snapshot's config digest) it is only tagged;
-// otherwise an uncompressed docker-archive is streamed into the daemon's
-// load, leaving out the layers whose chain of diffIDs the daemon has.
+// otherwise a docker-archive is streamed into the daemon's load (gzip
+// layers as stored, see sentCompressed), leaving out the layers whose chain of diffIDs the daemon has.
 // The previous image of that name is removed if nothing else uses it.
 func (r *Runtime) Install(ctx context.Context, snap bottle.Snapshot) (string, error) {
 	c, err := r.api()
@@ -46,8 +46,9 @@ func (r *Runtime) Install(ctx context.Context, snap bottle.Snapshot) (string, er
 	r.recordLayers(ctx, snap.Store, im, nil)
 	want := im.man.Config.Digest.String()
 	prevID := ""
+	var prev *image.InspectResponse
 	if pi, err := c.ImageInspect(ctx, ref); err == nil {
-		prevID = pi.ID
+		prevID, prev = pi.ID, &pi
 	}
 	if prevID == want {
 		return ref, nil
@@ -61,7 +62,7 @@ func (r *Runtime) Install(ctx context.Context, snap bottle.Snapshot) (string, er
 	} else if !cerrdefs.IsNotFound(err) {
 		return "", fmt.Errorf("inspecting image %s: %w", want, err)
 	}
-	have := r.daemonLayers(ctx, c, im, ref)
+	have := r.daemonLayers(ctx, c, im, prev)
 	start := time.Now()
 	mode := "gzip layers"
 	err = r.load(ctx, c, snap.Store, im, have, ref, true)
@@ -133,15 +134,17 @@ func (r *Runtime) recordLayers(ctx context.Context, s *oci.Store, im *storedImag
 
 // daemonLayers returns how many of the image's first layers the daemon
 // has, judging by the images most likely to share them: the snapshot's
-// base image and the previous snapshot.
-func (r *Runtime) daemonLayers(ctx context.Context, c Client, im *storedImage, ref string) int {
+// base image and the previous snapshot (prev, already inspected).
+func (r *Runtime) daemonLayers(ctx context.Context, c Client, im *storedImage, prev *image.InspectResponse) int {
 	best := 0
-	for _, cand := range []string{im.baseImage, ref} {
-		if cand == "" {
-			continue
+	cands := []*image.InspectResponse{prev}
+	if im.baseImage != "" {
+		if ii, err := c.ImageInspect(ctx, im.baseImage); err == nil {
+			cands = append(cands, &ii)
 		}
-		ii, err := c.ImageInspect(ctx, cand)
-		if err != nil {
+	}
+	for _, ii := range cands {
+		if ii == nil {
 			continue
 		}
 		n := 0
