@@ -20,6 +20,25 @@
 // Volumes and bind mounts are left out unless IncludeMounts is set (exec
 // only: the daemon's export never contains them).
 //
+// An incremental snapshot with the exec method does not run tar in the
+// bottle when bb runs on the daemon's host with the rights to read the
+// container's overlay2 directories (root, no user namespace remapping):
+// the mount table must show the overlay mount at GraphDriver's
+// MergedDir with GraphDriver's UpperDir, and the changed paths are then
+// read from the merged directory, each resolved one component at a time
+// with openat and O_NOFOLLOW (the tree is the bottle's own content: no
+// symlink in it is followed, and a file is opened for reading only once
+// its O_PATH descriptor shows a regular file, so no device driver is
+// ever opened). The entries are those GNU tar would write
+// (types, numeric owners, modes, mtimes, device numbers, hard links among
+// the streamed paths, user.* and security.* xattrs). A bottle that is
+// stopped, removed or restarted before the stream ends fails the
+// snapshot. This takes neither the daemon nor a process in the bottle
+// into the data path: on a loaded 2-core host, reading the 8.7k changed
+// paths (160 MB) took 0.5 s this way and 8 s through docker exec tar.
+// Runtime.ChangeList = ChangesDaemon keeps the daemon's change list and
+// tar in the bottle.
+//
 // Measured on 2 cores (dockerd 20.10, overlay2) with a 340 MB bottle of
 // which 90 MB changed: reading the whole root filesystem takes 2.3 s
 // through exec and 1.2 s through export (the exec stream is the slower
@@ -32,28 +51,42 @@
 //
 // By default a snapshot is the base image's layers plus one diff layer,
 // which the daemon loads several times faster than a flattened image
-// because it already has the base layers. The daemon's change list (GET
-// /containers/{id}/changes) names the paths that differ from the image;
-// only those (and their parent directories) are streamed, and deleted
-// paths become OCI whiteouts (.wh.<name>, or .wh..wh..opq in a directory
-// that replaced a deleted one). The base layers are ingested once into
+// because it already has the base layers. The change list names the
+// paths that differ from the image; only those (and their parent
+// directories) are streamed, and deleted paths become OCI whiteouts
+// (.wh.<name>, or .wh..wh..opq in a directory that replaced a deleted
+// one). Where bb can read the container's overlay2 upper directory (see
+// above) the change list is a walk of it (openat, O_NOFOLLOW; a
+// character device 0/0 is a deletion, a directory with the
+// trusted.overlay.opaque xattr replaced a deleted one): it is the
+// daemon's own diff, at a fraction of the cost of asking the daemon for
+// it (0.1 s against 2.4 s for 8.7k changes of a 1.1 GB bottle). A
+// directory renamed with overlayfs's redirect_dir (whose lower contents
+// its upper copy does not show) sends bb back to the daemon's change list
+// (GET /containers/{id}/changes), as does any other storage driver. The base layers are ingested once into
 // bb's store from the daemon's image save; a small index under the store
 // root maps their diffIDs to stored blobs. A bottle booted from a bb
 // snapshot builds on that snapshot's layers. When the base has
 // MaxBaseLayers layers or more, when mounts are included, or with
 // PrepareOptions.Full, the snapshot is one flattened layer instead.
 //
-// The change list comes from the daemon's comparison of file metadata
+// The daemon's change list comes from its comparison of file metadata
 // (size, mode, owner, mtime): a change that keeps all of them, such as a
 // new hard link to a file of the base image, is not seen, and the link
-// arrives as a copy. Use a full snapshot where that matters.
+// arrives as a copy. Use a full snapshot where that matters. The upper
+// directory has no such blind spot: overlayfs copies a file up before
+// any change to it, links included.
 //
 // # Loading
 //
-// Install streams an uncompressed docker-archive (layers decompressed from
-// the store on the fly) into ImageLoad, leaving out the layers whose
-// chain of diffIDs the daemon already has, and fails on an errorDetail in
-// the load's JSON stream. When the daemon already has the image (same
+// Install streams a docker-archive into ImageLoad, leaving out the layers
+// whose chain of diffIDs the daemon already has, and fails on an
+// errorDetail in the load's JSON stream. Gzip layers go as they are
+// stored (the daemon's load decompresses a compressed layer.tar and
+// checks its diffID): bb neither decompresses them nor needs their
+// uncompressed size, and the daemon spools fewer bytes. If the daemon
+// refuses them, the load is retried with the layers decompressed from the
+// store on the fly. When the daemon already has the image (same
 // config digest) it is only tagged. On the bottle above, loading the
 // incremental snapshot takes 2.1 s against 12.5 s for the flattened one,
 // and a whole commit with its load 2.9 s against 14.4 s.

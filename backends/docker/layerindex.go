@@ -82,16 +82,25 @@ func (x layerIndex) add(ctx context.Context, add map[string]layerEntry) error {
 	if err != nil {
 		return err
 	}
+	changed := false
 	for k, e := range add {
-		if old, ok := m[k]; ok && old.Digest == e.Digest && e.TarSize == 0 {
+		old, ok := m[k]
+		if ok && old.Digest == e.Digest && e.TarSize == 0 {
 			e.TarSize = old.TarSize
+		}
+		if !ok || old != e {
+			changed = true
 		}
 		m[k] = e
 	}
 	for k, e := range m {
 		if _, err := x.store.Stat(ctx, e.Digest); err != nil {
 			delete(m, k)
+			changed = true
 		}
+	}
+	if !changed {
+		return nil // nothing new: spare the synced rewrite
 	}
 	b, err := json.Marshal(layerIndexFile{Layers: m})
 	if err != nil {

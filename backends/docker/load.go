@@ -17,6 +17,7 @@ import (
 
 	"github.com/bot-bottle/bb/bottle"
 	"github.com/bot-bottle/bb/oci"
+	"github.com/bot-bottle/bb/oci/layer"
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
@@ -29,8 +30,8 @@ import (
 // Install implements bottle.Runtime: it loads the snapshot into the daemon
 // as bot-bottle-committed-<slug>:latest. If the daemon already has the
 // image (its ID is the snapshot's config digest) it is only tagged;
-// otherwise an uncompressed docker-archive is streamed into the daemon's
-// load, leaving out the layers whose chain of diffIDs the daemon has.
+// otherwise a docker-archive is streamed into the daemon's load (gzip
+// layers as stored, see sentCompressed), leaving out the layers whose chain of diffIDs the daemon has.
 // The previous image of that name is removed if nothing else uses it.
 func (r *Runtime) Install(ctx context.Context, snap bottle.Snapshot) (string, error) {
 	c, err := r.api()
@@ -45,8 +46,9 @@ func (r *Runtime) Install(ctx context.Context, snap bottle.Snapshot) (string, er
 	r.recordLayers(ctx, snap.Store, im, nil)
 	want := im.man.Config.Digest.String()
 	prevID := ""
+	var prev *image.InspectResponse
 	if pi, err := c.ImageInspect(ctx, ref); err == nil {
-		prevID = pi.ID
+		prevID, prev = pi.ID, &pi
 	}
 	if prevID == want {
 		return ref, nil
@@ -60,20 +62,21 @@ func (r *Runtime) Install(ctx context.Context, snap bottle.Snapshot) (string, er
 	} else if !cerrdefs.IsNotFound(err) {
 		return "", fmt.Errorf("inspecting image %s: %w", want, err)
 	}
-	have := r.daemonLayers(ctx, c, im, ref)
-	sizes, err := r.tarSizes(ctx, snap.Store, im, have)
-	if err != nil {
-		return "", err
-	}
+	have := r.daemonLayers(ctx, c, im, prev)
 	start := time.Now()
-	err = r.load(ctx, c, snap.Store, im, sizes, have, ref)
+	mode := "gzip layers"
+	err = r.load(ctx, c, snap.Store, im, have, ref, true)
 	if err != nil && have > 0 && strings.Contains(err.Error(), "no such file") {
 		// The image that had the base layers went away meanwhile.
 		r.log().Info("the daemon lost the base layers; loading the whole image", "image", ref)
-		if sizes, err = r.tarSizes(ctx, snap.Store, im, 0); err == nil {
-			have = 0
-			err = r.load(ctx, c, snap.Store, im, sizes, 0, ref)
-		}
+		have = 0
+		err = r.load(ctx, c, snap.Store, im, 0, ref, true)
+	}
+	var refused *loadRefusedError
+	if errors.As(err, &refused) && ctx.Err() == nil {
+		r.log().Info("the daemon refused the compressed layers; sending them uncompressed", "image", ref, "err", err)
+		mode = "uncompressed layers"
+		err = r.load(ctx, c, snap.Store, im, have, ref, false)
 	}
 	if err != nil {
 		return "", err
@@ -85,7 +88,7 @@ func (r *Runtime) Install(ctx context.Context, snap bottle.Snapshot) (string, er
 	if got.ID != want {
 		return "", fmt.Errorf("the daemon loaded %s as image %s, not %s", ref, got.ID, want)
 	}
-	r.log().Info("loaded the snapshot into Docker", "image", ref, "layers", len(im.man.Layers), "layers_sent", len(im.man.Layers)-have, "took", time.Since(start).Round(time.Millisecond))
+	r.log().Info("loaded the snapshot into Docker", "image", ref, "layers", len(im.man.Layers), "layers_sent", len(im.man.Layers)-have, "sent_as", mode, "took", time.Since(start).Round(time.Millisecond))
 	r.dropImage(ctx, c, prevID)
 	return ref, nil
 }
@@ -131,15 +134,17 @@ func (r *Runtime) recordLayers(ctx context.Context, s *oci.Store, im *storedImag
 
 // daemonLayers returns how many of the image's first layers the daemon
 // has, judging by the images most likely to share them: the snapshot's
-// base image and the previous snapshot.
-func (r *Runtime) daemonLayers(ctx context.Context, c Client, im *storedImage, ref string) int {
+// base image and the previous snapshot (prev, already inspected).
+func (r *Runtime) daemonLayers(ctx context.Context, c Client, im *storedImage, prev *image.InspectResponse) int {
 	best := 0
-	for _, cand := range []string{im.baseImage, ref} {
-		if cand == "" {
-			continue
+	cands := []*image.InspectResponse{prev}
+	if im.baseImage != "" {
+		if ii, err := c.ImageInspect(ctx, im.baseImage); err == nil {
+			cands = append(cands, &ii)
 		}
-		ii, err := c.ImageInspect(ctx, cand)
-		if err != nil {
+	}
+	for _, ii := range cands {
+		if ii == nil {
 			continue
 		}
 		n := 0
@@ -151,19 +156,28 @@ func (r *Runtime) daemonLayers(ctx context.Context, c Client, im *storedImage, r
 	return best
 }
 
-// tarSizes returns the uncompressed sizes of layers from..end, from the
-// layer index or by decompressing the layer once (and recording it).
-func (r *Runtime) tarSizes(ctx context.Context, s *oci.Store, im *storedImage, from int) (map[int]int64, error) {
+// tarSizes returns the uncompressed sizes of layers from..end that are
+// sent uncompressed, from the layer index or by decompressing the layer
+// once (and recording it).
+func (r *Runtime) tarSizes(ctx context.Context, s *oci.Store, im *storedImage, from int, compressed bool) (map[int]int64, error) {
 	idx := layerIndex{store: s}
 	m, err := idx.read()
 	if err != nil {
 		return nil, err
 	}
 	sizes := map[int]int64{}
+	missing := false
 	for i := from; i < len(im.man.Layers); i++ {
+		if compressed && sentCompressed(im.man.Layers[i].MediaType) {
+			continue
+		}
 		d := im.cfg.RootFS.DiffIDs[i]
 		if e, ok := idx.lookup(ctx, m, d); ok && e.TarSize > 0 && e.Digest == im.man.Layers[i].Digest {
 			sizes[i] = e.TarSize
+			continue
+		}
+		if n, ok := layer.TarSize(im.man.Layers[i].Digest); ok {
+			sizes[i] = n
 			continue
 		}
 		n, err := copyLayer(ctx, s, im.man.Layers[i], d, io.Discard)
@@ -171,8 +185,11 @@ func (r *Runtime) tarSizes(ctx context.Context, s *oci.Store, im *storedImage, f
 			return nil, err
 		}
 		sizes[i] = n
+		missing = true
 	}
-	r.recordLayers(ctx, s, im, sizes)
+	if missing {
+		r.recordLayers(ctx, s, im, sizes)
+	}
 	return sizes, nil
 }
 
@@ -216,12 +233,51 @@ func copyLayer(ctx context.Context, s *oci.Store, desc v1.Descriptor, diffID v1.
 	return n, nil
 }
 
-// load streams the docker-archive into ImageLoad and reads its messages.
-func (r *Runtime) load(ctx context.Context, c Client, s *oci.Store, im *storedImage, sizes map[int]int64, have int, ref string) error {
+// sentCompressed says whether a layer of media type mt goes to the
+// daemon as its stored blob: the daemon's load decompresses a gzip
+// layer.tar itself and checks its diffID, so bb neither decompresses
+// the layer nor needs its uncompressed size, and the daemon receives
+// and spools fewer bytes.
+func sentCompressed(mt types.MediaType) bool {
+	return mt == types.OCILayer || mt == types.DockerLayer
+}
+
+// loadRefusedError is a failure the daemon reported in its load output.
+type loadRefusedError struct{ err error }
+
+func (e *loadRefusedError) Error() string { return e.err.Error() }
+func (e *loadRefusedError) Unwrap() error { return e.err }
+
+// copyBlob copies a stored blob as it is into w, checking its digest.
+func copyBlob(ctx context.Context, s *oci.Store, desc v1.Descriptor, w io.Writer) error {
+	f, err := s.Blob(ctx, desc.Digest)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(w, h), iox.ContextReader(ctx, io.LimitReader(f, desc.Size)))
+	if err != nil {
+		return fmt.Errorf("layer %s: %w", desc.Digest, err)
+	}
+	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); n != desc.Size || got != desc.Digest.String() {
+		return fmt.Errorf("layer %s: the stored blob has %d bytes hashing to %s: the store is damaged", desc.Digest, n, got)
+	}
+	return nil
+}
+
+// load streams the docker-archive of im's layers have.. into ImageLoad
+// and reads its messages; with compressed, gzip layers are sent as
+// stored.
+func (r *Runtime) load(ctx context.Context, c Client, s *oci.Store, im *storedImage, have int, ref string, compressed bool) error {
+	sizes, err := r.tarSizes(ctx, s, im, have, compressed)
+	if err != nil {
+		return err
+	}
 	pr, pw := io.Pipe()
 	werrc := make(chan error, 1)
 	go func() {
-		err := writeArchive(ctx, pw, s, im, sizes, have, ref)
+		err := writeArchive(ctx, pw, s, im, sizes, have, ref, compressed)
 		pw.CloseWithError(err)
 		werrc <- err
 	}()
@@ -235,6 +291,9 @@ func (r *Runtime) load(ctx context.Context, c Client, s *oci.Store, im *storedIm
 	}
 	defer resp.Body.Close()
 	merr := readLoadMessages(resp)
+	if merr != nil {
+		merr = &loadRefusedError{err: merr}
+	}
 	pr.CloseWithError(errors.New("the daemon finished the load"))
 	werr := <-werrc
 	switch {
@@ -301,10 +360,11 @@ type archiveManifest struct {
 	Layers   []string
 }
 
-// writeArchive writes an uncompressed docker-archive of im: manifest.json
-// and config first, then layers have.. decompressed from the store (the
-// daemon has the first have layers, so their files are left out).
-func writeArchive(ctx context.Context, w io.Writer, s *oci.Store, im *storedImage, sizes map[int]int64, have int, ref string) error {
+// writeArchive writes a docker-archive of im: manifest.json and config
+// first, then layers have.. from the store, as stored (gzip, with
+// compressed) or decompressed (the daemon has the first have layers, so
+// their files are left out).
+func writeArchive(ctx context.Context, w io.Writer, s *oci.Store, im *storedImage, sizes map[int]int64, have int, ref string, compressed bool) error {
 	tw := tar.NewWriter(w)
 	cfgName := im.man.Config.Digest.Hex + ".json"
 	names := make([]string, len(im.cfg.RootFS.DiffIDs))
@@ -333,6 +393,15 @@ func writeArchive(ctx context.Context, w io.Writer, s *oci.Store, im *storedImag
 			continue
 		}
 		written[names[i]] = true
+		if desc := im.man.Layers[i]; compressed && sentCompressed(desc.MediaType) {
+			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: names[i], Size: desc.Size, Mode: 0o644, ModTime: now}); err != nil {
+				return err
+			}
+			if err := copyBlob(ctx, s, desc, tw); err != nil {
+				return err
+			}
+			continue
+		}
 		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: names[i], Size: sizes[i], Mode: 0o644, ModTime: now}); err != nil {
 			return err
 		}

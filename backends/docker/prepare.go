@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/bot-bottle/bb/backends/tarcmd"
@@ -48,9 +49,7 @@ func (r *Runtime) Prepare(ctx context.Context, slug string, opts bottle.PrepareO
 		if ci.State.Paused {
 			return nil, fmt.Errorf("container %s is paused and the daemon refuses exec into it: use --method export, or unpause it", name)
 		}
-		if err := r.checkTar(ctx, c, ci.ID, name); err != nil {
-			return nil, err
-		}
+		// Checked below, once it is known whether the stream needs it.
 	case MethodExport:
 		if opts.IncludeMounts && len(ci.Mounts) > 0 {
 			return nil, fmt.Errorf("--include-mounts needs --method exec: the daemon's export leaves volumes and bind mounts out")
@@ -91,9 +90,16 @@ func (r *Runtime) Prepare(ctx context.Context, slug string, opts bottle.PrepareO
 		r.log().Info("the base image is deep: flattening this snapshot into one layer", "container", name, "layers", len(ii.RootFS.Layers), "max", r.maxBaseLayers())
 		incremental = false
 	}
-	if incremental {
+	var upper *upperLayer
+	if incremental && r.ChangeList != ChangesDaemon {
+		if upper, err = findUpper(ci); err != nil {
+			r.log().Debug("asking the daemon for the change list", "container", name, "why", err)
+		}
+	}
+	if incremental && upper == nil {
 		// The change list is JSON: a name that is not UTF-8 arrives with
-		// U+FFFD in place of its bytes and cannot be found again.
+		// U+FFFD in place of its bytes and cannot be found again. (The
+		// upper directory's names are bytes.)
 		if changes, err := c.ContainerDiff(ctx, ci.ID); err == nil {
 			for _, ch := range changes {
 				if strings.ContainsRune(ch.Path, utf8.RuneError) {
@@ -115,10 +121,29 @@ func (r *Runtime) Prepare(ctx context.Context, slug string, opts bottle.PrepareO
 	}
 	base.Config = bottle.ApplyProcess(base.Config, processOf(ci), opts.KeepEnv)
 	kind := "full"
+	hostRead := false
+	if !incremental {
+		upper = nil
+	}
 	if incremental {
 		kind = "diff"
+		if upper != nil && method == MethodExec {
+			if err := checkMerged(upper.merged); err != nil {
+				r.log().Debug("streaming through tar in the bottle", "container", name, "why", err)
+			} else {
+				hostRead = true
+			}
+		}
+	}
+	if method == MethodExec && !hostRead {
+		if err := r.checkTar(ctx, c, ci.ID, name); err != nil {
+			return nil, err
+		}
 	}
 	how := "docker exec tar"
+	if hostRead {
+		how = "read from the overlay mount"
+	}
 	if method == MethodExport {
 		how = "docker export"
 		if opts.Pause && !ci.State.Paused {
@@ -127,7 +152,8 @@ func (r *Runtime) Prepare(ctx context.Context, slug string, opts bottle.PrepareO
 	}
 	return &bottle.Prepared{
 		Source: &source{c: c, log: r.log(), id: ci.ID, name: name, method: method,
-			pause: opts.Pause && !ci.State.Paused, oneFS: !opts.IncludeMounts, diff: incremental, mounts: mounts},
+			pause: opts.Pause && !ci.State.Paused, oneFS: !opts.IncludeMounts, diff: incremental, mounts: mounts, upper: upper, hostRead: hostRead, started: ci.State.StartedAt,
+			checkTar: func(ctx context.Context) error { return r.checkTar(ctx, c, ci.ID, name) }},
 		Base:      base,
 		Excludes:  mounts,
 		CreatedBy: fmt.Sprintf("bb commit (%s, %s)", how, kind),
@@ -166,6 +192,16 @@ type source struct {
 	oneFS  bool
 	diff   bool
 	mounts []string
+	// upper is the container's writable layer when this process can
+	// read it: its listing replaces the daemon's change list.
+	upper *upperLayer
+	// hostRead streams the changed paths from the container's merged
+	// directory on this host instead of tar in the bottle.
+	hostRead bool
+	// started is when the container started (State.StartedAt).
+	started string
+	// checkTar checks the bottle's tar (Runtime.checkTar).
+	checkTar func(ctx context.Context) error
 }
 
 // Stream implements snapshot.Source.
@@ -181,7 +217,11 @@ func (s *source) Stream(ctx context.Context, req snapshot.StreamRequest) (io.Rea
 			}
 		}
 	}
+	start := time.Now()
 	rc, err := s.open(ctx, req)
+	if err == nil {
+		rc = &timedStream{ReadCloser: rc, log: s.log, name: s.name, start: start}
+	}
 	if err != nil {
 		if unpause != nil {
 			unpause()
@@ -197,9 +237,9 @@ func (s *source) Stream(ctx context.Context, req snapshot.StreamRequest) (io.Rea
 func (s *source) open(ctx context.Context, req snapshot.StreamRequest) (io.ReadCloser, error) {
 	var pl *plan
 	if s.diff {
-		changes, err := s.c.ContainerDiff(ctx, s.id)
+		changes, err := s.changes(ctx, req.Excludes)
 		if err != nil {
-			return nil, fmt.Errorf("listing the changes of %s: %w", s.name, err)
+			return nil, err
 		}
 		pl = newPlan(changes, req.Excludes, s.mounts)
 	}
@@ -215,6 +255,18 @@ func (s *source) open(ctx context.Context, req snapshot.StreamRequest) (io.ReadC
 		return rc, nil
 	case pl != nil && len(pl.paths) == 0:
 		return newRewriteStream(io.NopCloser(strings.NewReader("")), pl, false), nil
+	case pl != nil && s.hostRead && s.sparseToGuest(ctx, pl):
+		es, err := startExec(ctx, s.c, s.id, s.name, diffTarArgs(), pl.fileList(), true)
+		if err != nil {
+			return nil, err
+		}
+		return newRewriteStream(es, pl, false), nil
+	case pl != nil && s.hostRead:
+		hs, err := startHostTar(ctx, s.upper.merged, pl.paths, s.stillRunning)
+		if err != nil {
+			return nil, err
+		}
+		return newRewriteStream(hs, pl, false), nil
 	case pl != nil:
 		es, err := startExec(ctx, s.c, s.id, s.name, diffTarArgs(), pl.fileList(), true)
 		if err != nil {
@@ -224,6 +276,67 @@ func (s *source) open(ctx context.Context, req snapshot.StreamRequest) (io.ReadC
 	default:
 		return startExec(ctx, s.c, s.id, s.name, tarcmd.Args("/", req.Excludes, s.oneFS), nil, true)
 	}
+}
+
+// sparseToGuest says whether the changed paths hold a sparse file and
+// the bottle has GNU tar to keep its holes: then tar in the bottle
+// streams this snapshot.
+func (s *source) sparseToGuest(ctx context.Context, pl *plan) bool {
+	p, ok := findSparse(s.upper.merged, pl.paths)
+	if !ok {
+		return false
+	}
+	if err := s.checkTar(ctx); err != nil {
+		s.log.Warn("a sparse file will be stored with its holes as zeros (no GNU tar in the bottle to keep them)", "container", s.name, "path", p, "err", err)
+		return false
+	}
+	s.log.Info("a sparse file changed: streaming through tar in the bottle, which keeps its holes", "container", s.name, "path", p)
+	return true
+}
+
+// stillRunning checks that the container runs (or is paused) and was not
+// restarted since Prepare.
+func (s *source) stillRunning(ctx context.Context) error {
+	ci, err := s.c.ContainerInspect(ctx, s.id)
+	if err != nil {
+		return fmt.Errorf("%s was removed while it was read: %w", s.name, err)
+	}
+	if ci.State == nil || !(ci.State.Running || ci.State.Paused) || ci.State.StartedAt != s.started {
+		return fmt.Errorf("%s was stopped or restarted while it was read", s.name)
+	}
+	return nil
+}
+
+// changes lists what the bottle changed: from its upper directory when
+// this process can read it, else from the daemon.
+func (s *source) changes(ctx context.Context, excludes []string) ([]container.FilesystemChange, error) {
+	start := time.Now()
+	if s.upper != nil {
+		skip := cleanSet(excludes)
+		for _, m := range s.mounts {
+			skip[m] = true
+		}
+		ch, err := s.upper.changes(ctx, skip)
+		if err == nil {
+			s.log.Debug("listed the changes in the upper directory", "container", s.name, "changes", len(ch), "took", time.Since(start).Round(time.Millisecond))
+			return ch, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		s.log.Info("asking the daemon for the change list", "container", s.name, "why", err)
+	}
+	ch, err := s.c.ContainerDiff(ctx, s.id)
+	if err != nil {
+		return nil, fmt.Errorf("listing the changes of %s: %w", s.name, err)
+	}
+	for _, c := range ch {
+		if strings.ContainsRune(c.Path, utf8.RuneError) {
+			return nil, fmt.Errorf("%s: the daemon's change list cannot name %q (not UTF-8): make a full snapshot (--full)", s.name, c.Path)
+		}
+	}
+	s.log.Debug("the daemon listed the changes", "container", s.name, "changes", len(ch), "took", time.Since(start).Round(time.Millisecond))
+	return ch, nil
 }
 
 // hookCloser runs after once the stream is closed.
@@ -245,6 +358,41 @@ func (h *hookCloser) Close() error {
 // Warnings implements snapshot.Warner by asking the wrapped stream.
 func (h *hookCloser) Warnings() []string {
 	if w, ok := h.ReadCloser.(snapshot.Warner); ok {
+		return w.Warnings()
+	}
+	return nil
+}
+
+// timedStream logs when the stream gives its first byte and its end,
+// for bb -v: the time until then is the bottle's and the daemon's, the
+// rest is bb's compression and store.
+type timedStream struct {
+	io.ReadCloser
+	log   *slog.Logger
+	name  string
+	start time.Time
+	first time.Duration
+	n     int64
+	done  bool
+}
+
+func (t *timedStream) Read(p []byte) (int, error) {
+	n, err := t.ReadCloser.Read(p)
+	if n > 0 && t.n == 0 {
+		t.first = time.Since(t.start)
+	}
+	t.n += int64(n)
+	if err != nil && !t.done {
+		t.done = true
+		t.log.Debug("stream ended", "container", t.name, "bytes", t.n, "first_byte", t.first.Round(time.Millisecond),
+			"took", time.Since(t.start).Round(time.Millisecond), "err", err)
+	}
+	return n, err
+}
+
+// Warnings implements snapshot.Warner by asking the wrapped stream.
+func (t *timedStream) Warnings() []string {
+	if w, ok := t.ReadCloser.(snapshot.Warner); ok {
 		return w.Warnings()
 	}
 	return nil

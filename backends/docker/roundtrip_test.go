@@ -41,7 +41,8 @@ func TestMain(m *testing.M) {
 // TestRoundTrip commits a bottle with changes of every kind, removes the
 // container and its image from the daemon, resumes it from the store and
 // compares the trees, for each way of streaming other than the default
-// (TestBackendSuite's round trip).
+// (TestBackendSuite's round trip: incremental, read on the host when
+// the tests run as root).
 func TestRoundTrip(t *testing.T) {
 	c := needDocker(t)
 	t.Parallel()
@@ -50,7 +51,10 @@ func TestRoundTrip(t *testing.T) {
 		opts   bottle.PrepareOptions
 		layers int
 		viaCLI []string
+		// changes is the Runtime's ChangeList.
+		changes string
 	}{
+		{name: "guest-tar", layers: 2, changes: docker.ChangesDaemon},
 		{name: "full", opts: bottle.PrepareOptions{Full: true}, layers: 1},
 		{name: "export", opts: bottle.PrepareOptions{Method: "export"}, layers: 2},
 		{name: "pause", opts: bottle.PrepareOptions{Pause: true}, layers: 2, viaCLI: []string{"--pause"}},
@@ -61,6 +65,7 @@ func TestRoundTrip(t *testing.T) {
 			base := buildImage(t, c, testimage.Options{}, nil)
 			slug := newSlug(v.name)
 			e := newEnv(t, c)
+			e.rt.ChangeList = v.changes
 			ctr := startBottle(t, c, base, slug)
 			sh(t, c, ctr, mutate)
 			before := tree(t, c, ctr)
@@ -383,7 +388,9 @@ func TestFailures(t *testing.T) {
 		checkUnchanged(t, c, e, slug, st)
 
 		// Remove the bottle once 8 MiB have streamed; reading goes on
-		// meanwhile, as it would when someone else removes it.
+		// meanwhile, as it would when someone else removes it. Through
+		// tar in the bottle, whose stream breaks.
+		e.rt.ChangeList = docker.ChangesDaemon
 		removed := make(chan error, 1)
 		started := false
 		_, err = e.m.Commit(ctx, slug, bottle.CommitOptions{Layer: layer.Options{Progress: func(n int64) {
@@ -405,6 +412,45 @@ func TestFailures(t *testing.T) {
 		checkUnchanged(t, c, e, slug, st)
 	})
 
+	t.Run("bottle removed while read on the host", func(t *testing.T) {
+		if os.Geteuid() != 0 {
+			t.Skip("reading the overlay mount needs root")
+		}
+		t.Parallel()
+		base := buildImage(t, c, testimage.Options{}, nil)
+		slug := newSlug("hostrm")
+		e := newEnv(t, c)
+		ctr := startBottle(t, c, base, slug)
+		sh(t, c, ctr, mutate)
+		if _, err := e.m.Commit(ctx, slug, bottle.CommitOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if !e.logs.contains("read from the overlay mount") && !e.logs.contains("listed the changes in the upper directory") {
+			t.Errorf("the commit did not read the overlay mount:\n%s", e.logs)
+		}
+		sh(t, c, ctr, "echo changed > /home/node/changed")
+		st := snapshotState(t, c, e, slug)
+		// The bottle goes away while the stream waits: the files may still
+		// be readable through open descriptors, or vanish; either way the
+		// commit must fail.
+		removed := false
+		_, err := e.m.Commit(ctx, slug, bottle.CommitOptions{NoInstall: true, Layer: layer.Options{Progress: func(n int64) {
+			if n > 8<<20 && !removed {
+				removed = true
+				if err := c.ContainerRemove(ctx, ctr, container.RemoveOptions{Force: true}); err != nil {
+					t.Error(err)
+				}
+			}
+		}}})
+		if !removed {
+			t.Fatalf("the stream ended before the bottle was removed: %v", err)
+		}
+		if stageOf(err) != snapshot.StageStream || !strings.Contains(err.Error(), "while it was read") {
+			t.Errorf("a bottle removed while read: %v", err)
+		}
+		checkUnchanged(t, c, e, slug, st)
+	})
+
 	t.Run("tar exits 2", func(t *testing.T) {
 		t.Parallel()
 		base := buildImage(t, c, testimage.Options{}, func(dir string) error {
@@ -420,6 +466,7 @@ func TestFailures(t *testing.T) {
 		})
 		slug := newSlug("tar2")
 		e := newEnv(t, c)
+		e.rt.ChangeList = docker.ChangesDaemon // through tar in the bottle
 		ctr := startBottle(t, c, base, slug)
 		sh(t, c, ctr, "dd if=/dev/urandom of=/home/node/blob bs=1048576 count=2 2>/dev/null")
 		if _, err := e.m.Commit(ctx, slug, bottle.CommitOptions{Prepare: bottle.PrepareOptions{Method: "export"}}); err != nil {
@@ -457,10 +504,19 @@ func TestFailures(t *testing.T) {
 			base := buildImage(t, c, v.opts, nil)
 			slug := newSlug("notar")
 			e := newEnv(t, c)
+			e.rt.ChangeList = docker.ChangesDaemon // through tar in the bottle
 			startBottle(t, c, base, slug)
 			_, err := e.m.Commit(ctx, slug, bottle.CommitOptions{})
 			if err == nil || !strings.Contains(err.Error(), v.want) || !strings.Contains(err.Error(), "--method export") {
 				t.Errorf("a bottle without GNU tar: %v", err)
+			}
+			if os.Geteuid() == 0 {
+				// Read on the host, an incremental snapshot needs no tar.
+				e.rt.ChangeList = docker.ChangesAuto
+				if _, err := e.m.Commit(ctx, slug, bottle.CommitOptions{}); err != nil {
+					t.Errorf("an incremental snapshot read on the host: %v", err)
+				}
+				e.rt.ChangeList = docker.ChangesDaemon
 			}
 			if _, err := e.m.Commit(ctx, slug, bottle.CommitOptions{Prepare: bottle.PrepareOptions{Method: "export"}}); err != nil {
 				t.Errorf("--method export in a bottle without GNU tar: %v", err)

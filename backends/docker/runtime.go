@@ -47,6 +47,10 @@ type Runtime struct {
 	// MaxBaseLayers is the base depth from which snapshots are flattened;
 	// 0 means DefaultMaxBaseLayers.
 	MaxBaseLayers int
+	// ChangeList is where incremental snapshots learn what changed:
+	// ChangesAuto (the container's upper directory when reachable) or
+	// ChangesDaemon.
+	ChangeList string
 	// Logger receives progress and warnings; nil discards them.
 	Logger *slog.Logger
 	// Settle is how long Boot watches a started bottle before it calls

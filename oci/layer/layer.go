@@ -9,6 +9,7 @@ import (
 	"hash"
 	"io"
 	"runtime"
+	"sync"
 
 	"github.com/bot-bottle/bb/oci"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -89,7 +90,8 @@ func Write(ctx context.Context, s *oci.Store, r io.Reader, opts Options) (*Layer
 	}
 	diff := sha256.New()
 	dst := io.MultiWriter(diff, zw)
-	if _, err := copyCtx(ctx, dst, r, opts.Progress); err != nil {
+	n, err := copyCtx(ctx, dst, r, opts.Progress)
+	if err != nil {
 		zw.Close()
 		return nil, err
 	}
@@ -100,6 +102,7 @@ func Write(ctx context.Context, s *oci.Store, r io.Reader, opts Options) (*Layer
 	if err != nil {
 		return nil, err
 	}
+	remember(digest, n)
 	return &Layer{digest: digest, diffID: sum(diff), size: size, mt: types.OCILayer, created: w.Created()}, nil
 }
 
@@ -138,4 +141,35 @@ func copyCtx(ctx context.Context, dst io.Writer, src io.Reader, progress func(in
 
 func sum(h hash.Hash) v1.Hash {
 	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h.Sum(nil))}
+}
+
+// maxRemembered bounds the sizes TarSize remembers.
+const maxRemembered = 1024
+
+// written remembers the uncompressed size of the layers this process
+// wrote, by blob digest.
+var written struct {
+	sync.Mutex
+	m map[v1.Hash]int64
+}
+
+func remember(digest v1.Hash, n int64) {
+	written.Lock()
+	defer written.Unlock()
+	if written.m == nil || len(written.m) >= maxRemembered {
+		written.m = map[v1.Hash]int64{}
+	}
+	written.m[digest] = n
+}
+
+// TarSize returns the uncompressed size of the blob digest if this
+// process wrote it with Write, so that a load right after a commit
+// need not decompress the layer once only to learn its size. The size
+// is a fact of the blob's content: a later reader still checks the
+// diffID of what it decompresses.
+func TarSize(digest v1.Hash) (int64, bool) {
+	written.Lock()
+	defer written.Unlock()
+	n, ok := written.m[digest]
+	return n, ok
 }

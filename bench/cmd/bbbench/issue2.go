@@ -146,6 +146,7 @@ func (e *benchEnv) dockerSteps(ctx context.Context, b *bottle, alts bool) []*ste
 		},
 		after: func(ctx context.Context) error { _, err := quiet(ctx, "docker", "rmi", "-f", commitTag); return err },
 	})
+	steps = append(steps, e.diffLoadStep(b, group))
 	// docker exec tar | pigz: what bb's exec source reads, compressed by
 	// the fastest parallel gzip.
 	out := filepath.Join(e.cfg.Work, "exec-pigz-"+b.Size+".tar.gz")

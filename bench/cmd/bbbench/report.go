@@ -46,6 +46,8 @@ func (e *benchEnv) targets() []target {
 		timeRatio(2, "pipeline alone ("+sz+"): bb commit --from-dir ÷ tar | pigz -1", "dir-bb/"+sz, "dir-pigz/"+sz, 1.2)
 		timeRatio(2, "bb commit --no-load --full ÷ docker exec tar | pigz -1 ("+sz+")", "commit-store-full/"+sz, "exec-pigz/"+sz, 1.2)
 		timeRatio(2, "bb commit --no-load (incremental) ÷ docker exec tar | pigz -1 ("+sz+")", "commit-store-warm/"+sz, "exec-pigz/"+sz, 1.2)
+		timeRatio(2, "bb commit --no-load (incremental) ÷ docker commit ("+sz+")", "commit-store-warm/"+sz, "docker-commit/"+sz, 1.0)
+		timeRatio(2, "bb commit + load (incremental) ÷ docker load of the diff layer alone ("+sz+")", "commit-load-warm/"+sz, "docker-load-diff/"+sz, 1.25)
 		timeRatio(2, "bb commit + load (incremental) ÷ seed pipeline ("+sz+")", "commit-load-warm/"+sz, "seed/"+sz, 0.15)
 		timeRatio(2, "bb commit + load --full ÷ seed pipeline ("+sz+")", "commit-load-full/"+sz, "seed/"+sz, 0.15)
 	}

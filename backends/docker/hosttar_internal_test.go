@@ -1,0 +1,91 @@
+//go:build linux
+
+package docker
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestHostTarNeverFollowsLinks streams paths from a tree in which the
+// bottle planted symlinks to the host: entries below a symlink are
+// skipped, symlinks are written as such, and nothing outside the tree is
+// read.
+func TestHostTarNeverFollowsLinks(t *testing.T) {
+	root := t.TempDir()
+	outside := t.TempDir()
+	if err := os.WriteFile(filepath.Join(outside, "secret"), []byte("host secret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.MkdirAll(filepath.Join(root, "d/e"), 0o755))
+	must(os.WriteFile(filepath.Join(root, "d/e/f"), []byte("content"), 0o640))
+	must(os.Link(filepath.Join(root, "d/e/f"), filepath.Join(root, "d/g")))
+	must(os.Symlink(outside, filepath.Join(root, "evil")))
+	must(os.Symlink(filepath.Join(outside, "secret"), filepath.Join(root, "d/secret-link")))
+	must(unix.Mkfifo(filepath.Join(root, "d/fifo"), 0o600))
+	must(os.WriteFile(filepath.Join(root, "d/empty"), nil, 0o644))
+	_ = unix.Setxattr(filepath.Join(root, "d/e/f"), "user.bb", []byte("x"), 0) // tmpfs may refuse user xattrs
+
+	paths := []string{"d", "d/e", "d/e/f", "d/empty", "d/fifo", "d/g", "d/gone", "d/secret-link", "evil", "evil/secret"}
+	ok := func(context.Context) error { return nil }
+	rc, err := startHostTar(context.Background(), root, paths, ok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]*tar.Header{}
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(tr)
+		if string(b) == "host secret" {
+			t.Errorf("%s carries a file from outside the tree", h.Name)
+		}
+		got[h.Name] = h
+	}
+	rc.Close()
+	want := map[string]byte{"./d/": tar.TypeDir, "./d/e/": tar.TypeDir, "./d/e/f": tar.TypeReg, "./d/empty": tar.TypeReg,
+		"./d/fifo": tar.TypeFifo, "./d/g": tar.TypeLink, "./d/secret-link": tar.TypeSymlink, "./evil": tar.TypeSymlink}
+	for n, typ := range want {
+		if h := got[n]; h == nil || h.Typeflag != typ {
+			t.Errorf("%s: %+v, want type %c", n, h, typ)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("got %d entries, want %d: %v", len(got), len(want), got)
+	}
+	if h := got["./d/g"]; h != nil && h.Linkname != "./d/e/f" {
+		t.Errorf("hard link to %q", h.Linkname)
+	}
+	if h := got["./d/e/f"]; h != nil && (h.Size != 7 || h.Mode != 0o640) {
+		t.Errorf("d/e/f: size %d mode %o", h.Size, h.Mode)
+	}
+
+	// A failed check at the end fails the stream.
+	rc, err = startHostTar(context.Background(), root, paths, func(context.Context) error { return errors.New("bottle gone") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(io.Discard, rc); err == nil || err.Error() != "bottle gone" {
+		t.Errorf("stream with a failed check: %v", err)
+	}
+	rc.Close()
+}
