@@ -3,6 +3,7 @@ package snapshot
 import (
 	"archive/tar"
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -107,10 +108,14 @@ func copySparse(w io.Writer, hdr *tar.Header, r io.Reader, dir string) (int64, e
 	}
 
 	m := sparseMap{max: maxSparseFrags}
-	buf := make([]byte, 1<<20)
+	buf := make([]byte, spoolBuf)
 	var off int64
 	for {
 		n, rerr := fill(r, buf)
+		if n == len(buf) && allZero(buf) {
+			n = 0 // a hole of a whole buffer
+			off += spoolBuf
+		}
 		for i := 0; i < n; {
 			end := min(i+sparseBlock, n)
 			if allZero(buf[i:end]) && end-i == sparseBlock {
@@ -173,17 +178,18 @@ func copySparse(w io.Writer, hdr *tar.Header, r io.Reader, dir string) (int64, e
 	return int64(len(hb)) + size + pad512(size), bw.Flush()
 }
 
+// zeros is compared against (bytes.Equal is vectorised).
+var zeros [spoolBuf]byte
+
+const spoolBuf = 1 << 20
+
 func allZero(b []byte) bool {
-	for len(b) >= 8 {
-		if b[0]|b[1]|b[2]|b[3]|b[4]|b[5]|b[6]|b[7] != 0 {
+	for len(b) > 0 {
+		n := min(len(b), len(zeros))
+		if !bytes.Equal(b[:n], zeros[:n]) {
 			return false
 		}
-		b = b[8:]
-	}
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
+		b = b[n:]
 	}
 	return true
 }
