@@ -34,6 +34,10 @@ type FilterOptions struct {
 	// SpoolDir holds the data of a sparse file while its map is built
 	// (a temporary file, removed at once); "" is os.TempDir().
 	SpoolDir string
+	// DenseSparse writes sparse files as plain regular files, holes as
+	// zeros, for readers that do not know PAX sparse entries (smolvm's
+	// in-guest unpacker, the Rust tar crate).
+	DenseSparse bool
 }
 
 // FilterStats counts what Filter passed and dropped.
@@ -98,7 +102,7 @@ func Filter(src io.Reader, w io.Writer, opts FilterOptions) (FilterStats, error)
 		if err != nil {
 			return st, fmt.Errorf("reading tar stream: %w", err)
 		}
-		sparse := isSparse(hdr)
+		sparse := !opts.DenseSparse && isSparse(hdr)
 		out, keep, err := f.entry(hdr)
 		if err != nil {
 			return st, err

@@ -381,7 +381,9 @@ func Build(ctx context.Context, s *oci.Store, req Request) (res *Result, err err
 	pr, pw := io.Pipe()
 	statsc := make(chan FilterStats, 1)
 	go func() {
-		st, err := Filter(stream, pw, FilterOptions{Excludes: excludes, Warn: func(m string) {
+		// smolvm unpacks layers with the Rust tar crate, which does not
+		// read PAX sparse entries.
+		st, err := Filter(stream, pw, FilterOptions{Excludes: excludes, DenseSparse: req.Backend == "smolmachines", Warn: func(m string) {
 			log.Warn(m)
 		}})
 		statsc <- st

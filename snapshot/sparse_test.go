@@ -245,3 +245,19 @@ func TestPAXRecord(t *testing.T) {
 		}
 	}
 }
+
+func TestFilterDenseSparse(t *testing.T) {
+	in := sparseEntry("f", 1<<20, []frag{{4096, 5}}, []byte("hello"))
+	var out bytes.Buffer
+	if _, err := Filter(bytes.NewReader(in), &out, FilterOptions{DenseSparse: true}); err != nil {
+		t.Fatal(err)
+	}
+	if out.Len() < 1<<20 || bytes.Contains(out.Bytes(), []byte("GNU.sparse")) {
+		t.Fatalf("DenseSparse output is %d bytes", out.Len())
+	}
+	tr := tar.NewReader(&out)
+	h, err := tr.Next()
+	if err != nil || h.Name != "f" || h.Size != 1<<20 {
+		t.Fatalf("%v %v", h, err)
+	}
+}
