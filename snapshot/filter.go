@@ -31,6 +31,13 @@ type FilterOptions struct {
 	Excludes []string
 	// Warn receives one line per dropped or rewritten entry.
 	Warn func(msg string)
+	// SpoolDir holds the data of a sparse file while its map is built
+	// (a temporary file, removed at once); "" is os.TempDir().
+	SpoolDir string
+	// DenseSparse writes sparse files as plain regular files, holes as
+	// zeros, for readers that do not know PAX sparse entries (smolvm's
+	// in-guest unpacker, the Rust tar crate).
+	DenseSparse bool
 }
 
 // FilterStats counts what Filter passed and dropped.
@@ -62,6 +69,9 @@ func (e *EntryError) Error() string {
 //   - owners stay numeric (user and group names are dropped), access and
 //     change times are dropped and mtimes rounded to seconds, so an
 //     unchanged tree gives the same bytes; xattrs (SCHILY.xattr.*) are kept.
+//   - a file the input marks sparse keeps its holes (aligned 4 KiB zero
+//     blocks) as a PAX sparse 1.0 entry; its data is spooled to a
+//     temporary file of FilterOptions.SpoolDir meanwhile.
 //
 // Memory grows by 8 bytes per entry name at most, never by a header's
 // declared size. Filter reads src to EOF.
@@ -92,12 +102,23 @@ func Filter(src io.Reader, w io.Writer, opts FilterOptions) (FilterStats, error)
 		if err != nil {
 			return st, fmt.Errorf("reading tar stream: %w", err)
 		}
+		sparse := !opts.DenseSparse && isSparse(hdr)
 		out, keep, err := f.entry(hdr)
 		if err != nil {
 			return st, err
 		}
 		if !keep {
 			st.Dropped++
+			continue
+		}
+		if sparse && out.Typeflag == tar.TypeReg && out.Size > 0 {
+			if err := tw.Flush(); err != nil {
+				return st, err
+			}
+			if _, err := copySparse(cw, out, tr, opts.SpoolDir); err != nil {
+				return st, err
+			}
+			st.Entries++
 			continue
 		}
 		if err := tw.WriteHeader(out); err != nil {
@@ -172,8 +193,8 @@ func (f *filter) entry(h *tar.Header) (*tar.Header, bool, error) {
 	switch h.Typeflag {
 	case tar.TypeReg, tar.TypeDir, tar.TypeSymlink, tar.TypeLink, tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
 	case tar.TypeGNUSparse:
-		// A sparse file (GNU tar --sparse) reads back with its holes as
-		// zeros: a plain regular file to every reader of the layer.
+		// A sparse file (GNU tar --sparse, old GNU format): Filter writes
+		// it as a PAX sparse 1.0 regular file (see copySparse).
 		h.Typeflag = tar.TypeReg
 	default:
 		f.warn("skipping %q: unsupported tar entry type %q", name, h.Typeflag)

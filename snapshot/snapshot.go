@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
@@ -381,9 +382,14 @@ func Build(ctx context.Context, s *oci.Store, req Request) (res *Result, err err
 	pr, pw := io.Pipe()
 	statsc := make(chan FilterStats, 1)
 	go func() {
+		// smolvm unpacks layers with the Rust tar crate, which does not
+		// read PAX sparse entries. Sparse files' data is spooled in the
+		// store's ingest directory (private, on the store's disk, its
+		// leftovers removed by the store's cleanup), not in a /tmp that
+		// may be RAM.
 		st, err := Filter(stream, pw, FilterOptions{Excludes: excludes, Warn: func(m string) {
 			log.Warn(m)
-		}})
+		}, DenseSparse: req.Backend == "smolmachines", SpoolDir: filepath.Join(s.Root(), "ingest")})
 		statsc <- st
 		pw.CloseWithError(err)
 	}()
