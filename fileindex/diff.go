@@ -63,7 +63,7 @@ type Plan struct {
 	// they hold now is in Paths.
 	Opaque []string
 	// Entries counts the newer listing.
-	Entries int
+	Entries                 int
 	Added, Changed, Deleted int
 	// Renumbered counts entries of both listings whose inode differs:
 	// nearly all of them after the bottle was booted again from a

@@ -19,7 +19,6 @@ const Magic = "bb-fileindex v1"
 // so the next Diff treats it as changed.
 const RacyWindow = time.Second
 
-
 // Entry is one file system entry of a listing.
 type Entry struct {
 	// Type is find's %y: f (regular), d, l, b, c, p, s.
