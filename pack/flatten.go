@@ -36,7 +36,8 @@ type Flattened struct {
 // applied the way an overlay applies them: a ".wh.NAME" entry hides NAME
 // (and what is below it) in the layers beneath, ".wh..wh..opq" hides a
 // directory's contents beneath, and an entry hides the same path beneath
-// (and, unless both are directories, what is below it).
+// (and, unless both are directories, what is below it). Each path keeps
+// only its last header.
 //
 // The upper layers (all but the first, small for an incremental chain)
 // are read twice, once to learn what they hide and once to copy them;
@@ -190,9 +191,12 @@ func (f *flattener) scan(ctx context.Context, l v1.Layer, i int) error {
 }
 
 // hidden reports whether an entry of layer j is hidden by a higher layer.
-func (f *flattener) hidden(j int, name string, isDir bool) bool {
+func (f *flattener) hidden(j int, name string) bool {
 	if m := f.marks[name]; m != nil {
-		if m.whiteout > j || m.nondir > j || (!isDir && m.dir > j) {
+		// A directory of a later layer replaces this one's header too:
+		// one header per path, so every extractor ends with the same
+		// metadata.
+		if m.whiteout > j || m.nondir > j || m.dir > j {
 			return true
 		}
 	}
@@ -240,11 +244,11 @@ func (f *flattener) copyLayer(ctx context.Context, l v1.Layer, j int, tw *tar.Wr
 		if name == "" || strings.HasPrefix(path.Base(name), whiteoutPrefix) {
 			continue
 		}
-		if f.hidden(j, name, h.Typeflag == tar.TypeDir) {
+		if f.hidden(j, name) {
 			continue
 		}
 		if h.Typeflag == tar.TypeLink {
-			if t := clean(h.Linkname); f.hidden(j, t, false) {
+			if t := clean(h.Linkname); f.hidden(j, t) {
 				return fmt.Errorf("hard link %s points to %s, which a later layer replaces: this chain cannot be flattened without a copy of the file", name, t)
 			}
 		}

@@ -140,6 +140,7 @@ type incremental struct {
 	index *v1.Descriptor
 	// created: the index blob was new to the store.
 	created bool
+	warning string
 }
 
 // listAndPlan lists the bottle (when its Source is a Lister), stores the
@@ -158,10 +159,14 @@ func listAndPlan(ctx context.Context, s *oci.Store, req *Request, excludes []str
 	if err != nil {
 		return nil, err
 	}
+	noIndex := func(err error) (*incremental, error) {
+		msg := fmt.Sprintf("listing the bottle's files failed, so this is a full snapshot and the next one will be too: %v", err)
+		log.Warn(msg)
+		return &incremental{info: Incremental{Full: "no file listing"}, warning: msg}, nil
+	}
 	lst, err := l.List(ctx, StreamRequest{Excludes: excludes})
 	if err != nil {
-		log.Warn("listing the bottle's files failed; making a full snapshot without a file index", "err", err)
-		return nil, nil
+		return noIndex(err)
 	}
 	defer lst.Close()
 	w, err := s.NewWriter(ctx)
@@ -170,7 +175,7 @@ func listAndPlan(ctx context.Context, s *oci.Store, req *Request, excludes []str
 	}
 	defer w.Close()
 	gz, _ := gzip.NewWriterLevel(w, gzip.BestSpeed)
-	tee := io.TeeReader(lst, gz)
+	tee := io.TeeReader(&sticky{r: lst}, gz)
 	var plan *fileindex.Plan
 	entries := 0
 	if par != nil {
@@ -198,8 +203,7 @@ func listAndPlan(ctx context.Context, s *oci.Store, req *Request, excludes []str
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		log.Warn("listing the bottle's files failed; making a full snapshot without a file index", "err", err)
-		return nil, nil
+		return noIndex(err)
 	}
 	if err := gz.Close(); err != nil {
 		return nil, err
@@ -393,4 +397,21 @@ func PutIndex(ctx context.Context, s *oci.Store, slug string, subject, blob v1.D
 		idx.Manifests = append(kept, d)
 		return nil
 	})
+}
+
+// sticky repeats the first error (io.EOF included) of r instead of
+// reading r again: a stream whose producer was reaped must not be read
+// after its end.
+type sticky struct {
+	r   io.Reader
+	err error
+}
+
+func (s *sticky) Read(p []byte) (int, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	n, err := s.r.Read(p)
+	s.err = err
+	return n, err
 }

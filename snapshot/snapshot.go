@@ -206,6 +206,7 @@ func Build(ctx context.Context, s *oci.Store, req Request) (res *Result, err err
 		return fail(StageAssemble, err)
 	}
 	excludes := append(append([]string{}, DefaultExcludes...), req.Excludes...)
+	var warnings []string
 	var newBlobs []v1.Hash
 	defer func() {
 		if err != nil {
@@ -219,13 +220,15 @@ func Build(ctx context.Context, s *oci.Store, req Request) (res *Result, err err
 	if inc != nil && inc.created {
 		newBlobs = append(newBlobs, inc.index.Digest)
 	}
+	if inc != nil && inc.warning != "" {
+		warnings = append(warnings, inc.warning)
+	}
 	stream, err := req.Source.Stream(ctx, StreamRequest{Excludes: excludes})
 	if err != nil {
 		return fail(StageStream, err)
 	}
 	defer stream.Close()
 
-	var warnings []string
 	pr, pw := io.Pipe()
 	statsc := make(chan FilterStats, 1)
 	go func() {

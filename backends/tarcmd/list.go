@@ -23,8 +23,8 @@ func ListArgs(excludes []string, oneFS bool) []string {
 // warnings (--ignore-failed-read), as in a full commit.
 func PathsArgs() []string {
 	return []string{"tar", "--create", "--numeric-owner", "--xattrs", "--xattrs-include=*",
-		"--ignore-failed-read", "--warning=no-file-ignored", "--no-recursion",
-		"--null", "--verbatim-files-from", "--files-from=-", "--file=-", "--directory=/"}
+		"--ignore-failed-read", "--warning=no-file-ignored", "--file=-", "--directory=/",
+		"--no-recursion", "--null", "--verbatim-files-from", "--files-from=-"}
 }
 
 // PathsInput is the stdin of PathsArgs.
