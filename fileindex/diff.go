@@ -80,6 +80,11 @@ type Options struct {
 	Report func(Change)
 	// NoPaths leaves Plan.Paths, Whiteouts and Opaque empty (for a report).
 	NoPaths bool
+	// Quick compares only type, mode, owner, size, mtime and link target
+	// (rsync's quick check), for listings of different instances of a
+	// bottle (before and after a resume), whose inodes and ctimes all
+	// differ. It misses rewrites that keep size and mtime.
+	Quick bool
 }
 
 // oldEntry is what Diff keeps in memory of one entry of the older listing.
@@ -140,9 +145,11 @@ func (d *differ) attr(e *Entry) uint64 {
 	binary.LittleEndian.PutUint64(b[13:], uint64(e.Size))
 	binary.LittleEndian.PutUint64(b[21:], uint64(e.Mtime.Sec))
 	binary.LittleEndian.PutUint64(b[29:], uint64(e.Mtime.Nsec))
-	binary.LittleEndian.PutUint64(b[37:], uint64(e.Ctime.Sec))
-	binary.LittleEndian.PutUint64(b[45:], uint64(e.Ctime.Nsec))
-	binary.LittleEndian.PutUint64(b[53:], e.Ino)
+	if !d.opts.Quick {
+		binary.LittleEndian.PutUint64(b[37:], uint64(e.Ctime.Sec))
+		binary.LittleEndian.PutUint64(b[45:], uint64(e.Ctime.Nsec))
+		binary.LittleEndian.PutUint64(b[53:], e.Ino)
+	}
 	h.Write(b[:61])
 	h.WriteString(e.Link)
 	return h.Sum64()
@@ -187,7 +194,11 @@ func (d *differ) load(ctx context.Context, open func() (io.ReadCloser, error)) e
 		if len(d.olds)%4096 == 0 && ctx.Err() != nil {
 			return ctx.Err()
 		}
-		d.olds = append(d.olds, oldEntry{key: d.key(e.Path), attr: d.attr(&e), ino: e.Ino, typ: e.Type, racy: !e.Ctime.Before(d.racyFrom)})
+		o := oldEntry{key: d.key(e.Path), attr: d.attr(&e), ino: e.Ino, typ: e.Type, racy: !e.Ctime.Before(d.racyFrom)}
+		if d.opts.Quick {
+			o.ino, o.racy = 0, false
+		}
+		d.olds = append(d.olds, o)
 	}
 	slices.SortFunc(d.olds, func(a, b oldEntry) int {
 		switch {
@@ -232,7 +243,11 @@ func (d *differ) scan(ctx context.Context, cur io.Reader) error {
 			reopened = reopened[:len(reopened)-1]
 		}
 		o := d.find(e.Path)
-		if o != nil && o.ino != e.Ino {
+		ino := e.Ino
+		if d.opts.Quick {
+			ino = 0
+		}
+		if o != nil && o.ino != ino {
 			p.Renumbered++
 		}
 		kind := Kind(0)
@@ -243,7 +258,7 @@ func (d *differ) scan(ctx context.Context, cur io.Reader) error {
 		case len(reopened) > 0:
 			kind = Changed
 			o.state = kept
-		case o.typ != e.Type || (e.IsDir() && o.ino != e.Ino):
+		case o.typ != e.Type || (e.IsDir() && o.ino != ino):
 			kind, repl = Changed, true
 			o.state = replaced
 		default:
