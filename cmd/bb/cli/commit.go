@@ -38,7 +38,14 @@ boots from the snapshot.
 
 Without SLUG, bb asks which running bottle to commit (on a terminal).
 With --from-dir, a root filesystem directory on this host is snapshotted
-instead (no container runtime needed).`,
+instead (no container runtime needed).
+
+On the dir, macos-container and smolmachines backends, each snapshot
+stores a file index (a listing of the bottle), and the next commit lists
+the bottle again and streams only what changed, as one more layer on the
+previous snapshot, with whiteouts for deletions (see bb diff). A chain of
+64 layers, a resume (every inode is new), or --full make the next
+snapshot one flattened layer again.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -82,6 +89,14 @@ instead (no container runtime needed).`,
 			fmt.Fprintf(out, "committed %s (%s): %s\n", slug, res.Backend, res.Digest)
 			fmt.Fprintf(out, "  layer %s, %s compressed from %s of tar, %d entries, in %s\n",
 				res.Layer.Digest, progress.Bytes(res.Layer.Size), progress.Bytes(res.Stats.TarBytes), res.Stats.Entries, res.Duration.Round(1e7))
+			if inc := res.Incremental; inc != nil {
+				if inc.Parent != "" {
+					fmt.Fprintf(out, "  incremental: layer %d on %s: %d added, %d changed, %d deleted (%s of files); listed %d entries in %s\n",
+						inc.Depth, inc.Parent, inc.Added, inc.Changed, inc.Deleted, progress.Bytes(inc.Bytes), inc.Entries, inc.Listing.Round(1e6))
+				} else {
+					fmt.Fprintf(out, "  full snapshot (%s)\n", inc.Full)
+				}
+			}
 			for _, w := range res.Warnings {
 				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", w)
 			}
@@ -99,7 +114,7 @@ instead (no container runtime needed).`,
 	f.StringVar(&slugF, "slug", "", "slug to record the snapshot under (with --from-dir)")
 	f.BoolVar(&opts.Prepare.Pause, "pause", false, "pause the bottle while its filesystem is read, for a consistent snapshot (docker; uses the export method)")
 	f.BoolVar(&opts.Prepare.IncludeMounts, "include-mounts", false, "include volumes and bind mounts in the snapshot")
-	f.BoolVar(&opts.Prepare.Full, "full", false, "one flattened layer instead of the base image's layers plus a diff (docker)")
+	f.BoolVar(&opts.Prepare.Full, "full", false, "one flattened layer: not the base image's layers plus a diff (docker), not one more layer on the previous snapshot (other backends)")
 	f.StringVar(&opts.Prepare.Method, "method", "", "how the filesystem leaves the bottle (default per backend): exec (GNU tar in the bottle, through exec), export (the runtime's export: docker, macos-container) or cp (smolmachines: tar to a file in the guest, then smolvm machine cp)")
 	f.BoolVar(&opts.NoInstall, "no-load", false, "store the snapshot without loading it into the runtime (and without recording it)")
 	f.IntVar(&opts.Keep, "keep", bottle.DefaultKeep, "earlier snapshots of the slug to keep in the store (-1 keeps all)")
