@@ -3,7 +3,7 @@ BIN      ?= bin/bb
 GOBIN    := $(shell $(GO) env GOPATH)/bin
 export PATH := $(PATH):$(GOBIN)
 
-.PHONY: all build test test-only demo bench fmt vet docs check-docs clean
+.PHONY: all build test test-only fuzz-short demo bench fmt vet docs check-docs clean
 
 all: build
 
@@ -20,6 +20,17 @@ test-only:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
+	$(MAKE) fuzz-short
+
+# A short run of every fuzzer beyond its checked-in seed corpus
+# (testdata/fuzz/, which go test already runs), one line each; FUZZTIME
+# per fuzzer, all of them together under a minute.
+FUZZTIME ?= 5s
+fuzz-short:
+	$(GO) test -run '^$$' -fuzz '^FuzzExtract$$' -fuzztime $(FUZZTIME) ./rootfs
+	$(GO) test -run '^$$' -fuzz '^FuzzFilter$$' -fuzztime $(FUZZTIME) ./snapshot
+	$(GO) test -run '^$$' -fuzz '^FuzzImport$$' -fuzztime $(FUZZTIME) ./archive
+	$(GO) test -run '^$$' -fuzz '^FuzzDockerDiff$$' -fuzztime $(FUZZTIME) ./backends/docker
 
 # Main job on a built-in default: snapshot a generated root filesystem
 # (no Docker needed), inspect it, resume it; plus a Docker round trip when
@@ -36,6 +47,7 @@ bench: build
 	./scripts/test-deps.sh
 	./bench/build-bottle.sh
 	$(GO) run ./bench/cmd/bbbench run -bb $(abspath $(BIN))
+	$(GO) run ./bench/cmd/bbbench conformance -bb $(abspath $(BIN))
 
 docs:
 	rm -f docs/cli/*.md

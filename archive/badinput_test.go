@@ -83,6 +83,7 @@ func editManifest(t testing.TB, f fixture, ents []tarEntry, fn func(m map[string
 		idx := v.(map[string]any)
 		img := idx["manifests"].([]any)[0].(map[string]any)
 		img["digest"], img["size"] = h.String(), len(b)
+		img["mediaType"] = string(types.OCIManifestSchema1) // not the image index that paired it with its metadata
 		idx["manifests"] = []any{img}
 		return idx
 	})

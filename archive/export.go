@@ -10,10 +10,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/bot-bottle/bb/internal/iox"
 	"github.com/bot-bottle/bb/oci"
 	"github.com/bot-bottle/bb/snapshot"
 	"github.com/bot-bottle/bb/state"
@@ -40,6 +42,14 @@ type Image struct {
 type ExportOptions struct {
 	// Progress, if set, is called with the number of bytes written so far.
 	Progress func(n int64)
+	// NoMetadata leaves the bottle metadata out: index.json then names
+	// each image manifest directly, the layout older tools such as umoci
+	// 0.4.7 need (they take the metadata artifact for a second image).
+	NoMetadata bool
+	// Compression is CompressionAsStored (copy layers as they are) or
+	// CompressionGzip (recompress zstd layers as gzip; such an image gets
+	// a new manifest digest, its config and diffIDs stay).
+	Compression string
 }
 
 // ExportResult describes a written archive.
@@ -48,13 +58,28 @@ type ExportResult struct {
 	Blobs    int             `json:"blobs"`
 	Bytes    int64           `json:"bytes"`
 	Duration time.Duration   `json:"duration"`
+	// Converted lists the slugs whose zstd layers were written as gzip
+	// (their manifest digest in the archive is new).
+	Converted []string `json:"converted,omitempty"`
+	// Zstd lists the slugs written with zstd layers, which docker load
+	// before Docker 23 cannot read (CompressionGzip converts them).
+	Zstd []string `json:"zstd,omitempty"`
 }
 
 // ExportedImage is one image in a written archive.
 type ExportedImage struct {
-	Slug     string `json:"slug"`
-	Name     string `json:"name"`
-	Digest   string `json:"digest"`
+	Slug string `json:"slug"`
+	Name string `json:"name"`
+	// RefName is the image's org.opencontainers.image.ref.name in
+	// index.json: the name OCI layout tools (skopeo oci-archive:FILE:NAME,
+	// umoci --image DIR:NAME, oras, regctl) select it by.
+	RefName string `json:"refName"`
+	// Digest is the image manifest's digest.
+	Digest string `json:"digest"`
+	// Index is the digest of the image index that pairs the image with
+	// its metadata artifact, when the image has metadata; index.json
+	// names this index.
+	Index    string `json:"index,omitempty"`
 	Metadata bool   `json:"metadata"`
 }
 
@@ -166,14 +191,15 @@ func ExportFile(ctx context.Context, s *oci.Store, path string, refs []string, o
 		}
 		return res, err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	_, _ = iox.RemoveStaleBeside(path, oci.TempGrace) // of killed exports
+	tmp, err := os.CreateTemp(filepath.Dir(path), iox.StaleTempPrefix(path)+"*")
 	if err != nil {
 		return nil, fmt.Errorf("exporting to %s: %w (is the directory writable?)", path, err)
 	}
 	defer os.Remove(tmp.Name()) // no-op after the rename
 	res, err := Write(ctx, s, tmp, imgs, opts)
 	if err == nil {
-		err = tmp.Chmod(0o644)
+		err = tmp.Chmod(0o600)
 	}
 	if err == nil {
 		err = tmp.Sync()
@@ -203,8 +229,25 @@ type plannedBlob struct {
 // then copied as they are, each read once.
 func Write(ctx context.Context, s *oci.Store, w io.Writer, images []Image, opts ExportOptions) (*ExportResult, error) {
 	start := time.Now()
+	var converted []string
 	if len(images) == 0 {
 		return nil, errors.New("nothing to export")
+	}
+	if err := ValidCompression(opts.Compression); err != nil {
+		return nil, err
+	}
+	if opts.Compression == CompressionGzip {
+		images = slices.Clone(images)
+		for i := range images {
+			img, changed, err := toGzip(ctx, s, images[i])
+			if err != nil {
+				return nil, fmt.Errorf("exporting %s with gzip layers: %w", images[i].Slug, err)
+			}
+			images[i] = img
+			if changed {
+				converted = append(converted, img.Slug)
+			}
+		}
 	}
 	var small, large []plannedBlob
 	planned := map[v1.Hash]bool{}
@@ -218,6 +261,7 @@ func Write(ctx context.Context, s *oci.Store, w io.Writer, images []Image, opts 
 	legacy := []legacyEntry{}
 	res := &ExportResult{}
 	names := map[string]v1.Hash{}
+	refNames := map[string]v1.Hash{}
 	for _, img := range images {
 		mb, err := s.ReadBlob(ctx, img.Manifest.Digest, oci.MaxManifestSize)
 		if err != nil {
@@ -261,6 +305,9 @@ func Write(ctx context.Context, s *oci.Store, w io.Writer, images []Image, opts 
 				return nil, fmt.Errorf("exporting %s: layer %s has %d bytes in the store, not %d: the store is damaged; commit the bottle again", img.Slug, l.Digest, n, l.Size)
 			}
 			add(&large, plannedBlob{digest: l.Digest, size: l.Size})
+			if l.MediaType == types.OCILayerZStd && !slices.Contains(res.Zstd, img.Slug) {
+				res.Zstd = append(res.Zstd, img.Slug)
+			}
 			le.Layers = append(le.Layers, BlobsDir+l.Digest.Hex)
 		}
 		legacy = append(legacy, le)
@@ -269,21 +316,24 @@ func Write(ctx context.Context, s *oci.Store, w io.Writer, images []Image, opts 
 		for k, v := range img.Annotations {
 			ann[k] = v
 		}
-		_, tag := splitName(name)
+		ref := refName(name, len(images))
+		if prev, ok := refNames[ref]; ok && prev != img.Manifest.Digest {
+			return nil, fmt.Errorf("exporting %s: two different snapshots would both have the layout name %q; export them into separate archives", img.Slug, ref)
+		}
+		refNames[ref] = img.Manifest.Digest
 		ann[oci.ContainerdNameAnnotation] = name
 		ann[oci.AppleNameAnnotation] = name
-		ann[oci.RefNameAnnotation] = tag
+		ann[oci.RefNameAnnotation] = ref
 		if img.Slug != "" {
 			ann[oci.SlugAnnotation] = img.Slug
 		}
-		d := v1.Descriptor{MediaType: img.Manifest.MediaType, Digest: img.Manifest.Digest, Size: img.Manifest.Size, Annotations: ann}
+		d := v1.Descriptor{MediaType: img.Manifest.MediaType, Digest: img.Manifest.Digest, Size: img.Manifest.Size}
 		if cfg.OS != "" && cfg.Architecture != "" {
 			d.Platform = &v1.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant, OSVersion: cfg.OSVersion}
 		}
-		index.Manifests = append(index.Manifests, d)
-		ei := ExportedImage{Slug: img.Slug, Name: name, Digest: img.Manifest.Digest.String()}
-
-		if img.Metadata != nil {
+		ei := ExportedImage{Slug: img.Slug, Name: name, RefName: ref, Digest: img.Manifest.Digest.String()}
+		top := d
+		if img.Metadata != nil && !opts.NoMetadata {
 			amb, blobs, err := snapshot.MetadataManifest(v1.Descriptor{MediaType: img.Manifest.MediaType, Digest: img.Manifest.Digest, Size: img.Manifest.Size}, img.Metadata)
 			if err != nil {
 				return nil, fmt.Errorf("exporting %s: %w", img.Slug, err)
@@ -293,15 +343,25 @@ func Write(ctx context.Context, s *oci.Store, w io.Writer, images []Image, opts 
 			for _, h := range sortedHashes(blobs) {
 				add(&small, plannedBlob{digest: h, size: int64(len(blobs[h])), data: blobs[h]})
 			}
-			index.Manifests = append(index.Manifests, v1.Descriptor{
+			ib, err := imageWithMetadata(d, v1.Descriptor{
 				MediaType:    types.OCIManifestSchema1,
 				ArtifactType: snapshot.MetadataArtifactType,
 				Digest:       ah,
 				Size:         int64(len(amb)),
+				Platform:     &v1.Platform{OS: "unknown", Architecture: "unknown"},
 				Annotations:  map[string]string{oci.SlugAnnotation: img.Slug},
 			})
+			if err != nil {
+				return nil, fmt.Errorf("exporting %s: %w", img.Slug, err)
+			}
+			ih, _, _ := v1.SHA256(bytes.NewReader(ib))
+			add(&small, plannedBlob{digest: ih, size: int64(len(ib)), data: ib})
+			top = v1.Descriptor{MediaType: types.OCIImageIndex, Digest: ih, Size: int64(len(ib))}
+			ei.Index = ih.String()
 			ei.Metadata = true
 		}
+		top.Annotations = ann
+		index.Manifests = append(index.Manifests, top)
 		res.Images = append(res.Images, ei)
 	}
 	ib, err := json.Marshal(index)
@@ -359,6 +419,7 @@ func Write(ctx context.Context, s *oci.Store, w io.Writer, images []Image, opts 
 		return nil, fmt.Errorf("writing archive: %w", err)
 	}
 	res.Blobs = len(small) + len(large)
+	res.Converted = converted
 	res.Bytes = tw.n
 	res.Duration = time.Since(start)
 	return res, nil
@@ -395,6 +456,37 @@ func copyBlob(ctx context.Context, s *oci.Store, tw *tarWriter, b plannedBlob) e
 		return fmt.Errorf("writing archive: %w", err)
 	}
 	return nil
+}
+
+// refName is an image's org.opencontainers.image.ref.name: "latest" when
+// the archive holds one image (the name tools pick by default), else a
+// name per image without ':' or '/' (which oras, regctl and umoci read
+// as separators): the repository's last component, plus "-TAG" for a tag
+// other than latest.
+func refName(name string, images int) string {
+	repo, tag := splitName(familiar(name))
+	if images == 1 && tag != "" {
+		return tag
+	}
+	if i := strings.LastIndex(repo, "/"); i >= 0 {
+		repo = repo[i+1:]
+	}
+	if tag != "" && tag != "latest" {
+		repo += "-" + tag
+	}
+	return repo
+}
+
+// imageWithMetadata is the image index that a snapshot with bottle
+// metadata is exported as: the image (with its platform) and the
+// metadata artifact whose subject it is (platform unknown/unknown, the
+// convention docker and containerd use for entries that are not
+// runnable). index.json then names one entry per snapshot, which tools
+// that take "the" image of a layout (skopeo oci-archive:FILE, crane push
+// of a directory) need, while oras, which indexes the whole graph, finds
+// the metadata as a referrer of the image.
+func imageWithMetadata(img, meta v1.Descriptor) ([]byte, error) {
+	return json.Marshal(v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{img, meta}})
 }
 
 func fileHeader(name string, size int64) *tar.Header {

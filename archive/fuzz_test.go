@@ -16,9 +16,13 @@ import (
 	"github.com/bot-bottle/bb/state"
 )
 
-// FuzzImport feeds arbitrary bytes to Import: it must never panic, and
-// whatever it refuses must leave no blob, no temporary file and no state.
-// The seeds are archives of several KiB, so cap minimization:
+// FuzzImport feeds arbitrary bytes to Import: it must never panic, never
+// write outside its home (the store and the state), and whatever it
+// refuses must leave no tag, no blob, no temporary file and no state.
+// Seeds: the corpus in testdata/fuzz/FuzzImport (small hand-made
+// layouts: gzip, zstd, nested indexes, a docker archive, a diffID
+// mismatch) and a real export. The seeds are archives of several KiB,
+// so cap minimization:
 //
 //	go test -run XXX -fuzz FuzzImport -fuzzminimizetime 200x ./archive
 func FuzzImport(f *testing.F) {
@@ -37,12 +41,19 @@ func FuzzImport(f *testing.F) {
 
 	f.Fuzz(func(t *testing.T, data []byte) {
 		h := fuzzEnv(t)
+		parent := filepath.Dir(h.home.Dir)
 		_, err := archive.Import(context.Background(), h.m, bytes.NewReader(data), archive.ImportOptions{As: "fuzz", Backend: "dir", Force: true})
 		if files, ferr := h.m.Store.IngestFiles(); ferr != nil || len(files) > 0 {
 			t.Fatalf("temporary files left: %v %v", files, ferr)
 		}
+		if ents, _ := os.ReadDir(parent); len(ents) != 1 {
+			t.Fatalf("import wrote beside its home: %v", ents)
+		}
 		if err == nil {
 			return
+		}
+		if idx, ierr := h.m.Store.Index(context.Background()); ierr != nil || len(idx.Manifests) > 0 {
+			t.Fatalf("refused (%v) but left tags: %v %v", err, idx, ierr)
 		}
 		if ents, _ := os.ReadDir(filepath.Join(h.m.Store.Root(), "blobs/sha256")); len(ents) > 0 {
 			t.Fatalf("refused (%v) but left %d blobs", err, len(ents))
@@ -59,12 +70,13 @@ func FuzzImport(f *testing.F) {
 // fuzzEnv is newEnv on tmpfs when there is one: the store syncs every
 // blob it commits, which would make each run take milliseconds.
 func fuzzEnv(t *testing.T) *env {
-	dir, err := os.MkdirTemp("/dev/shm", "bb-fuzz-")
+	parent, err := os.MkdirTemp("/dev/shm", "bb-fuzz-")
 	if err != nil {
-		return newEnv(t)
+		parent = t.TempDir()
+	} else {
+		t.Cleanup(func() { os.RemoveAll(parent) })
 	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	home := state.Home{Dir: dir}
+	home := state.Home{Dir: filepath.Join(parent, "home")}
 	s, err := oci.Open(home.StoreDir())
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/bot-bottle/bb/oci"
+	"github.com/bot-bottle/bb/oci/layer"
 	"github.com/bot-bottle/bb/snapshot"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -63,28 +64,32 @@ func (rd *reader) present(where string, d v1.Descriptor) error {
 	if err := oci.ValidHash(d.Digest); err != nil {
 		return invalid("%s: %v", where, err)
 	}
-	n, ok := rd.blobs[d.Digest]
+	fe, ok := rd.blobs[d.Digest]
 	if !ok {
 		return invalid("%s names blob %s, which the archive does not contain", where, d.Digest)
 	}
-	if d.Size != n {
-		return invalid("%s declares %d bytes for blob %s, but the archive's blob has %d bytes", where, d.Size, d.Digest, n)
+	if d.Size != fe.size {
+		return invalid("%s declares %d bytes for blob %s, but the archive's blob has %d bytes", where, d.Size, d.Digest, fe.size)
 	}
 	return nil
 }
 
-// readManifest reads and parses the manifest d names.
+// readManifest reads and parses the manifest d names, once per digest.
 func (rd *reader) readManifest(where string, d v1.Descriptor) (*manifest, error) {
-	if d.Size > oci.MaxManifestSize {
-		return nil, invalid("%s: manifest %s is %d bytes; bb reads at most %d", where, d.Digest, d.Size, oci.MaxManifestSize)
-	}
-	b, err := rd.s.ReadBlob(rd.ctx, d.Digest, oci.MaxManifestSize)
-	if err != nil {
-		return nil, err
-	}
-	m, err := parseManifest(b)
-	if err != nil {
-		return nil, invalid("%s: %v", where, err)
+	m, ok := rd.manifests[d.Digest]
+	if !ok {
+		if d.Size > oci.MaxManifestSize {
+			return nil, invalid("%s: manifest %s is %d bytes; bb reads at most %d", where, d.Digest, d.Size, oci.MaxManifestSize)
+		}
+		b, err := rd.s.ReadBlob(rd.ctx, d.Digest, oci.MaxManifestSize)
+		if err != nil {
+			return nil, err
+		}
+		m, err = parseManifest(b)
+		if err != nil {
+			return nil, invalid("%s: %v", where, err)
+		}
+		rd.manifests[d.Digest] = m
 	}
 	if m.MediaType != "" && m.MediaType != d.MediaType {
 		return nil, invalid("%s: the descriptor says %s, the manifest says it is %s", where, d.MediaType, m.MediaType)
@@ -92,7 +97,39 @@ func (rd *reader) readManifest(where string, d v1.Descriptor) (*manifest, error)
 	return m, nil
 }
 
-// checkImage checks an image manifest's config and layers.
+// readConfig reads and parses the image config d names, once per digest.
+func (rd *reader) readConfig(where string, d v1.Hash, size int64) (*v1.ConfigFile, error) {
+	if cfg, ok := rd.configs[d]; ok {
+		return cfg, nil
+	}
+	if size > oci.MaxConfigSize {
+		return nil, invalid("%s: config is %d bytes; bb reads at most %d", where, size, oci.MaxConfigSize)
+	}
+	cb, err := rd.s.ReadBlob(rd.ctx, d, oci.MaxConfigSize)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := v1.ParseConfigFile(bytes.NewReader(cb))
+	if err != nil {
+		return nil, invalid("%s: config %s: %v", where, d, err)
+	}
+	rd.configs[d] = cfg
+	return cfg, nil
+}
+
+// checkLayer checks that the archive's file fe, layer i of an image
+// whose config is cfg, is a layer of media type mt whose uncompressed
+// content matches its diff_id: the diffID was computed while the file
+// streamed in, so it does not matter whether the config came first.
+func checkLayer(where string, mt types.MediaType, fe *fileEntry, cfg *v1.ConfigFile, i int) error {
+	if err := layer.CheckDiffID(mt, fe.comp, fe.diffID, fe.diffErr, cfg.RootFS.DiffIDs[i]); err != nil {
+		return invalid("%s (blob %s) does not match its config: %v", where, fe.digest, err)
+	}
+	return nil
+}
+
+// checkImage checks an image manifest's config and layers: each layer's
+// media type, size and diffID.
 func (rd *reader) checkImage(where string, m *manifest) error {
 	if !isConfig(m.Config.MediaType) {
 		return invalid("%s: config has media type %q, not an image config", where, m.Config.MediaType)
@@ -100,16 +137,12 @@ func (rd *reader) checkImage(where string, m *manifest) error {
 	if err := rd.present(where+" config", m.Config); err != nil {
 		return err
 	}
-	if m.Config.Size > oci.MaxConfigSize {
-		return invalid("%s: config is %d bytes; bb reads at most %d", where, m.Config.Size, oci.MaxConfigSize)
+	if len(m.Layers) > MaxLayers {
+		return invalid("%s has %d layers; bb reads at most %d (MaxLayers)", where, len(m.Layers), MaxLayers)
 	}
-	cb, err := rd.s.ReadBlob(rd.ctx, m.Config.Digest, oci.MaxConfigSize)
+	cfg, err := rd.readConfig(where, m.Config.Digest, m.Config.Size)
 	if err != nil {
 		return err
-	}
-	cfg, err := v1.ParseConfigFile(bytes.NewReader(cb))
-	if err != nil {
-		return invalid("%s: config %s: %v", where, m.Config.Digest, err)
 	}
 	if cfg.RootFS.Type != "layers" {
 		return invalid("%s: config %s has rootfs type %q, not \"layers\"", where, m.Config.Digest, cfg.RootFS.Type)
@@ -125,15 +158,35 @@ func (rd *reader) checkImage(where string, m *manifest) error {
 		if err := rd.present(lw, l); err != nil {
 			return err
 		}
-		if isUncompressedLayer(l.MediaType) && l.Digest != cfg.RootFS.DiffIDs[i] {
-			return invalid("%s is uncompressed but its digest %s is not its diff_id %s", lw, l.Digest, cfg.RootFS.DiffIDs[i])
+		if err := checkLayer(lw, l.MediaType, rd.blobs[l.Digest], cfg, i); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// ociImages reads index.json: its images (one level of nested index
-// allowed) and the bottle metadata artifacts that describe them.
+// imageWalk is the state of reading index.json and the indexes it nests.
+type imageWalk struct {
+	imgs []FoundImage
+	mans map[v1.Hash]*manifest
+	// meta are the bottle metadata artifacts, each once.
+	meta     []artifact
+	metaSeen map[v1.Hash]bool
+	// walked are the nested indexes already read.
+	walked map[v1.Hash]bool
+	// skipped are other tools' artifacts.
+	skipped map[v1.Hash]bool
+}
+
+type artifact struct {
+	where string
+	m     *manifest
+}
+
+// ociImages reads index.json: its images (nested indexes allowed down to
+// MaxIndexDepth) and the bottle metadata artifacts that describe them.
+// Each distinct manifest, config and index is read and checked once,
+// however often the archive names it.
 func (rd *reader) ociImages() ([]FoundImage, map[v1.Hash]*manifest, error) {
 	var idx v1.IndexManifest
 	if err := json.Unmarshal(rd.index, &idx); err != nil {
@@ -145,74 +198,12 @@ func (rd *reader) ociImages() ([]FoundImage, map[v1.Hash]*manifest, error) {
 	if idx.MediaType != "" && idx.MediaType != types.OCIImageIndex {
 		return nil, nil, invalid("index.json has media type %q, not %s", idx.MediaType, types.OCIImageIndex)
 	}
-	var imgs []FoundImage
-	mans := map[v1.Hash]*manifest{}
-	type artifact struct {
-		where string
-		m     *manifest
+	w := &imageWalk{mans: map[v1.Hash]*manifest{}, metaSeen: map[v1.Hash]bool{}, walked: map[v1.Hash]bool{}, skipped: map[v1.Hash]bool{}}
+	if err := rd.walkIndex(w, "index.json", &idx, 0, nil); err != nil {
+		return nil, nil, err
 	}
-	var meta []artifact
-	addImage := func(where string, d, named v1.Descriptor) error {
-		m, err := rd.readManifest(where, d)
-		if err != nil {
-			return err
-		}
-		if isMetadataArtifact(m) {
-			meta = append(meta, artifact{where, m})
-			return nil
-		}
-		if m.ArtifactType != "" {
-			return nil // another tool's artifact (a signature, an SBOM): not ours to import
-		}
-		if err := rd.checkImage(where, m); err != nil {
-			return err
-		}
-		if _, dup := mans[d.Digest]; dup {
-			return nil
-		}
-		mans[d.Digest] = m
-		imgs = append(imgs, found(v1.Descriptor{MediaType: d.MediaType, Digest: d.Digest, Size: d.Size}, named.Annotations, m))
-		return nil
-	}
-	for i, d := range idx.Manifests {
-		where := fmt.Sprintf("index.json entry %d", i)
-		if err := rd.present(where, d); err != nil {
-			return nil, nil, err
-		}
-		switch {
-		case isImageManifest(d.MediaType):
-			if err := addImage(where, d, d); err != nil {
-				return nil, nil, err
-			}
-		case isIndex(d.MediaType):
-			if d.Size > oci.MaxManifestSize {
-				return nil, nil, invalid("%s: index %s is %d bytes; bb reads at most %d", where, d.Digest, d.Size, oci.MaxManifestSize)
-			}
-			b, err := rd.s.ReadBlob(rd.ctx, d.Digest, oci.MaxManifestSize)
-			if err != nil {
-				return nil, nil, err
-			}
-			var sub v1.IndexManifest
-			if err := json.Unmarshal(b, &sub); err != nil {
-				return nil, nil, invalid("%s: index %s: %v", where, d.Digest, err)
-			}
-			for j, cd := range sub.Manifests {
-				cw := fmt.Sprintf("%s (index %s) entry %d", where, d.Digest, j)
-				if !isImageManifest(cd.MediaType) {
-					return nil, nil, invalid("%s has media type %q: bb imports image manifests, and indexes of them", cw, cd.MediaType)
-				}
-				if err := rd.present(cw, cd); err != nil {
-					return nil, nil, err
-				}
-				if err := addImage(cw, cd, d); err != nil {
-					return nil, nil, err
-				}
-			}
-		default:
-			return nil, nil, invalid("%s has media type %q, not an image manifest or index", where, d.MediaType)
-		}
-	}
-	for _, a := range meta {
+	imgs := w.imgs
+	for _, a := range w.meta {
 		raw, subject, err := rd.metadata(a.where, a.m)
 		if err != nil {
 			return nil, nil, err
@@ -226,7 +217,96 @@ func (rd *reader) ociImages() ([]FoundImage, map[v1.Hash]*manifest, error) {
 		}
 		imgs[k].Metadata = raw
 	}
-	return imgs, mans, nil
+	return imgs, w.mans, nil
+}
+
+// walkIndex reads the entries of idx, an index at nesting depth depth
+// (index.json is 0). named is the index.json entry that leads to it (nil
+// for index.json itself): its annotations name the images below.
+func (rd *reader) walkIndex(w *imageWalk, where string, idx *v1.IndexManifest, depth int, named *v1.Descriptor) error {
+	if len(idx.Manifests) > MaxIndexEntries {
+		return invalid("%s has %d entries; bb reads at most %d per index (MaxIndexEntries)", where, len(idx.Manifests), MaxIndexEntries)
+	}
+	for i, d := range idx.Manifests {
+		if err := rd.ctx.Err(); err != nil {
+			return err
+		}
+		ew := fmt.Sprintf("%s entry %d", where, i)
+		if depth == 0 {
+			ew = fmt.Sprintf("index.json entry %d", i)
+		}
+		top := named
+		if top == nil {
+			top = &idx.Manifests[i]
+		}
+		if err := rd.present(ew, d); err != nil {
+			return err
+		}
+		switch {
+		case isImageManifest(d.MediaType):
+			if err := rd.addImage(w, ew, d, top); err != nil {
+				return err
+			}
+		case isIndex(d.MediaType):
+			if depth+1 > MaxIndexDepth {
+				return invalid("%s: index %s is nested %d levels deep; bb reads at most %d (MaxIndexDepth)", ew, d.Digest, depth+1, MaxIndexDepth)
+			}
+			if w.walked[d.Digest] {
+				continue
+			}
+			w.walked[d.Digest] = true
+			if d.Size > oci.MaxManifestSize {
+				return invalid("%s: index %s is %d bytes; bb reads at most %d", ew, d.Digest, d.Size, oci.MaxManifestSize)
+			}
+			b, err := rd.s.ReadBlob(rd.ctx, d.Digest, oci.MaxManifestSize)
+			if err != nil {
+				return err
+			}
+			var sub v1.IndexManifest
+			if err := json.Unmarshal(b, &sub); err != nil {
+				return invalid("%s: index %s: %v", ew, d.Digest, err)
+			}
+			if err := rd.walkIndex(w, fmt.Sprintf("%s (index %s)", ew, d.Digest), &sub, depth+1, top); err != nil {
+				return err
+			}
+		case depth > 0:
+			return invalid("%s has media type %q: bb imports image manifests, and indexes of them", ew, d.MediaType)
+		default:
+			return invalid("%s has media type %q, not an image manifest or index", ew, d.MediaType)
+		}
+	}
+	return nil
+}
+
+// addImage reads the manifest d, found at where through the index.json
+// entry named: an image, a bottle metadata artifact or another tool's
+// artifact. Each digest is looked at once.
+func (rd *reader) addImage(w *imageWalk, where string, d v1.Descriptor, named *v1.Descriptor) error {
+	if w.mans[d.Digest] != nil || w.metaSeen[d.Digest] || w.skipped[d.Digest] {
+		return nil
+	}
+	m, err := rd.readManifest(where, d)
+	if err != nil {
+		return err
+	}
+	if isMetadataArtifact(m) {
+		w.metaSeen[d.Digest] = true
+		w.meta = append(w.meta, artifact{where, m})
+		return nil
+	}
+	if m.ArtifactType != "" {
+		w.skipped[d.Digest] = true
+		return nil // another tool's artifact (a signature, an SBOM): not ours to import
+	}
+	if err := rd.checkImage(where, m); err != nil {
+		return err
+	}
+	if len(w.mans) >= MaxImages {
+		return invalid("%s: the archive holds more than %d images (MaxImages)", where, MaxImages)
+	}
+	w.mans[d.Digest] = m
+	w.imgs = append(w.imgs, found(v1.Descriptor{MediaType: d.MediaType, Digest: d.Digest, Size: d.Size}, named.Annotations, m))
+	return nil
 }
 
 // metadata checks a bottle metadata artifact and returns metadata.json
@@ -316,6 +396,14 @@ func (rd *reader) parseLegacy() ([]legacyEntry, error) {
 	if err := json.Unmarshal(rd.legacy, &entries); err != nil {
 		return nil, invalid("manifest.json: %v", err)
 	}
+	if len(entries) > MaxIndexEntries {
+		return nil, invalid("manifest.json has %d entries; bb reads at most %d (MaxIndexEntries)", len(entries), MaxIndexEntries)
+	}
+	for i, e := range entries {
+		if len(e.Layers) > MaxLayers {
+			return nil, invalid("manifest.json entry %d has %d layers; bb reads at most %d (MaxLayers)", i, len(e.Layers), MaxLayers)
+		}
+	}
 	return entries, nil
 }
 
@@ -326,14 +414,19 @@ func (rd *reader) checkLegacy(imgs []FoundImage, mans map[v1.Hash]*manifest) err
 	if err != nil {
 		return err
 	}
+	// The images by config, so each entry costs one lookup.
+	byConfig := map[v1.Hash][]*manifest{}
+	for _, f := range imgs {
+		m := mans[f.Manifest.Digest]
+		byConfig[m.Config.Digest] = append(byConfig[m.Config.Digest], m)
+	}
 	for i, e := range entries {
 		cfg, layers, err := rd.legacyRefs(i, e)
 		if err != nil {
 			return err
 		}
-		match := slices.ContainsFunc(imgs, func(f FoundImage) bool {
-			m := mans[f.Manifest.Digest]
-			if m.Config.Digest != cfg.digest || len(m.Layers) != len(layers) {
+		match := slices.ContainsFunc(byConfig[cfg.digest], func(m *manifest) bool {
+			if len(m.Layers) != len(layers) {
 				return false
 			}
 			for j, l := range m.Layers {
@@ -351,29 +444,24 @@ func (rd *reader) checkLegacy(imgs []FoundImage, mans map[v1.Hash]*manifest) err
 }
 
 // dockerImages turns the entries of a docker archive's manifest.json
-// into OCI manifests in the store.
+// into OCI manifests in the store. Each layer's diffID was computed while
+// it streamed in; it must match the config's.
 func (rd *reader) dockerImages() ([]FoundImage, error) {
 	entries, err := rd.parseLegacy()
 	if err != nil {
 		return nil, err
 	}
 	var imgs []FoundImage
+	seen := map[v1.Hash]bool{}
 	for i, e := range entries {
 		where := fmt.Sprintf("manifest.json entry %d", i)
 		cfgFile, layers, err := rd.legacyRefs(i, e)
 		if err != nil {
 			return nil, err
 		}
-		if cfgFile.size > oci.MaxConfigSize {
-			return nil, invalid("%s: config is %d bytes; bb reads at most %d", where, cfgFile.size, oci.MaxConfigSize)
-		}
-		cb, err := rd.s.ReadBlob(rd.ctx, cfgFile.digest, oci.MaxConfigSize)
+		cfg, err := rd.readConfig(where, cfgFile.digest, cfgFile.size)
 		if err != nil {
 			return nil, err
-		}
-		cfg, err := v1.ParseConfigFile(bytes.NewReader(cb))
-		if err != nil {
-			return nil, invalid("%s: config %q: %v", where, e.Config, err)
 		}
 		if len(cfg.RootFS.DiffIDs) != len(layers) {
 			return nil, invalid("%s lists %d layers, its config %d diff_ids", where, len(layers), len(cfg.RootFS.DiffIDs))
@@ -386,8 +474,8 @@ func (rd *reader) dockerImages() ([]FoundImage, error) {
 		}
 		for j, l := range layers {
 			mt := layerType(l.head)
-			if mt == types.OCIUncompressedLayer && l.digest != cfg.RootFS.DiffIDs[j] {
-				return nil, invalid("%s layer %d (%q) does not match its diff_id %s", where, j, e.Layers[j], cfg.RootFS.DiffIDs[j])
+			if err := checkLayer(fmt.Sprintf("%s layer %d (%q)", where, j, e.Layers[j]), mt, l, cfg, j); err != nil {
+				return nil, err
 			}
 			m.Layers = append(m.Layers, v1.Descriptor{MediaType: mt, Digest: l.digest, Size: l.size})
 		}
@@ -396,6 +484,10 @@ func (rd *reader) dockerImages() ([]FoundImage, error) {
 			return nil, err
 		}
 		h, _, _ := v1.SHA256(bytes.NewReader(mb))
+		if seen[h] {
+			continue // the same image listed again
+		}
+		seen[h] = true
 		_, statErr := rd.s.Stat(rd.ctx, h)
 		d, err := rd.s.PutBytes(rd.ctx, types.OCIManifestSchema1, mb)
 		if err != nil {

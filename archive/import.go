@@ -98,6 +98,16 @@ func Import(ctx context.Context, m *bottle.Manager, r io.Reader, opts ImportOpti
 			Metadata: img.Metadata != nil, Committed: committed,
 		})
 	}
+	// NewBlobs counts what stays: not the blobs only the archive's
+	// layout needed (the image index pairing an image with its metadata).
+	if err := c.Discard(ctx, m.Store); err == nil {
+		res.NewBlobs = 0
+		for _, h := range c.NewBlobs {
+			if _, err := m.Store.Stat(ctx, h); err == nil {
+				res.NewBlobs++
+			}
+		}
+	}
 	res.Duration = time.Since(start)
 	return res, nil
 }

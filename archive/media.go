@@ -54,10 +54,6 @@ func isLayer(mt types.MediaType) bool {
 	return false
 }
 
-func isUncompressedLayer(mt types.MediaType) bool {
-	return mt == types.OCIUncompressedLayer || mt == types.DockerUncompressedLayer || mt == types.OCIUncompressedRestrictedLayer
-}
-
 // isMetadataArtifact reports whether m is the bottle metadata artifact.
 func isMetadataArtifact(m *manifest) bool {
 	return m.ArtifactType == snapshot.MetadataArtifactType

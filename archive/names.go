@@ -26,6 +26,15 @@ const (
 	// MaxPadding bounds the zero bytes accepted after the end-of-archive
 	// marker (tar pads to its record size, 10 KiB by default).
 	MaxPadding = 1 << 20
+	// MaxIndexDepth bounds how deep indexes nest below index.json.
+	MaxIndexDepth = 4
+	// MaxIndexEntries bounds the entries of one index (index.json, a
+	// nested index) and of manifest.json.
+	MaxIndexEntries = 1024
+	// MaxImages bounds the distinct images of one archive.
+	MaxImages = 1024
+	// MaxLayers bounds the layers of one image.
+	MaxLayers = 1000
 )
 
 // ErrInvalid is wrapped by every error about the content of an archive.

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/bot-bottle/bb/oci"
+	"github.com/bot-bottle/bb/oci/layer"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/klauspost/pgzip"
 )
@@ -70,6 +71,11 @@ type fileEntry struct {
 	digest v1.Hash
 	size   int64
 	head   []byte
+	// comp, diffID and diffErr are what the file is as a layer (see
+	// layer.DiffIDWriter), computed while it streamed in.
+	comp    layer.Compression
+	diffID  v1.Hash
+	diffErr error
 }
 
 // reader is one pass over an archive.
@@ -78,13 +84,17 @@ type reader struct {
 	s        *oci.Store
 	opts     ReadOptions
 	files    map[string]*fileEntry
-	blobs    map[v1.Hash]int64
+	blobs    map[v1.Hash]*fileEntry
 	seen     map[string]bool
 	newBlobs []v1.Hash
-	layout   []byte
-	index    []byte
-	legacy   []byte
-	buf      []byte
+	links    map[string]string // symbolic links of a docker archive (links.go)
+	// manifests and configs are parsed once per digest.
+	manifests map[v1.Hash]*manifest
+	configs   map[v1.Hash]*v1.ConfigFile
+	layout    []byte
+	index     []byte
+	legacy    []byte
+	buf       []byte
 }
 
 // Read streams an archive from r into the store, once: each blob's
@@ -96,7 +106,8 @@ type reader struct {
 func Read(ctx context.Context, s *oci.Store, r io.Reader, opts ReadOptions) (*Contents, error) {
 	rd := &reader{
 		ctx: ctx, s: s, opts: opts,
-		files: map[string]*fileEntry{}, blobs: map[v1.Hash]int64{}, seen: map[string]bool{},
+		files: map[string]*fileEntry{}, blobs: map[v1.Hash]*fileEntry{}, seen: map[string]bool{},
+		manifests: map[v1.Hash]*manifest{}, configs: map[v1.Hash]*v1.ConfigFile{},
 	}
 	c, err := rd.read(r)
 	if err != nil {
@@ -164,6 +175,11 @@ func (rd *reader) read(r io.Reader) (*Contents, error) {
 				return nil, err
 			}
 			continue
+		case tar.TypeSymlink:
+			if err := rd.link(name, hdr); err != nil {
+				return nil, err
+			}
+			continue
 		case tar.TypeReg:
 			if name == "." {
 				return nil, invalid("entry %q is a file named like the archive's root", hdr.Name)
@@ -197,6 +213,9 @@ func (rd *reader) read(r io.Reader) (*Contents, error) {
 	}
 	if n > MaxPadding {
 		return nil, invalid("more than %d bytes of padding follow the end of the archive", MaxPadding)
+	}
+	if err := rd.resolveLinks(); err != nil {
+		return nil, err
 	}
 	c, err := rd.graph()
 	if err != nil {
@@ -256,7 +275,7 @@ func (rd *reader) entry(name string, hdr *tar.Header, tr io.Reader) error {
 			return err
 		}
 		rd.files[name] = fe
-		rd.blobs[h] = fe.size
+		rd.blobs[h] = fe
 		return nil
 	default:
 		// Any other file may be part of a docker archive (<id>/layer.tar,
@@ -272,13 +291,21 @@ func (rd *reader) entry(name string, hdr *tar.Header, tr io.Reader) error {
 
 // ingest copies one entry into the store, checking its sha256 against
 // want (zero: any) and its length against size. A blob the store already
-// has is only hashed.
+// has is only hashed. In the same pass, the entry's diffID as a layer is
+// computed (a compressed one is decompressed alongside, never kept).
 func (rd *reader) ingest(name string, want v1.Hash, size int64, r io.Reader) (*fileEntry, error) {
 	hw := &headWriter{}
+	dw := layer.NewDiffIDWriter()
+	defer dw.Close()
+	done := func(digest v1.Hash, n int64) *fileEntry {
+		fe := &fileEntry{digest: digest, size: n, head: hw.head}
+		fe.comp, fe.diffID, fe.diffErr = dw.Finish(digest)
+		return fe
+	}
 	if want != (v1.Hash{}) {
 		if n, err := rd.s.Stat(rd.ctx, want); err == nil && n == size {
 			h := sha256.New()
-			got, err := io.CopyBuffer(io.MultiWriter(h, hw), r, rd.buf)
+			got, err := io.CopyBuffer(io.MultiWriter(h, hw, dw), r, rd.buf)
 			if err != nil {
 				return nil, rd.tarError(err, -1)
 			}
@@ -287,7 +314,7 @@ func (rd *reader) ingest(name string, want v1.Hash, size int64, r io.Reader) (*f
 			}
 			now := time.Now()
 			_ = os.Chtimes(rd.s.BlobPath(want), now, now) // in use: keep GC away
-			return &fileEntry{digest: want, size: got, head: hw.head}, nil
+			return done(want, got), nil
 		}
 	}
 	w, err := rd.s.NewWriter(rd.ctx)
@@ -296,7 +323,7 @@ func (rd *reader) ingest(name string, want v1.Hash, size int64, r io.Reader) (*f
 	}
 	defer w.Close()
 	er := &errReader{r: r}
-	got, err := io.CopyBuffer(io.MultiWriter(w, hw), er, rd.buf)
+	got, err := io.CopyBuffer(io.MultiWriter(w, hw, dw), er, rd.buf)
 	if er.err != nil {
 		return nil, rd.tarError(er.err, -1)
 	}
@@ -315,7 +342,7 @@ func (rd *reader) ingest(name string, want v1.Hash, size int64, r io.Reader) (*f
 	if w.Created() {
 		rd.newBlobs = append(rd.newBlobs, h)
 	}
-	return &fileEntry{digest: h, size: n, head: hw.head}, nil
+	return done(h, n), nil
 }
 
 func checkBlob(name string, want v1.Hash, wantSize int64, got v1.Hash, gotSize int64) error {

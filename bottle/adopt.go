@@ -48,8 +48,12 @@ type AdoptOptions struct {
 
 // Adopt makes desc, an image that arrived in the store (import, pull),
 // the current snapshot of slug on this host: it tags it, restores
-// metadata.json (identity set to slug) and writes committed-image and the
-// preserve marker, so that bb resume works here. It returns what
+// metadata.json (identity set to slug; cwd and copy_cwd, which name
+// paths of the host it came from, dropped; the bytes as they came kept
+// in metadata.imported.json) and writes committed-image and the
+// preserve marker, so that bb resume works here. Nothing it restores
+// names what a later commit reads: a dir bottle's directory is only ever
+// one this host's user named. It returns what
 // committed-image names.
 func (m *Manager) Adopt(ctx context.Context, slug string, desc v1.Descriptor, opts AdoptOptions) (string, error) {
 	if err := state.ValidSlug(slug); err != nil {
@@ -74,6 +78,9 @@ func (m *Manager) Adopt(ctx context.Context, slug string, desc v1.Descriptor, op
 		backend = md.Backend
 	}
 	if backend == "" {
+		backend = manifestBackend(ctx, m.Store, desc)
+	}
+	if backend == "" {
 		var err error
 		if backend, err = m.Backend(slug, ""); err != nil {
 			return "", err
@@ -87,18 +94,28 @@ func (m *Manager) Adopt(ctx context.Context, slug string, desc v1.Descriptor, op
 		oci.CreatedAnnotation: now.Format(time.RFC3339Nano),
 	}
 	res := &snapshot.Result{Slug: slug, Tag: snapshot.Tag(slug), TimeTag: snapshot.TimeTag(slug, now), Manifest: d}
-	if err := snapshot.Publish(ctx, m.Store, res, DefaultKeep); err != nil {
+	if err := snapshot.Publish(ctx, m.Store, res, -1); err != nil {
+		return "", err
+	}
+	undo := func(err error) (string, error) {
+		if uerr := snapshot.Unpublish(ctx, m.Store, res); uerr != nil {
+			err = fmt.Errorf("%w (and restoring the previous snapshot of %s failed: %v)", err, slug, uerr)
+		}
 		return "", err
 	}
 	if opts.Metadata != nil {
-		if err := m.Home.WriteRawMetadata(slug, opts.Metadata); err != nil {
-			return "", err
+		// Data to carry, not configuration: host paths are dropped.
+		if err := m.Home.WriteImportedMetadata(slug, opts.Metadata); err != nil {
+			return undo(err)
 		}
 	}
 	if raw, _ := m.Home.RawMetadata(slug); raw != nil {
 		if _, err := snapshot.PutMetadata(ctx, m.Store, slug, d, raw); err != nil {
-			return "", err
+			return undo(err)
 		}
+	}
+	if err := snapshot.PruneFor(ctx, m.Store, res, DefaultKeep); err != nil {
+		m.log().Warn("pruning old snapshots", "slug", slug, "err", err)
 	}
 	committed := DefaultCommitted(m.Home, backend, slug)
 	if opts.Load {
@@ -114,4 +131,27 @@ func (m *Manager) Adopt(ctx context.Context, slug string, desc v1.Descriptor, op
 		return "", m.Home.MarkPreserved(slug)
 	}
 	return committed, m.Home.RecordCommit(slug, committed)
+}
+
+// manifestBackend is the backend a snapshot's manifest names in its
+// annotations ("" when it names none): the fallback for a snapshot that
+// travelled without metadata.json. Like the metadata, it only picks which
+// runtime resumes the bottle; a dir bottle's directory still comes only
+// from this host's user.
+func manifestBackend(ctx context.Context, s *oci.Store, desc v1.Descriptor) string {
+	b, err := s.ReadBlob(ctx, desc.Digest, oci.MaxManifestSize)
+	if err != nil {
+		return ""
+	}
+	var man struct {
+		Annotations map[string]string `json:"annotations"`
+	}
+	if json.Unmarshal(b, &man) != nil {
+		return ""
+	}
+	switch be := man.Annotations[oci.BackendAnnotation]; be {
+	case Docker, MacosContainer, Smolmachines, Dir:
+		return be
+	}
+	return ""
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/bot-bottle/bb/oci/layer"
 	"github.com/bot-bottle/bb/snapshot"
 	"github.com/bot-bottle/bb/state"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 // DefaultKeep is how many earlier snapshots of a slug a commit keeps.
@@ -107,14 +108,26 @@ func (m *Manager) Commit(ctx context.Context, slug string, opts CommitOptions) (
 	if err != nil {
 		return nil, err
 	}
-	info, err := rt.Inspect(ctx, slug)
-	if err != nil {
+	if err := checkName(rt, slug); err != nil {
+		return nil, err
+	}
+	var info *Info
+	if opts.Prepare.Dir != "" {
+		if _, ok := rt.(SourceRecorder); !ok {
+			return nil, fmt.Errorf("the %s backend does not snapshot a directory: --from-dir is for the dir backend", backend)
+		}
+		info = &Info{Slug: slug, Name: opts.Prepare.Dir, Backend: backend, Running: true}
+	} else if info, err = rt.Inspect(ctx, slug); err != nil {
 		return nil, err
 	}
 	if !info.Running {
 		return nil, fmt.Errorf("%s (%s): %w; start it first, bb commit snapshots running bottles", info.Name, backend, ErrNotRunning)
 	}
-	prep, err := rt.Prepare(ctx, slug, opts.Prepare)
+	popts := opts.Prepare
+	if popts.Previous == nil {
+		popts.Previous = m.previousConfig(ctx, slug)
+	}
+	prep, err := rt.Prepare(ctx, slug, popts)
 	if err != nil {
 		return nil, &snapshot.Error{Stage: snapshot.StageStream, Slug: slug, Err: err}
 	}
@@ -146,8 +159,15 @@ func (m *Manager) Commit(ctx context.Context, slug string, opts CommitOptions) (
 	if keep == 0 {
 		keep = DefaultKeep
 	}
-	if err := snapshot.Publish(ctx, m.Store, res, keep); err != nil {
+	// Tags first, pruning last: until the commit is recorded, a failure
+	// gives the slug its previous snapshot back (Unpublish).
+	if err := snapshot.Publish(ctx, m.Store, res, -1); err != nil {
 		return rollback(snapshot.StageStore, err)
+	}
+	if opts.Prepare.Dir != "" {
+		if err := rt.(SourceRecorder).RecordSource(slug, opts.Prepare.Dir); err != nil {
+			return nil, &snapshot.Error{Stage: snapshot.StageRecord, Slug: slug, Err: err}
+		}
 	}
 	if raw, err := m.Home.RawMetadata(slug); err == nil && raw != nil {
 		if _, err := snapshot.PutMetadata(ctx, m.Store, slug, res.Manifest, raw); err != nil {
@@ -156,7 +176,15 @@ func (m *Manager) Commit(ctx context.Context, slug string, opts CommitOptions) (
 	}
 	if committed != "" {
 		if err := m.Home.RecordCommit(slug, committed); err != nil {
+			if uerr := snapshot.Unpublish(ctx, m.Store, res); uerr != nil {
+				err = fmt.Errorf("%w (and restoring the previous snapshot failed: %v)", err, uerr)
+			}
 			return nil, &snapshot.Error{Stage: snapshot.StageRecord, Slug: slug, Err: err}
+		}
+	}
+	if keep >= 0 {
+		if err := snapshot.PruneFor(ctx, m.Store, res, keep); err != nil {
+			m.log().Warn("pruning old snapshots", "slug", slug, "err", err)
 		}
 	}
 	return &CommitResult{
@@ -165,6 +193,23 @@ func (m *Manager) Commit(ctx context.Context, slug string, opts CommitOptions) (
 		Warnings: res.Warnings, Duration: time.Since(start), Timings: timings,
 		Incremental: res.Incremental,
 	}, nil
+}
+
+// previousConfig returns the config of slug's current snapshot, or nil.
+func (m *Manager) previousConfig(ctx context.Context, slug string) *v1.ConfigFile {
+	desc, err := m.Store.Resolve(ctx, snapshot.Tag(slug))
+	if err != nil {
+		return nil
+	}
+	img, err := m.Store.Image(ctx, desc.Digest)
+	if err != nil {
+		return nil
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil
+	}
+	return cf
 }
 
 // ResumeOptions for Manager.Resume.
@@ -188,6 +233,9 @@ func (m *Manager) Resume(ctx context.Context, slug string, req ResumeRequest) (s
 	}
 	rt, err := m.Runtime(backend)
 	if err != nil {
+		return "", err
+	}
+	if err := checkName(rt, slug); err != nil {
 		return "", err
 	}
 	committed, err := m.Home.CommittedImage(slug)

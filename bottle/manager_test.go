@@ -208,3 +208,39 @@ func TestRemove(t *testing.T) {
 		t.Fatalf("entries left: %v", entries)
 	}
 }
+
+// A failure after the snapshot is tagged (writing committed-image) gives
+// the slug its previous snapshot back and removes the new blobs.
+func TestFailedRecordRestoresPreviousSnapshot(t *testing.T) {
+	ctx := context.Background()
+	home := t.TempDir()
+	storeDir := filepath.Join(home, "oci")
+	s, _ := oci.Open(storeDir)
+	rt := &fakeRuntime{}
+	m := &bottle.Manager{Home: state.Home{Dir: home}, Store: s, Runtimes: map[string]bottle.Runtime{"docker": rt}}
+	first := tarOf(t, map[string]string{"home/a": "first"})
+	rt.stream = func() io.ReadCloser { return io.NopCloser(bytes.NewReader(first)) }
+	if _, err := m.Commit(ctx, "s", bottle.CommitOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	before := capture(t, home, storeDir)
+	// committed-image cannot be replaced: a directory is in its place.
+	ci := filepath.Join(home, "state/s/committed-image")
+	if err := os.Remove(ci); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(ci, "x"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	second := tarOf(t, map[string]string{"home/a": "second"})
+	rt.stream = func() io.ReadCloser { return io.NopCloser(bytes.NewReader(second)) }
+	_, err := m.Commit(ctx, "s", bottle.CommitOptions{})
+	var se *snapshot.Error
+	if !errors.As(err, &se) || se.Stage != snapshot.StageRecord {
+		t.Fatalf("err = %v, want stage %s", err, snapshot.StageRecord)
+	}
+	after := capture(t, home, storeDir)
+	if !bytes.Equal(before.index, after.index) || !reflect.DeepEqual(before.blobs, after.blobs) {
+		t.Errorf("store changed:\nbefore %s %v\nafter  %s %v", before.index, before.blobs, after.index, after.blobs)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/bot-bottle/bb/oci"
 	"github.com/bot-bottle/bb/snapshot"
@@ -73,6 +74,19 @@ type PrepareOptions struct {
 	// Method selects how the root filesystem leaves the bottle
 	// ("exec", "export", "cp"); "" is the runtime's default.
 	Method string
+	// Dir is the directory to snapshot (dir backend, bb commit
+	// --from-dir). It becomes the bottle's recorded directory only once
+	// the snapshot is stored (SourceRecorder).
+	Dir string
+	// KeepEnv keeps the bottle's runtime environment in the snapshot's
+	// config instead of the base image's Env. Runtime environments often
+	// carry tokens.
+	KeepEnv bool
+	// Previous is the config of the slug's current snapshot in the store
+	// (nil if none), which a runtime that cannot read its bottle's image
+	// config (smolvm) takes as the base: a resumed bottle's base image is
+	// its last snapshot.
+	Previous *v1.ConfigFile
 }
 
 // Prepared is what a runtime hands to the snapshot pipeline.
@@ -99,6 +113,22 @@ type ResumeOptions struct {
 	// Dir is where the dir backend extracts the snapshot (default
 	// <home>/state/<slug>/rootfs).
 	Dir string
+	// Settle is how long the runtime watches the booted bottle before it
+	// calls the resume a success (see WatchStart); 0 is the runtime's
+	// setting, negative skips the check.
+	Settle time.Duration
+	// Devices lets the dir backend create device nodes; without it
+	// they are skipped and reported through Warn.
+	Devices bool
+	// Warn receives one line per thing the runtime skipped.
+	Warn func(msg string)
+}
+
+// SourceRecorder is a runtime whose bottles are directories this host's
+// user names (dir): after a commit with PrepareOptions.Dir succeeds, the
+// directory is recorded as the bottle's, and only then.
+type SourceRecorder interface {
+	RecordSource(slug, dir string) error
 }
 
 // Runtime is what bottle needs from a backend.

@@ -4,15 +4,19 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
 	"io"
+	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/bot-bottle/bb/internal/iox"
@@ -35,23 +39,65 @@ const (
 // several processes on the same host.
 type Store struct {
 	root string
+	log  *slog.Logger
+	sh   *shared
+	// rec, when set, records the blobs this view of the store adds
+	// (see Track).
+	rec      *Added
+	noRepair bool
+}
+
+// shared is the in-process state every view of one opened store shares.
+type shared struct {
+	mu sync.Mutex
+	// created maps each blob this process added to the modification time
+	// it gave the file: a later reuse changes it (see Discard).
+	created map[v1.Hash]time.Time
+	// cleaned makes the stale temp-file sweep run once per Open.
+	cleaned sync.Once
+}
+
+// Option tunes Open.
+type Option func(*Store)
+
+// WithLogger sets where the store reports what it repaired on its own
+// (permissions it tightened, stale temp files it removed). The default
+// discards.
+func WithLogger(l *slog.Logger) Option {
+	return func(s *Store) {
+		if l != nil {
+			s.log = l
+		}
+	}
+}
+
+// WithoutRepair makes Open leave modes as they are (bb doctor reports
+// them instead).
+func WithoutRepair() Option {
+	return func(s *Store) { s.noRepair = true }
 }
 
 // Open opens the store at root, creating an empty image layout there if
-// none exists.
-func Open(root string) (*Store, error) {
+// none exists. The store's directories are made private (0700) and its
+// own files 0600 whatever the umask; looser existing ones are tightened
+// with a notice to the logger.
+func Open(root string, opts ...Option) (*Store, error) {
 	abs, err := filepath.Abs(root)
 	if err != nil {
 		return nil, fmt.Errorf("opening store %q: %w", root, err)
 	}
-	for _, d := range []string{filepath.Join(abs, "blobs", "sha256"), filepath.Join(abs, ingestDir)} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+	s := &Store{root: abs, log: slog.New(slog.DiscardHandler), sh: &shared{created: map[v1.Hash]time.Time{}}}
+	for _, o := range opts {
+		o(s)
+	}
+	for _, d := range []string{abs, filepath.Join(abs, "blobs"), filepath.Join(abs, "blobs", "sha256"), filepath.Join(abs, ingestDir)} {
+		if err := os.MkdirAll(d, DirMode); err != nil {
 			return nil, fmt.Errorf("creating store directory %q: %w (set --store or BB_STORE to a writable directory)", d, err)
 		}
+		s.repair(d, DirMode)
 	}
-	s := &Store{root: abs}
 	if _, err := os.Stat(filepath.Join(abs, layoutFile)); errors.Is(err, os.ErrNotExist) {
-		if err := writeFileAtomic(filepath.Join(abs, layoutFile), []byte(layoutVersion), 0o644); err != nil {
+		if err := writeFileAtomic(filepath.Join(abs, layoutFile), []byte(layoutVersion), FileMode); err != nil {
 			return nil, err
 		}
 	}
@@ -66,7 +112,23 @@ func Open(root string) (*Store, error) {
 			return nil, err
 		}
 	}
+	for _, f := range []string{layoutFile, indexFile, lockFile} {
+		s.repair(filepath.Join(abs, f), 0)
+	}
 	return s, nil
+}
+
+// repair tightens the mode of one of the store's own paths (see tighten)
+// unless WithoutRepair was given. A failure (a store on a filesystem
+// without modes, a directory owned by someone else) is a warning: the
+// store still works.
+func (s *Store) repair(p string, want os.FileMode) {
+	if s.noRepair {
+		return
+	}
+	if err := tighten(p, want, s.log); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		s.log.Warn("could not make the store private", "path", p, "err", err)
+	}
 }
 
 // Root returns the store's directory.
@@ -138,22 +200,51 @@ func (s *Store) ReadBlob(ctx context.Context, h v1.Hash, limit int64) ([]byte, e
 type Writer struct {
 	s         *Store
 	f         *os.File
+	alg       string
 	h         hash.Hash
 	n         int64
 	committed bool
 	created   bool
 }
 
-// NewWriter starts a new blob.
+// NewWriter starts a new blob, hashed with sha256 (Commit rehashes the
+// file when it is asked for another algorithm).
 func (s *Store) NewWriter(ctx context.Context) (*Writer, error) {
+	return s.NewWriterAlgorithm(ctx, "sha256")
+}
+
+// NewWriterAlgorithm starts a new blob hashed with algorithm alg (one of
+// Algorithms) while it is written.
+func (s *Store) NewWriterAlgorithm(ctx context.Context, alg string) (*Writer, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	h := newHash(alg)
+	if h == nil {
+		return nil, fmt.Errorf("unsupported digest algorithm %q: use sha256 or sha512", alg)
+	}
+	s.sweepOnce()
 	f, err := os.CreateTemp(filepath.Join(s.root, ingestDir), "blob-*")
 	if err != nil {
 		return nil, fmt.Errorf("creating temp blob in store %s: %w", s.root, err)
 	}
-	return &Writer{s: s, f: f, h: sha256.New()}, nil
+	return &Writer{s: s, f: f, alg: alg, h: h}, nil
+}
+
+// Algorithms are the digest algorithms the store holds, each in its own
+// directory under blobs/ (as the OCI image layout allows).
+var Algorithms = []string{"sha256", "sha512"}
+
+// newHash returns a hash of algorithm alg, nil if the store does not
+// support alg.
+func newHash(alg string) hash.Hash {
+	switch alg {
+	case "sha256":
+		return sha256.New()
+	case "sha512":
+		return sha512.New()
+	}
+	return nil
 }
 
 // Write implements io.Writer.
@@ -167,9 +258,25 @@ func (w *Writer) Write(p []byte) (int, error) {
 // Size returns the number of bytes written so far.
 func (w *Writer) Size() int64 { return w.n }
 
-// Digest returns the digest of the bytes written so far.
+// Digest returns the digest of the bytes written so far, in the
+// writer's algorithm.
 func (w *Writer) Digest() v1.Hash {
-	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(w.h.Sum(nil))}
+	return v1.Hash{Algorithm: w.alg, Hex: hex.EncodeToString(w.h.Sum(nil))}
+}
+
+// rehash switches the writer to algorithm alg by hashing the bytes
+// written so far again (the digest to verify was not known when the blob
+// started: a registry upload learns it at the end).
+func (w *Writer) rehash(alg string) error {
+	h := newHash(alg)
+	if h == nil {
+		return fmt.Errorf("unsupported digest algorithm %q: use sha256 or sha512", alg)
+	}
+	if _, err := io.Copy(h, io.NewSectionReader(w.f, 0, w.n)); err != nil {
+		return fmt.Errorf("hashing blob with %s: %w", alg, err)
+	}
+	w.alg, w.h = alg, h
+	return nil
 }
 
 // Commit verifies the blob against want (zero Hash: accept any) and
@@ -183,6 +290,11 @@ func (w *Writer) Commit(ctx context.Context, want v1.Hash, wantSize int64) (v1.H
 	if err := ctx.Err(); err != nil {
 		return v1.Hash{}, 0, err
 	}
+	if want.Algorithm != "" && want.Algorithm != w.alg {
+		if err := w.rehash(want.Algorithm); err != nil {
+			return v1.Hash{}, 0, err
+		}
+	}
 	got := w.Digest()
 	if (want != v1.Hash{} && want != got) || (wantSize >= 0 && wantSize != w.n) {
 		return v1.Hash{}, 0, &DigestMismatchError{WantDigest: want, GotDigest: got, WantSize: wantSize, GotSize: w.n}
@@ -194,20 +306,47 @@ func (w *Writer) Commit(ctx context.Context, want v1.Hash, wantSize int64) (v1.H
 		return v1.Hash{}, 0, fmt.Errorf("closing blob %s: %w", got, err)
 	}
 	dst := w.s.BlobPath(got)
-	if fi, err := os.Stat(dst); err == nil && fi.Size() == w.n {
+	if _, ok := w.s.reuse(got, w.n); ok {
 		w.committed = true
 		_ = os.Remove(w.f.Name())
-		touch(dst)
 		return got, w.n, nil
 	}
-	if err := os.Chmod(w.f.Name(), 0o644); err != nil {
+	// The blob gets its own mtime, recorded: a writer that reuses it later
+	// changes it, so a rollback of this write can tell (see Discard).
+	mtime := time.Now()
+	if err := os.Chmod(w.f.Name(), BlobMode); err != nil {
 		return v1.Hash{}, 0, fmt.Errorf("chmod blob %s: %w", got, err)
 	}
-	if err := os.Rename(w.f.Name(), dst); err != nil {
+	if err := os.Chtimes(w.f.Name(), mtime, mtime); err != nil {
+		return v1.Hash{}, 0, fmt.Errorf("setting the time of blob %s: %w", got, err)
+	}
+	if got.Algorithm != "sha256" {
+		if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+			return v1.Hash{}, 0, fmt.Errorf("creating blob directory for %s: %w", got, err)
+		}
+	}
+	placed, err := renameNoReplace(w.f.Name(), dst)
+	if err != nil {
 		return v1.Hash{}, 0, fmt.Errorf("moving blob %s into store: %w", got, err)
+	}
+	if !placed {
+		// Another writer put it there first, or a damaged copy of another
+		// size is there: reuse the first, replace the second.
+		if _, ok := w.s.reuse(got, w.n); ok {
+			w.committed = true
+			_ = os.Remove(w.f.Name())
+			return got, w.n, nil
+		}
+		if err := os.Rename(w.f.Name(), dst); err != nil {
+			return v1.Hash{}, 0, fmt.Errorf("moving blob %s into store: %w", got, err)
+		}
+	}
+	if err := syncDir(filepath.Dir(dst)); err != nil {
+		return v1.Hash{}, 0, fmt.Errorf("syncing %s: %w", filepath.Dir(dst), err)
 	}
 	w.committed = true
 	w.created = true
+	w.s.recordCreated(got, mtime)
 	return got, w.n, nil
 }
 
@@ -235,12 +374,18 @@ func (s *Store) Ingest(ctx context.Context, r io.Reader, want v1.Hash, wantSize 
 		if err := validHash(want); err != nil {
 			return v1.Hash{}, 0, err
 		}
-		if n, err := s.Stat(ctx, want); err == nil && (wantSize < 0 || n == wantSize) {
-			touch(s.BlobPath(want))
+		if err := ctx.Err(); err != nil {
+			return v1.Hash{}, 0, err
+		}
+		if n, ok := s.reuse(want, wantSize); ok {
 			return want, n, nil
 		}
 	}
-	w, err := s.NewWriter(ctx)
+	alg := want.Algorithm
+	if alg == "" {
+		alg = "sha256"
+	}
+	w, err := s.NewWriterAlgorithm(ctx, alg)
 	if err != nil {
 		return v1.Hash{}, 0, err
 	}
@@ -272,11 +417,14 @@ func (s *Store) Index(ctx context.Context) (*v1.IndexManifest, error) {
 }
 
 // UpdateIndex runs fn on index.json under the store's exclusive lock and
-// writes the result atomically. If fn fails, index.json is unchanged.
+// writes the result atomically. If fn fails, index.json is unchanged. fn
+// may read blobs (Stat, ReadBlob, Complete) but must not write any: a
+// write waits for the lock fn holds.
 func (s *Store) UpdateIndex(ctx context.Context, fn func(*v1.IndexManifest) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	s.sweepOnce()
 	return s.withLock(func() error {
 		idx, err := s.readIndex()
 		if err != nil {
@@ -362,56 +510,62 @@ func (s *Store) Resolve(ctx context.Context, name string) (v1.Descriptor, error)
 const GCGrace = time.Hour
 
 // GC removes blobs that no manifest in index.json reaches and that were
-// not written or reused within GCGrace. It returns the digests removed.
+// not written or reused within GCGrace, and temporary files (of killed
+// writes) older than GCGrace. It returns the digests removed.
 func (s *Store) GC(ctx context.Context) ([]v1.Hash, error) {
-	return s.gc(ctx, time.Now().Add(-GCGrace), nil)
-}
-
-// Discard removes the given blobs if nothing in index.json references
-// them: the rollback of a write that did not get tagged.
-func (s *Store) Discard(ctx context.Context, blobs []v1.Hash) error {
-	only := map[v1.Hash]bool{}
-	for _, h := range blobs {
-		only[h] = true
+	if _, err := s.RemoveStaleTemps(GCGrace); err != nil {
+		return nil, err
 	}
-	_, err := s.gc(ctx, time.Now().Add(time.Hour), only)
-	return err
-}
-
-func (s *Store) gc(ctx context.Context, before time.Time, only map[v1.Hash]bool) ([]v1.Hash, error) {
+	before := time.Now().Add(-GCGrace)
 	var removed []v1.Hash
 	err := s.withLock(func() error {
-		idx, err := s.readIndex()
+		keep, err := s.reachable(ctx)
 		if err != nil {
 			return err
 		}
-		keep := map[v1.Hash]bool{}
-		for _, m := range idx.Manifests {
-			if err := s.mark(ctx, m, keep); err != nil {
-				return err
-			}
-		}
-		dir := filepath.Join(s.root, "blobs", "sha256")
-		ents, err := os.ReadDir(dir)
-		if err != nil {
-			return fmt.Errorf("listing blobs: %w", err)
-		}
-		for _, e := range ents {
-			h := v1.Hash{Algorithm: "sha256", Hex: e.Name()}
-			if keep[h] || (only != nil && !only[h]) {
+		for _, alg := range Algorithms {
+			dir := filepath.Join(s.root, "blobs", alg)
+			ents, err := os.ReadDir(dir)
+			if errors.Is(err, os.ErrNotExist) && alg != "sha256" {
 				continue
 			}
-			if fi, err := e.Info(); err != nil || fi.ModTime().After(before) {
-				continue
+			if err != nil {
+				return fmt.Errorf("listing blobs: %w", err)
 			}
-			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
-				return fmt.Errorf("removing blob %s: %w", h, err)
+			for _, e := range ents {
+				h := v1.Hash{Algorithm: alg, Hex: e.Name()}
+				if keep[h] {
+					continue
+				}
+				if fi, err := e.Info(); err != nil || fi.ModTime().After(before) {
+					continue
+				}
+				if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
+					return fmt.Errorf("removing blob %s: %w", h, err)
+				}
+				s.forgetCreated(h)
+				removed = append(removed, h)
 			}
-			removed = append(removed, h)
 		}
 		return nil
 	})
 	return removed, err
+}
+
+// reachable returns every blob a manifest in index.json reaches. Call it
+// under the lock.
+func (s *Store) reachable(ctx context.Context) (map[v1.Hash]bool, error) {
+	idx, err := s.readIndex()
+	if err != nil {
+		return nil, err
+	}
+	keep := map[v1.Hash]bool{}
+	for _, m := range idx.Manifests {
+		if err := s.mark(ctx, m, keep); err != nil {
+			return nil, err
+		}
+	}
+	return keep, nil
 }
 
 // mark records desc and everything it references.
@@ -490,20 +644,69 @@ func (s *Store) writeIndex(idx *v1.IndexManifest) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(s.root, indexFile), b, 0o644)
+	return writeFileAtomic(filepath.Join(s.root, indexFile), b, FileMode)
 }
 
 func (s *Store) withLock(fn func() error) error {
-	f, err := os.OpenFile(filepath.Join(s.root, lockFile), os.O_CREATE|os.O_RDWR, 0o644)
+	return s.lock(unix.LOCK_EX, fn)
+}
+
+// lock runs fn holding the store's lock in mode (unix.LOCK_EX for index
+// updates, GC and rollback; unix.LOCK_SH for reusing a blob, so that no
+// rollback or GC removes it between the check and the touch).
+func (s *Store) lock(mode int, fn func() error) error {
+	f, err := os.OpenFile(filepath.Join(s.root, lockFile), os.O_CREATE|os.O_RDWR, FileMode)
 	if err != nil {
 		return fmt.Errorf("locking store index: %w", err)
 	}
 	defer f.Close()
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+	for {
+		err = unix.Flock(int(f.Fd()), mode)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("locking store index: %w", err)
 	}
 	defer unix.Flock(int(f.Fd()), unix.LOCK_UN) //nolint:errcheck
 	return fn()
+}
+
+// Reuse marks blob h, which the caller found in the store and means to
+// reference, as used now, and returns its size; false if it is not there
+// (with size, if size >= 0). Once it returns true, neither GC nor another
+// writer's rollback removes the blob for GCGrace. Callers that check a
+// blob with Stat and then rely on it use this instead of touching the
+// file themselves.
+func (s *Store) Reuse(h v1.Hash, size int64) (int64, bool) {
+	if validHash(h) != nil {
+		return 0, false
+	}
+	return s.reuse(h, size)
+}
+
+// reuse marks blob h as used now, for GC's grace period and for the
+// rollback of the writer that created it, and returns its size, under a
+// shared lock: once it returns true, the blob stays at least GCGrace.
+// size < 0 accepts any size.
+func (s *Store) reuse(h v1.Hash, size int64) (int64, bool) {
+	var n int64
+	ok := false
+	_ = s.lock(unix.LOCK_SH, func() error {
+		p := s.BlobPath(h)
+		fi, err := os.Lstat(p)
+		if err != nil || !fi.Mode().IsRegular() || (size >= 0 && fi.Size() != size) {
+			return nil
+		}
+		now := time.Now()
+		if err := os.Chtimes(p, now, now); err != nil {
+			return nil
+		}
+		n, ok = fi.Size(), true
+		return nil
+	})
+	return n, ok
 }
 
 // writeFileAtomic writes b to path through a temp file in the same
@@ -539,12 +742,32 @@ func WriteFileAtomic(path string, b []byte, mode os.FileMode) error {
 	if err := os.Rename(f.Name(), path); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("writing %s: syncing %s: %w", path, dir, err)
+	}
+	return nil
+}
+
+// syncDir makes a rename in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, unix.EINVAL) {
+		return err
+	}
 	return nil
 }
 
 func validHash(h v1.Hash) error {
-	if h.Algorithm != "sha256" || len(h.Hex) != 64 {
-		return fmt.Errorf("unsupported digest %q: only sha256 is supported", h.String())
+	n := map[string]int{"sha256": 64, "sha512": 128}[h.Algorithm]
+	if n == 0 {
+		return fmt.Errorf("unsupported digest %q: only sha256 and sha512 are supported", h.String())
+	}
+	if len(h.Hex) != n {
+		return fmt.Errorf("invalid digest %q: a %s digest has %d hex digits", h.String(), h.Algorithm, n)
 	}
 	for _, c := range h.Hex {
 		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
@@ -554,7 +777,7 @@ func validHash(h v1.Hash) error {
 	return nil
 }
 
-// ValidHash reports whether h is a well-formed sha256 digest.
+// ValidHash reports whether h is a well-formed sha256 or sha512 digest.
 func ValidHash(h v1.Hash) error { return validHash(h) }
 
 func cloneMap(m map[string]string) map[string]string {
@@ -563,10 +786,4 @@ func cloneMap(m map[string]string) map[string]string {
 		out[k] = v
 	}
 	return out
-}
-
-// touch marks a blob as recently used, for GC's grace period.
-func touch(p string) {
-	now := time.Now()
-	_ = os.Chtimes(p, now, now)
 }

@@ -108,7 +108,7 @@ func Pack(ctx context.Context, s *oci.Store, manifest v1.Descriptor, slug, out s
 	if err != nil {
 		return "", err
 	}
-	if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
 		return "", err
 	}
 	srv, err := opts.Serve(ctx, s)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/bot-bottle/bb/oci"
@@ -36,8 +37,54 @@ func (h *handler) getBlob(ctx context.Context, w http.ResponseWriter, r *http.Re
 	hd.Set("Content-Type", "application/octet-stream")
 	hd.Set("ETag", `"`+d.String()+`"`)
 	hd.Set("Cache-Control", "max-age=31536000")
+	if rg := r.Header.Get("Range"); rg != "" {
+		r.Header.Set("Range", clampRange(rg))
+	}
 	http.ServeContent(&rangeErrorWriter{ResponseWriter: w, r: r}, r, "", time.Time{}, f)
 	return nil
+}
+
+// clampRange rewrites the byte ranges of a Range header whose last
+// position is too large for an int64 ("bytes=0-18446744073709551615") as
+// open-ended ("bytes=0-"), and such a suffix length ("bytes=-99…9") as
+// the whole blob: RFC 9110 clamps both to the end, and
+// http.ServeContent would refuse the number as invalid.
+// Anything else is left for http.ServeContent to judge.
+func clampRange(h string) string {
+	unit, set, ok := strings.Cut(h, "=")
+	if !ok || strings.TrimSpace(unit) != "bytes" {
+		return h
+	}
+	specs := strings.Split(set, ",")
+	changed := false
+	for i, sp := range specs {
+		first, last, ok := strings.Cut(strings.TrimSpace(sp), "-")
+		first, last = strings.TrimSpace(first), strings.TrimSpace(last)
+		if !ok || !allDigits(first) || !allDigits(last) || last == "" {
+			continue
+		}
+		if _, err := strconv.ParseInt(last, 10, 64); err == nil {
+			continue
+		}
+		if first == "" {
+			first = "0" // a suffix longer than any blob: all of it
+		}
+		specs[i] = first + "-"
+		changed = true
+	}
+	if !changed {
+		return h
+	}
+	return "bytes=" + strings.Join(specs, ",")
+}
+
+func allDigits(s string) bool {
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // rangeErrorWriter turns http.ServeContent's plain-text 416 answer into

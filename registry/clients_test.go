@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/bot-bottle/bb/registry"
+	"github.com/bot-bottle/bb/snapshot"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
@@ -189,4 +190,67 @@ func TestContainerdPull(t *testing.T) {
 	if !strings.Contains(out, "complete") || !strings.Contains(out, f.demo.Manifest.Digest.String()) {
 		t.Errorf("ctr images check: %q", out)
 	}
+}
+
+// TestNestedNameClients pushes nested repository names with independent
+// clients and reads them back with others: crane, skopeo and regctl must
+// agree with each other and with the store.
+func TestNestedNameClients(t *testing.T) {
+	gopath, _ := exec.Command("go", "env", "GOPATH").Output()
+	gobin := filepath.Join(strings.TrimSpace(string(gopath)), "bin")
+	crane := needTool(t, "crane", gobin)
+	skopeo := needTool(t, "skopeo")
+	regctl := needTool(t, "regctl", gobin)
+	f := newFixture(t)
+	srv := start(t, f.store, registry.Options{AllowPush: true, AllowDelete: true})
+	want := f.demo.Manifest.Digest.String()
+
+	// crane: push a tarball into a nested name, pull it back.
+	tarball := filepath.Join(t.TempDir(), "demo.tar")
+	run(t, crane, "pull", srv.Ref("demo", "latest"), tarball)
+	run(t, crane, "push", tarball, srv.Ref("team/crane/app", "v1"))
+	dir := filepath.Join(t.TempDir(), "layout")
+	run(t, crane, "pull", "--format=oci", srv.Ref("team/crane/app", "v1"), dir)
+	pushed := strings.TrimSpace(run(t, crane, "digest", srv.Ref("team/crane/app", "v1")))
+	if d := layoutManifest(t, dir); d.String() != pushed {
+		t.Errorf("crane pull of team/crane/app:v1: %s, pushed %s", d, pushed)
+	}
+	if d, err := f.store.Resolve(t.Context(), "team___crane___app-v1"); err != nil || d.Digest.String() != pushed {
+		t.Errorf("store tag of team/crane/app:v1: %+v (%v)", d, err)
+	}
+	if out := run(t, crane, "catalog", srv.Host()); !strings.Contains(out, "team/crane/app\n") {
+		t.Errorf("crane catalog: %q", out)
+	}
+
+	// skopeo: copy the snapshot into a nested latest; bb list sees it at
+	// once (a history tag), and skopeo reads it back.
+	src := "docker://" + srv.Addr() + "/demo:latest"
+	nested := "docker://" + srv.Addr() + "/team/skopeo:latest"
+	run(t, skopeo, "copy", "--src-tls-verify=false", "--dest-tls-verify=false", "--preserve-digests", src, nested)
+	back := filepath.Join(t.TempDir(), "back")
+	run(t, skopeo, "copy", "--src-tls-verify=false", nested, "oci:"+back+":x")
+	if d := layoutManifest(t, back); d.String() != want {
+		t.Errorf("skopeo round trip: %s, want %s", d, want)
+	}
+	if e, err := snapshot.List(t.Context(), f.store, "team___skopeo"); err != nil || len(e) != 1 || e[0].Manifest.Digest.String() != want {
+		t.Errorf("history of team___skopeo: %+v (%v)", e, err)
+	}
+
+	// regctl: copy, list, digest, delete a tag.
+	host := "reg=" + srv.Host() + ",tls=disabled"
+	rc := func(args ...string) string {
+		return run(t, regctl, append([]string{"--host", host}, args...)...)
+	}
+	rc("image", "copy", srv.Ref("team/skopeo", "latest"), srv.Ref("team/regctl/app", "v2"))
+	if d := strings.TrimSpace(rc("image", "digest", srv.Ref("team/regctl/app", "v2"))); d != want {
+		t.Errorf("regctl image digest: %s, want %s", d, want)
+	}
+	if out := rc("tag", "ls", srv.Host()+"/team/regctl/app"); out != "v2\n" {
+		t.Errorf("regctl tag ls: %q", out)
+	}
+	rc("tag", "delete", srv.Ref("team/regctl/app", "v2"))
+	if _, err := f.store.Resolve(t.Context(), "team___regctl___app-v2"); err == nil {
+		t.Error("regctl tag delete left the store tag")
+	}
+	noTempFiles(t, f.store)
 }

@@ -10,9 +10,19 @@
 //	localhost:PORT/<slug>:latest  ◄──►  store tag <slug>
 //	localhost:PORT/<slug>:<T>     ◄──►  store tag <slug>-<T>
 //
+// Any OCI repository name is accepted: a nested one maps onto the slug
+// with each '/' as "___" (team/app ◄──► slug team___app), which no
+// repository name contains, so the mapping reverses (storeName, repoName).
+// A push of <repo>:latest also gets a history tag, as a commit does.
+//
 // All repositories share the store's blobs: a blob, or a manifest by
 // digest, is visible under any repository name, and a cross-repository
-// mount succeeds whenever the store has the blob.
+// mount succeeds whenever the store has the blob. Digests are sha256 or
+// sha512 (blobs/sha512/ in the store).
+//
+// With Options.AllowDelete, DELETE of tags, manifests and blobs maps onto
+// the store as bb rm and bb gc act (see delete.go): what a tag still
+// reaches is never removed.
 //
 // Blobs are served from the store's files with http.ServeContent (HEAD,
 // Range, sendfile on plain HTTP), so serving a multi-GB layer takes
@@ -20,7 +30,8 @@
 // oci.MaxManifestSize. Pushes (Options.AllowPush) spool every upload to a
 // temporary file in the store (oci.Writer), hashing while writing; an
 // upload session survives between requests until it is committed,
-// cancelled, or idle for Options.UploadIdleTimeout.
+// cancelled, failed at its closing PUT, idle for Options.UploadIdleTimeout,
+// or evicted as the longest idle when Options.MaxUploads are open.
 //
 // The registry listens on loopback unless Options.AllowNonLoopback is set,
 // and then requires HTTP basic-auth credentials (bcrypt hashes, as in an

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"strings"
 )
 
 // Error codes of the OCI distribution specification.
@@ -52,7 +53,8 @@ type errorEntry struct {
 }
 
 // writeError sends e as the specification's JSON error body. HEAD
-// responses carry the status and headers only.
+// responses carry the status and headers only, so the message also goes
+// into a Warning header there, where a client's debug output shows it.
 func writeError(w http.ResponseWriter, r *http.Request, e *regError) {
 	b, _ := json.Marshal(errorBody{Errors: []errorEntry{{Code: e.Code, Message: e.Message, Detail: e.Detail}}})
 	h := w.Header()
@@ -60,8 +62,20 @@ func writeError(w http.ResponseWriter, r *http.Request, e *regError) {
 	h.Del("Accept-Ranges")
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(b)))
+	if r.Method == http.MethodHead {
+		h.Set("Warning", `199 bb "`+e.Code+": "+strings.Map(headerSafe, e.Message)+`"`)
+	}
 	w.WriteHeader(e.Status)
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(b)
 	}
+}
+
+// headerSafe maps a message's runes to what a quoted header value may
+// hold: printable ASCII, no quotes or backslashes.
+func headerSafe(r rune) rune {
+	if r < 0x20 || r > 0x7e || r == '"' || r == '\\' {
+		return '\''
+	}
+	return r
 }

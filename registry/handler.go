@@ -65,6 +65,7 @@ func (h *handler) Close() error {
 type route struct {
 	kind string // "base", "catalog", "tags", "manifest", "blob", "upload", "referrers"
 	repo string
+	slug string // the repository's store name (see storeName)
 	ref  string // tag or digest, blob digest, or upload session id ("" to start one)
 }
 
@@ -144,12 +145,20 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) *regError {
 	default:
 		return methodNotAllowed(w)
 	}
-	if write && !h.opts.AllowPush && rt.kind != "base" {
+	// Deleting a manifest, tag or blob needs AllowDelete; every other write
+	// (cancelling an upload too) needs AllowPush.
+	del := r.Method == http.MethodDelete && (rt.kind == "manifest" || rt.kind == "blob")
+	if del && !h.opts.AllowDelete {
+		w.Header().Set("Allow", "GET, HEAD")
+		return newError(405, codeUnsupported, "deleting is not enabled here: start bb serve with --allow-delete, or remove snapshots with bb rm on the serving host")
+	}
+	if write && !del && !h.opts.AllowPush && rt.kind != "base" {
 		w.Header().Set("Allow", "GET, HEAD")
 		return newError(405, codeUnsupported, "this registry is read-only: start bb serve with --allow-push to push into it")
 	}
 	if rt.kind != "base" && rt.kind != "catalog" {
-		if e := validRepo(rt.repo); e != nil {
+		var e *regError
+		if rt.slug, e = storeName(rt.repo); e != nil {
 			return e
 		}
 	}
@@ -169,7 +178,7 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) *regError {
 		if write {
 			return methodNotAllowed(w)
 		}
-		return h.tagsList(ctx, w, r, rt.repo)
+		return h.tagsList(ctx, w, r, rt)
 	case "referrers":
 		if write {
 			return methodNotAllowed(w)
@@ -178,21 +187,19 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) *regError {
 	case "manifest":
 		switch r.Method {
 		case http.MethodGet, http.MethodHead:
-			return h.getManifest(ctx, w, r, rt.repo, rt.ref)
+			return h.getManifest(ctx, w, r, rt)
 		case http.MethodPut:
-			return h.putManifest(ctx, w, r, rt.repo, rt.ref)
-		}
-		if r.Method == http.MethodDelete {
-			return newError(405, codeUnsupported, "deleting manifests is not supported here: remove snapshots with bb on the serving host")
+			return h.putManifest(ctx, w, r, rt)
+		case http.MethodDelete:
+			return h.deleteManifest(ctx, w, rt)
 		}
 		return methodNotAllowed(w)
 	case "blob":
 		switch r.Method {
 		case http.MethodGet, http.MethodHead:
 			return h.getBlob(ctx, w, r, rt.ref)
-		}
-		if r.Method == http.MethodDelete {
-			return newError(405, codeUnsupported, "deleting blobs is not supported here: bb gc on the serving host removes unreferenced blobs")
+		case http.MethodDelete:
+			return h.deleteBlob(ctx, w, rt.ref)
 		}
 		return methodNotAllowed(w)
 	case "upload":
@@ -210,14 +217,16 @@ func internal(what string, err error) *regError {
 	return newError(500, "UNKNOWN", fmt.Sprintf("%s: %v", what, err))
 }
 
-// parseDigest parses a sha256 digest from a path or query.
+// parseDigest parses a sha256 or sha512 digest from a path or query.
 func parseDigest(s string) (v1.Hash, *regError) {
 	h, err := v1.NewHash(s)
 	if err == nil {
 		err = oci.ValidHash(h)
 	}
 	if err != nil {
-		return v1.Hash{}, newError(400, codeDigestInvalid, "invalid digest "+quote(s)+": this registry supports sha256 digests only")
+		e := newError(400, codeDigestInvalid, "invalid digest "+quote(s)+": this registry supports sha256 and sha512 digests")
+		e.Detail = map[string]string{"digest": s}
+		return v1.Hash{}, e
 	}
 	return h, nil
 }

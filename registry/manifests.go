@@ -1,7 +1,11 @@
 package registry
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,8 +16,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/bot-bottle/bb/oci"
+	"github.com/bot-bottle/bb/snapshot"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
@@ -148,6 +154,16 @@ func (h *handler) view(ctx context.Context) (*view, *regError) {
 	return newView(idx), nil
 }
 
+func nameUnknown(rt route) *regError {
+	msg := "repository " + quote(rt.repo) + " is not in this registry (see bb list)"
+	if rt.slug != rt.repo {
+		msg = "repository " + quote(rt.repo) + " (store name " + quote(rt.slug) + ") is not in this registry (see bb list)"
+	}
+	e := newError(404, codeNameUnknown, msg)
+	e.Detail = map[string]string{"name": rt.repo}
+	return e
+}
+
 func manifestUnknown(repo, ref string) *regError {
 	e := newError(404, codeManifestUnknown, "manifest "+quote(repo+refSep(ref)+ref)+" is not in this registry (see bb list)")
 	e.Detail = map[string]string{"name": repo, "reference": ref}
@@ -161,7 +177,8 @@ func refSep(ref string) string {
 	return ":"
 }
 
-func (h *handler) getManifest(ctx context.Context, w http.ResponseWriter, r *http.Request, repo, ref string) *regError {
+func (h *handler) getManifest(ctx context.Context, w http.ResponseWriter, r *http.Request, rt route) *regError {
+	repo, ref := rt.repo, rt.ref
 	var d v1.Hash
 	if strings.Contains(ref, ":") {
 		var e *regError
@@ -176,11 +193,9 @@ func (h *handler) getManifest(ctx context.Context, w http.ResponseWriter, r *htt
 		if e != nil {
 			return e
 		}
-		tags, ok := v.repos[repo]
+		tags, ok := v.repos[rt.slug]
 		if !ok {
-			e := newError(404, codeNameUnknown, "repository "+quote(repo)+" is not in this registry (see bb list)")
-			e.Detail = map[string]string{"name": repo}
-			return e
+			return nameUnknown(rt)
 		}
 		desc, ok := tags[ref]
 		if !ok {
@@ -266,7 +281,7 @@ func writeList(w http.ResponseWriter, r *http.Request, all []string, n int, last
 	return writeJSON(w, r, 200, "application/json", body(out))
 }
 
-func (h *handler) tagsList(ctx context.Context, w http.ResponseWriter, r *http.Request, repo string) *regError {
+func (h *handler) tagsList(ctx context.Context, w http.ResponseWriter, r *http.Request, rt route) *regError {
 	n, last, e := listParams(r)
 	if e != nil {
 		return e
@@ -275,17 +290,15 @@ func (h *handler) tagsList(ctx context.Context, w http.ResponseWriter, r *http.R
 	if e != nil {
 		return e
 	}
-	all := v.tags(repo)
+	all := v.tags(rt.slug)
 	if len(all) == 0 {
-		e := newError(404, codeNameUnknown, "repository "+quote(repo)+" is not in this registry (see bb list)")
-		e.Detail = map[string]string{"name": repo}
-		return e
+		return nameUnknown(rt)
 	}
 	return writeList(w, r, all, n, last, func(tags []string) any {
 		return struct {
 			Name string   `json:"name"`
 			Tags []string `json:"tags"`
-		}{repo, tags}
+		}{rt.repo, tags}
 	})
 }
 
@@ -373,16 +386,25 @@ type pushedManifest struct {
 // putManifest stores a pushed manifest after checking that every blob
 // (or child manifest) it references is in the store, then tags it (push
 // by tag) or records it as a referrer (push by digest with a subject).
-func (h *handler) putManifest(ctx context.Context, w http.ResponseWriter, r *http.Request, repo, ref string) *regError {
+func (h *handler) putManifest(ctx context.Context, w http.ResponseWriter, r *http.Request, rt route) *regError {
+	repo, ref := rt.repo, rt.ref
 	byDigest := strings.Contains(ref, ":")
 	var want v1.Hash
+	var tags []string // the tags to point at the manifest
 	if byDigest {
 		var e *regError
 		if want, e = parseDigest(ref); e != nil {
 			return e
 		}
-	} else if e := validTagFor(repo, ref); e != nil {
-		return e
+		// A push by digest may name tags too (?tag=a&tag=b).
+		tags = r.URL.Query()["tag"]
+	} else {
+		tags = []string{ref}
+	}
+	for _, t := range tags {
+		if e := validTagFor(repo, rt.slug, t); e != nil {
+			return e
+		}
 	}
 	b, err := io.ReadAll(io.LimitReader(r.Body, oci.MaxManifestSize+1))
 	if err != nil {
@@ -395,35 +417,56 @@ func (h *handler) putManifest(ctx context.Context, w http.ResponseWriter, r *htt
 	if e != nil {
 		return e
 	}
-	desc, err := h.store.PutBytes(ctx, types.MediaType(mt), b)
+	// A manifest pushed by digest is checked here (Ingest trusts a digest
+	// the store already has) and stored under that digest's algorithm,
+	// sha512 too; one pushed by tag under sha256.
+	if byDigest {
+		if got := digestBytes(want.Algorithm, b); got != want {
+			e := newError(400, codeDigestInvalid, fmt.Sprintf("manifest digest is %s, not %s as the URL says", got, want))
+			e.Detail = map[string]string{"digest": got.String()}
+			return e
+		}
+	}
+	got, n, err := h.store.Ingest(ctx, bytes.NewReader(b), want, int64(len(b)))
 	if err != nil {
 		return internal("storing manifest", err)
 	}
-	if byDigest && desc.Digest != want {
-		e := newError(400, codeDigestInvalid, fmt.Sprintf("manifest digest is %s, not %s as the URL says", desc.Digest, want))
-		e.Detail = map[string]string{"digest": desc.Digest.String()}
-		return e
-	}
+	desc := v1.Descriptor{MediaType: types.MediaType(mt), Digest: got, Size: n}
 	desc.ArtifactType = m.ArtifactType
 	desc.Annotations = map[string]string{}
 	if m.Subject != nil {
 		desc.Annotations[subjectAnnotation] = m.Subject.Digest.String()
 	}
-	if byDigest {
-		if m.Subject != nil {
-			if err := h.recordReferrer(ctx, desc); err != nil {
-				return internal("recording referrer", err)
-			}
+	if byDigest && m.Subject != nil {
+		if err := h.recordReferrer(ctx, desc); err != nil {
+			return internal("recording referrer", err)
 		}
-	} else {
-		desc.Annotations[oci.SlugAnnotation] = repo
+	}
+	if len(tags) > 0 {
+		desc.Annotations[oci.SlugAnnotation] = rt.slug
 		for _, k := range []string{oci.CreatedAnnotation, oci.BackendAnnotation, oci.SourceAnnotation, oci.BaseImageAnnotation} {
 			if v, ok := m.Annotations[k]; ok {
 				desc.Annotations[k] = v
 			}
 		}
-		if e := h.tag(ctx, repo, ref, desc); e != nil {
+		if desc.Annotations[oci.CreatedAnnotation] == "" {
+			desc.Annotations[oci.CreatedAnnotation] = time.Now().UTC().Format(time.RFC3339Nano)
+		}
+	}
+	for _, t := range tags {
+		if e := h.tag(ctx, repo, rt.slug, t, desc); e != nil {
 			return e
+		}
+		if t == latestTag {
+			// A push of the current snapshot is a snapshot like a commit: it
+			// gets a history tag, so bb list shows it at once.
+			res := &snapshot.Result{Slug: rt.slug, Tag: snapshot.Tag(rt.slug), TimeTag: snapshot.TimeTag(rt.slug, time.Now()), Manifest: desc}
+			if err := snapshot.Publish(ctx, h.store, res, -1); err != nil {
+				return internal("recording the pushed snapshot's history tag", err)
+			}
+		}
+		if byDigest {
+			w.Header().Add("OCI-Tag", t)
 		}
 	}
 	hd := w.Header()
@@ -507,11 +550,11 @@ func (h *handler) checkManifest(ctx context.Context, r *http.Request, b []byte) 
 // belongs to another repository (a tag of slug "a" must not overwrite
 // slug "a-b"'s snapshot). The check and the update happen under the
 // store's index lock.
-func (h *handler) tag(ctx context.Context, repo, tag string, desc v1.Descriptor) *regError {
-	st := storeTag(repo, tag)
+func (h *handler) tag(ctx context.Context, repo, slug, tag string, desc v1.Descriptor) *regError {
+	st := storeTag(slug, tag)
 	var taken string
 	err := h.store.UpdateIndex(ctx, func(idx *v1.IndexManifest) error {
-		if owner, ok := newView(idx).owner[st]; ok && owner != repo {
+		if owner, ok := newView(idx).owner[st]; ok && owner != slug {
 			taken = owner
 			return errTaken
 		}
@@ -532,7 +575,7 @@ func (h *handler) tag(ctx context.Context, repo, tag string, desc v1.Descriptor)
 	if errors.Is(err, errTaken) {
 		what := "another repository's"
 		if taken != "" {
-			what = "repository " + quote(taken) + "'s"
+			what = "repository " + quote(repoName(taken)) + "'s"
 		}
 		return newError(403, codeDenied, fmt.Sprintf("%s:%s would replace store tag %s, which is %s: push under another tag", repo, tag, quote(st), what))
 	}
@@ -557,4 +600,15 @@ func (h *handler) recordReferrer(ctx context.Context, desc v1.Descriptor) error 
 		idx.Manifests = append(idx.Manifests, desc)
 		return nil
 	})
+}
+
+// digestBytes returns the digest of b with algorithm alg (sha256 or
+// sha512, as parseDigest allows).
+func digestBytes(alg string, b []byte) v1.Hash {
+	if alg == "sha512" {
+		sum := sha512.Sum512(b)
+		return v1.Hash{Algorithm: alg, Hex: hex.EncodeToString(sum[:])}
+	}
+	sum := sha256.Sum256(b)
+	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}
 }

@@ -2,6 +2,8 @@ package registry
 
 import (
 	"context"
+	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -13,40 +15,79 @@ import (
 // latestTag is the registry tag of a slug's current snapshot.
 const latestTag = "latest"
 
-// storeTag returns the store tag behind repository repo's tag tag.
-func storeTag(repo, tag string) string {
+// storeTag returns the store tag behind tag tag of the repository whose
+// store name is slug (see storeName).
+func storeTag(slug, tag string) string {
 	if tag == latestTag {
-		return repo
+		return slug
 	}
-	return repo + "-" + tag
+	return slug + "-" + tag
 }
 
-// validRepo checks a repository name: one path component that is a
-// valid slug (so that it is also usable as a store tag).
-func validRepo(repo string) *regError {
-	if err := state.ValidSlug(repo); err != nil {
-		return newError(400, codeNameInvalid, "invalid repository name "+quote(repo)+": this registry serves bottle slugs (letters, digits, '.', '_' and '-'; no '/')")
+// repoRE is the OCI distribution specification's repository name
+// grammar.
+var repoRE = regexp.MustCompile(`^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$`)
+
+// nestSep stands for '/' in the store name of a nested repository: three
+// underscores never occur in a repository name, so the mapping can be
+// reversed.
+const nestSep = "___"
+
+// maxRepoLen bounds a repository name (distribution's limit).
+const maxRepoLen = 255
+
+// storeName maps repository name repo onto the store: the slug whose tags
+// hold its manifests. A slug-shaped name is its own slug; each '/' of a
+// nested name becomes "___" ("team/app" is slug team___app). It refuses
+// names that are not valid (400 NAME_INVALID) and valid names whose slug
+// would be too long for the store (404 NAME_UNKNOWN).
+func storeName(repo string) (string, *regError) {
+	if len(repo) > maxRepoLen || !repoRE.MatchString(repo) {
+		e := newError(400, codeNameInvalid, "invalid repository name "+quote(repo)+": use lowercase letters and digits, separated by '.', '_', '__', '-' or '/'")
+		e.Detail = map[string]string{"name": repo}
+		return "", e
 	}
-	return nil
+	slug := strings.ReplaceAll(repo, "/", nestSep)
+	if err := state.ValidSlug(slug); err != nil {
+		e := newError(404, codeNameUnknown, fmt.Sprintf("repository %s cannot be held in bb's store: its store name %s (each '/' as %q) must be a slug of at most 100 characters", quote(repo), quote(slug), nestSep))
+		e.Detail = map[string]string{"name": repo}
+		return "", e
+	}
+	return slug, nil
 }
 
-// validTagFor checks that tag is a registry tag and that, with the repository
-// name, it makes a valid store tag.
-func validTagFor(repo, tag string) *regError {
+// repoName is the reverse of storeName: the repository a slug in the
+// store is served as, "" if it is none (a slug that is not a repository
+// name, like "my_.bottle").
+func repoName(slug string) string {
+	if state.ValidSlug(slug) != nil {
+		return ""
+	}
+	repo := strings.ReplaceAll(slug, nestSep, "/")
+	if len(repo) > maxRepoLen || !repoRE.MatchString(repo) || strings.ReplaceAll(repo, "/", nestSep) != slug {
+		return ""
+	}
+	return repo
+}
+
+// validTagFor checks that tag is a registry tag and that, with the
+// repository's store name slug, it makes a valid store tag.
+func validTagFor(repo, slug, tag string) *regError {
 	if err := oci.ValidTag(tag); err != nil {
 		return newError(400, codeManifestInvalid, err.Error())
 	}
-	if err := oci.ValidTag(storeTag(repo, tag)); err != nil {
-		return newError(400, codeManifestInvalid, "tag "+quote(tag)+" is too long for repository "+quote(repo)+": the store tag "+quote(storeTag(repo, tag))+" must have at most 128 characters")
+	if err := oci.ValidTag(storeTag(slug, tag)); err != nil {
+		return newError(400, codeManifestInvalid, "tag "+quote(tag)+" is too long for repository "+quote(repo)+": the store tag "+quote(storeTag(slug, tag))+" must have at most 128 characters")
 	}
 	return nil
 }
 
 // view is the registry's picture of the store's index.json: which store
-// tag belongs to which repository under which registry tag.
+// tag belongs to which repository under which registry tag. Repositories
+// are keyed by their store names (slugs; see storeName).
 type view struct {
-	repos map[string]map[string]v1.Descriptor // repository -> registry tag -> manifest
-	owner map[string]string                   // store tag -> repository ("" when not served)
+	repos map[string]map[string]v1.Descriptor // slug -> registry tag -> manifest
+	owner map[string]string                   // store tag -> slug ("" when not served)
 }
 
 // newView assigns every tagged entry of idx to a repository. An entry
@@ -110,7 +151,7 @@ func splitTag(slug, t string) (string, bool) {
 }
 
 func (v *view) add(repo, tag, st string, m v1.Descriptor) {
-	if validRepo(repo) != nil || oci.ValidTag(tag) != nil || (tag == latestTag && st != repo) {
+	if repoName(repo) == "" || oci.ValidTag(tag) != nil || (tag == latestTag && st != repo) {
 		v.owner[st] = ""
 		return
 	}
@@ -121,10 +162,11 @@ func (v *view) add(repo, tag, st string, m v1.Descriptor) {
 	v.owner[st] = repo
 }
 
-// tags returns repo's registry tags in lexical order.
-func (v *view) tags(repo string) []string {
+// tags returns the registry tags of the repository with store name slug,
+// in lexical order.
+func (v *view) tags(slug string) []string {
 	var out []string
-	for t := range v.repos[repo] {
+	for t := range v.repos[slug] {
 		out = append(out, t)
 	}
 	sort.Strings(out)
@@ -134,8 +176,8 @@ func (v *view) tags(repo string) []string {
 // repositories returns the served repositories in lexical order.
 func (v *view) repositories() []string {
 	var out []string
-	for r := range v.repos {
-		out = append(out, r)
+	for sl := range v.repos {
+		out = append(out, repoName(sl))
 	}
 	sort.Strings(out)
 	return out
@@ -183,7 +225,8 @@ func Repositories(ctx context.Context, s *oci.Store) ([]Repository, error) {
 	v := newView(idx)
 	var out []Repository
 	for _, r := range v.repositories() {
-		out = append(out, Repository{Name: r, Tags: v.tags(r)})
+		sl, _ := storeName(r)
+		out = append(out, Repository{Name: r, Tags: v.tags(sl)})
 	}
 	return out, nil
 }

@@ -15,6 +15,12 @@ type Options struct {
 	// AllowPush accepts blob uploads and manifest pushes into the store.
 	// Without it the registry is read-only and answers writes with 405.
 	AllowPush bool
+	// AllowDelete accepts DELETE of manifests (by digest), tags and blobs:
+	// a tag is untagged in the store, a manifest loses the repository's
+	// tags and, when nothing else uses it, its blob; a blob goes at once
+	// unless a manifest in the store still references it (409). Without
+	// it, deletes get 405.
+	AllowDelete bool
 	// AllowNonLoopback is required to listen on (or be reached from) an
 	// address other than loopback, and then Credentials are required.
 	AllowNonLoopback bool

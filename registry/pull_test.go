@@ -130,12 +130,27 @@ func TestManifestEndpoints(t *testing.T) {
 	do(t, "HEAD", base+"demo/manifests/nope", nil).expect(t, 404, "MANIFEST_UNKNOWN")
 	do(t, "GET", base+"ghost/manifests/latest", nil).expect(t, 404, "NAME_UNKNOWN")
 	do(t, "GET", base+"demo/manifests/sha256:1234", nil).expect(t, 400, "DIGEST_INVALID")
-	do(t, "GET", base+"demo/manifests/sha512:"+strings.Repeat("a", 128), nil).expect(t, 400, "DIGEST_INVALID")
+	do(t, "GET", base+"demo/manifests/sha512:"+strings.Repeat("a", 128), nil).expect(t, 404, "MANIFEST_UNKNOWN")
+	do(t, "GET", base+"demo/manifests/sha384:"+strings.Repeat("a", 96), nil).expect(t, 400, "DIGEST_INVALID")
+	do(t, "GET", base+"demo/manifests/sha512:"+strings.Repeat("a", 64), nil).expect(t, 400, "DIGEST_INVALID")
 	do(t, "GET", base+"demo/manifests/sha256:"+strings.Repeat("a", 64), nil).expect(t, 404, "MANIFEST_UNKNOWN")
 	// A layer is a blob, not a manifest.
 	do(t, "GET", base+"demo/manifests/"+f.demo.Layer.Digest.String(), nil).expect(t, 404, "MANIFEST_UNKNOWN")
 	do(t, "GET", base+"Bad..Name/manifests/latest", nil).expect(t, 400, "NAME_INVALID")
-	do(t, "GET", base+"library/demo/manifests/latest", nil).expect(t, 400, "NAME_INVALID")
+	// A nested name is valid; this one is not in the store.
+	do(t, "GET", base+"library/demo/manifests/latest", nil).expect(t, 404, "NAME_UNKNOWN")
+	do(t, "GET", base+"library//demo/manifests/latest", nil).expect(t, 400, "NAME_INVALID")
+	// A valid name whose store name would be too long: 404 with the reason.
+	long := strings.Repeat("abcdefghi/", 12) + "x"
+	r = do(t, "GET", base+long+"/manifests/latest", nil).expect(t, 404, "NAME_UNKNOWN")
+	if !strings.Contains(string(r.body), "100 characters") {
+		t.Errorf("unmappable name: %s", r.body)
+	}
+	// HEAD has no body: the reason is in a Warning header.
+	r = do(t, "HEAD", base+long+"/manifests/latest", nil).expect(t, 404, "")
+	if w := r.Header.Get("Warning"); !strings.Contains(w, "NAME_UNKNOWN") || !strings.Contains(w, "100 characters") {
+		t.Errorf("HEAD of an unmappable name: Warning %q", w)
+	}
 	do(t, "GET", srv.URL()+"/v3/", nil).expect(t, 404, "UNSUPPORTED")
 	// Manifests by digest resolve under any repository: all share the store.
 	do(t, "GET", base+"other/manifests/"+f.demo.Manifest.Digest.String(), nil).expect(t, 200, "")
@@ -307,8 +322,12 @@ func TestReadOnly(t *testing.T) {
 		{"DELETE", "blobs/" + f.demo.Layer.Digest.String()},
 	} {
 		r := do(t, c.method, base+c.path, strings.NewReader("{}")).expect(t, 405, "UNSUPPORTED")
-		if !strings.Contains(string(r.body), "--allow-push") {
-			t.Errorf("%s %s: message does not say how to allow pushes: %s", c.method, c.path, r.body)
+		flag := "--allow-push"
+		if c.method == "DELETE" && !strings.Contains(c.path, "uploads") {
+			flag = "--allow-delete"
+		}
+		if !strings.Contains(string(r.body), flag) {
+			t.Errorf("%s %s: message does not name %s: %s", c.method, c.path, flag, r.body)
 		}
 	}
 	do(t, "GET", base+"blobs/uploads/1234", nil).expect(t, 404, "BLOB_UPLOAD_UNKNOWN")

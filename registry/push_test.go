@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -98,8 +99,9 @@ func TestRemotePush(t *testing.T) {
 		t.Error(err)
 	}
 	repo, _ := name.NewRepository(srv.Addr() + "/pushed")
+	// latest got a history tag, as a commit would.
 	tags, _ := remote.List(repo)
-	if fmt.Sprint(tags) != "[latest v1]" {
+	if len(tags) != 3 || !regexp.MustCompile(`^\d{8}T\d{6}\.\d{3}Z-[0-9a-z]{4}$`).MatchString(tags[0]) || fmt.Sprint(tags[1:]) != "[latest v1]" {
 		t.Errorf("tags %v", tags)
 	}
 	noTempFiles(t, f.store)
@@ -187,10 +189,17 @@ func TestUploadFailures(t *testing.T) {
 		noTempFiles(t, f.store)
 	})
 	t.Run("missing digest", func(t *testing.T) {
+		// A failed PUT ends the upload and removes its data.
 		u := open()
+		do(t, "PATCH", u, bytes.NewReader(blob)).expect(t, 202, "")
 		do(t, "PUT", u, nil).expect(t, 400, "DIGEST_INVALID")
+		do(t, "GET", u, nil).expect(t, 404, "BLOB_UPLOAD_UNKNOWN")
+		u = open()
+		do(t, "PATCH", u, bytes.NewReader(blob)).expect(t, 202, "")
 		do(t, "PUT", u+"?digest=sha256:nope", nil).expect(t, 400, "DIGEST_INVALID")
-		do(t, "DELETE", u, nil).expect(t, 204, "")
+		do(t, "DELETE", u, nil).expect(t, 404, "BLOB_UPLOAD_UNKNOWN")
+		u = open()
+		do(t, "PUT", u+"?digest=md5:"+strings.Repeat("a", 32), nil).expect(t, 400, "DIGEST_INVALID")
 		noTempFiles(t, f.store)
 	})
 	t.Run("cancel", func(t *testing.T) {
@@ -245,10 +254,17 @@ func TestUploadLimits(t *testing.T) {
 	f := newFixture(t)
 	srv := start(t, f.store, registry.Options{AllowPush: true, MaxUploads: 2, UploadIdleTimeout: 300 * time.Millisecond})
 	base := srv.URL() + "/v2/up/blobs/uploads/"
+	// At the cap, a new upload evicts the one idle the longest.
+	old := abs(t, srv, do(t, "POST", base, nil).expect(t, 202, "").Header.Get("Location"))
+	do(t, "PATCH", old, strings.NewReader("abandoned")).expect(t, 202, "")
 	a := abs(t, srv, do(t, "POST", base, nil).expect(t, 202, "").Header.Get("Location"))
-	b := abs(t, srv, do(t, "POST", base, nil).expect(t, 202, "").Header.Get("Location"))
-	do(t, "POST", base, nil).expect(t, 429, "TOOMANYREQUESTS")
 	do(t, "PATCH", a, strings.NewReader("some bytes")).expect(t, 202, "")
+	b := abs(t, srv, do(t, "POST", base, nil).expect(t, 202, "").Header.Get("Location"))
+	do(t, "GET", old, nil).expect(t, 404, "BLOB_UPLOAD_UNKNOWN")
+	do(t, "GET", a, nil).expect(t, 204, "")
+	if files, _ := f.store.IngestFiles(); len(files) != 2 {
+		t.Errorf("temp files after an eviction: %v", files)
+	}
 	// Keep b busy past a's timeout.
 	for i := 0; i < 4; i++ {
 		time.Sleep(100 * time.Millisecond)
@@ -310,10 +326,31 @@ func TestManifestPush(t *testing.T) {
 	putManifest(t, base+"copy/manifests/broken", mt, bytes.Repeat([]byte(" "), oci.MaxManifestSize+1)).expect(t, 413, "SIZE_INVALID")
 	putManifest(t, base+"copy/manifests/bad:tag", mt, raw).expect(t, 400, "DIGEST_INVALID")
 	putManifest(t, base+"copy/manifests/"+strings.Repeat("t", 125), mt, raw).expect(t, 400, "MANIFEST_INVALID")
-	putManifest(t, base+"a/b/manifests/latest", mt, raw).expect(t, 400, "NAME_INVALID")
+	putManifest(t, base+"a/b/manifests/latest", mt, raw).expect(t, 201, "")
+	if d, _ := f.store.Resolve(ctx, "a___b"); d.Digest != f.other.Manifest.Digest {
+		t.Error("nested repository a/b is not store tag a___b")
+	}
+	putManifest(t, base+"A/b/manifests/latest", mt, raw).expect(t, 400, "NAME_INVALID")
 	// By digest: the digest must match.
 	putManifest(t, base+"copy/manifests/"+digestOf([]byte("x")).String(), mt, raw).expect(t, 400, "DIGEST_INVALID")
+	// Not even under the digest of another manifest of the same size the
+	// store has.
+	padded := []byte(strings.Replace(string(raw), "{", "{ ", 1))
+	putManifest(t, base+"copy/manifests/"+digestOf(padded).String(), mt, padded).expect(t, 201, "")
+	twin := []byte(strings.Replace(string(raw), "{", "{\t", 1))
+	putManifest(t, base+"copy/manifests/"+digestOf(padded).String(), mt, twin).expect(t, 400, "DIGEST_INVALID")
 	putManifest(t, base+"copy/manifests/"+f.other.Manifest.Digest.String(), mt, raw).expect(t, 201, "")
+	// By digest with tags: each becomes a store tag, and OCI-Tag says so.
+	r = putManifest(t, base+"team/copy/manifests/"+f.other.Manifest.Digest.String()+"?tag=t1&tag=t2", mt, raw).expect(t, 201, "")
+	if got := r.Header.Values("OCI-Tag"); fmt.Sprint(got) != "[t1 t2]" {
+		t.Errorf("OCI-Tag %v", got)
+	}
+	for _, st := range []string{"team___copy-t1", "team___copy-t2"} {
+		if d, err := f.store.Resolve(ctx, st); err != nil || d.Digest != f.other.Manifest.Digest {
+			t.Errorf("store tag %s: %+v (%v)", st, d, err)
+		}
+	}
+	putManifest(t, base+"copy/manifests/"+f.other.Manifest.Digest.String()+"?tag=bad:tag", mt, raw).expect(t, 400, "MANIFEST_INVALID")
 
 	// A tag must not take over another slug's store tag: demo's history
 	// tag demo-<time> is not repository demo-<time>'s latest.

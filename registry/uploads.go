@@ -8,9 +8,11 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bot-bottle/bb/oci"
@@ -31,7 +33,7 @@ type session struct {
 	mu     sync.Mutex // held by the request working on the session
 	w      *oci.Writer
 	closed bool
-	last   time.Time
+	last   atomic.Int64 // UnixNano of the end of the last request
 	timer  *time.Timer
 }
 
@@ -51,30 +53,57 @@ func newUploads(s *oci.Store, max int, idle time.Duration, log *slog.Logger) *up
 	return &uploads{store: s, max: max, idle: idle, log: log, m: map[string]*session{}}
 }
 
-// start opens a session and returns it locked.
+// start opens a session and returns it locked. At the cap, the session
+// idle the longest is discarded to make room (a client that abandoned its
+// uploads must not lock out the next one); only when every open session
+// is busy with a request is the newcomer refused.
 func (u *uploads) start(ctx context.Context, repo string) (*session, *regError) {
-	u.mu.Lock()
-	n := len(u.m)
-	u.mu.Unlock()
-	if n >= u.max {
-		return nil, newError(429, codeTooManyRequests, fmt.Sprintf("%d uploads are already open: finish or cancel one", n))
-	}
 	w, err := u.store.NewWriter(ctx)
 	if err != nil {
 		return nil, internal("starting upload", err)
 	}
 	s := &session{id: newID(), repo: repo, w: w}
+	s.last.Store(time.Now().UnixNano())
 	s.mu.Lock()
-	u.mu.Lock()
-	if len(u.m) >= u.max {
+	for {
+		u.mu.Lock()
+		if len(u.m) < u.max {
+			u.m[s.id] = s
+			u.mu.Unlock()
+			break
+		}
+		open := make([]*session, 0, len(u.m))
+		for _, o := range u.m {
+			open = append(open, o)
+		}
 		u.mu.Unlock()
-		_ = w.Close()
-		return nil, newError(429, codeTooManyRequests, fmt.Sprintf("%d uploads are already open: finish or cancel one", len(u.m)))
+		if !u.evictIdlest(open) {
+			_ = w.Close()
+			return nil, newError(429, codeTooManyRequests, fmt.Sprintf("%d uploads are open and busy: retry when one finishes", len(open)))
+		}
 	}
-	u.m[s.id] = s
-	u.mu.Unlock()
 	s.timer = time.AfterFunc(u.idle, func() { u.expire(s) })
 	return s, nil
+}
+
+// evictIdlest discards the session of open that has been idle the
+// longest and is not in a request. It reports whether it found one.
+func (u *uploads) evictIdlest(open []*session) bool {
+	sort.Slice(open, func(i, j int) bool { return open[i].last.Load() < open[j].last.Load() })
+	for _, o := range open {
+		if !o.mu.TryLock() {
+			continue
+		}
+		if o.closed {
+			o.mu.Unlock()
+			return true // gone meanwhile: room anyway
+		}
+		u.log.Debug("discarding the longest-idle upload to make room", "upload", o.id, "repo", o.repo, "bytes", o.w.Size())
+		u.finish(o)
+		o.mu.Unlock()
+		return true
+	}
+	return false
 }
 
 // get finds session id of repo and returns it locked.
@@ -98,7 +127,7 @@ func (u *uploads) get(id, repo string) (*session, *regError) {
 // release unlocks s after a request and restarts its idle timer.
 func (u *uploads) release(s *session) {
 	if !s.closed {
-		s.last = time.Now()
+		s.last.Store(time.Now().UnixNano())
 		s.timer.Reset(u.idle)
 	}
 	s.mu.Unlock()
@@ -124,7 +153,7 @@ func (u *uploads) finish(s *session) {
 func (u *uploads) expire(s *session) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed || time.Since(s.last) < u.idle && !s.last.IsZero() {
+	if s.closed || time.Since(time.Unix(0, s.last.Load())) < u.idle {
 		return
 	}
 	u.log.Debug("discarding idle upload", "upload", s.id, "repo", s.repo, "bytes", s.w.Size())
@@ -144,12 +173,6 @@ func (u *uploads) closeAll() {
 		u.finish(s)
 		s.mu.Unlock()
 	}
-}
-
-func (u *uploads) count() int {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return len(u.m)
 }
 
 func newID() string {
@@ -325,11 +348,20 @@ func (h *handler) appendChunk(s *session, r *http.Request) *regError {
 }
 
 // finishUpload is the closing PUT ?digest=: append the body, verify and
-// move the blob into place.
-func (h *handler) finishUpload(ctx context.Context, w http.ResponseWriter, r *http.Request, s *session) *regError {
+// move the blob into place. Whatever fails ends the session and removes
+// its data (a client whose digest did not match starts over), except a
+// chunk that does not continue the upload (416), which changed nothing.
+func (h *handler) finishUpload(ctx context.Context, w http.ResponseWriter, r *http.Request, s *session) (e *regError) {
+	defer func() {
+		if e == nil || e.Status != http.StatusRequestedRangeNotSatisfiable {
+			h.uploads.finish(s)
+		} else {
+			setUploadHeaders(w, s)
+		}
+	}()
 	ds := r.URL.Query().Get("digest")
 	if ds == "" {
-		return newError(400, codeDigestInvalid, "closing an upload needs ?digest=")
+		return newError(400, codeDigestInvalid, "closing an upload needs ?digest=: upload cancelled, start it again")
 	}
 	d, e := parseDigest(ds)
 	if e != nil {
@@ -339,7 +371,6 @@ func (h *handler) finishUpload(ctx context.Context, w http.ResponseWriter, r *ht
 		return e
 	}
 	_, _, err := s.w.Commit(ctx, d, -1)
-	h.uploads.finish(s)
 	if e := commitError(err); e != nil {
 		return e
 	}

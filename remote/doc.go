@@ -16,11 +16,19 @@
 //	the bottle's metadata.json as a referrer artifact (oras-go), with the
 //	referrers tag-schema fallback for registries without the referrers API
 //
-// Pull reads a manifest (bounded, digest verified), streams the config
-// and layers into the store through oci.Store.Ingest (digest and size
-// verified while writing; blobs already present are skipped), and finds
-// the metadata referrer. Adopting the image under a slug is the caller's
-// job (bottle.Manager.Adopt).
+// Pull reads a manifest (bounded, digest verified; of an index, the
+// linux image for this host's architecture) and refuses, before any blob
+// is downloaded, what is not a container image (an artifact, an unknown
+// media type, more than MaxLayers layers) or what Options.BeforeFetch
+// refuses (a taken slug). It streams the config, then the layers, into
+// the store with digest and size verified while writing and each layer's
+// uncompressed content checked against its config's diff_id in the same
+// pass (layer.DiffIDWriter; a layer already present is checked from the
+// store), and finds the metadata referrer. A manifest or blob that moves
+// no byte for Options.IdleTimeout is given up on, with an error naming it
+// and the registry. On any failure the blobs the pull added are removed
+// again. Adopting the image under a slug is the caller's job
+// (bottle.Manager.Adopt).
 //
 // Credentials come from the docker config (~/.docker/config.json, or
 // $DOCKER_CONFIG/config.json) and docker credential helpers through

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -128,5 +129,36 @@ func TestSessionValidation(t *testing.T) {
 	}
 	if _, err := os.Stat(st.sessionPath(key)); !errors.Is(err, os.ErrNotExist) {
 		t.Fatal("mismatched session not removed")
+	}
+}
+
+func TestPickImage(t *testing.T) {
+	img := func(os, arch string) string {
+		c := "b"
+		if arch == runtime.GOARCH {
+			c = "a"
+		}
+		return `{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:` + strings.Repeat(c, 64) + `","size":1,"platform":{"os":"` + os + `","architecture":"` + arch + `"}}`
+	}
+	here := img("linux", runtime.GOARCH)
+	meta := `{"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"application/vnd.bot-bottle.metadata.v1+json","digest":"sha256:` + strings.Repeat("f", 64) + `","size":1,"platform":{"os":"unknown","architecture":"unknown"}}`
+	for _, tc := range []struct {
+		entries []string
+		want    string
+		ok      bool
+	}{
+		{[]string{here, meta}, here, true},
+		{[]string{meta, img("linux", "s390x"), here}, here, true},
+		{[]string{meta}, "", false},
+		{[]string{img("linux", "s390x")}, "", false},
+	} {
+		d, err := pickImage("x", []byte(`{"schemaVersion":2,"manifests":[`+strings.Join(tc.entries, ",")+`]}`))
+		if (err == nil) != tc.ok {
+			t.Errorf("%v: err %v", tc.entries, err)
+			continue
+		}
+		if tc.ok && !strings.Contains(tc.want, d.Digest.Hex) {
+			t.Errorf("%v: picked %s", tc.entries, d.Digest)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package remote
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -31,6 +32,9 @@ const (
 	// DefaultRetries is how often a failed chunk is retried in-process
 	// (after asking the registry how much it accepted).
 	DefaultRetries = 2
+	// DefaultIdleTimeout is how long a pull waits for the next byte of
+	// a manifest or blob before it gives up on the registry.
+	DefaultIdleTimeout = 60 * time.Second
 	// sessionMaxAge is how long a saved upload session is worth trying
 	// (distribution purges uploads older than a week by default).
 	sessionMaxAge = 7 * 24 * time.Hour
@@ -68,6 +72,14 @@ type Options struct {
 	Logger *slog.Logger
 	// UserAgent is sent with every request.
 	UserAgent string
+	// IdleTimeout abandons a pull whose manifest or blob moves no byte
+	// for that long (default DefaultIdleTimeout).
+	IdleTimeout time.Duration
+	// BeforeFetch, if set, is called by Pull once the manifest is read
+	// and checked, before any blob is downloaded (Manifest, Slug and
+	// Repository are set): an error stops the pull with nothing
+	// downloaded, e.g. for a slug that is taken.
+	BeforeFetch func(ctx context.Context, res *PullResult) error
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -94,6 +106,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Progress == nil {
 		o.Progress = func(int64) {}
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = DefaultIdleTimeout
 	}
 	if o.UserAgent == "" {
 		o.UserAgent = "bb"

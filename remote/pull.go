@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -14,7 +15,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/bot-bottle/bb/internal/iox"
 	"github.com/bot-bottle/bb/oci"
+	"github.com/bot-bottle/bb/oci/layer"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -38,7 +41,10 @@ type PullResult struct {
 	MetadataArtifact *v1.Descriptor `json:"metadataArtifact,omitempty"`
 	// Fetched is the number of bytes downloaded; Present the sizes of
 	// blobs the store already had.
-	Fetched  int64         `json:"fetched"`
+	Fetched int64 `json:"fetched"`
+	// NewBlobs are the blobs the pull added to the store: a caller that
+	// does not tag the image passes them to oci.Store.Discard.
+	NewBlobs []v1.Hash     `json:"-"`
 	Present  int64         `json:"present"`
 	Blobs    []BlobResult  `json:"blobs"`
 	Duration time.Duration `json:"duration"`
@@ -50,14 +56,27 @@ var manifestAccept = strings.Join([]string{
 	string(types.OCIImageIndex), string(types.DockerManifestList),
 }, ", ")
 
+// Limits on what a registry may hand bb.
+const (
+	// MaxLayers bounds the layers of a pulled image.
+	MaxLayers = 1000
+	// MaxIndexEntries bounds the entries of a pulled image index.
+	MaxIndexEntries = 1024
+)
+
 // Pull fetches the image src ("registry/repo[:tag|@digest]") into the
 // store: manifest, config and layers, each verified against its digest
-// and size while it streams, and the bottle's metadata referrer. The
-// image stays untagged; tag it (bottle.Manager.Adopt) before the store's
-// GC grace period ends.
-func Pull(ctx context.Context, store *oci.Store, src string, opts Options) (*PullResult, error) {
+// and size while it streams, each layer's uncompressed content against
+// its config's diff_id in the same pass, and the bottle's metadata
+// referrer. An index is resolved to its linux image for this host's
+// architecture. Anything that is not an image is refused before a blob
+// is downloaded, and so is what opts.BeforeFetch refuses. On error, the
+// blobs the pull added are removed again. The image stays untagged; tag
+// it (bottle.Manager.Adopt) before the store's GC grace period ends, or
+// remove PullResult.NewBlobs with Store.Discard.
+func Pull(ctx context.Context, store *oci.Store, src string, opts Options) (res *PullResult, err error) {
 	start := time.Now()
-	opts, err := opts.withDefaults()
+	opts, err = opts.withDefaults()
 	if err != nil {
 		return nil, err
 	}
@@ -74,39 +93,78 @@ func Pull(ctx context.Context, store *oci.Store, src string, opts Options) (*Pul
 	if err != nil {
 		return nil, err
 	}
-	var man v1.Manifest
-	if err := json.Unmarshal(mb, &man); err != nil {
-		return nil, fmt.Errorf("parsing manifest %s from %s: %w", mdesc.Digest, c.where(), err)
-	}
-	if man.MediaType != "" && man.MediaType != mdesc.MediaType {
-		mdesc.MediaType = man.MediaType
-	}
-	switch mdesc.MediaType {
-	case types.OCIManifestSchema1, types.DockerManifestSchema2:
-	case types.OCIImageIndex, types.DockerManifestList:
-		return nil, fmt.Errorf("%s is an image index (several platforms), not a bb snapshot: pull one platform's manifest by digest", src)
-	default:
-		return nil, fmt.Errorf("%s is a %q, not an image manifest", src, mdesc.MediaType)
-	}
-	if man.Config.Size > oci.MaxConfigSize {
-		return nil, fmt.Errorf("%s: image config declares %d bytes, more than bb accepts (%d)", src, man.Config.Size, oci.MaxConfigSize)
-	}
-	blobs := append([]v1.Descriptor{man.Config}, man.Layers...)
-	for _, b := range blobs {
-		if b.Size < 0 {
-			return nil, fmt.Errorf("%s: blob %s declares a negative size", src, b.Digest)
+	if isIndexType(mdesc.MediaType, mb) {
+		d, err := pickImage(src, mb)
+		if err != nil {
+			return nil, err
 		}
-		if err := oci.ValidHash(b.Digest); err != nil {
-			return nil, fmt.Errorf("%s: %w", src, err)
+		mdesc, mb, err = c.fetchManifest(ctx, repo.Digest(d.Digest.String()))
+		if err != nil {
+			return nil, err
+		}
+		if mdesc.Size != d.Size {
+			return nil, fmt.Errorf("%s: manifest %s from %s has %d bytes, its index says %d: refusing it", src, d.Digest, c.where(), mdesc.Size, d.Size)
+		}
+		if mdesc.MediaType == "" {
+			mdesc.MediaType = d.MediaType
 		}
 	}
-	res := &PullResult{Reference: src, Repository: c.where(), Manifest: mdesc, Slug: man.Annotations[oci.SlugAnnotation]}
-	res.Blobs, err = eachBlob(ctx, blobs, opts.Concurrency, BlobPresent, func(ctx context.Context, b v1.Descriptor) (BlobResult, error) {
-		return c.fetchBlob(ctx, store, b)
+	man, err := checkManifest(src, &mdesc, mb)
+	if err != nil {
+		return nil, err
+	}
+	res = &PullResult{Reference: src, Repository: c.where(), Manifest: mdesc, Slug: man.Annotations[oci.SlugAnnotation]}
+	if opts.BeforeFetch != nil {
+		if err := opts.BeforeFetch(ctx, res); err != nil {
+			return nil, err
+		}
+	}
+	// From here on, what the pull adds to the store goes again on error.
+	store, added := store.Track()
+	defer func() {
+		if err != nil {
+			if derr := added.Rollback(ctx); derr != nil {
+				err = fmt.Errorf("%w (and removing the blobs the pull added failed: %v)", err, derr)
+			}
+			res = nil
+		}
+	}()
+	// The config first: its diff_ids are what the layers are checked
+	// against as they stream.
+	cres, err := c.fetchBlob(ctx, store, man.Config, nil)
+	if err != nil {
+		return nil, err
+	}
+	cb, err := store.ReadBlob(ctx, man.Config.Digest, oci.MaxConfigSize)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := v1.ParseConfigFile(bytes.NewReader(cb))
+	if err != nil {
+		return nil, fmt.Errorf("%s: image config %s from %s: %w", src, man.Config.Digest, c.where(), err)
+	}
+	if cfg.RootFS.Type != "layers" || len(cfg.RootFS.DiffIDs) != len(man.Layers) {
+		return nil, fmt.Errorf("%s: image config %s lists %d diff_ids (rootfs type %q) for %d layers: refusing it", src, man.Config.Digest, len(cfg.RootFS.DiffIDs), cfg.RootFS.Type, len(man.Layers))
+	}
+	want := map[v1.Hash]v1.Hash{}
+	for i, l := range man.Layers {
+		if d, ok := want[l.Digest]; ok && d != cfg.RootFS.DiffIDs[i] {
+			return nil, fmt.Errorf("%s: layer %s is listed twice with different diff_ids", src, l.Digest)
+		}
+		want[l.Digest] = cfg.RootFS.DiffIDs[i]
+	}
+	lres, err := eachBlob(ctx, man.Layers, opts.Concurrency, BlobPresent, func(ctx context.Context, b v1.Descriptor) (BlobResult, error) {
+		return c.fetchBlob(ctx, store, b, func(comp layer.Compression, diff v1.Hash, derr error) error {
+			if err := layer.CheckDiffID(b.MediaType, comp, diff, derr, want[b.Digest]); err != nil {
+				return fmt.Errorf("layer %s from %s does not match its config: %w: refusing it", b.Digest, c.where(), err)
+			}
+			return nil
+		})
 	})
 	if err != nil {
 		return nil, err
 	}
+	res.Blobs = append([]BlobResult{cres}, lres...)
 	for _, b := range res.Blobs {
 		res.Fetched += b.Bytes
 		if b.Status == BlobPresent {
@@ -117,28 +175,96 @@ func Pull(ctx context.Context, store *oci.Store, src string, opts Options) (*Pul
 		return nil, err
 	}
 	res.Fetched += int64(len(mb))
-	raw, art, err := c.findMetadata(ctx, mdesc)
+	mctx, cancel := context.WithTimeoutCause(ctx, 2*opts.IdleTimeout, fmt.Errorf("no answer from %s within %s", c.where(), 2*opts.IdleTimeout))
+	defer cancel()
+	raw, art, err := c.findMetadata(mctx, mdesc)
 	if err != nil {
+		if cause := context.Cause(mctx); cause != nil && ctx.Err() == nil {
+			err = cause
+		}
 		return nil, c.explain("reading the bottle metadata of "+mdesc.Digest.String()+" from", err)
 	}
 	res.Metadata, res.MetadataArtifact = raw, art
 	if st, err := openState(store); err == nil {
-		hs := make([]v1.Hash, 0, len(blobs))
-		for _, b := range blobs {
+		hs := []v1.Hash{man.Config.Digest}
+		for _, b := range man.Layers {
 			hs = append(hs, b.Digest)
 		}
 		if err := st.record(c.reg, c.repo, hs); err != nil {
 			opts.Logger.Warn("recording pulled blobs", "err", err)
 		}
 	}
+	res.NewBlobs = added.Blobs()
 	res.Duration = time.Since(start)
 	return res, nil
+}
+
+// pullManifest is an image manifest as Pull reads it.
+type pullManifest struct {
+	SchemaVersion int64             `json:"schemaVersion"`
+	MediaType     types.MediaType   `json:"mediaType,omitempty"`
+	ArtifactType  string            `json:"artifactType,omitempty"`
+	Config        v1.Descriptor     `json:"config"`
+	Layers        []v1.Descriptor   `json:"layers"`
+	Annotations   map[string]string `json:"annotations,omitempty"`
+}
+
+// checkManifest parses an image manifest and refuses, before any blob is
+// downloaded, what is not an image bb can restore.
+func checkManifest(src string, mdesc *v1.Descriptor, mb []byte) (*pullManifest, error) {
+	var man pullManifest
+	if err := json.Unmarshal(mb, &man); err != nil {
+		return nil, fmt.Errorf("parsing manifest %s of %s: %w", mdesc.Digest, src, err)
+	}
+	if man.MediaType != "" && man.MediaType != mdesc.MediaType {
+		mdesc.MediaType = man.MediaType
+	}
+	switch mdesc.MediaType {
+	case types.OCIManifestSchema1, types.DockerManifestSchema2:
+	case types.OCIImageIndex, types.DockerManifestList:
+		return nil, fmt.Errorf("%s is an index nested in an index: pull one platform's manifest by digest", src)
+	default:
+		return nil, fmt.Errorf("%s is a %q, not an image manifest: nothing was downloaded", src, mdesc.MediaType)
+	}
+	if man.SchemaVersion != 2 {
+		return nil, fmt.Errorf("%s: manifest has schemaVersion %d, not 2", src, man.SchemaVersion)
+	}
+	if man.ArtifactType != "" || (man.Config.MediaType != types.OCIConfigJSON && man.Config.MediaType != types.DockerConfigJSON) {
+		what := man.ArtifactType
+		if what == "" {
+			what = string(man.Config.MediaType)
+		}
+		return nil, fmt.Errorf("%s is an artifact (%s), not a container image: nothing was downloaded", src, what)
+	}
+	if man.Config.Size > oci.MaxConfigSize {
+		return nil, fmt.Errorf("%s: image config declares %d bytes, more than bb accepts (%d)", src, man.Config.Size, oci.MaxConfigSize)
+	}
+	if len(man.Layers) > MaxLayers {
+		return nil, fmt.Errorf("%s has %d layers; bb pulls at most %d (MaxLayers)", src, len(man.Layers), MaxLayers)
+	}
+	for _, b := range append([]v1.Descriptor{man.Config}, man.Layers...) {
+		if b.Size < 0 {
+			return nil, fmt.Errorf("%s: blob %s declares a negative size", src, b.Digest)
+		}
+		if err := oci.ValidHash(b.Digest); err != nil {
+			return nil, fmt.Errorf("%s: %w", src, err)
+		}
+	}
+	for i, l := range man.Layers {
+		if _, ok := layer.CompressionOf(l.MediaType); !ok {
+			return nil, fmt.Errorf("%s: layer %d has media type %q, not a layer bb can restore: nothing was downloaded", src, i, l.MediaType)
+		}
+	}
+	return &man, nil
 }
 
 // fetchManifest reads the manifest ref names, refusing more than
 // oci.MaxManifestSize bytes and checking its digest against the reference
 // (by digest) or the registry's Docker-Content-Digest (by tag).
 func (c *client) fetchManifest(ctx context.Context, ref name.Reference) (v1.Descriptor, []byte, error) {
+	iw := c.watch(ctx)
+	defer iw.stop()
+	ctx = iw.ctx
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url("manifests/"+ref.Identifier()), nil)
 	if err != nil {
 		return v1.Descriptor{}, nil, err
@@ -146,15 +272,17 @@ func (c *client) fetchManifest(ctx context.Context, ref name.Reference) (v1.Desc
 	req.Header.Set("Accept", manifestAccept)
 	resp, err := c.do(req, http.StatusOK)
 	if err != nil {
-		return v1.Descriptor{}, nil, c.explain("fetching manifest "+ref.Identifier()+" from", err)
+		return v1.Descriptor{}, nil, iw.explain("manifest "+ref.Identifier(), c.explain("fetching manifest "+ref.Identifier()+" from", err))
 	}
 	defer resp.Body.Close()
 	if resp.ContentLength > oci.MaxManifestSize {
 		return v1.Descriptor{}, nil, fmt.Errorf("manifest %s in %s declares %d bytes, more than bb accepts (%d)", ref.Identifier(), c.where(), resp.ContentLength, oci.MaxManifestSize)
 	}
-	mb, err := io.ReadAll(io.LimitReader(resp.Body, oci.MaxManifestSize+1))
+	var n atomic.Int64
+	body := &counter{r: resp.Body, n: &n, progress: func(int64) { iw.touch() }}
+	mb, err := io.ReadAll(io.LimitReader(body, oci.MaxManifestSize+1))
 	if err != nil {
-		return v1.Descriptor{}, nil, fmt.Errorf("reading manifest %s from %s: %w", ref.Identifier(), c.where(), err)
+		return v1.Descriptor{}, nil, iw.explain("manifest "+ref.Identifier(), fmt.Errorf("reading manifest %s from %s: %w", ref.Identifier(), c.where(), err))
 	}
 	if len(mb) > oci.MaxManifestSize {
 		return v1.Descriptor{}, nil, fmt.Errorf("manifest %s in %s is larger than bb accepts (%d bytes)", ref.Identifier(), c.where(), oci.MaxManifestSize)
@@ -172,32 +300,128 @@ func (c *client) fetchManifest(ctx context.Context, ref name.Reference) (v1.Desc
 	return v1.Descriptor{MediaType: types.MediaType(mt), Digest: h, Size: int64(len(mb))}, mb, nil
 }
 
-// fetchBlob streams blob desc into the store unless it is there already.
-func (c *client) fetchBlob(ctx context.Context, store *oci.Store, desc v1.Descriptor) (BlobResult, error) {
+// errStalled is the cause of a transfer cancelled by the idle timeout.
+var errStalled = errors.New("stalled")
+
+// idleWatch cancels a transfer that moves no byte for the idle timeout.
+type idleWatch struct {
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	timer  *time.Timer
+	d      time.Duration
+	where  string
+}
+
+// watch starts an idle watch over a transfer from c; the transfer uses
+// the returned watch's ctx and calls touch whenever bytes arrive.
+func (c *client) watch(ctx context.Context) *idleWatch {
+	w := &idleWatch{d: c.opts.IdleTimeout, where: c.where()}
+	w.ctx, w.cancel = context.WithCancelCause(ctx)
+	w.timer = time.AfterFunc(w.d, func() { w.cancel(errStalled) })
+	return w
+}
+
+func (w *idleWatch) touch() { w.timer.Reset(w.d) }
+
+func (w *idleWatch) stop() {
+	w.timer.Stop()
+	w.cancel(nil)
+}
+
+// explain replaces err by a stall message when the watch cancelled the
+// transfer of what.
+func (w *idleWatch) explain(what string, err error) error {
+	if err != nil && errors.Is(context.Cause(w.ctx), errStalled) {
+		return fmt.Errorf("fetching %s from %s: no data for %s: the registry stalled; try again, or raise --idle-timeout", what, w.where, w.d)
+	}
+	return err
+}
+
+// fetchBlob streams blob desc into the store unless it is there already,
+// verifying its digest and size and, when check is set, the layer's
+// diffID (computed in the same pass) before the blob is committed. A
+// blob the store already has is checked by reading it. A transfer that
+// moves no byte for Options.IdleTimeout is abandoned.
+func (c *client) fetchBlob(ctx context.Context, store *oci.Store, desc v1.Descriptor, check func(layer.Compression, v1.Hash, error) error) (BlobResult, error) {
 	res := BlobResult{Digest: desc.Digest, Size: desc.Size, MediaType: desc.MediaType}
 	if n, err := store.Stat(ctx, desc.Digest); err == nil && n == desc.Size {
+		if check != nil {
+			if err := checkStored(ctx, store, desc.Digest, check); err != nil {
+				return res, err
+			}
+		}
 		res.Status = BlobPresent
 		return res, nil
 	}
+	iw := c.watch(ctx)
+	defer iw.stop()
+	ctx = iw.ctx
+	stalled := func(err error) error { return iw.explain("blob "+desc.Digest.String(), err) }
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url("blobs/"+desc.Digest.String()), nil)
 	if err != nil {
 		return res, err
 	}
 	resp, err := c.do(req, http.StatusOK)
 	if err != nil {
-		return res, c.explain("fetching blob "+desc.Digest.String()+" from", err)
+		return res, stalled(c.explain("fetching blob "+desc.Digest.String()+" from", err))
 	}
 	defer resp.Body.Close()
 	if resp.ContentLength >= 0 && resp.ContentLength != desc.Size {
 		return res, fmt.Errorf("blob %s from %s is %d bytes, the manifest says %d", desc.Digest, c.where(), resp.ContentLength, desc.Size)
 	}
 	var n atomic.Int64
-	body := &counter{r: resp.Body, n: &n, progress: c.opts.Progress}
-	_, _, err = store.Ingest(ctx, body, desc.Digest, desc.Size)
+	body := &counter{r: resp.Body, n: &n, progress: func(d int64) {
+		iw.touch()
+		c.opts.Progress(d)
+	}}
+	w, err := store.NewWriter(ctx)
+	if err != nil {
+		return res, err
+	}
+	defer w.Close()
+	dw := layer.NewDiffIDWriter()
+	defer dw.Close()
+	var dst io.Writer = w
+	if check != nil {
+		dst = io.MultiWriter(w, dw)
+	}
+	// One byte more than announced is enough to refuse an endless blob.
+	_, err = io.Copy(dst, io.LimitReader(body, desc.Size+1))
 	res.Bytes = n.Load()
 	if err != nil {
-		return res, fmt.Errorf("fetching blob %s from %s: %w", desc.Digest, c.where(), err)
+		return res, stalled(fmt.Errorf("fetching blob %s from %s: %w", desc.Digest, c.where(), err))
+	}
+	if w.Size() != desc.Size || w.Digest() != desc.Digest {
+		if w.Size() > desc.Size {
+			return res, fmt.Errorf("blob %s from %s is longer than the %d bytes the manifest says: refusing it", desc.Digest, c.where(), desc.Size)
+		}
+		return res, fmt.Errorf("blob %s from %s: %w", desc.Digest, c.where(), &oci.DigestMismatchError{WantDigest: desc.Digest, GotDigest: w.Digest(), WantSize: desc.Size, GotSize: w.Size()})
+	}
+	if check != nil {
+		comp, diff, derr := dw.Finish(desc.Digest)
+		if err := check(comp, diff, derr); err != nil {
+			return res, err
+		}
+	}
+	if _, _, err := w.Commit(ctx, desc.Digest, desc.Size); err != nil {
+		return res, fmt.Errorf("storing blob %s from %s: %w", desc.Digest, c.where(), err)
 	}
 	res.Status = BlobFetched
 	return res, nil
+}
+
+// checkStored runs check on the diffID of a blob already in the store.
+func checkStored(ctx context.Context, store *oci.Store, h v1.Hash, check func(layer.Compression, v1.Hash, error) error) error {
+	f, err := store.Blob(ctx, h)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	dw := layer.NewDiffIDWriter()
+	defer dw.Close()
+	if _, err := io.Copy(dw, iox.ContextReader(ctx, f)); err != nil {
+		return fmt.Errorf("reading blob %s from the store: %w", h, err)
+	}
+	comp, diff, derr := dw.Finish(h)
+	return check(comp, diff, derr)
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -64,7 +65,7 @@ func makeSnap(t testing.TB, slug string, layerSize int, seed int64) *snap {
 	}
 	b := make([]byte, layerSize)
 	rand.New(rand.NewSource(seed)).Read(b)
-	ld, err := s.PutBytes(ctx, types.OCILayer, b)
+	ld, err := s.PutBytes(ctx, types.OCIUncompressedLayer, b) // random bytes: diffID = digest
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,6 +115,8 @@ type wire struct {
 	// afterPatch is called with the PATCH number after each PATCH
 	// response arrives.
 	afterPatch func(n int)
+	// onBody is called as the body of PATCH n has handed out sent bytes.
+	onBody func(n int, sent int64)
 }
 
 var errCut = errors.New("connection cut by the test")
@@ -133,7 +136,7 @@ func (w *wire) RoundTrip(req *http.Request) (*http.Response, error) {
 		if n > 0 && n == w.cutPatch {
 			limit = w.cutAfter
 		}
-		req.Body = &countingBody{rc: req.Body, w: w, limit: limit}
+		req.Body = &countingBody{rc: req.Body, w: w, limit: limit, patch: n}
 	}
 	resp, err := w.inner.RoundTrip(req)
 	if err == nil && n > 0 && w.afterPatch != nil {
@@ -153,6 +156,7 @@ type countingBody struct {
 	w     *wire
 	limit int64
 	n     int64
+	patch int
 }
 
 func (c *countingBody) Read(p []byte) (int, error) {
@@ -169,6 +173,9 @@ func (c *countingBody) Read(p []byte) (int, error) {
 	c.w.mu.Lock()
 	c.w.sent += int64(n)
 	c.w.mu.Unlock()
+	if c.patch > 0 && c.w.onBody != nil {
+		c.w.onBody(c.patch, c.n)
+	}
 	return n, err
 }
 
@@ -565,8 +572,14 @@ func TestPullRefusesBadInput(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), reg.Addr+"/bad") {
 		t.Fatalf("pull of an unknown tag: %v", err)
 	}
-	// An image index is refused with advice.
-	idx, _ := json.Marshal(v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{s.desc}})
+	// An image index without an image for this machine is refused with
+	// advice (one with, as a bb export pushed by crane, is pulled).
+	foreign := s.desc
+	foreign.Platform = &v1.Platform{OS: "linux", Architecture: "s390x"}
+	if runtime.GOARCH == "s390x" {
+		foreign.Platform.Architecture = "ppc64le"
+	}
+	idx, _ := json.Marshal(v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{foreign}})
 	req, _ := http.NewRequest(http.MethodPut, reg.URL+"/v2/bad/manifests/index", bytes.NewReader(idx))
 	req.Header.Set("Content-Type", string(types.OCIImageIndex))
 	resp, err := reg.Client().Do(req)
@@ -583,4 +596,38 @@ func TestPullRefusesBadInput(t *testing.T) {
 	if _, err := remote.Pull(ctx, newStore(t), dead.Repo("x"), remote.Options{Keychain: anonymous}); err == nil || !strings.Contains(err.Error(), dead.Addr) {
 		t.Fatalf("pull from a stopped registry: %v", err)
 	}
+}
+
+// An interrupted push (the context cancelled, as Ctrl-C does) lets the
+// chunk in flight end, so distribution's signed upload state stays valid:
+// the next push asks where the upload stands and continues after it.
+func TestPushInterruptedMidChunkResumes(t *testing.T) {
+	t.Parallel()
+	reg := testregistry.Start(t, testregistry.Options{})
+	const chunk = 64 << 10
+	s := makeSnapshot(t, "intr", 8*chunk+99, 6)
+	ref := reg.Repo("intr")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w := &wire{onBody: func(n int, sent int64) {
+		if n == 3 && sent >= chunk/2 {
+			cancel()
+		}
+	}}
+	if _, err := remote.Push(ctx, s.store, s.desc, ref, remote.Options{Keychain: anonymous, ChunkSize: chunk, Transport: w.wrap}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted push: %v, want context.Canceled", err)
+	}
+	w2 := &wire{}
+	res, err := remote.Push(context.Background(), s.store, s.desc, ref, remote.Options{Keychain: anonymous, ChunkSize: chunk, Transport: w2.wrap})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lb := blobResult(t, res.Blobs, s.layer.Digest)
+	if lb.Status != remote.BlobResumed || lb.ResumedAt != 3*chunk || lb.Restarts != 0 {
+		t.Fatalf("layer %+v, want resumed at %d", lb, 3*chunk)
+	}
+	if lb.Bytes != s.layer.Size-3*chunk {
+		t.Fatalf("resumed push sent %d layer bytes, want %d", lb.Bytes, s.layer.Size-3*chunk)
+	}
+	checkPulled(t, ref, s, remote.Options{Keychain: anonymous})
 }

@@ -35,7 +35,7 @@ type state struct {
 
 func openState(s *oci.Store) (*state, error) {
 	dir := filepath.Join(s.Root(), StateDir)
-	if err := os.MkdirAll(filepath.Join(dir, "uploads"), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(dir, "uploads"), 0o700); err != nil {
 		return nil, fmt.Errorf("creating %s: %w", dir, err)
 	}
 	return &state{dir: dir}, nil
@@ -44,7 +44,7 @@ func openState(s *oci.Store) (*state, error) {
 // lockFile takes an exclusive flock on path (created if needed) and
 // returns its release, which removes the file if remove is set.
 func lockFile(path string, remove bool) (func(), error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("locking %s: %w", path, err)
 	}
@@ -225,5 +225,5 @@ func (s *state) record(reg, repo string, blobs []v1.Hash) error {
 	if err != nil {
 		return err
 	}
-	return oci.WriteFileAtomic(s.knownPath(), b, 0o644)
+	return oci.WriteFileAtomic(s.knownPath(), b, 0o600)
 }

@@ -331,6 +331,9 @@ func (u *upload) send(ctx context.Context) error {
 	}
 	u.save()
 	for u.off < size {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("interrupted with %d of %d bytes of %s sent; run the push again to resume: %w", u.off, size, u.desc.Digest, err)
+		}
 		n := min(chunk, size-u.off)
 		if err := u.patch(ctx, n); err != nil {
 			return err
@@ -338,6 +341,23 @@ func (u *upload) send(ctx context.Context) error {
 		u.save()
 	}
 	return u.finish(ctx, size, 0)
+}
+
+// chunkGrace is how long an interrupted push (Ctrl-C, SIGTERM: the
+// context is cancelled) still waits for the chunk in flight. A request
+// cut off half way leaves the registry holding bytes its signed upload
+// state does not count; distribution 2.8 then refuses every request of
+// the session ("upload resumed at wrong offset"), including the status
+// GET, and the blob has to start over. Letting the chunk end keeps the
+// saved session valid, so the next push resumes after it.
+const chunkGrace = 30 * time.Second
+
+// graceful returns a context for one chunk request: it is not cancelled
+// with ctx, only chunkGrace after it.
+func graceful(ctx context.Context) (context.Context, context.CancelFunc) {
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(chunkGrace, cancel) })
+	return rctx, func() { stop(); cancel() }
 }
 
 // body returns a reader of n bytes of the blob from off that counts what
@@ -353,6 +373,8 @@ func (u *upload) body(off, n int64) (io.ReadCloser, func() (io.ReadCloser, error
 // patch sends the next n bytes.
 func (u *upload) patch(ctx context.Context, n int64) error {
 	body, get := u.body(u.off, n)
+	ctx, cancel := graceful(ctx)
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPatch, u.loc, body)
 	if err != nil {
 		return err

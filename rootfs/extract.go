@@ -9,8 +9,9 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"sort"
 	"strings"
-	"syscall"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
@@ -20,11 +21,20 @@ import (
 type Options struct {
 	// NoChown leaves owners as the extracting user (for unprivileged use).
 	NoChown bool
+	// Devices creates character and block device nodes. Without it they
+	// are skipped, each reported through Warn: a device node in a tree
+	// on the host is a door to the host's hardware.
+	Devices bool
+	// Warn receives one line per entry that was skipped.
+	Warn func(msg string)
 }
 
 const (
 	whiteoutPrefix = ".wh."
 	opaqueWhiteout = ".wh..wh..opq"
+	// MaxNameLen bounds an entry's name (Linux's PATH_MAX): a longer one
+	// cannot be named by most tools, and it bounds the depth of a tree.
+	MaxNameLen = 4096
 )
 
 // ExtractImage extracts every layer of img, in order, into dir.
@@ -47,22 +57,23 @@ func ExtractImage(ctx context.Context, img v1.Image, dir string, opts Options) e
 	return nil
 }
 
-// Extract applies one layer (an uncompressed tar) onto dir.
+// Extract applies one layer (an uncompressed tar) onto dir, creating dir
+// (0700) if needed. Every path is resolved inside dir through an os.Root;
+// entries are created and their owner, mode and times set through file
+// descriptors and *at calls that do not follow a symlink in the last
+// component, so no entry, whatever the entries before it, changes
+// anything outside dir.
 func Extract(ctx context.Context, r io.Reader, dir string, opts Options) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return err
 	}
-	defer root.Close()
+	x := &extractor{root: root, opts: opts}
+	defer x.close()
 	tr := tar.NewReader(r)
-	type dirTime struct {
-		name string
-		hdr  *tar.Header
-	}
-	var dirs []dirTime
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -74,114 +85,338 @@ func Extract(ctx context.Context, r io.Reader, dir string, opts Options) error {
 		if err != nil {
 			return fmt.Errorf("reading layer: %w", err)
 		}
-		name := path.Clean("/" + hdr.Name)[1:]
-		if name == "" {
-			continue
-		}
-		if strings.Contains(hdr.Name, "..") && hasDotDot(hdr.Name) {
-			return fmt.Errorf("refusing %q: path contains \"..\"", hdr.Name)
-		}
-		base := path.Base(name)
-		parent := path.Dir(name)
-		if base == opaqueWhiteout {
-			if err := clearDir(root, parent); err != nil {
-				return err
-			}
-			continue
-		}
-		if strings.HasPrefix(base, whiteoutPrefix) {
-			target := path.Join(parent, strings.TrimPrefix(base, whiteoutPrefix))
-			if err := root.RemoveAll(target); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("applying whiteout %q: %w", name, err)
-			}
-			continue
-		}
-		if parent != "." {
-			if err := root.MkdirAll(parent, 0o755); err != nil {
-				return fmt.Errorf("creating %q: %w", parent, err)
-			}
-		}
-		// Replace whatever is there unless both are directories.
-		if fi, err := root.Lstat(name); err == nil {
-			if !(fi.IsDir() && hdr.Typeflag == tar.TypeDir) {
-				if err := root.RemoveAll(name); err != nil {
-					return fmt.Errorf("replacing %q: %w", name, err)
-				}
-			}
-		}
-		mode := fs.FileMode(hdr.Mode & 0o777)
-		switch hdr.Typeflag {
-		case tar.TypeDir:
-			if err := root.Mkdir(name, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
-				return fmt.Errorf("creating directory %q: %w", name, err)
-			}
-			dirs = append(dirs, dirTime{name, hdr})
-			continue
-		case tar.TypeReg, tar.TypeRegA:
-			f, err := root.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-			if err != nil {
-				return fmt.Errorf("creating %q: %w", name, err)
-			}
-			_, err = io.Copy(f, tr)
-			if err == nil {
-				err = setXattrs(f, hdr)
-			}
-			if cerr := f.Close(); err == nil {
-				err = cerr
-			}
-			if err != nil {
-				return fmt.Errorf("writing %q: %w", name, err)
-			}
-		case tar.TypeSymlink:
-			if err := root.Symlink(hdr.Linkname, name); err != nil {
-				return fmt.Errorf("creating symlink %q: %w", name, err)
-			}
-		case tar.TypeLink:
-			target := path.Clean("/" + hdr.Linkname)[1:]
-			if hasDotDot(hdr.Linkname) || target == "" {
-				return fmt.Errorf("refusing hard link %q to %q", name, hdr.Linkname)
-			}
-			if err := root.Link(target, name); err != nil {
-				return fmt.Errorf("creating hard link %q: %w", name, err)
-			}
-			continue // owner and mode belong to the target
-		case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
-			if err := mknod(root, name, hdr); err != nil {
-				if errors.Is(err, syscall.EPERM) {
-					continue // unprivileged: devices cannot be made
-				}
-				return fmt.Errorf("creating device %q: %w", name, err)
-			}
-		default:
-			continue
-		}
-		if err := setMeta(root, name, hdr, mode, opts); err != nil {
+		if err := x.entry(ctx, tr, hdr); err != nil {
 			return err
 		}
 	}
 	// Directory metadata last: their contents changed their mtimes, and
 	// a read-only directory must be filled first.
-	for i := len(dirs) - 1; i >= 0; i-- {
-		d := dirs[i]
-		if err := setDirXattrs(root, d.name, d.hdr); err != nil {
-			return err
+	x.setCache("", nil)
+	return x.applyDirs(ctx)
+}
+
+type extractor struct {
+	root *os.Root
+	opts Options
+	dirs []*tar.Header
+	// cache is the directory that received the last entry (or was the
+	// last created), open, so that entries of one directory and deep
+	// trees do not resolve their whole path again.
+	cacheName string
+	cache     *os.File
+}
+
+func (x *extractor) close() {
+	x.setCache("", nil)
+	x.root.Close()
+}
+
+func (x *extractor) setCache(name string, f *os.File) {
+	if x.cache != nil && x.cache != f {
+		x.cache.Close()
+	}
+	x.cacheName, x.cache = name, f
+}
+
+func (x *extractor) warn(format string, args ...any) {
+	if x.opts.Warn != nil {
+		x.opts.Warn(fmt.Sprintf(format, args...))
+	}
+}
+
+// parent returns the directory p (relative to the root), created if
+// missing, resolved inside the root.
+func (x *extractor) parent(p string) (*os.File, error) {
+	if x.cache != nil && x.cacheName == p {
+		return x.cache, nil
+	}
+	if p != "." {
+		if err := x.root.MkdirAll(p, 0o755); err != nil {
+			return nil, fmt.Errorf("creating %q: %w", p, err)
 		}
-		if err := setMeta(root, d.name, d.hdr, fs.FileMode(d.hdr.Mode&0o777), opts); err != nil {
-			return err
+	}
+	f, err := openDir(x.root, p)
+	if err != nil {
+		return nil, fmt.Errorf("opening %q: %w", p, err)
+	}
+	x.setCache(p, f)
+	return f, nil
+}
+
+func (x *extractor) entry(ctx context.Context, tr *tar.Reader, hdr *tar.Header) error {
+	if len(hdr.Name) > MaxNameLen {
+		return fmt.Errorf("refusing %.64q...: name is %d bytes long, more than %d", hdr.Name, len(hdr.Name), MaxNameLen)
+	}
+	if hasDotDot(hdr.Name) {
+		return fmt.Errorf("refusing %q: path contains \"..\"", hdr.Name)
+	}
+	name := path.Clean("/" + hdr.Name)[1:]
+	if name == "" {
+		return nil
+	}
+	base := path.Base(name)
+	dir := path.Dir(name)
+	if base == opaqueWhiteout {
+		x.setCache("", nil)
+		if err := clearDir(x.root, dir); err != nil {
+			return fmt.Errorf("applying opaque whiteout %q: %w", name, err)
 		}
+		return nil
+	}
+	if strings.HasPrefix(base, whiteoutPrefix) {
+		gone := strings.TrimPrefix(base, whiteoutPrefix)
+		if gone == "" || gone == "." {
+			return fmt.Errorf("refusing whiteout %q: it names no entry", hdr.Name)
+		}
+		x.setCache("", nil)
+		if err := x.root.RemoveAll(path.Join(dir, gone)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("applying whiteout %q: %w", name, err)
+		}
+		return nil
+	}
+	switch hdr.Typeflag {
+	case tar.TypeDir, tar.TypeReg, tar.TypeGNUSparse, tar.TypeSymlink, tar.TypeLink, tar.TypeFifo:
+	case tar.TypeChar, tar.TypeBlock:
+		if !x.opts.Devices {
+			x.warn("skipped device node /%s (%s %d:%d)", name, devKind(hdr.Typeflag), hdr.Devmajor, hdr.Devminor)
+			return nil
+		}
+	default:
+		return nil
+	}
+	pf, err := x.parent(dir)
+	if err != nil {
+		return err
+	}
+	pfd := int(pf.Fd())
+	// Replace whatever is there unless both are directories.
+	var st unix.Stat_t
+	if err := unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil {
+		isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
+		switch {
+		case isDir && hdr.Typeflag == tar.TypeDir:
+		case isDir:
+			if err := x.root.RemoveAll(name); err != nil {
+				return fmt.Errorf("replacing %q: %w", name, err)
+			}
+		default:
+			if err := unix.Unlinkat(pfd, base, 0); err != nil {
+				return fmt.Errorf("replacing %q: %w", name, err)
+			}
+		}
+	}
+	switch hdr.Typeflag {
+	case tar.TypeDir:
+		if err := unix.Mkdirat(pfd, base, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("creating directory %q: %w", name, err)
+		}
+		x.dirs = append(x.dirs, hdr)
+		// The next entries are likely inside it.
+		fd, err := unix.Openat(pfd, base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("opening directory %q: %w", name, err)
+		}
+		x.setCache(name, os.NewFile(uintptr(fd), name))
+		return nil
+	case tar.TypeReg, tar.TypeGNUSparse:
+		return x.file(ctx, tr, hdr, pfd, base, name)
+	case tar.TypeSymlink:
+		if err := unix.Symlinkat(hdr.Linkname, pfd, base); err != nil {
+			return fmt.Errorf("creating symlink %q: %w", name, err)
+		}
+	case tar.TypeLink:
+		target := path.Clean("/" + hdr.Linkname)[1:]
+		if hasDotDot(hdr.Linkname) || target == "" {
+			return fmt.Errorf("refusing hard link %q to %q", name, hdr.Linkname)
+		}
+		// linkat without AT_SYMLINK_FOLLOW: a link to a symlink is a
+		// second symlink, never the file it points to.
+		if err := x.root.Link(target, name); err != nil {
+			return fmt.Errorf("creating hard link %q: %w", name, err)
+		}
+		return nil // owner and mode belong to the target
+	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+		mode := uint32(hdr.Mode & 0o7777)
+		switch hdr.Typeflag {
+		case tar.TypeChar:
+			mode |= unix.S_IFCHR
+		case tar.TypeBlock:
+			mode |= unix.S_IFBLK
+		default:
+			mode |= unix.S_IFIFO
+		}
+		dev := unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))
+		if err := unix.Mknodat(pfd, base, mode, int(dev)); err != nil {
+			if errors.Is(err, unix.EPERM) {
+				x.warn("skipped %s /%s: not permitted to create it (%v)", devKind(hdr.Typeflag), name, err)
+				return nil
+			}
+			return fmt.Errorf("creating %s %q: %w", devKind(hdr.Typeflag), name, err)
+		}
+	}
+	return x.metaAt(pfd, base, name, hdr)
+}
+
+// file writes a regular file, keeping runs of zeros as holes.
+func (x *extractor) file(ctx context.Context, tr *tar.Reader, hdr *tar.Header, pfd int, base, name string) error {
+	fd, err := unix.Openat(pfd, base, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return fmt.Errorf("creating %q: %w", name, err)
+	}
+	f := os.NewFile(uintptr(fd), name)
+	_, err = writeSparse(ctx, f, tr)
+	if err == nil {
+		err = setXattrs(fd, hdr)
+	}
+	if err == nil && !x.opts.NoChown {
+		if err = f.Chown(hdr.Uid, hdr.Gid); err != nil {
+			err = fmt.Errorf("chown: %w", err)
+		}
+	}
+	if err == nil {
+		if err = f.Chmod(fileMode(hdr)); err != nil {
+			err = fmt.Errorf("chmod: %w", err)
+		}
+	}
+	if err == nil {
+		err = setTimes(fd, "", hdr.ModTime, unix.AT_EMPTY_PATH)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("writing %q: %w", name, err)
 	}
 	return nil
 }
 
-func setMeta(root *os.Root, name string, hdr *tar.Header, mode fs.FileMode, opts Options) error {
-	if !opts.NoChown {
-		if err := root.Lchown(name, hdr.Uid, hdr.Gid); err != nil {
+// metaAt sets owner, mode and mtime of base in the directory pfd without
+// following base if it is a symlink.
+func (x *extractor) metaAt(pfd int, base, name string, hdr *tar.Header) error {
+	if !x.opts.NoChown {
+		if err := unix.Fchownat(pfd, base, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return fmt.Errorf("chown %q: %w", name, err)
 		}
 	}
-	if hdr.Typeflag == tar.TypeSymlink {
-		return nil
+	if hdr.Typeflag != tar.TypeSymlink {
+		if err := chmodAt(pfd, base, fileMode(hdr)); err != nil {
+			return fmt.Errorf("chmod %q: %w", name, err)
+		}
 	}
+	if err := setTimes(pfd, base, hdr.ModTime, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("setting times of %q: %w", name, err)
+	}
+	return nil
+}
+
+// applyDirs applies each directory entry's xattrs, owner, mode and
+// mtime, if that directory is still there (a later entry may have
+// replaced it or a parent). Directories are visited depth first with a
+// stack of open descriptors, each opened from its parent without
+// following symlinks, and each gets its metadata once its subtree is
+// done: linear in the number of entries, however deep the tree.
+func (x *extractor) applyDirs(ctx context.Context) error {
+	last := map[string]*tar.Header{}
+	for _, h := range x.dirs {
+		last[path.Clean("/" + h.Name)[1:]] = h
+	}
+	names := make([]string, 0, len(last))
+	for n := range last {
+		names = append(names, n)
+	}
+	// Sorting with "/" lowest puts every directory right before its
+	// descendants.
+	keys := make(map[string]string, len(names))
+	for _, n := range names {
+		keys[n] = strings.ReplaceAll(n, "/", "\x00")
+	}
+	sort.Slice(names, func(i, j int) bool { return keys[names[i]] < keys[names[j]] })
+	type open struct {
+		name string
+		fd   int
+		hdr  *tar.Header
+	}
+	rf, err := openDir(x.root, ".")
+	if err != nil {
+		return err
+	}
+	defer rf.Close()
+	stack := []open{{name: "", fd: int(rf.Fd())}}
+	var firstErr error
+	pop := func() {
+		top := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if top.hdr != nil && firstErr == nil {
+			firstErr = x.dirMeta(top.fd, top.name, top.hdr)
+		}
+		unix.Close(top.fd)
+	}
+	defer func() {
+		for len(stack) > 1 {
+			pop()
+		}
+	}()
+	within := func(dir, name string) bool { return dir == "" || strings.HasPrefix(name, dir+"/") }
+	for _, n := range names {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		for len(stack) > 1 && !within(stack[len(stack)-1].name, n) {
+			pop()
+		}
+		if firstErr != nil {
+			return firstErr
+		}
+		top := stack[len(stack)-1]
+		rest := n
+		if top.name != "" {
+			rest = strings.TrimPrefix(n, top.name+"/")
+		}
+		comps := strings.Split(rest, "/")
+		cur := top.name
+		for i, c := range comps {
+			fd, err := unix.Openat(stack[len(stack)-1].fd, c, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+			if err != nil {
+				if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP) {
+					break // replaced by a later entry
+				}
+				return fmt.Errorf("opening directory %q: %w", path.Join(cur, c), err)
+			}
+			cur = path.Join(cur, c)
+			o := open{name: cur, fd: fd}
+			if i == len(comps)-1 {
+				o.hdr = last[n]
+			}
+			stack = append(stack, o)
+		}
+	}
+	for len(stack) > 1 {
+		pop()
+	}
+	return firstErr
+}
+
+// dirMeta applies a directory entry's metadata through its descriptor.
+func (x *extractor) dirMeta(fd int, name string, hdr *tar.Header) error {
+	if err := setXattrs(fd, hdr); err != nil {
+		return fmt.Errorf("directory %q: %w", name, err)
+	}
+	if !x.opts.NoChown {
+		if err := unix.Fchown(fd, hdr.Uid, hdr.Gid); err != nil {
+			return fmt.Errorf("chown %q: %w", name, err)
+		}
+	}
+	if err := unix.Fchmod(fd, unixMode(fileMode(hdr))); err != nil {
+		return fmt.Errorf("chmod %q: %w", name, err)
+	}
+	if err := setTimes(fd, "", hdr.ModTime, unix.AT_EMPTY_PATH); err != nil {
+		return fmt.Errorf("setting times of %q: %w", name, err)
+	}
+	return nil
+}
+
+func fileMode(hdr *tar.Header) fs.FileMode {
+	mode := fs.FileMode(hdr.Mode & 0o777)
 	if hdr.Mode&04000 != 0 {
 		mode |= fs.ModeSetuid
 	}
@@ -191,21 +426,69 @@ func setMeta(root *os.Root, name string, hdr *tar.Header, mode fs.FileMode, opts
 	if hdr.Mode&01000 != 0 {
 		mode |= fs.ModeSticky
 	}
-	if err := root.Chmod(name, mode); err != nil {
-		return fmt.Errorf("chmod %q: %w", name, err)
-	}
-	if err := root.Chtimes(name, hdr.ModTime, hdr.ModTime); err != nil {
-		return fmt.Errorf("setting times of %q: %w", name, err)
-	}
-	return nil
+	return mode
 }
 
-func setXattrs(f *os.File, hdr *tar.Header) error {
+func unixMode(m fs.FileMode) uint32 {
+	u := uint32(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		u |= unix.S_ISUID
+	}
+	if m&fs.ModeSetgid != 0 {
+		u |= unix.S_ISGID
+	}
+	if m&fs.ModeSticky != 0 {
+		u |= unix.S_ISVTX
+	}
+	return u
+}
+
+// chmodAt changes the mode of base in pfd without following a symlink:
+// fchmodat2 (Linux 6.6), else through an O_PATH descriptor of the node
+// itself and /proc/self/fd.
+func chmodAt(pfd int, base string, mode fs.FileMode) error {
+	m := unixMode(mode)
+	err := unix.Fchmodat(pfd, base, m, unix.AT_SYMLINK_NOFOLLOW)
+	if !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.ENOSYS) {
+		return err
+	}
+	fd, err := unix.Openat(pfd, base, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		return nil // symlinks have no mode of their own
+	}
+	return unix.Chmod(fmt.Sprintf("/proc/self/fd/%d", fd), m)
+}
+
+// setTimes sets atime and mtime of base in dirfd (or of dirfd itself
+// with AT_EMPTY_PATH and base "").
+func setTimes(dirfd int, base string, t time.Time, flags int) error {
+	ts := unix.NsecToTimespec(t.UnixNano())
+	if t.IsZero() {
+		ts = unix.NsecToTimespec(0)
+	}
+	err := unix.UtimesNanoAt(dirfd, base, []unix.Timespec{ts, ts}, flags)
+	if err != nil && base == "" && (errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT)) {
+		// Kernels whose utimensat lacks AT_EMPTY_PATH.
+		tv := unix.NsecToTimeval(t.UnixNano())
+		err = unix.Futimes(dirfd, []unix.Timeval{tv, tv})
+	}
+	return err
+}
+
+func setXattrs(fd int, hdr *tar.Header) error {
 	for k, v := range hdr.PAXRecords {
 		if !strings.HasPrefix(k, "SCHILY.xattr.") {
 			continue
 		}
-		err := unix.Fsetxattr(int(f.Fd()), strings.TrimPrefix(k, "SCHILY.xattr."), []byte(v), 0)
+		err := unix.Fsetxattr(fd, strings.TrimPrefix(k, "SCHILY.xattr."), []byte(v), 0)
 		if err != nil && !errors.Is(err, unix.ENOTSUP) && !errors.Is(err, unix.EPERM) {
 			return fmt.Errorf("setting xattr %s: %w", k, err)
 		}
@@ -213,39 +496,18 @@ func setXattrs(f *os.File, hdr *tar.Header) error {
 	return nil
 }
 
-func setDirXattrs(root *os.Root, name string, hdr *tar.Header) error {
-	if len(hdr.PAXRecords) == 0 {
-		return nil
-	}
-	f, err := root.Open(name)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return setXattrs(f, hdr)
-}
-
-func mknod(root *os.Root, name string, hdr *tar.Header) error {
-	parent, err := root.Open(path.Dir(name))
-	if err != nil {
-		return err
-	}
-	defer parent.Close()
-	mode := uint32(hdr.Mode & 0o7777)
-	switch hdr.Typeflag {
+func devKind(t byte) string {
+	switch t {
 	case tar.TypeChar:
-		mode |= unix.S_IFCHR
+		return "character device"
 	case tar.TypeBlock:
-		mode |= unix.S_IFBLK
-	case tar.TypeFifo:
-		mode |= unix.S_IFIFO
+		return "block device"
 	}
-	dev := unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))
-	return unix.Mknodat(int(parent.Fd()), path.Base(name), mode, int(dev))
+	return "FIFO"
 }
 
 func clearDir(root *os.Root, dir string) error {
-	f, err := root.Open(dir)
+	f, err := openDir(root, dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -266,10 +528,18 @@ func clearDir(root *os.Root, dir string) error {
 }
 
 func hasDotDot(n string) bool {
-	for _, p := range strings.Split(n, "/") {
-		if p == ".." {
+	for n != "" {
+		var part string
+		part, n, _ = strings.Cut(n, "/")
+		if part == ".." {
 			return true
 		}
 	}
 	return false
+}
+
+// openDir opens directory name inside root. O_DIRECTORY makes a FIFO (or
+// anything else) in its place fail instead of blocking the open.
+func openDir(root *os.Root, name string) (*os.File, error) {
+	return root.OpenFile(name, os.O_RDONLY|unix.O_DIRECTORY, 0)
 }

@@ -6,6 +6,9 @@ set -euo pipefail
 
 pkgs=(docker.io busybox-static skopeo umoci docker-registry apache2-utils openssl pigz ca-certificates tar time)
 bins=(dockerd busybox skopeo umoci docker-registry htpasswd openssl pigz update-ca-certificates tar /usr/bin/time)
+# Interop matrix (internal/interop): podman, and containerd for ctr.
+pkgs+=(podman containerd)
+bins+=(podman ctr)
 missing=()
 for i in "${!pkgs[@]}"; do
   command -v "${bins[$i]}" >/dev/null 2>&1 || missing+=("${pkgs[$i]}")
@@ -24,6 +27,26 @@ gobin=$(go env GOPATH)/bin
 if ! command -v crane >/dev/null 2>&1 && [ ! -x "$gobin/crane" ]; then
   echo "test-deps: installing crane" >&2
   go install github.com/google/go-containerregistry/cmd/crane@v0.22.1
+fi
+
+# Interop matrix clients at pinned versions.
+if ! command -v oras >/dev/null 2>&1 && [ ! -x "$gobin/oras" ]; then
+  echo "test-deps: installing oras" >&2
+  go install oras.land/oras/cmd/oras@v1.3.6
+fi
+
+if ! command -v regctl >/dev/null 2>&1 && [ ! -x "$gobin/regctl" ]; then
+  echo "test-deps: installing regctl" >&2
+  go install github.com/regclient/regclient/cmd/regctl@v0.11.7
+fi
+
+
+# OCI distribution-spec conformance suite (cmd/bb/cli TestOCIConformance),
+# pinned; installs as $gobin/conformance.
+conformance_ver=v0.0.0-20260831232431-97274622c111
+if ! go version -m "$gobin/conformance" 2>/dev/null | grep -q "$conformance_ver"; then
+  echo "test-deps: installing the OCI conformance suite $conformance_ver" >&2
+  go install "github.com/opencontainers/distribution-spec/conformance@$conformance_ver"
 fi
 
 if ! docker info >/dev/null 2>&1; then

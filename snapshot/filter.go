@@ -54,9 +54,10 @@ func (e *EntryError) Error() string {
 //   - names are made relative ("./etc/passwd", "/etc/passwd" -> "etc/passwd"),
 //     the root entry is dropped, and names with ".." are refused;
 //   - excluded paths lose their contents (see FilterOptions.Excludes);
-//   - a path below a symlink of the same stream is refused (it would
-//     escape on extraction), and so is a hard link to a path the stream
-//     has not carried before;
+//   - a path below a symlink of the same stream (or below a hard link
+//     to one, which is a symlink too) is refused: it would escape on
+//     extraction; a hard link to a path the stream has not carried
+//     before is dropped;
 //   - owners stay numeric (user and group names are dropped), access and
 //     change times are dropped and mtimes rounded to seconds, so an
 //     unchanged tree gives the same bytes; xattrs (SCHILY.xattr.*) are kept.
@@ -161,7 +162,9 @@ func (f *filter) entry(h *tar.Header) (*tar.Header, bool, error) {
 	}
 	switch h.Typeflag {
 	case tar.TypeReg, tar.TypeDir, tar.TypeSymlink, tar.TypeLink, tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
-	case tar.TypeRegA:
+	case tar.TypeGNUSparse:
+		// A sparse file (GNU tar --sparse) reads back with its holes as
+		// zeros: a plain regular file to every reader of the layer.
 		h.Typeflag = tar.TypeReg
 	default:
 		f.warn("skipping %q: unsupported tar entry type %q", name, h.Typeflag)
@@ -210,6 +213,10 @@ func (f *filter) entry(h *tar.Header) (*tar.Header, bool, error) {
 		}
 		out.Linkname = target
 		out.Size = 0
+		// A hard link to a symlink is a symlink: nothing may go below it.
+		if _, ok := f.symlinks[f.hash(target)]; ok {
+			f.symlinks[f.hash(name)] = struct{}{}
+		}
 	case tar.TypeReg:
 	default:
 		out.Size = 0

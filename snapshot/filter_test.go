@@ -4,7 +4,11 @@ import (
 	"archive/tar"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -165,26 +169,63 @@ func TestFilterTruncatedStream(t *testing.T) {
 	}
 }
 
+// FuzzFilter feeds arbitrary tar streams to Filter. Whatever passes
+// must be a clean relative tar, and the oracle (a plain extractor
+// confined to a temp directory) must not write outside its target.
 func FuzzFilter(f *testing.F) {
-	f.Add(mkTar(f, []ent{{name: "a", typ: tar.TypeReg, body: "x"}, {name: "l", typ: tar.TypeSymlink, link: "/"}}))
-	f.Add([]byte{})
+	for _, seed := range filterSeeds(f) {
+		f.Add(seed)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var out bytes.Buffer
 		if _, err := Filter(bytes.NewReader(b), &out, FilterOptions{Excludes: DefaultExcludes}); err != nil {
 			return
 		}
-		// Whatever passes must be a clean relative tar.
-		tr := tar.NewReader(&out)
+		tr := tar.NewReader(bytes.NewReader(out.Bytes()))
 		for {
 			h, err := tr.Next()
 			if err != nil {
-				return
+				break
 			}
 			if strings.HasPrefix(h.Name, "/") || hasDotDot(h.Name) {
 				t.Fatalf("escaping name passed: %q", h.Name)
 			}
 		}
+		checkFiltered(t, newOracleDirs(t), b)
 	})
+}
+
+// filterSeeds are the seed inputs of FuzzFilter (also checked in under
+// testdata/fuzz/FuzzFilter).
+func filterSeeds(t testing.TB) [][]byte {
+	seeds := [][]byte{
+		{},
+		mkTar(t, []ent{{name: "a", typ: tar.TypeReg, body: "x"}, {name: "l", typ: tar.TypeSymlink, link: "/"}}),
+		mkTar(t, []ent{{name: "l", typ: tar.TypeSymlink, link: "../outside"}, {name: "h", typ: tar.TypeLink, link: "l"}, {name: "h/pwned", typ: tar.TypeReg, body: "x"}}),
+		mkTar(t, []ent{{name: "l", typ: tar.TypeSymlink, link: "../outside"}, {name: "l/victim", typ: tar.TypeReg, body: "x"}}),
+		mkTar(t, []ent{{name: "./", typ: tar.TypeDir}, {name: "./tmp/", typ: tar.TypeDir}, {name: "./tmp/x", typ: tar.TypeReg, body: "x"}, {name: "../x", typ: tar.TypeReg, body: "x"}}),
+		mkTar(t, []ent{{name: "d/", typ: tar.TypeDir}, {name: "d/f", typ: tar.TypeReg, body: "x"}, {name: "d/h", typ: tar.TypeLink, link: "d/f"}, {name: "d/s", typ: tar.TypeSymlink, link: "f"}}),
+	}
+	for _, e := range oraclePool("/outside") {
+		seeds = append(seeds, mkTar(t, []ent{e, {name: "h", typ: tar.TypeLink, link: "a"}, {name: "h/x", typ: tar.TypeReg, body: "x"}}))
+	}
+	return seeds
+}
+
+func TestWriteFilterFuzzCorpus(t *testing.T) {
+	if os.Getenv("BB_WRITE_FUZZ_CORPUS") != "1" {
+		t.Skip("set BB_WRITE_FUZZ_CORPUS=1 to rewrite the checked-in seed corpus")
+	}
+	dir := filepath.Join("testdata", "fuzz", "FuzzFilter")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i, b := range filterSeeds(t) {
+		body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", b)
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("seed-%02d", i)), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func keys(m map[string]*tar.Header) []string {
@@ -193,4 +234,56 @@ func keys(m map[string]*tar.Header) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// GNU tar --sparse writes old-GNU sparse entries; the filter passes them
+// as regular files with their holes as zeros.
+func TestFilterKeepsGNUSparseFiles(t *testing.T) {
+	if _, err := exec.LookPath("tar"); err != nil {
+		t.Fatal("GNU tar is needed")
+	}
+	dir := t.TempDir()
+	f, err := os.Create(filepath.Join(dir, "big"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := make([]byte, 8<<20)
+	copy(want[3<<20:], "data")
+	if _, err := f.WriteAt([]byte("data"), 3<<20); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(8 << 20); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	for _, format := range []string{"gnu", "posix"} {
+		t.Run(format, func(t *testing.T) {
+			in, err := exec.Command("tar", "--create", "--sparse", "--format="+format, "--file=-", "--directory="+dir, ".").Output()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(in) > 1<<20 {
+				t.Fatalf("tar --sparse wrote %d bytes: holes were not skipped", len(in))
+			}
+			var out bytes.Buffer
+			if _, err := Filter(bytes.NewReader(in), &out, FilterOptions{Warn: func(m string) { t.Error(m) }}); err != nil {
+				t.Fatal(err)
+			}
+			tr := tar.NewReader(&out)
+			for {
+				h, err := tr.Next()
+				if err != nil {
+					t.Fatalf("big not in the filtered stream: %v", err)
+				}
+				if h.Name != "big" {
+					continue
+				}
+				got, err := io.ReadAll(tr)
+				if err != nil || h.Typeflag != tar.TypeReg || !bytes.Equal(got, want) {
+					t.Fatalf("big: type %q, %d bytes, %v", h.Typeflag, len(got), err)
+				}
+				return
+			}
+		})
+	}
 }

@@ -3,6 +3,7 @@ package snapshot
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -96,8 +97,15 @@ type Result struct {
 	Stats    FilterStats
 	// NewBlobs are the blobs this snapshot added to the store.
 	NewBlobs []v1.Hash
-	Warnings []string
-	Duration time.Duration
+	// Current reports whether Publish made this snapshot the slug's
+	// current one (false when a newer one already held the slug's tag);
+	// Previous is the entry the slug's tag pointed at before (nil if none).
+	Current  bool           `json:"-"`
+	Previous *v1.Descriptor `json:"-"`
+	// tagged is when Publish added it; started when Build began.
+	tagged, started time.Time
+	Warnings        []string
+	Duration        time.Duration
 	// Index is the file index stored with the snapshot (nil when the
 	// Source cannot list the bottle); Publish attaches it.
 	Index *v1.Descriptor
@@ -135,9 +143,26 @@ func (e *Error) Unwrap() error { return e.Err }
 // Tag returns the store tag of the slug's current snapshot.
 func Tag(slug string) string { return slug }
 
-// TimeTag returns the store tag kept for the snapshot made at t.
+// TimeTag returns a history tag for the snapshot made at t:
+// <slug>-<UTC time to the millisecond>-<4 random characters>. It sorts by
+// time, and the suffix keeps two snapshots of the same millisecond apart
+// (Publish also checks, under the store's lock, that it is unused). At
+// most 126 characters for the longest slug, within the 128 of a tag.
 func TimeTag(slug string, t time.Time) string {
-	return slug + "-" + t.UTC().Format("20060102T150405.000Z")
+	return slug + "-" + t.UTC().Format("20060102T150405.000Z") + "-" + randSuffix()
+}
+
+const suffixChars = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+func randSuffix() string {
+	var b [4]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand does not fail on supported systems
+	}
+	for i := range b {
+		b[i] = suffixChars[int(b[i])%len(suffixChars)]
+	}
+	return string(b[:])
 }
 
 // Commit streams req.Source into a new snapshot in s and tags it: Build
@@ -154,15 +179,16 @@ func Commit(ctx context.Context, s *oci.Store, req Request) (*Result, error) {
 	return res, nil
 }
 
-// Publish tags a built snapshot as the slug's current one (and under its
-// time tag), then prunes the slug's history down to keep earlier
-// snapshots (negative keeps all).
+// Publish makes res reachable in one locked update of index.json: it
+// checks that every blob of the snapshot is in the store, adds its
+// history tag (another suffix if the tag is taken) and moves the slug's
+// tag to it unless a newer snapshot of the slug holds it already (a
+// compare-and-swap on the creation time: of two concurrent commits the
+// later snapshot is current, and both stay in the history). It then prunes
+// the slug's history down to keep earlier snapshots (negative keeps all),
+// never taking a snapshot published after this one was built.
 func Publish(ctx context.Context, s *oci.Store, res *Result, keep int) error {
-	if err := s.Tag(ctx, res.TimeTag, res.Manifest); err != nil {
-		return err
-	}
-	if err := s.Tag(ctx, res.Tag, res.Manifest); err != nil {
-		_ = s.Untag(ctx, res.TimeTag)
+	if err := publish(ctx, s, res); err != nil {
 		return err
 	}
 	if res.Index != nil {
@@ -171,16 +197,169 @@ func Publish(ctx context.Context, s *oci.Store, res *Result, keep int) error {
 		}
 	}
 	if keep >= 0 {
-		if err := Prune(ctx, s, res.Slug, keep); err != nil {
+		if err := prune(ctx, s, res.Slug, keep, res.cutoff()); err != nil {
 			return fmt.Errorf("pruning old snapshots of %s: %w", res.Slug, err)
 		}
 	}
 	return nil
 }
 
+// created is the snapshot's creation time (its annotation), or now.
+func (r *Result) created() time.Time {
+	if t, err := time.Parse(time.RFC3339Nano, r.Manifest.Annotations[oci.CreatedAnnotation]); err == nil {
+		return t
+	}
+	return time.Now()
+}
+
+// cutoff is when the snapshot began: what was published later ran
+// concurrently.
+func (r *Result) cutoff() time.Time {
+	if !r.started.IsZero() {
+		return r.started
+	}
+	return r.created()
+}
+
+func publish(ctx context.Context, s *oci.Store, res *Result) error {
+	if err := oci.ValidTag(res.Tag); err != nil {
+		return err
+	}
+	if res.TimeTag == "" {
+		res.TimeTag = TimeTag(res.Slug, res.created())
+	}
+	if err := oci.ValidTag(res.TimeTag); err != nil {
+		return err
+	}
+	created := res.created()
+	res.tagged = time.Now().UTC()
+	tagged := res.tagged.Format(taggedFormat)
+	return s.UpdateIndex(ctx, func(idx *v1.IndexManifest) error {
+		res.Current, res.Previous = false, nil
+		if err := s.Complete(ctx, res.Manifest); err != nil {
+			return fmt.Errorf("snapshot %s is incomplete in the store (was it removed meanwhile?): %w", res.Manifest.Digest, err)
+		}
+		names := map[string]bool{}
+		cur := -1
+		for i, m := range idx.Manifests {
+			n := m.Annotations[oci.RefNameAnnotation]
+			names[n] = true
+			if n == res.Tag {
+				cur = i
+			}
+		}
+		for names[res.TimeTag] {
+			res.TimeTag = TimeTag(res.Slug, created)
+		}
+		entry := func(name string) v1.Descriptor {
+			d := res.Manifest
+			d.Annotations = map[string]string{}
+			for k, v := range res.Manifest.Annotations {
+				d.Annotations[k] = v
+			}
+			d.Annotations[oci.RefNameAnnotation] = name
+			d.Annotations[TaggedAnnotation] = tagged
+			return d
+		}
+		idx.Manifests = append(idx.Manifests, entry(res.TimeTag))
+		if cur >= 0 {
+			prev := idx.Manifests[cur]
+			t, err := time.Parse(time.RFC3339Nano, prev.Annotations[oci.CreatedAnnotation])
+			if err == nil && t.After(created) {
+				return nil // a newer snapshot is current: ours joins the history
+			}
+			res.Previous = &prev
+			idx.Manifests = append(idx.Manifests[:cur], idx.Manifests[cur+1:]...)
+		}
+		idx.Manifests = append(idx.Manifests, entry(res.Tag))
+		res.Current = true
+		return nil
+	})
+}
+
+// TaggedAnnotation records, on index.json entries, when Publish added
+// them: pruning takes only snapshots published before the one it keeps.
+const TaggedAnnotation = "dev.bot-bottle.tagged"
+
+// taggedFormat is RFC 3339 with fixed nanoseconds.
+const taggedFormat = "2006-01-02T15:04:05.000000000Z07:00"
+
+// taggedAfter reports whether m was published after t.
+func taggedAfter(m v1.Descriptor, t time.Time) bool {
+	mt, err := time.Parse(time.RFC3339Nano, m.Annotations[TaggedAnnotation])
+	return err == nil && mt.After(t)
+}
+
+// Unpublish is the rollback of a Publish whose commit failed afterwards
+// (for example writing committed-image): it removes res's history tag
+// and, if res is the slug's current snapshot, gives the slug's tag back
+// to the newest complete one of the previous snapshot and those
+// published since; then
+// it removes the blobs res added (Discard). It runs to the end even if
+// ctx is cancelled.
+func Unpublish(ctx context.Context, s *oci.Store, res *Result) error {
+	ctx = context.WithoutCancel(ctx)
+	err := s.UpdateIndex(ctx, func(idx *v1.IndexManifest) error {
+		mine := func(m v1.Descriptor) bool {
+			return m.Digest == res.Manifest.Digest && m.ArtifactType == "" &&
+				m.Annotations[oci.CreatedAnnotation] == res.Manifest.Annotations[oci.CreatedAnnotation]
+		}
+		var cands []v1.Descriptor
+		if res.Previous != nil {
+			cands = append(cands, *res.Previous)
+		}
+		wasCurrent := false
+		kept := idx.Manifests[:0]
+		for _, m := range idx.Manifests {
+			n := m.Annotations[oci.RefNameAnnotation]
+			switch {
+			case n == res.TimeTag && mine(m):
+				continue
+			case n == res.Tag && mine(m):
+				wasCurrent = true
+				continue
+			case n != res.Tag && m.ArtifactType == "" && m.Annotations[oci.SlugAnnotation] == res.Slug &&
+				IsSnapshotTag(res.Slug, n) && !mine(m) && taggedAfter(m, res.tagged):
+				cands = append(cands, m) // published since: a candidate too
+			}
+			kept = append(kept, m)
+		}
+		idx.Manifests = dropOrphanMetadata(kept)
+		if !wasCurrent {
+			return nil
+		}
+		var best *v1.Descriptor
+		var bestT time.Time
+		for i, c := range cands {
+			if s.Complete(ctx, c) != nil {
+				continue // pruned and collected meanwhile
+			}
+			t, _ := time.Parse(time.RFC3339Nano, c.Annotations[oci.CreatedAnnotation])
+			if best == nil || t.After(bestT) {
+				best, bestT = &cands[i], t
+			}
+		}
+		if best == nil {
+			return nil
+		}
+		d := *best
+		d.Annotations = map[string]string{}
+		for k, v := range best.Annotations {
+			d.Annotations[k] = v
+		}
+		d.Annotations[oci.RefNameAnnotation] = res.Tag
+		idx.Manifests = append(idx.Manifests, d)
+		return nil
+	})
+	if derr := Discard(ctx, s, res); err == nil {
+		err = derr
+	}
+	return err
+}
+
 // Discard removes the blobs a Build added, when the snapshot will not be
-// published (a later stage failed). Blobs that were already in the store
-// stay.
+// published (a later stage failed). Blobs that were already in the store,
+// or that another writer reused since, stay (see oci.Store.Discard).
 func Discard(ctx context.Context, s *oci.Store, res *Result) error {
 	return s.Discard(ctx, res.NewBlobs)
 }
@@ -303,7 +482,7 @@ func Build(ctx context.Context, s *oci.Store, req Request) (res *Result, err err
 	res = &Result{
 		Slug: req.Slug, Tag: Tag(req.Slug), TimeTag: TimeTag(req.Slug, now),
 		Manifest: mdesc, Config: cfgDesc, Layer: li, Stats: stats, Warnings: warnings,
-		NewBlobs: newBlobs, Duration: time.Since(start),
+		NewBlobs: newBlobs, Duration: time.Since(start), started: start,
 	}
 	if inc != nil {
 		res.Index = inc.index
@@ -399,6 +578,10 @@ func List(ctx context.Context, s *oci.Store, slug string) ([]Entry, error) {
 	if err != nil {
 		return nil, err
 	}
+	return listIndex(idx, slug), nil
+}
+
+func listIndex(idx *v1.IndexManifest, slug string) []Entry {
 	current := map[string]v1.Hash{}
 	for _, m := range idx.Manifests {
 		sl := m.Annotations[oci.SlugAnnotation]
@@ -420,68 +603,88 @@ func List(ctx context.Context, s *oci.Store, slug string) ([]Entry, error) {
 		if out[i].Slug != out[j].Slug {
 			return out[i].Slug < out[j].Slug
 		}
-		return out[i].Created.After(out[j].Created)
+		if !out[i].Created.Equal(out[j].Created) {
+			return out[i].Created.After(out[j].Created)
+		}
+		return out[i].Tag > out[j].Tag
 	})
-	return out, nil
+	return out
 }
 
 // Prune keeps the current snapshot of slug and the keep newest others,
 // untags the rest and removes blobs nothing references any more.
 func Prune(ctx context.Context, s *oci.Store, slug string, keep int) error {
-	entries, err := List(ctx, s, slug)
-	if err != nil {
-		return err
-	}
-	var drop []string
-	n := 0
-	for _, e := range entries {
-		if e.Current {
-			continue
+	return prune(ctx, s, slug, keep, time.Now())
+}
+
+// PruneFor prunes the history of res's slug after res was published and
+// its commit completed (see Publish): snapshots published after res was
+// built stay.
+func PruneFor(ctx context.Context, s *oci.Store, res *Result, keep int) error {
+	return prune(ctx, s, res.Slug, keep, res.cutoff())
+}
+
+// prune is Prune, deciding and untagging in one locked update of
+// index.json, and taking only snapshots published before cutoff (those
+// published later belong to commits that ran meanwhile: they stay).
+func prune(ctx context.Context, s *oci.Store, slug string, keep int, cutoff time.Time) error {
+	dropped := false
+	err := s.UpdateIndex(ctx, func(idx *v1.IndexManifest) error {
+		entries := listIndex(idx, slug)
+		drop := map[string]bool{}
+		n := 0
+		for _, e := range entries {
+			if e.Current {
+				continue
+			}
+			n++
+			if n <= keep {
+				continue
+			}
+			if t, err := time.Parse(time.RFC3339Nano, e.Manifest.Annotations[TaggedAnnotation]); err == nil && !t.Before(cutoff) {
+				continue
+			}
+			drop[e.Tag] = true
 		}
-		n++
-		if n > keep {
-			drop = append(drop, e.Tag)
+		if len(drop) == 0 {
+			return nil
 		}
-	}
-	if len(drop) == 0 {
-		return nil
-	}
-	err = s.UpdateIndex(ctx, func(idx *v1.IndexManifest) error {
+		dropped = true
 		kept := idx.Manifests[:0]
-		tagged := map[string]bool{}
 		for _, m := range idx.Manifests {
-			if contains(drop, m.Annotations[oci.RefNameAnnotation]) {
+			if drop[m.Annotations[oci.RefNameAnnotation]] {
 				continue
 			}
 			kept = append(kept, m)
-			if m.ArtifactType != MetadataArtifactType {
-				tagged[m.Digest.String()] = true
-			}
 		}
-		// A metadata artifact goes with the last snapshot it describes.
-		idx.Manifests = kept[:0]
-		for _, m := range kept {
-			if sub := m.Annotations[subjectAnnotation]; sub != "" && !tagged[sub] {
-				continue
-			}
-			idx.Manifests = append(idx.Manifests, m)
-		}
+		idx.Manifests = dropOrphanMetadata(kept)
 		return nil
 	})
-	if err != nil {
+	if err != nil || !dropped {
 		return err
 	}
 	_, err = s.GC(ctx)
 	return err
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
+// dropOrphanMetadata removes the metadata artifacts whose snapshot no
+// entry names any more: a metadata artifact goes with the last snapshot
+// it describes.
+func dropOrphanMetadata(ms []v1.Descriptor) []v1.Descriptor {
+	tagged := map[string]bool{}
+	for _, m := range ms {
+		if m.ArtifactType != MetadataArtifactType {
+			tagged[m.Digest.String()] = true
 		}
 	}
-	return false
+	out := ms[:0]
+	for _, m := range ms {
+		if sub := m.Annotations[subjectAnnotation]; sub != "" && !tagged[sub] {
+			continue
+		}
+		out = append(out, m)
+	}
+	return out
 }
 
 // IsSnapshotTag reports whether tag is one of slug's tags.

@@ -20,7 +20,19 @@ const (
 	MetadataFile       = "metadata.json"
 	CommittedImageFile = "committed-image"
 	PreserveMarker     = "preserve"
+	// ImportedMetadataFile keeps metadata.json exactly as it arrived
+	// with an import or a pull, as data: bb never reads it back.
+	ImportedMetadataFile = "metadata.imported.json"
+	// DirSourceFile names the directory a dir bottle is snapshotted from.
+	// Only this host's user writes it (bb commit --from-dir, bb resume
+	// of a dir bottle); nothing that arrives from elsewhere does.
+	DirSourceFile = "dir-source"
 )
+
+// hostFields are metadata.json fields that name things on the host the
+// bottle came from. They are dropped from metadata that arrives from
+// elsewhere (an import, a pull), so that it never steers this host.
+var hostFields = []string{"cwd", "copy_cwd"}
 
 // EnvHome overrides the default home (~/.bot-bottle).
 const EnvHome = "BB_HOME"
@@ -117,10 +129,81 @@ func (h Home) WriteRawMetadata(slug string, raw []byte) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(h.StateDir(slug), 0o755); err != nil {
+	if err := h.mkdirState(slug); err != nil {
 		return fmt.Errorf("creating state directory: %w", err)
 	}
-	return oci.WriteFileAtomic(filepath.Join(h.StateDir(slug), MetadataFile), append(b, '\n'), 0o644)
+	return oci.WriteFileAtomic(filepath.Join(h.StateDir(slug), MetadataFile), append(b, '\n'), oci.FileMode)
+}
+
+// WriteImportedMetadata restores metadata.json that arrived with a
+// snapshot (an import, a pull): raw is kept as it came in
+// metadata.imported.json, and metadata.json gets its fields without
+// the ones that name host paths (cwd, copy_cwd, when set), identity set
+// to slug.
+func (h Home) WriteImportedMetadata(slug string, raw []byte) error {
+	if err := ValidSlug(slug); err != nil {
+		return err
+	}
+	var fields map[string]any
+	if err := json.Unmarshal(raw, &fields); err != nil {
+		return fmt.Errorf("bottle metadata is not a JSON object: %w", err)
+	}
+	if fields == nil {
+		return errors.New("bottle metadata is not a JSON object: null")
+	}
+	for _, k := range hostFields {
+		// Empty ones ("", false) name nothing and stay, so that the same
+		// metadata imported twice gives the same bytes.
+		if v, ok := fields[k]; ok && v != "" && v != false && v != nil {
+			delete(fields, k)
+		}
+	}
+	clean, err := json.Marshal(fields)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(h.StateDir(slug), 0o700); err != nil {
+		return fmt.Errorf("creating state directory: %w", err)
+	}
+	if err := oci.WriteFileAtomic(filepath.Join(h.StateDir(slug), ImportedMetadataFile), raw, 0o600); err != nil {
+		return err
+	}
+	return h.WriteRawMetadata(slug, clean)
+}
+
+// DirSource returns the directory recorded for dir bottle slug, or ""
+// when none was recorded.
+func (h Home) DirSource(slug string) (string, error) {
+	if err := ValidSlug(slug); err != nil {
+		return "", err
+	}
+	b, err := readSmall(filepath.Join(h.StateDir(slug), DirSourceFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	p := string(bytes.TrimSuffix(b, []byte("\n")))
+	if !filepath.IsAbs(p) || strings.ContainsAny(p, "\n\x00") {
+		return "", fmt.Errorf("%s does not hold an absolute path", filepath.Join(h.StateDir(slug), DirSourceFile))
+	}
+	return p, nil
+}
+
+// WriteDirSource records dir (absolute) as the directory of dir bottle
+// slug. Only call it with a directory this host's user named.
+func (h Home) WriteDirSource(slug, dir string) error {
+	if err := ValidSlug(slug); err != nil {
+		return err
+	}
+	if !filepath.IsAbs(dir) || strings.ContainsAny(dir, "\n\x00") {
+		return fmt.Errorf("dir bottle source %q is not an absolute path", dir)
+	}
+	if err := os.MkdirAll(h.StateDir(slug), 0o700); err != nil {
+		return fmt.Errorf("creating state directory: %w", err)
+	}
+	return oci.WriteFileAtomic(filepath.Join(h.StateDir(slug), DirSourceFile), []byte(dir+"\n"), 0o600)
 }
 
 // WriteMetadata writes metadata.json.
@@ -158,10 +241,10 @@ func (h Home) RecordCommit(slug, ref string) error {
 		return fmt.Errorf("invalid committed reference %q", ref)
 	}
 	dir := h.StateDir(slug)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := h.mkdirState(slug); err != nil {
 		return fmt.Errorf("creating state directory %s: %w", dir, err)
 	}
-	if err := oci.WriteFileAtomic(filepath.Join(dir, CommittedImageFile), []byte(ref+"\n"), 0o644); err != nil {
+	if err := oci.WriteFileAtomic(filepath.Join(dir, CommittedImageFile), []byte(ref+"\n"), oci.FileMode); err != nil {
 		return err
 	}
 	return h.MarkPreserved(slug)
@@ -169,10 +252,10 @@ func (h Home) RecordCommit(slug, ref string) error {
 
 // MarkPreserved writes the preserve marker.
 func (h Home) MarkPreserved(slug string) error {
-	if err := os.MkdirAll(h.StateDir(slug), 0o755); err != nil {
+	if err := h.mkdirState(slug); err != nil {
 		return fmt.Errorf("creating state directory: %w", err)
 	}
-	return oci.WriteFileAtomic(filepath.Join(h.StateDir(slug), PreserveMarker), []byte("committed\n"), 0o644)
+	return oci.WriteFileAtomic(filepath.Join(h.StateDir(slug), PreserveMarker), []byte("committed\n"), oci.FileMode)
 }
 
 // Preserved reports whether the preserve marker exists.

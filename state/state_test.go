@@ -64,3 +64,50 @@ func TestValidSlug(t *testing.T) {
 		}
 	}
 }
+
+func TestImportedMetadataDropsHostFields(t *testing.T) {
+	h := Home{Dir: t.TempDir()}
+	raw := []byte(`{"identity":"old","cwd":"/home/victim","copy_cwd":true,"backend":"dir","agent_name":"a"}`)
+	if err := h.WriteImportedMetadata("imp", raw); err != nil {
+		t.Fatal(err)
+	}
+	md, err := h.ReadMetadata("imp")
+	if err != nil || md.Cwd != "" || md.Identity != "imp" || md.AgentName != "a" || md.Backend != "dir" {
+		t.Fatalf("metadata = %+v, %v", md, err)
+	}
+	b, _ := h.RawMetadata("imp")
+	if strings.Contains(string(b), "victim") || strings.Contains(string(b), "copy_cwd") {
+		t.Fatalf("host fields kept: %s", b)
+	}
+	if kept, _ := os.ReadFile(filepath.Join(h.StateDir("imp"), ImportedMetadataFile)); string(kept) != string(raw) {
+		t.Fatalf("imported bytes not kept: %s", kept)
+	}
+	if p, err := h.DirSource("imp"); p != "" || err != nil {
+		t.Fatalf("an import recorded a dir source: %q %v", p, err)
+	}
+	for _, bad := range [][]byte{[]byte(`null`), []byte(`[1]`), []byte(`"x"`)} {
+		if err := h.WriteImportedMetadata("imp", bad); err == nil {
+			t.Errorf("%s accepted as metadata", bad)
+		}
+	}
+}
+
+func TestDirSource(t *testing.T) {
+	h := Home{Dir: t.TempDir()}
+	if err := h.WriteDirSource("d", "relative/path"); err == nil {
+		t.Fatal("relative dir source accepted")
+	}
+	if err := h.WriteDirSource("d", "/a\nb"); err == nil {
+		t.Fatal("multi-line dir source accepted")
+	}
+	if err := h.WriteDirSource("d", "/srv/tree"); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := h.DirSource("d"); p != "/srv/tree" || err != nil {
+		t.Fatalf("DirSource = %q, %v", p, err)
+	}
+	fi, err := os.Stat(filepath.Join(h.StateDir("d"), DirSourceFile))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("dir-source mode: %v %v", fi, err)
+	}
+}

@@ -13,7 +13,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/bot-bottle/bb/backends/tarcmd"
 	"github.com/bot-bottle/bb/bottle"
@@ -44,12 +46,18 @@ type Runtime struct {
 	// empty).
 	TempDir string
 	Logger  *slog.Logger
+	// Settle is how long Boot watches a started container (0:
+	// bottle.DefaultSettle; negative: no check).
+	Settle time.Duration
 }
 
 var _ bottle.Runtime = (*Runtime)(nil)
 
 // Name implements bottle.Runtime.
 func (r *Runtime) Name() string { return bottle.MacosContainer }
+
+// CheckName implements bottle.NameChecker.
+func (r *Runtime) CheckName(slug string) error { return bottle.CheckContainerName(slug) }
 
 func (r *Runtime) log() *slog.Logger {
 	if r.Logger == nil {
@@ -94,9 +102,33 @@ type listed struct {
 			Arguments        []string `json:"arguments"`
 			Environment      []string `json:"environment"`
 			WorkingDirectory string   `json:"workingDirectory"`
+			User             procUser `json:"user"`
 		} `json:"initProcess"`
 	} `json:"configuration"`
 	Status json.RawMessage `json:"status"`
+}
+
+// procUser is ProcessConfiguration.User as Swift encodes it:
+// {"raw":{"userString":"node"}} or {"id":{"uid":0,"gid":0}}
+// (container 1.2.2 Sources/ContainerResource/Container/ProcessConfiguration.swift).
+type procUser struct {
+	Raw *struct {
+		UserString string `json:"userString"`
+	} `json:"raw"`
+	ID *struct {
+		UID uint32 `json:"uid"`
+		GID uint32 `json:"gid"`
+	} `json:"id"`
+}
+
+func (u procUser) String() string {
+	switch {
+	case u.Raw != nil:
+		return u.Raw.UserString
+	case u.ID != nil:
+		return fmt.Sprintf("%d:%d", u.ID.UID, u.ID.GID)
+	}
+	return ""
 }
 
 func (l listed) id() string {
@@ -198,7 +230,13 @@ func (r *Runtime) Prepare(ctx context.Context, slug string, opts bottle.PrepareO
 	if l == nil {
 		return nil, fmt.Errorf("%s: %w", name, bottle.ErrNoBottle)
 	}
-	base := snapshot.Base{Ref: l.Configuration.Image.Reference, Config: r.baseConfig(ctx, bin, l)}
+	ip := l.Configuration.InitProcess
+	proc := bottle.Process{WorkingDir: ip.WorkingDirectory, User: ip.User.String(), Env: ip.Environment}
+	if ip.Executable != "" {
+		proc.Argv = append([]string{ip.Executable}, ip.Arguments...)
+	}
+	base := snapshot.Base{Ref: l.Configuration.Image.Reference,
+		Config: bottle.ApplyProcess(r.baseConfig(ctx, bin, l), proc, opts.KeepEnv)}
 	p := &bottle.Prepared{Base: base}
 	switch opts.Method {
 	case "", MethodExec:
@@ -221,10 +259,12 @@ func (r *Runtime) Prepare(ctx context.Context, slug string, opts bottle.PrepareO
 }
 
 // baseConfig reads the config of the image the container runs, so the
-// snapshot keeps its Env, Entrypoint, Cmd, User and WorkingDir. When the
-// image is gone, the container's init process gives the command, working
-// directory and PATH (not the rest of its environment, which holds what
-// the launcher passed with container run -e).
+// snapshot keeps its Env, Entrypoint, Cmd, User and WorkingDir (container
+// image inspect keeps only those, Labels and StopSignal). When the image
+// is gone, only PATH is taken from the container's init process (the
+// rest of its environment holds what the launcher passed with
+// container run -e); Prepare applies the init process's command,
+// working directory and user either way.
 func (r *Runtime) baseConfig(ctx context.Context, bin string, l *listed) *v1.ConfigFile {
 	ref := l.Configuration.Image.Reference
 	cf, err := r.imageConfig(ctx, bin, ref)
@@ -232,16 +272,7 @@ func (r *Runtime) baseConfig(ctx context.Context, bin string, l *listed) *v1.Con
 		return cf
 	}
 	r.log().Warn("reading the base image config; the snapshot's config comes from the container's init process", "image", ref, "err", err)
-	ip := l.Configuration.InitProcess
-	cf = &v1.ConfigFile{Config: v1.Config{WorkingDir: ip.WorkingDirectory}}
-	if ip.Executable != "" {
-		cf.Config.Cmd = append([]string{ip.Executable}, ip.Arguments...)
-	}
-	for _, e := range ip.Environment {
-		if strings.HasPrefix(e, "PATH=") {
-			cf.Config.Env = []string{e}
-		}
-	}
+	cf = &v1.ConfigFile{Config: v1.Config{Env: bottle.PathOnly(l.Configuration.InitProcess.Environment)}}
 	if cf.Config.Env == nil {
 		cf.Config.Env = []string{DefaultPath}
 	}
@@ -253,7 +284,7 @@ func (r *Runtime) imageConfig(ctx context.Context, bin, ref string) (*v1.ConfigF
 	if ref == "" {
 		return nil, errors.New("the container names no image")
 	}
-	out, err := r.run(ctx, bin, "image", "inspect", ref)
+	out, err := r.run(ctx, bin, "image", "inspect", QualifiedRef(ref))
 	if err != nil {
 		return nil, err
 	}
@@ -288,9 +319,20 @@ type ExecSource struct {
 
 // Stream implements snapshot.Source.
 func (s *ExecSource) Stream(ctx context.Context, req snapshot.StreamRequest) (io.ReadCloser, error) {
-	args := append([]string{"exec", "--user", "root", s.Name}, tarcmd.Args("/", req.Excludes, s.OneFS)...)
-	return tarcmd.Start(ctx, exec.CommandContext(ctx, s.Binary, args...), "container exec tar in "+s.Name, true)
+	args := append([]string{"exec", "--user", "root", s.Name}, tarcmd.Wrap(tarcmd.Args("/", req.Excludes, s.OneFS))...)
+	st, err := tarcmd.StartWrapped(ctx, exec.CommandContext(ctx, s.Binary, args...), "container exec tar in "+s.Name)
+	if err != nil {
+		return nil, err
+	}
+	// container exec gives up relaying 3 s after tar exits
+	// (ProcessIO.swift:241-258): keep its output moving.
+	st.ReadAhead(ReadAhead)
+	return st, nil
 }
+
+// ReadAhead is how much of container exec's output bb holds in memory
+// ahead of the snapshot pipeline.
+const ReadAhead = 16 << 20
 
 // ExportSource streams container export of a running container.
 type ExportSource struct {
@@ -322,6 +364,26 @@ func (e *exportStream) Read(p []byte) (int, error) {
 // container parses the name annotation as a full reference.
 func FullRef(slug string) string { return "docker.io/library/" + bottle.CommittedRef(slug) }
 
+// QualifiedRef returns ref with a registry domain: container expands a
+// short reference with the user's configurable default domain
+// (container 1.2.2 ClientImage.normalizeReference, `container system
+// property set registry.domain`), which may not be docker.io, where bb
+// loads its snapshots. So bb names images in full in image inspect and
+// run; committed-image keeps the short name the launcher reads.
+func QualifiedRef(ref string) string {
+	first, _, ok := strings.Cut(ref, "/")
+	if ok && (strings.ContainsAny(first, ".:") || first == "localhost") {
+		return ref
+	}
+	if !ok {
+		ref = "library/" + ref
+	}
+	if !strings.Contains(ref[strings.LastIndex(ref, "/")+1:], ":") && !strings.Contains(ref, "@") {
+		ref += ":latest"
+	}
+	return "docker.io/" + ref
+}
+
 // Install implements bottle.Runtime: container image load of an OCI
 // layout archive of the snapshot, named FullRef(slug). A load is skipped
 // when container already has this manifest under that name.
@@ -331,7 +393,7 @@ func (r *Runtime) Install(ctx context.Context, snap bottle.Snapshot) (string, er
 		return "", err
 	}
 	committed, full := bottle.CommittedRef(snap.Slug), FullRef(snap.Slug)
-	if ds, err := r.imageDigests(ctx, bin, committed); err == nil {
+	if ds, err := r.imageDigests(ctx, bin, full); err == nil {
 		for _, d := range ds {
 			if d == snap.Manifest.Digest.String() {
 				r.log().Info("container already has the snapshot; not loading it again", "image", committed)
@@ -422,7 +484,7 @@ func (r *Runtime) Has(ctx context.Context, committed string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	_, err = r.run(ctx, bin, "image", "inspect", committed)
+	_, err = r.run(ctx, bin, "image", "inspect", QualifiedRef(committed))
 	if err == nil {
 		return true, nil
 	}
@@ -452,11 +514,41 @@ func (r *Runtime) Boot(ctx context.Context, snap bottle.Snapshot, committed stri
 			return err
 		}
 	}
-	if _, err := r.run(ctx, bin, "run", "--detach", "--name", name, committed); err != nil {
+	if _, err := r.run(ctx, bin, "run", "--detach", "--name", name, QualifiedRef(committed)); err != nil {
 		return err
 	}
 	if _, err := r.run(ctx, bin, "exec", "--user", "root", name, "sh", "-c", bottle.ScratchScript); err != nil {
+		if ex, _ := r.exited(ctx, bin, name); ex != nil {
+			return &bottle.ExitedError{Name: name, Exited: *ex}
+		}
 		return fmt.Errorf("%s is running, but recreating /tmp and /var/tmp failed: %w", name, err)
 	}
-	return nil
+	return bottle.WatchStart(ctx, bottle.SettleOf(opts.Settle, r.Settle), name, func(ctx context.Context) (*bottle.Exited, error) {
+		return r.exited(ctx, bin, name)
+	})
+}
+
+// exited returns nil while the container runs, else its state and the
+// last lines of its output (container logs -n; container 1.2.2 reports
+// no exit code).
+func (r *Runtime) exited(ctx context.Context, bin, name string) (*bottle.Exited, error) {
+	l, err := r.find(ctx, bin, name)
+	if err != nil {
+		return nil, err
+	}
+	st := "deleted"
+	if l != nil {
+		if l.state() == "running" {
+			return nil, nil
+		}
+		st = l.state()
+	}
+	ex := &bottle.Exited{Code: -1, State: st}
+	out, err := r.run(ctx, bin, "logs", "-n", strconv.Itoa(bottle.LogLines), name)
+	if err != nil {
+		ex.Output = "(container logs: " + err.Error() + ")"
+	} else {
+		ex.Output = string(out)
+	}
+	return ex, nil
 }

@@ -2,6 +2,7 @@ package dir
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -20,54 +21,106 @@ import (
 // DefaultPath is the PATH given to snapshots of a bare directory.
 const DefaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-// Runtime snapshots directories. A dir bottle's directory is the cwd of
-// its metadata.json (bb commit --from-dir writes it).
+// Runtime snapshots directories. A dir bottle's directory is what this
+// host's user named: the directory of bb commit --from-dir, or the one bb
+// resume extracted the bottle into. It is recorded in
+// state/<slug>/dir-source, never taken from metadata.json (which may have
+// come with an import or a pull from another host).
 type Runtime struct {
 	Home state.Home
 	// Tar is the GNU tar to run ("tar" when empty).
 	Tar string
 }
 
-var _ bottle.Runtime = (*Runtime)(nil)
+var (
+	_ bottle.Runtime        = (*Runtime)(nil)
+	_ bottle.SourceRecorder = (*Runtime)(nil)
+)
 
 // Name implements bottle.Runtime.
 func (r *Runtime) Name() string { return bottle.Dir }
 
-// Register records dir as the directory of bottle slug.
-func (r *Runtime) Register(slug, dir string) error {
+// checkDir makes dir absolute and checks that it is a directory that
+// slug may take.
+func (r *Runtime) checkDir(slug, dir string) (string, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
-		return err
+		return "", err
 	}
 	fi, err := os.Stat(abs)
 	if err != nil {
-		return fmt.Errorf("--from-dir: %w", err)
+		return "", fmt.Errorf("--from-dir: %w", err)
 	}
 	if !fi.IsDir() {
-		return fmt.Errorf("--from-dir %s is not a directory", abs)
+		return "", fmt.Errorf("--from-dir %s is not a directory", abs)
 	}
-	md, err := r.Home.ReadMetadata(slug)
-	if err != nil {
-		return err
-	}
-	if md != nil && md.Backend != bottle.Dir && md.Backend != "" {
-		return fmt.Errorf("slug %s already belongs to a %s bottle: choose another --slug", slug, md.Backend)
-	}
-	if md != nil && md.Cwd == abs && md.Backend == bottle.Dir {
-		return nil
-	}
-	return r.Home.WriteMetadata(slug, state.Metadata{Identity: slug, Cwd: abs, Backend: bottle.Dir})
-}
-
-func (r *Runtime) path(slug string) (string, error) {
 	md, err := r.Home.ReadMetadata(slug)
 	if err != nil {
 		return "", err
 	}
-	if md == nil || md.Backend != bottle.Dir || md.Cwd == "" {
-		return "", fmt.Errorf("%s: %w (use bb commit --from-dir PATH --slug %s)", slug, bottle.ErrNoBottle, slug)
+	if md != nil && md.Backend != bottle.Dir && md.Backend != "" {
+		return "", fmt.Errorf("slug %s already belongs to a %s bottle: choose another --slug", slug, md.Backend)
 	}
-	return md.Cwd, nil
+	return abs, nil
+}
+
+// Register records dir as the directory of bottle slug right away (tests
+// and tools; bb commit --from-dir records it only once the snapshot is
+// stored, through PrepareOptions.Dir and RecordSource).
+func (r *Runtime) Register(slug, dir string) error {
+	abs, err := r.checkDir(slug, dir)
+	if err != nil {
+		return err
+	}
+	return r.RecordSource(slug, abs)
+}
+
+// RecordSource implements bottle.SourceRecorder: dir becomes the
+// directory of dir bottle slug, and metadata.json names the dir backend.
+func (r *Runtime) RecordSource(slug, dir string) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	if err := r.Home.WriteDirSource(slug, abs); err != nil {
+		return err
+	}
+	raw, err := r.Home.RawMetadata(slug)
+	if err != nil {
+		return err
+	}
+	if raw == nil {
+		return r.Home.WriteMetadata(slug, state.Metadata{Identity: slug, Backend: bottle.Dir})
+	}
+	var fields map[string]any
+	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
+		return r.Home.WriteMetadata(slug, state.Metadata{Identity: slug, Backend: bottle.Dir})
+	}
+	if fields["backend"] == bottle.Dir {
+		return nil
+	}
+	fields["backend"] = bottle.Dir
+	b, err := json.Marshal(fields)
+	if err != nil {
+		return err
+	}
+	return r.Home.WriteRawMetadata(slug, b)
+}
+
+func (r *Runtime) path(slug string) (string, error) {
+	p, err := r.Home.DirSource(slug)
+	if err != nil || p != "" {
+		return p, err
+	}
+	md, err := r.Home.ReadMetadata(slug)
+	if err != nil {
+		return "", err
+	}
+	if md != nil && md.Backend == bottle.Dir && md.Cwd != "" {
+		return "", fmt.Errorf("%s: %w: metadata.json names %s, but bb snapshots only a directory this host's user named (metadata may come from another host): run bb commit --from-dir %s --slug %s",
+			slug, bottle.ErrNoBottle, md.Cwd, md.Cwd, slug)
+	}
+	return "", fmt.Errorf("%s: %w (use bb commit --from-dir PATH --slug %s)", slug, bottle.ErrNoBottle, slug)
 }
 
 // List implements bottle.Runtime: the dir bottles recorded in state.
@@ -98,7 +151,13 @@ func (r *Runtime) Inspect(ctx context.Context, slug string) (*bottle.Info, error
 
 // Prepare implements bottle.Runtime.
 func (r *Runtime) Prepare(ctx context.Context, slug string, opts bottle.PrepareOptions) (*bottle.Prepared, error) {
-	p, err := r.path(slug)
+	var p string
+	var err error
+	if opts.Dir != "" {
+		p, err = r.checkDir(slug, opts.Dir)
+	} else {
+		p, err = r.path(slug)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +208,11 @@ func (r *Runtime) Has(ctx context.Context, committed string) (bool, error) {
 }
 
 // Boot implements bottle.Runtime: extract the slug's current snapshot
-// into opts.Dir (default <home>/state/<slug>/rootfs).
+// into opts.Dir (default <home>/state/<slug>/rootfs), which becomes the
+// bottle's directory. The tree keeps its own modes inside under a top
+// directory of mode 0700; /tmp and /var/tmp are made real directories
+// (root:root 1777 as root) inside it. Device nodes are created only with
+// opts.Devices; skipped ones are reported through opts.Warn.
 func (r *Runtime) Boot(ctx context.Context, snap bottle.Snapshot, committed string, opts bottle.ResumeOptions) error {
 	if snap.Manifest.Digest == (v1.Hash{}) {
 		return fmt.Errorf("no snapshot of %s in the store", snap.Slug)
@@ -158,31 +221,50 @@ func (r *Runtime) Boot(ctx context.Context, snap bottle.Snapshot, committed stri
 	if dst == "" {
 		dst = filepath.Join(r.Home.StateDir(snap.Slug), "rootfs")
 	}
+	dst, err := filepath.Abs(dst)
+	if err != nil {
+		return err
+	}
 	if ents, err := os.ReadDir(dst); err == nil && len(ents) > 0 {
 		if !opts.Replace {
 			return fmt.Errorf("%s is not empty: %w (pass --replace to overwrite it)", dst, bottle.ErrRunning)
-		}
-		if err := os.RemoveAll(dst); err != nil {
-			return err
 		}
 	}
 	img, err := snap.Store.Image(ctx, snap.Manifest.Digest)
 	if err != nil {
 		return err
 	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+		return err
+	}
 	tmp := dst + ".bb-extract"
 	_ = os.RemoveAll(tmp)
-	if err := rootfs.ExtractImage(ctx, img, tmp, rootfs.Options{NoChown: os.Geteuid() != 0}); err != nil {
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		return fmt.Errorf("creating %s: %w", tmp, err)
+	}
+	fail := func(err error) error {
 		_ = os.RemoveAll(tmp)
 		return err
 	}
-	for _, d := range []string{"tmp", "var/tmp"} {
-		p := filepath.Join(tmp, d)
-		if err := os.MkdirAll(p, 0o1777); err != nil {
-			return err
-		}
-		_ = os.Chmod(p, 0o1777|os.ModeSticky)
+	ropts := rootfs.Options{NoChown: os.Geteuid() != 0, Devices: opts.Devices, Warn: opts.Warn}
+	if err := rootfs.ExtractImage(ctx, img, tmp, ropts); err != nil {
+		return fail(err)
 	}
-	_ = os.Remove(dst)
-	return os.Rename(tmp, dst)
+	if err := rootfs.Scratch(tmp, []string{"tmp", "var/tmp"}, ropts); err != nil {
+		return fail(err)
+	}
+	if err := rootfs.Private(tmp); err != nil {
+		return fail(err)
+	}
+	if opts.Replace {
+		if err := os.RemoveAll(dst); err != nil {
+			return fail(err)
+		}
+	} else {
+		_ = os.Remove(dst) // empty
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		return fail(err)
+	}
+	return r.RecordSource(snap.Slug, dst)
 }

@@ -79,7 +79,7 @@ func (p *plan) fileList() []byte {
 // descending into directories. Paths that are gone are skipped quietly:
 // the plan names deleted paths on purpose, to find recreated directories.
 func diffTarArgs() []string {
-	return []string{"tar", "--create", "--numeric-owner", "--xattrs", "--xattrs-include=*",
+	return []string{"tar", "--create", "--sparse", "--numeric-owner", "--xattrs", "--xattrs-include=*",
 		"--ignore-failed-read", "--warning=no-file-ignored", "--warning=no-failed-read", "--no-recursion",
 		"--file=-", "--directory=/", "--null", "--files-from=-"}
 }
@@ -109,7 +109,9 @@ func (p *plan) rewrite(src io.Reader, w io.Writer, filter bool) error {
 			return err
 		}
 		name := cleanRel(hdr.Name)
-		if name == "" || (filter && !p.set[name]) {
+		// The stream comes from the bottle: an entry that climbs out
+		// (..) or is absolute is not one tar --directory=/ makes.
+		if name == "" || hasDotDot(hdr.Name) || path.IsAbs(hdr.Name) || (filter && !p.set[name]) {
 			continue
 		}
 		hdr.Format = tar.FormatUnknown

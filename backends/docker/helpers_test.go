@@ -28,6 +28,7 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
@@ -80,11 +81,17 @@ func buildImage(t testing.TB, c *client.Client, opts testimage.Options, edit fun
 // to this image to dir, so that the image's layer is its own.
 func loadImage(t testing.TB, c *client.Client, dir string) string {
 	t.Helper()
+	return loadImageConfig(t, c, dir, testimage.Config())
+}
+
+// loadImageConfig is loadImage with another image config.
+func loadImageConfig(t testing.TB, c *client.Client, dir string, config v1.Config) string {
+	t.Helper()
 	ctx := context.Background()
 	if err := os.WriteFile(filepath.Join(dir, "etc", "image-id"), []byte(randHex(8)+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	img, err := testimage.HostImage(ctx, dir, t.TempDir())
+	img, err := testimage.HostImageConfig(ctx, dir, t.TempDir(), config)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -97,5 +97,5 @@ func (x layerIndex) add(ctx context.Context, add map[string]layerEntry) error {
 	if err != nil {
 		return err
 	}
-	return oci.WriteFileAtomic(x.path(), b, 0o644)
+	return oci.WriteFileAtomic(x.path(), b, oci.FileMode)
 }

@@ -6,10 +6,12 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/bot-bottle/bb/backends/tarcmd"
 	"github.com/bot-bottle/bb/bottle"
 	"github.com/bot-bottle/bb/snapshot"
+	"github.com/docker/docker/api/types/container"
 )
 
 // Methods of streaming a bottle's root filesystem.
@@ -90,6 +92,19 @@ func (r *Runtime) Prepare(ctx context.Context, slug string, opts bottle.PrepareO
 		incremental = false
 	}
 	if incremental {
+		// The change list is JSON: a name that is not UTF-8 arrives with
+		// U+FFFD in place of its bytes and cannot be found again.
+		if changes, err := c.ContainerDiff(ctx, ci.ID); err == nil {
+			for _, ch := range changes {
+				if strings.ContainsRune(ch.Path, utf8.RuneError) {
+					r.log().Info("a changed path is not UTF-8, so the daemon's change list cannot name it: making a full snapshot", "container", name, "path", ch.Path)
+					incremental = false
+					break
+				}
+			}
+		}
+	}
+	if incremental {
 		layers, cf, err := r.baseLayers(ctx, c, ii)
 		if err != nil {
 			r.log().Warn("cannot build on the base image's layers; making a full snapshot", "container", name, "err", err)
@@ -98,6 +113,7 @@ func (r *Runtime) Prepare(ctx context.Context, slug string, opts bottle.PrepareO
 			base.Layers, base.Config = layers, cf
 		}
 	}
+	base.Config = bottle.ApplyProcess(base.Config, processOf(ci), opts.KeepEnv)
 	kind := "full"
 	if incremental {
 		kind = "diff"
@@ -235,3 +251,18 @@ func (h *hookCloser) Warnings() []string {
 }
 
 var _ snapshot.Source = (*source)(nil)
+
+// processOf is what docker commit takes from a container: its own
+// Entrypoint, Cmd, WorkingDir, User and Env (the image's, merged with
+// what docker run set). ci.Path and ci.Args are the same command
+// resolved, so Config is enough.
+func processOf(ci container.InspectResponse) bottle.Process {
+	p := bottle.Process{}
+	if c := ci.Config; c != nil {
+		// The container's config is complete (the image's values where
+		// docker run set none), so an empty one clears the base's.
+		p.Entrypoint, p.Cmd = append([]string{}, c.Entrypoint...), append([]string{}, c.Cmd...)
+		p.WorkingDir, p.User, p.Env = c.WorkingDir, c.User, c.Env
+	}
+	return p
+}

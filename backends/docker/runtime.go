@@ -1,18 +1,23 @@
 package docker
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/bot-bottle/bb/bottle"
 	"github.com/bot-bottle/bb/oci"
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/pkg/stdcopy"
 )
 
 // EnvNetwork names the network mode bb resume gives the containers it
@@ -44,6 +49,10 @@ type Runtime struct {
 	MaxBaseLayers int
 	// Logger receives progress and warnings; nil discards them.
 	Logger *slog.Logger
+	// Settle is how long Boot watches a started bottle before it calls
+	// the resume a success; 0 means bottle.DefaultSettle, negative skips
+	// the check.
+	Settle time.Duration
 
 	once   sync.Once
 	client Client
@@ -209,5 +218,29 @@ func (r *Runtime) Boot(ctx context.Context, snap bottle.Snapshot, committed stri
 	if err != nil {
 		r.log().Warn("could not recreate /tmp and /var/tmp as root:root 1777 in the bottle (no /bin/sh?)", "container", name, "err", err)
 	}
-	return nil
+	return bottle.WatchStart(ctx, bottle.SettleOf(opts.Settle, r.Settle), name, func(ctx context.Context) (*bottle.Exited, error) {
+		ci, err := c.ContainerInspect(ctx, created.ID)
+		if err != nil {
+			return nil, fmt.Errorf("inspecting container %s: %w", name, err)
+		}
+		if ci.State == nil || ci.State.Running || ci.State.Paused || ci.State.Restarting {
+			return nil, nil
+		}
+		return &bottle.Exited{Code: ci.State.ExitCode, State: ci.State.Status, Output: r.logTail(ctx, c, created.ID)}, nil
+	})
+}
+
+// logTail returns the last lines of a container's output.
+func (r *Runtime) logTail(ctx context.Context, c Client, id string) string {
+	rc, err := c.ContainerLogs(ctx, id, container.LogsOptions{ShowStdout: true, ShowStderr: true, Tail: strconv.Itoa(bottle.LogLines)})
+	if err != nil {
+		return "(docker logs: " + err.Error() + ")"
+	}
+	defer rc.Close()
+	var out bytes.Buffer
+	// Without a TTY the daemon multiplexes both streams.
+	if _, err := stdcopy.StdCopy(&out, &out, io.LimitReader(rc, 64<<10)); err != nil {
+		return out.String()
+	}
+	return out.String()
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/bot-bottle/bb/backends/docker"
 	"github.com/bot-bottle/bb/bottle"
 	"github.com/bot-bottle/bb/internal/backendtest"
+	"github.com/bot-bottle/bb/internal/testimage"
 	"github.com/bot-bottle/bb/oci"
 	"github.com/bot-bottle/bb/state"
 	"github.com/docker/docker/api/types/container"
@@ -48,11 +49,28 @@ func (h *dockerHarness) Runtime(t testing.TB, home state.Home) bottle.Runtime {
 
 func (h *dockerHarness) Start(t testing.TB, slug, dir string) {
 	t.Helper()
-	ref := loadImage(t, h.c, dir)
+	ref := loadImageConfig(t, h.c, dir, testimage.ExitingConfig())
 	h.mu.Lock()
 	h.base[slug] = ref
 	h.mu.Unlock()
-	startBottle(t, h.c, ref, slug)
+	startWith(t, h.c, ref, slug, container.Config{Cmd: testimage.OwnCommand})
+}
+
+// KnownLosses: the daemon (dockerd 20.10, overlay2) applies owner and
+// mode to a hard link entry it extracts, and the chown clears the
+// security.capability of the file the link shares; it keeps it when the
+// link's own header repeats the xattr (checked with docker import). It
+// also drops xattrs with an empty value (the suite's user.b). The
+// snapshot's layer carries all of them.
+func (h *dockerHarness) KnownLosses() []string { return []string{"security.capability", "user.b"} }
+
+func (h *dockerHarness) Command(t testing.TB, slug string) []string {
+	t.Helper()
+	ci, err := h.c.ContainerInspect(context.Background(), bottle.Name(slug))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append([]string{ci.Path}, ci.Args...)
 }
 
 func (h *dockerHarness) Exec(t testing.TB, slug string, stdin io.Reader, argv ...string) ([]byte, error) {
@@ -87,15 +105,17 @@ func (h *dockerHarness) Forget(t testing.TB, home state.Home, slug, committed st
 }
 
 // TestBackendSuite runs the shared backend suite (internal/backendtest)
-// on the Docker backend. Its round trip is the incremental one (a diff
-// layer on the base image's layers) through bottle.Manager, with a daemon
-// that has none of the snapshot's layers at resume.
+// on the Docker backend, through bottle.Manager, with a daemon that has
+// none of the snapshot's layers at resume.
 func TestBackendSuite(t *testing.T) {
 	h := &dockerHarness{c: needDocker(t), logs: &logs{}, base: map[string]string{}}
 	backendtest.RequireRoot(t) // the suite checks owners in the trees it reads
 	t.Parallel()
 	backendtest.Run(t, h)
-	if !t.Failed() && !h.logs.contains("layers_sent=2") {
-		t.Errorf("the resume did not load both layers of the snapshot:\n%s", h.logs)
+	// The suite's tree has a name that is not UTF-8, which the daemon's
+	// change list cannot carry: the snapshot is a full one (the
+	// incremental round trips are TestRoundTrip's export and pause).
+	if !t.Failed() && !h.logs.contains("making a full snapshot") {
+		t.Errorf("a changed name that is not UTF-8 did not make a full snapshot:\n%s", h.logs)
 	}
 }

@@ -274,8 +274,10 @@ func bootFrom(t *testing.T, slug, dir string, cfg v1.Config) {
 	mustCLI(t, "machine", "start", "--name", bottle.Name(slug))
 }
 
-// TestSnapshotConfig: a VM booted from an image keeps the image's Env,
-// entrypoint and command in its snapshot.
+// TestSnapshotConfig: smolvm reports a machine's entrypoint and command
+// but no image config, so a first snapshot keeps only PATH of the VM's
+// environment (which may hold tokens), all of it with --keep-env, and a
+// later snapshot builds on the previous one's config.
 func TestSnapshotConfig(t *testing.T) {
 	h := newHarness(t)
 	e := backendtest.NewEnv(t, h)
@@ -284,16 +286,26 @@ func TestSnapshotConfig(t *testing.T) {
 	})
 	defer h.Remove(t, "cfg")
 	e.Home.WriteMetadata("cfg", state.Metadata{Identity: "cfg", Backend: bottle.Smolmachines})
-	if _, err := e.Manager.Commit(context.Background(), "cfg", bottle.CommitOptions{}); err != nil {
-		t.Fatal(err)
+	commit := func(keepEnv bool) v1.Config {
+		t.Helper()
+		if _, err := e.Manager.Commit(context.Background(), "cfg", bottle.CommitOptions{NoInstall: true, Prepare: bottle.PrepareOptions{KeepEnv: keepEnv}}); err != nil {
+			t.Fatal(err)
+		}
+		ins, err := e.Manager.Inspect(context.Background(), "cfg")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ins.Config.Config
 	}
-	ins, err := e.Manager.Inspect(context.Background(), "cfg")
-	if err != nil {
-		t.Fatal(err)
+	c := commit(false)
+	if !slices.Equal(c.Env, []string{"PATH=/usr/bin:/bin"}) || !slices.Equal(c.Cmd, []string{"/bin/sleep", "infinity"}) || c.User != "" {
+		t.Errorf("first snapshot config: env %v cmd %v user %q; want PATH only and the machine's command", c.Env, c.Cmd, c.User)
 	}
-	c := ins.Config.Config
-	if !slices.Contains(c.Env, "AGENT_MODE=careful") || !slices.Equal(c.Cmd, []string{"/bin/sleep", "infinity"}) || c.User != "" {
-		t.Errorf("snapshot config: env %v cmd %v user %q", c.Env, c.Cmd, c.User)
+	if c = commit(true); !slices.Contains(c.Env, "AGENT_MODE=careful") {
+		t.Errorf("--keep-env snapshot config: env %v", c.Env)
+	}
+	if c = commit(false); !slices.Contains(c.Env, "AGENT_MODE=careful") || !slices.Equal(c.Cmd, []string{"/bin/sleep", "infinity"}) {
+		t.Errorf("a later snapshot does not build on the previous one's config: env %v cmd %v", c.Env, c.Cmd)
 	}
 }
 

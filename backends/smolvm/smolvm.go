@@ -53,12 +53,18 @@ type Runtime struct {
 	// (<home>/tmp when empty).
 	TempDir string
 	Logger  *slog.Logger
+	// Settle is how long Boot watches a started machine (0:
+	// bottle.DefaultSettle; negative: no check).
+	Settle time.Duration
 }
 
 var _ bottle.Runtime = (*Runtime)(nil)
 
 // Name implements bottle.Runtime.
 func (r *Runtime) Name() string { return bottle.Smolmachines }
+
+// CheckName implements bottle.NameChecker.
+func (r *Runtime) CheckName(slug string) error { return bottle.CheckSmolvmName(slug) }
 
 func (r *Runtime) log() *slog.Logger {
 	if r.Logger == nil {
@@ -222,11 +228,16 @@ func (r *Runtime) Prepare(ctx context.Context, slug string, opts bottle.PrepareO
 	default:
 		return nil, fmt.Errorf("smolmachines: unknown --method %q (exec or cp)", opts.Method)
 	}
-	base := snapshot.Base{Config: r.baseConfig(ctx, bin, name, m)}
+	base := snapshot.Base{Config: r.baseConfig(ctx, bin, name, m, opts)}
 	if m.Image != nil {
 		base.Ref = *m.Image
 	}
 	src := &Source{Binary: bin, Name: name, Method: method, OneFS: !opts.IncludeMounts, TempDir: r.tempDir()}
+	if method == MethodCp {
+		if err := src.checkCap(ctx); err != nil {
+			return nil, err
+		}
+	}
 	return &bottle.Prepared{Source: src, Base: base, CreatedBy: "bb commit (smolvm " + method + " tar)"}, nil
 }
 
@@ -241,22 +252,39 @@ func (r *Runtime) tempDir() string {
 // session, not to the image.
 var sessionEnv = map[string]bool{"HOSTNAME": true, "HOME": true, "PWD": true, "OLDPWD": true, "SHLVL": true, "_": true, "TERM": true}
 
-func (r *Runtime) baseConfig(ctx context.Context, bin, name string, m *machine) *v1.ConfigFile {
-	cf := &v1.ConfigFile{Config: v1.Config{Entrypoint: m.Entrypoint, Cmd: m.Cmd}}
+// baseConfig is the snapshot's config: machine ls --json reports the
+// machine's entrypoint and cmd (smolvm 1.9.3 src/cli/vm_common.rs
+// machine_status_json) but no image config. The base is the slug's
+// previous snapshot when there is one (the machine was resumed from
+// it), else only the PATH of an exec's environment; with KeepEnv the
+// whole environment is kept (a machine's environment holds what
+// machine create -e and its secrets set).
+func (r *Runtime) baseConfig(ctx context.Context, bin, name string, m *machine, opts bottle.PrepareOptions) *v1.ConfigFile {
+	keepEnv := opts.KeepEnv
 	out, err := r.exec(ctx, bin, name, "env")
 	if err != nil {
 		r.log().Warn("reading the VM's environment; the snapshot gets a default PATH", "machine", name, "err", err)
 	}
+	var env []string
 	for _, line := range strings.Split(string(out), "\n") {
 		k, _, ok := strings.Cut(line, "=")
 		if ok && k != "" && !sessionEnv[k] && !strings.ContainsAny(k, " \t") {
-			cf.Config.Env = append(cf.Config.Env, line)
+			env = append(env, line)
 		}
+	}
+	cf := &v1.ConfigFile{Config: v1.Config{Env: bottle.PathOnly(env)}}
+	if opts.Previous != nil {
+		cf = opts.Previous.DeepCopy()
+		cf.History, cf.RootFS = nil, v1.RootFS{}
 	}
 	if len(cf.Config.Env) == 0 {
 		cf.Config.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 	}
-	return cf
+	p := bottle.Process{Env: env}
+	if len(m.Entrypoint) > 0 || len(m.Cmd) > 0 {
+		p.Entrypoint, p.Cmd = append([]string{}, m.Entrypoint...), append([]string{}, m.Cmd...)
+	}
+	return bottle.ApplyProcess(cf, p, keepEnv && len(env) > 0)
 }
 
 // Source streams a VM's root filesystem.
@@ -272,8 +300,8 @@ type Source struct {
 func (s *Source) Stream(ctx context.Context, req snapshot.StreamRequest) (io.ReadCloser, error) {
 	args := tarcmd.Args("/", req.Excludes, s.OneFS)
 	if s.Method != MethodCp {
-		argv := append([]string{"machine", "exec", "--name", s.Name, "-i", "--"}, args...)
-		return tarcmd.Start(ctx, exec.CommandContext(ctx, s.Binary, argv...), "smolvm machine exec -i tar in "+s.Name, true)
+		argv := append([]string{"machine", "exec", "--name", s.Name, "-i", "--"}, tarcmd.Wrap(args)...)
+		return tarcmd.StartWrapped(ctx, exec.CommandContext(ctx, s.Binary, argv...), "smolvm machine exec -i tar in "+s.Name)
 	}
 	return s.copyOut(ctx, args)
 }
@@ -296,12 +324,15 @@ func (s *Source) copyOut(ctx context.Context, args []string) (io.ReadCloser, err
 		_ = rm.Run()
 	}()
 	var warnings []string
-	_, err := tarcmd.Run(ctx, exec.CommandContext(ctx, s.Binary, append([]string{"machine", "exec", "--name", s.Name, "--"}, args...)...), what)
-	var xe *exec.ExitError
-	if errors.As(err, &xe) && xe.ExitCode() == 1 {
-		warnings = append(warnings, fmt.Sprintf("%s: some files changed while they were read (tar exit status 1)", what))
-	} else if err != nil {
+	cmd := exec.CommandContext(ctx, s.Binary, append([]string{"machine", "exec", "--name", s.Name, "--"}, tarcmd.Wrap(args)...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	w, err := tarcmd.Judge(what, cmd.Run(), stderr.String())
+	if err != nil {
 		return nil, err
+	}
+	if w != "" {
+		warnings = append(warnings, w)
 	}
 	if err := os.MkdirAll(s.TempDir, 0o700); err != nil {
 		return nil, err
@@ -351,7 +382,34 @@ func (r *Runtime) Install(ctx context.Context, snap bottle.Snapshot) (string, er
 	if opts.Logger == nil {
 		opts.Logger = r.Logger
 	}
-	return pack.Pack(ctx, snap.Store, snap.Manifest, snap.Slug, ArtifactBase(r.Home, snap.Slug), opts)
+	art, err := pack.Pack(ctx, snap.Store, snap.Manifest, snap.Slug, ArtifactBase(r.Home, snap.Slug), opts)
+	if err != nil {
+		return "", err
+	}
+	// Which snapshot the artifact holds, for the restore after a boot
+	// (the store's current snapshot may be a later one, committed with
+	// --no-load).
+	tmp := art + ManifestSuffix + ".tmp"
+	if err := os.WriteFile(tmp, []byte(snap.Manifest.Digest.String()+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	if err := os.Rename(tmp, art+ManifestSuffix); err != nil {
+		return "", err
+	}
+	return art, nil
+}
+
+// ManifestSuffix names the file next to an artifact that records the
+// digest of the snapshot it was packed from.
+const ManifestSuffix = ".bb-manifest"
+
+// packedManifest returns the snapshot an artifact was packed from.
+func packedManifest(artifact string) (v1.Hash, error) {
+	b, err := os.ReadFile(artifact + ManifestSuffix)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	return v1.NewHash(strings.TrimSpace(string(b)))
 }
 
 // Has implements bottle.Runtime: the artifact file exists.
@@ -402,7 +460,7 @@ func (r *Runtime) Boot(ctx context.Context, snap bottle.Snapshot, committed stri
 	var ferr error
 	for i := 0; i < 4; i++ {
 		if _, ferr = r.exec(ctx, bin, name, "sh", "-c", bottle.ScratchScript); ferr == nil {
-			return nil
+			break
 		}
 		select {
 		case <-ctx.Done():
@@ -410,5 +468,90 @@ func (r *Runtime) Boot(ctx context.Context, snap bottle.Snapshot, committed stri
 		case <-time.After(time.Duration(i+1) * 250 * time.Millisecond):
 		}
 	}
-	return fmt.Errorf("%s is running, but recreating /tmp and /var/tmp failed: %w", name, ferr)
+	if ferr != nil {
+		if ex, _ := r.exited(ctx, bin, name); ex != nil {
+			return &bottle.ExitedError{Name: name, Exited: *ex}
+		}
+		return fmt.Errorf("%s is running, but recreating /tmp and /var/tmp failed: %w", name, ferr)
+	}
+	packed, perr := packedManifest(committed)
+	switch {
+	case perr != nil:
+		r.log().Warn("bb does not know which snapshot this pack holds (packed by an older bb?): directory modes and xattrs that smolvm's pack lost are not restored; bb commit again to fix", "machine", name, "err", perr)
+	case snap.Store == nil:
+		r.log().Warn("no store: directory modes and xattrs that smolvm's pack lost are not restored", "machine", name)
+	default:
+		if _, err := snap.Store.Image(ctx, packed); err != nil {
+			r.log().Warn("the snapshot this pack holds is no longer in bb's store: directory modes and xattrs that smolvm's pack lost are not restored", "machine", name, "snapshot", packed, "err", err)
+			break
+		}
+		if err := r.Restore(ctx, bin, name, bottle.Snapshot{Slug: snap.Slug, Store: snap.Store, Manifest: v1.Descriptor{Digest: packed}}); err != nil {
+			return fmt.Errorf("%s is running, but restoring what smolvm's pack lost (directory modes, xattrs) failed: %w", name, err)
+		}
+	}
+	return bottle.WatchStart(ctx, bottle.SettleOf(opts.Settle, r.Settle), name, func(ctx context.Context) (*bottle.Exited, error) {
+		return r.exited(ctx, bin, name)
+	})
+}
+
+// exited returns nil while machine ls says the machine runs, else its
+// state (smolvm 1.9.3 has no exit code or log of a machine's workload
+// to show).
+func (r *Runtime) exited(ctx context.Context, bin, name string) (*bottle.Exited, error) {
+	m, err := r.find(ctx, bin, name)
+	if err != nil {
+		return nil, err
+	}
+	if m != nil && m.State == "running" {
+		return nil, nil
+	}
+	st := "deleted"
+	if m != nil {
+		st = m.State
+	}
+	return &bottle.Exited{Code: -1, State: st}, nil
+}
+
+// Restore puts back in a machine created from snap's pack what packing
+// lost (see WriteRestore): the restore tar is built from the snapshot in
+// bb's store into a private temporary file, then extracted by the guest's
+// GNU tar through machine exec -i (binary-safe, uncapped).
+func (r *Runtime) Restore(ctx context.Context, bin, name string, snap bottle.Snapshot) error {
+	lr, err := snapshotLayer(ctx, snap.Store, snap.Manifest.Digest)
+	if err != nil {
+		return err
+	}
+	defer lr.Close()
+	if err := os.MkdirAll(r.tempDir(), 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(r.tempDir(), "smolvm-restore-*.tar")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	st, err := WriteRestore(ctx, lr, f)
+	if err != nil {
+		return err
+	}
+	if st.Empty() {
+		return nil
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	r.log().Info("restoring directory modes and xattrs that smolvm's pack lost", "machine", name, "dirs", st.Dirs, "entries", st.Entries, "bytes", st.Bytes)
+	cmd := exec.CommandContext(ctx, bin, append([]string{"machine", "exec", "--name", name, "-i", "--"}, tarcmd.Wrap(RestoreArgs)...)...)
+	cmd.Stdin = f
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	w, err := tarcmd.Judge("smolvm machine exec -i tar --extract in "+name, cmd.Run(), stderr.String())
+	if err != nil {
+		return err
+	}
+	if w != "" {
+		return errors.New(w)
+	}
+	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -14,11 +15,13 @@ import (
 )
 
 // Args returns the argv of a GNU tar that writes the tree under dir to
-// stdout: numeric owners, all xattrs, excluded paths' contents left out
+// stdout: sparse files read by their data only (--sparse: holes are
+// skipped, not read as zeros), numeric owners, all xattrs, excluded
+// paths' contents left out
 // (their directories stay, as mount points). With oneFS, directories on
 // other filesystems (volumes, bind mounts) are not descended into.
 func Args(dir string, excludes []string, oneFS bool) []string {
-	args := []string{"tar", "--create", "--numeric-owner", "--xattrs", "--xattrs-include=*",
+	args := []string{"tar", "--create", "--sparse", "--numeric-owner", "--xattrs", "--xattrs-include=*",
 		"--ignore-failed-read", "--warning=no-file-ignored", "--anchored"}
 	if oneFS {
 		args = append(args, "--one-file-system")
@@ -76,6 +79,63 @@ func CheckRun(name string, out []byte, err error) error {
 	return nil
 }
 
+// StatusMarker starts the line a Wrap-ped guest command writes to stderr
+// with tar's own exit status.
+const StatusMarker = "bb-tar-exit="
+
+// Wrap returns an argv that runs argv (a tar) through /bin/sh in the
+// guest and reports its exit status on stderr as StatusMarker<N>. A
+// runtime CLI that fails exits 1 itself (smolvm, Apple's container),
+// the same status as GNU tar's "file changed as we read it" warning: the
+// marker tells the two apart.
+func Wrap(argv []string) []string {
+	return append([]string{"/bin/sh", "-c", `"$@"; s=$?; echo "` + StatusMarker + `$s" >&2; exit $s`, "sh"}, argv...)
+}
+
+// TarStatus finds the status a Wrap-ped command reported in stderr and
+// returns stderr without the marker line.
+func TarStatus(stderr string) (status int, found bool, rest string) {
+	i := strings.LastIndex(stderr, StatusMarker)
+	if i < 0 || (i > 0 && stderr[i-1] != '\n') {
+		return 0, false, stderr
+	}
+	line, after, _ := strings.Cut(stderr[i+len(StatusMarker):], "\n")
+	n, err := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil {
+		return 0, false, stderr
+	}
+	return n, true, stderr[:i] + after
+}
+
+// Judge decides what the exit of a Wrap-ped command means: err is the
+// CLI's own result, stderr its stderr. warning is set for tar's exit
+// status 1; a CLI failure is never read as tar's.
+func Judge(what string, err error, stderr string) (warning string, failure error) {
+	status, found, rest := TarStatus(stderr)
+	code := 0
+	var xe *exec.ExitError
+	if err != nil {
+		if !errors.As(err, &xe) {
+			return "", ExitError(what, err, rest)
+		}
+		code = xe.ExitCode()
+	}
+	switch {
+	case !found && err == nil:
+		return "", ExitError(what, errors.New("the guest command ended without reporting tar's exit status (output may be incomplete)"), rest)
+	case !found:
+		return "", ExitError(what, fmt.Errorf("the runtime CLI failed (%w) before tar reported its status", err), rest)
+	case code != status:
+		return "", ExitError(what, fmt.Errorf("the runtime CLI exited %d after tar exited %d (output may be incomplete)", code, status), rest)
+	case status == 0:
+		return "", nil
+	case status == 1:
+		return fmt.Sprintf("%s: some files changed while they were read (tar exit status 1): %s", what, strings.TrimSpace(rest)), nil
+	default:
+		return "", ExitError(what, fmt.Errorf("tar exit status %d", status), rest)
+	}
+}
+
 // Stream is a running process whose stdout is a tar stream.
 type Stream struct {
 	cmd      *exec.Cmd
@@ -88,6 +148,84 @@ type Stream struct {
 	// TarStatus makes exit status 1 a warning (GNU tar: a file changed
 	// while it was read), as it is for tar run directly or through exec.
 	tarStatus bool
+	// wrapped: the command is Wrap-ped; its stderr reports tar's status.
+	wrapped bool
+}
+
+// ReadAhead makes the stream drain the process's stdout into up to n
+// bytes of memory ahead of the reader, so that a CLI that stops relaying
+// output a few seconds after the process exits (Apple's container: 3 s)
+// is not held up by a reader that pauses (a slow disk under the store).
+func (s *Stream) ReadAhead(n int) {
+	const chunk = 256 << 10
+	ch := make(chan []byte, max(1, n/chunk))
+	errc := make(chan error, 1)
+	src := s.out
+	go func() {
+		for {
+			b := make([]byte, chunk)
+			k, err := io.ReadFull(src, b)
+			if k > 0 {
+				ch <- b[:k]
+			}
+			if err != nil {
+				if errors.Is(err, io.ErrUnexpectedEOF) {
+					err = io.EOF
+				}
+				errc <- err
+				close(ch)
+				return
+			}
+		}
+	}()
+	s.out = &aheadReader{ch: ch, errc: errc, src: src}
+}
+
+type aheadReader struct {
+	ch   chan []byte
+	errc chan error
+	src  io.ReadCloser
+	cur  []byte
+	err  error
+}
+
+func (a *aheadReader) Read(p []byte) (int, error) {
+	for len(a.cur) == 0 {
+		if a.err != nil {
+			return 0, a.err
+		}
+		b, ok := <-a.ch
+		if !ok {
+			a.err = <-a.errc
+			continue
+		}
+		a.cur = b
+	}
+	n := copy(p, a.cur)
+	a.cur = a.cur[n:]
+	return n, nil
+}
+
+// Close closes the process's stdout and lets the reading goroutine end.
+func (a *aheadReader) Close() error {
+	err := a.src.Close()
+	go func() {
+		for range a.ch {
+		}
+	}()
+	return err
+}
+
+// StartWrapped is Start for a command whose argv ends in Wrap(tar argv):
+// tar's status comes from its marker, and the CLI's own failures stay
+// failures (see Judge).
+func StartWrapped(ctx context.Context, cmd *exec.Cmd, what string) (*Stream, error) {
+	s, err := Start(ctx, cmd, what, true)
+	if err != nil {
+		return nil, err
+	}
+	s.wrapped = true
+	return s, nil
 }
 
 // Start runs cmd and returns its stdout as a stream. what names the
@@ -126,6 +264,14 @@ func (s *Stream) Read(p []byte) (int, error) {
 func (s *Stream) wait() error {
 	s.once.Do(func() {
 		err := s.cmd.Wait()
+		if s.wrapped {
+			w, ferr := Judge(s.what, err, s.stderr.String())
+			if w != "" {
+				s.warnings = append(s.warnings, w)
+			}
+			s.waitErr = ferr
+			return
+		}
 		var xe *exec.ExitError
 		switch {
 		case err == nil:

@@ -14,6 +14,9 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// The first signal cancels ctx (bb finishes what must not be cut, such
+	// as a push's chunk in flight); a second one stops bb at once.
+	go func() { <-ctx.Done(); stop() }()
 	err := cli.New().ExecuteContext(ctx)
 	stop()
 	if err != nil {

@@ -3,6 +3,7 @@ package backendtest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bot-bottle/bb/backends/container"
 	"github.com/bot-bottle/bb/backends/smolvm"
@@ -62,13 +64,15 @@ func (h *ContainerHarness) Backend() string { return bottle.MacosContainer }
 
 // Runtime implements Harness.
 func (h *ContainerHarness) Runtime(t testing.TB, home state.Home) bottle.Runtime {
-	return &container.Runtime{Home: home}
+	// The stand-in runs no init process, so watching a booted bottle
+	// proves nothing there: a short settle keeps the suite fast.
+	return &container.Runtime{Home: home, Settle: 100 * time.Millisecond}
 }
 
 // Start implements Harness.
 func (h *ContainerHarness) Start(t testing.TB, slug, dir string) {
 	t.Helper()
-	img, err := testimage.HostImage(context.Background(), dir, t.TempDir())
+	img, err := testimage.HostImageConfig(context.Background(), dir, t.TempDir(), testimage.ExitingConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +87,25 @@ func (h *ContainerHarness) Start(t testing.TB, slug, dir string) {
 	}
 	f.Close()
 	MustCLI(t, "container", "image", "load", "-i", archive)
-	MustCLI(t, "container", "run", "--detach", "--name", bottle.Name(slug), ref)
+	MustCLI(t, "container", append([]string{"run", "--detach", "--name", bottle.Name(slug), ref}, testimage.OwnCommand...)...)
+}
+
+// Command implements Harness: the init process of container inspect.
+func (h *ContainerHarness) Command(t testing.TB, slug string) []string {
+	t.Helper()
+	var cs []struct {
+		Configuration struct {
+			InitProcess struct {
+				Executable string   `json:"executable"`
+				Arguments  []string `json:"arguments"`
+			} `json:"initProcess"`
+		} `json:"configuration"`
+	}
+	if err := json.Unmarshal(MustCLI(t, "container", "inspect", bottle.Name(slug)), &cs); err != nil || len(cs) != 1 {
+		t.Fatalf("container inspect %s: %v", bottle.Name(slug), err)
+	}
+	ip := cs[0].Configuration.InitProcess
+	return append([]string{ip.Executable}, ip.Arguments...)
 }
 
 // Exec implements Harness.
@@ -129,14 +151,34 @@ func (h *SmolvmHarness) Backend() string { return bottle.Smolmachines }
 
 // Runtime implements Harness.
 func (h *SmolvmHarness) Runtime(t testing.TB, home state.Home) bottle.Runtime {
-	return &smolvm.Runtime{Home: home, Pack: pack.Options{Serve: h.Serve}}
+	return &smolvm.Runtime{Home: home, Pack: pack.Options{Serve: h.Serve}, Settle: 100 * time.Millisecond}
 }
 
 // Start implements Harness.
 func (h *SmolvmHarness) Start(t testing.TB, slug, dir string) {
 	t.Helper()
-	MustCLI(t, "smolvm", "machine", "create", "--name", bottle.Name(slug), "--image", dir)
+	MustCLI(t, "smolvm", append([]string{"machine", "create", "--name", bottle.Name(slug), "--image", dir, "--"}, testimage.OwnCommand...)...)
 	MustCLI(t, "smolvm", "machine", "start", "--name", bottle.Name(slug))
+}
+
+// Command implements Harness: entrypoint and cmd of machine ls --json.
+func (h *SmolvmHarness) Command(t testing.TB, slug string) []string {
+	t.Helper()
+	var ms []struct {
+		Name       string   `json:"name"`
+		Entrypoint []string `json:"entrypoint"`
+		Cmd        []string `json:"cmd"`
+	}
+	if err := json.Unmarshal(MustCLI(t, "smolvm", "machine", "ls", "--json"), &ms); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if m.Name == bottle.Name(slug) {
+			return append(append([]string{}, m.Entrypoint...), m.Cmd...)
+		}
+	}
+	t.Fatalf("smolvm machine ls has no %s", bottle.Name(slug))
+	return nil
 }
 
 // Exec implements Harness.
@@ -171,6 +213,7 @@ func (h *SmolvmHarness) Forget(t testing.TB, home state.Home, slug, committed st
 			t.Fatal(err)
 		}
 	}
+	_ = os.Remove(committed + ".bb-manifest")
 }
 
 var (

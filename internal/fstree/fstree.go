@@ -14,6 +14,8 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // Entry is one path of a tree.
@@ -29,10 +31,14 @@ type Entry struct {
 	// Inode groups hard links: entries sharing a non-empty value are links
 	// of one file (the value is the first path of the group).
 	Inode string
+	// Xattrs lists the entry's extended attributes, sorted, as
+	// "name=hex(value)" joined by ";" (overlayfs' own trusted.overlay.*
+	// and security.selinux left out).
+	Xattrs string
 }
 
 func (e Entry) String() string {
-	return fmt.Sprintf("%s %s %v %d:%d %d %s %s %s", e.Path, e.Type, e.Mode, e.UID, e.GID, e.Size, e.SHA256, e.Link, e.Inode)
+	return fmt.Sprintf("%s %s %v %d:%d %d %s %s %s [%s]", e.Path, e.Type, e.Mode, e.UID, e.GID, e.Size, e.SHA256, e.Link, e.Inode, e.Xattrs)
 }
 
 // Walk records the tree under root, skipping paths (relative, slash
@@ -89,6 +95,7 @@ func Walk(root string, skip func(rel string) bool) (map[string]Entry, error) {
 		default:
 			e.Type = "other"
 		}
+		e.Xattrs = xattrs(p)
 		out[rel] = e
 		return nil
 	})
@@ -140,4 +147,34 @@ func hashFile(p string) (string, error) {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// xattrs reads p's extended attributes (not following symlinks).
+func xattrs(p string) string {
+	sz, err := unix.Llistxattr(p, nil)
+	if err != nil || sz <= 0 {
+		return ""
+	}
+	buf := make([]byte, sz)
+	sz, err = unix.Llistxattr(p, buf)
+	if err != nil {
+		return ""
+	}
+	var out []string
+	for _, name := range strings.Split(string(buf[:sz]), "\x00") {
+		if name == "" || strings.HasPrefix(name, "trusted.overlay.") || name == "security.selinux" {
+			continue
+		}
+		n, err := unix.Lgetxattr(p, name, nil)
+		if err != nil {
+			continue
+		}
+		v := make([]byte, n)
+		if n, err = unix.Lgetxattr(p, name, v); err != nil {
+			continue
+		}
+		out = append(out, name+"="+hex.EncodeToString(v[:n]))
+	}
+	sort.Strings(out)
+	return strings.Join(out, ";")
 }

@@ -1,13 +1,20 @@
-// Package iox holds the two small stream helpers several packages share:
-// a reader that stops when its context is done, and a writer that keeps
-// the tail of what a process printed (for error messages).
+// Package iox holds the small helpers several packages share: a reader
+// that stops when its context is done, a writer that keeps the tail of
+// what a process printed (for error messages), and the removal of the
+// temporary files of killed writes.
 package iox
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 )
 
 // ContextReader returns r, failing with ctx's error once ctx is done.
@@ -54,4 +61,48 @@ func (t *Tail) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return strings.TrimSpace(string(t.buf))
+}
+
+// RemoveStale removes the regular files in dir whose names start with
+// prefix and that were last modified more than grace ago: the temporary
+// files of writes that were killed before they could clean up. A live
+// write keeps its file's time fresh, so it is never taken. It returns
+// the paths removed; a missing dir is not an error.
+func RemoveStale(dir, prefix string, grace time.Duration) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	before := time.Now().Add(-grace)
+	var removed []string
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), prefix) || !e.Type().IsRegular() {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil || fi.ModTime().After(before) {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return removed, fmt.Errorf("removing stale temporary file %s: %w", p, err)
+		}
+		removed = append(removed, p)
+	}
+	return removed, nil
+}
+
+// StaleTempPrefix is the prefix of the temporary files written beside
+// path before they are renamed to it ("." + base + ".tmp-").
+func StaleTempPrefix(path string) string {
+	return "." + filepath.Base(path) + ".tmp-"
+}
+
+// RemoveStaleBeside removes the temporary files of killed writes of path
+// (see StaleTempPrefix) older than grace.
+func RemoveStaleBeside(path string, grace time.Duration) ([]string, error) {
+	return RemoveStale(filepath.Dir(path), StaleTempPrefix(path), grace)
 }

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -120,7 +121,8 @@ func xattrs(p string) map[string]string {
 	buf := make([]byte, 4096)
 	n, err := unix.Llistxattr(p, buf)
 	if errors.Is(err, unix.ERANGE) {
-		if sz, err := unix.Llistxattr(p, nil); err == nil {
+		var sz int
+		if sz, err = unix.Llistxattr(p, nil); err == nil {
 			buf = make([]byte, sz)
 			n, err = unix.Llistxattr(p, buf)
 		}
@@ -154,4 +156,48 @@ func splitNull(b []byte) []string {
 		}
 	}
 	return out
+}
+
+// FixCaps sets again the security.capability xattr of every regular file
+// of img's layers that carries one, on the tree extracted into dir:
+// rootfs.Extract sets xattrs before it changes owners, and the kernel
+// clears security.capability on chown. (The real runtimes' unpackers set
+// it last.)
+func FixCaps(ctx context.Context, layers []io.Reader, dir string) error {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	const key = "SCHILY.xattr.security.capability"
+	for _, r := range layers {
+		tr := tar.NewReader(r)
+		for {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			hdr, err := tr.Next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				return err
+			}
+			v, ok := hdr.PAXRecords[key]
+			if !ok || hdr.Typeflag != tar.TypeReg {
+				continue
+			}
+			name := filepath.Clean("/" + hdr.Name)[1:]
+			f, err := root.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+			if err != nil {
+				continue // removed by a later layer
+			}
+			err = unix.Fsetxattr(int(f.Fd()), "security.capability", []byte(v), 0)
+			f.Close()
+			if err != nil {
+				return fmt.Errorf("setting security.capability on %s: %w", name, err)
+			}
+		}
+	}
+	return nil
 }

@@ -20,6 +20,11 @@ import (
 // tmp: a single gzip layer, Config, this host's architecture. It is much
 // faster than Image under the race detector, which slows Go's compressor.
 func HostImage(ctx context.Context, dir, tmp string) (v1.Image, error) {
+	return HostImageConfig(ctx, dir, tmp, Config())
+}
+
+// HostImageConfig is HostImage with another image config.
+func HostImageConfig(ctx context.Context, dir, tmp string, config v1.Config) (v1.Image, error) {
 	layer := filepath.Join(tmp, "layer.tar")
 	cmd := exec.CommandContext(ctx, "tar", "--create", "--numeric-owner", "--xattrs", "--xattrs-include=*", "--file="+layer, "--directory="+dir, ".")
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -38,7 +43,7 @@ func HostImage(ctx context.Context, dir, tmp string) (v1.Image, error) {
 		return nil, err
 	}
 	cfg, err := json.Marshal(v1.ConfigFile{
-		Architecture: runtime.GOARCH, OS: "linux", Config: Config(),
+		Architecture: runtime.GOARCH, OS: "linux", Config: config,
 		RootFS:  v1.RootFS{Type: "layers", DiffIDs: []v1.Hash{diffID}},
 		History: []v1.History{{CreatedBy: "testimage"}},
 	})

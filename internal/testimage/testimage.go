@@ -169,6 +169,20 @@ func Config() v1.Config {
 	}
 }
 
+// OwnCommand is the command the shared backend suite starts its bottles
+// with, over images of ExitingConfig (docker run … IMAGE /bin/sleep
+// infinity).
+var OwnCommand = []string{"/bin/sleep", "infinity"}
+
+// ExitingConfig is Config with a CMD that exits at once (status 3, after
+// a line of output): a bottle of such an image must be started with its
+// own command, and must come back from a snapshot with that command.
+func ExitingConfig() v1.Config {
+	c := Config()
+	c.Cmd = []string{"/bin/sh", "-c", "echo the base image CMD ran and exits; exit 3"}
+	return c
+}
+
 // Image builds a single-layer image of the root filesystem in dir (tarred
 // with the host's GNU tar, numeric owners) with Config.
 func Image(ctx context.Context, dir string) (v1.Image, error) {

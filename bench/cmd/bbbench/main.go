@@ -15,6 +15,7 @@ commands:
   gen-base    write the generated part of a bench root filesystem into a directory
   gen-work    write the "agent work" tar stream to stdout
   apply-work  apply the agent work to a running bench bottle or a directory
+  conformance run the OCI conformance suite against bb serve and docker-registry
 `
 
 func main() {
@@ -34,6 +35,8 @@ func main() {
 		err = genWork(args)
 	case "apply-work":
 		err = applyWork(ctx, args)
+	case "conformance":
+		err = runConformance(ctx, args)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 	default:

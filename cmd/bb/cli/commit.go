@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/bot-bottle/bb/backends/dir"
 	"github.com/bot-bottle/bb/bottle"
 	"github.com/bot-bottle/bb/internal/progress"
 	"github.com/spf13/cobra"
@@ -35,6 +34,11 @@ into bb's store, assembled into an OCI image that keeps the base image's
 config, and loaded into the bottle's runtime as bot-bottle-committed-SLUG.
 ~/.bot-bottle/state/SLUG/committed-image then names it, so the next resume
 boots from the snapshot.
+
+The snapshot's config takes the bottle's own entrypoint, command, working
+directory and user (as docker commit does) wherever the runtime reports
+them; its environment stays the base image's unless --keep-env is given,
+because the environment a bottle was started with often carries tokens.
 
 Without SLUG, bb asks which running bottle to commit (on a terminal).
 With --from-dir, a root filesystem directory on this host is snapshotted
@@ -64,9 +68,8 @@ snapshot one flattened layer again.`,
 				if slug == "" {
 					return errors.New("--from-dir needs --slug NAME")
 				}
-				if err := m.Runtimes[bottle.Dir].(*dir.Runtime).Register(slug, fromDir); err != nil {
-					return err
-				}
+				// Recorded as the bottle's directory once the snapshot is stored.
+				opts.Prepare.Dir = fromDir
 				opts.Backend = bottle.Dir
 			}
 			if slug == "" {
@@ -116,6 +119,7 @@ snapshot one flattened layer again.`,
 	f.BoolVar(&opts.Prepare.IncludeMounts, "include-mounts", false, "include volumes and bind mounts in the snapshot")
 	f.BoolVar(&opts.Prepare.Full, "full", false, "one flattened layer: not the base image's layers plus a diff (docker), not one more layer on the previous snapshot (other backends)")
 	f.StringVar(&opts.Prepare.Method, "method", "", "how the filesystem leaves the bottle (default per backend): exec (GNU tar in the bottle, through exec), export (the runtime's export: docker, macos-container) or cp (smolmachines: tar to a file in the guest, then smolvm machine cp)")
+	f.BoolVar(&opts.Prepare.KeepEnv, "keep-env", false, "keep the bottle's runtime environment in the snapshot (default: the base image's Env); runtime environments often carry tokens and keys, which would then travel with every export and push")
 	f.BoolVar(&opts.NoInstall, "no-load", false, "store the snapshot without loading it into the runtime (and without recording it)")
 	f.IntVar(&opts.Keep, "keep", bottle.DefaultKeep, "earlier snapshots of the slug to keep in the store (-1 keeps all)")
 	f.IntVar(&opts.Layer.Level, "compression-level", 0, "gzip level 1-9 (default 1: fastest)")

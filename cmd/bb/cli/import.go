@@ -2,8 +2,10 @@ package cli
 
 import (
 	"fmt"
+	"io"
 
 	"github.com/bot-bottle/bb/archive"
+	"github.com/bot-bottle/bb/bottle"
 	"github.com/bot-bottle/bb/internal/progress"
 	"github.com/spf13/cobra"
 )
@@ -55,13 +57,14 @@ Images without a bottle slug (from other tools) need --as.`,
 			for _, img := range res.Images {
 				md := "no bottle metadata"
 				if img.Metadata {
-					md = "bottle metadata restored"
+					md = "bottle metadata restored, host paths left out"
 				}
 				fmt.Fprintf(out, "imported %s: %s (%s)\n", img.Slug, img.Digest, md)
 				if img.Committed != "" {
 					fmt.Fprintf(out, "  %s/committed-image -> %s\n", m.Home.StateDir(img.Slug), img.Committed)
 				}
 				fmt.Fprintf(out, "to resume it: bb resume %s\n", img.Slug)
+				warnName(cmd.ErrOrStderr(), m, img.Slug)
 			}
 			fmt.Fprintf(out, "read %s (%s archive), %d new blobs, in %s\n", progress.Bytes(res.Bytes), res.Format, res.NewBlobs, res.Duration.Round(1e6))
 			return nil
@@ -74,4 +77,23 @@ Images without a bottle slug (from other tools) need --as.`,
 	f.BoolVar(&opts.Force, "force", false, "replace a different snapshot or existing state of the same slug")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return cmd
+}
+
+// warnName tells, right after an import, when the slug cannot name a
+// bottle of its backend (smolvm and Apple container have name rules of
+// their own): resume would refuse it.
+func warnName(w io.Writer, m *bottle.Manager, slug string) {
+	backend, err := m.Backend(slug, "")
+	if err != nil {
+		return
+	}
+	rt, err := m.Runtime(backend)
+	if err != nil {
+		return
+	}
+	if nc, ok := rt.(bottle.NameChecker); ok {
+		if err := nc.CheckName(slug); err != nil {
+			fmt.Fprintf(w, "warning: %v\n", err)
+		}
+	}
 }

@@ -49,8 +49,17 @@ func newInspect(g *globals) *cobra.Command {
 			for _, e := range c.Env {
 				fmt.Fprintf(tw, "env\t%s\n", e)
 			}
+			// An artifact or a damaged image may list fewer diff_ids than
+			// layers: show what there is.
 			for i, l := range ins.Manifest.Layers {
-				fmt.Fprintf(tw, "layer %d\t%s %s (diffID %s)\n", i, l.Digest, progress.Bytes(l.Size), ins.Config.RootFS.DiffIDs[i])
+				diff := "none in the config"
+				if i < len(ins.Config.RootFS.DiffIDs) {
+					diff = ins.Config.RootFS.DiffIDs[i].String()
+				}
+				fmt.Fprintf(tw, "layer %d\t%s %s %s (diffID %s)\n", i, l.Digest, progress.Bytes(l.Size), l.MediaType, diff)
+			}
+			for i := len(ins.Manifest.Layers); i < len(ins.Config.RootFS.DiffIDs); i++ {
+				fmt.Fprintf(tw, "diffID %d\t%s (no layer in the manifest)\n", i, ins.Config.RootFS.DiffIDs[i])
 			}
 			for _, h := range ins.History {
 				fmt.Fprintf(tw, "snapshot\t%s\n", h)

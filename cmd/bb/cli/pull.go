@@ -1,13 +1,19 @@
 package cli
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"path"
+	"time"
 
 	"github.com/bot-bottle/bb/bottle"
 	"github.com/bot-bottle/bb/internal/progress"
+	"github.com/bot-bottle/bb/oci"
 	"github.com/bot-bottle/bb/remote"
+	"github.com/bot-bottle/bb/snapshot"
 	"github.com/bot-bottle/bb/state"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 )
 
@@ -25,6 +31,7 @@ func newPull(g *globals) *cobra.Command {
 		rf   remoteFlags
 		as   string
 		opts bottle.AdoptOptions
+		idle time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "pull REGISTRY/REPO[:TAG|@DIGEST]",
@@ -36,7 +43,15 @@ make it the current snapshot of a slug, so that bb resume works here.
 
 The slug is --as, else the one recorded in the snapshot, else the
 repository's last path element. Credentials and transport flags are as for
-bb push.`,
+bb push.
+
+Before any blob is downloaded, bb refuses what is not a container image
+(an artifact, an unknown media type, an index without a linux image; of
+an index, the linux image for this host's architecture is pulled) and a
+slug that already has another snapshot or bottle here (unless --force).
+Each layer's uncompressed content is checked against its config's diff_id
+as it streams; a registry that sends nothing for --idle-timeout is given
+up on. A refused or failed pull removes the blobs it added.`,
 		Example: `  bb pull registry.example.com/bottles/demo:v1
   bb pull 127.0.0.1:5000/demo --as demo2 --load`,
 		Args: cobra.ExactArgs(1),
@@ -51,25 +66,32 @@ bb push.`,
 					return fmt.Errorf("--as: %w", err)
 				}
 			}
+			// The slug is known once the manifest is read: refuse a taken
+			// one before any blob is downloaded.
+			var slug string
+			ro := rf.options(g, cmd, nil)
+			ro.IdleTimeout = idle
+			ro.BeforeFetch = func(ctx context.Context, res *remote.PullResult) error {
+				var err error
+				if slug, err = pullSlug(as, res); err != nil {
+					return err
+				}
+				return slugFree(ctx, m, slug, res.Manifest, opts.Force)
+			}
 			meter := progress.Start(cmd.ErrOrStderr(), "pull "+args[0])
-			res, err := remote.Pull(ctx, m.Store, args[0], rf.options(g, cmd, meter))
+			ro.Progress = meter.Add
+			res, err := remote.Pull(ctx, m.Store, args[0], ro)
 			meter.Stop()
 			if err != nil {
 				return err
 			}
-			slug := as
-			if slug == "" {
-				slug = res.Slug
-			}
-			if slug == "" || state.ValidSlug(slug) != nil {
-				slug = path.Base(res.Repository)
-			}
-			if err := state.ValidSlug(slug); err != nil {
-				return fmt.Errorf("pulled %s, but found no usable slug for it (%v): pass --as NAME", res.Manifest.Digest, err)
-			}
 			opts.Metadata = res.Metadata
 			committed, err := m.Adopt(ctx, slug, res.Manifest, opts)
 			if err != nil {
+				// Whatever the pull added and nothing tags goes again.
+				if derr := m.Store.Discard(context.WithoutCancel(ctx), res.NewBlobs); derr != nil {
+					return fmt.Errorf("%w (and removing the pulled blobs failed: %v)", err, derr)
+				}
 				return err
 			}
 			if rf.asJSON {
@@ -79,7 +101,7 @@ bb push.`,
 			fmt.Fprintf(out, "pulled %s as %s\n  digest %s\n  fetched %s in %s (%s already in the store)\n",
 				res.Reference, slug, res.Manifest.Digest, progress.Bytes(res.Fetched), res.Duration.Round(1e7), progress.Bytes(res.Present))
 			if res.Metadata != nil {
-				fmt.Fprintf(out, "  bottle metadata restored to %s\n", m.Home.StateDir(slug)+"/"+state.MetadataFile)
+				fmt.Fprintf(out, "  bottle metadata restored to %s (host paths left out; as received: %s)\n", m.Home.StateDir(slug)+"/"+state.MetadataFile, state.ImportedMetadataFile)
 			} else {
 				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s carries no bottle metadata; only the image was restored\n", res.Reference)
 			}
@@ -96,5 +118,51 @@ bb push.`,
 	f.BoolVar(&opts.Load, "load", false, "load the snapshot into the bottle's runtime now")
 	f.BoolVar(&opts.Force, "force", false, "replace the slug's current snapshot on this host")
 	f.StringVar(&opts.Backend, "backend", "", "backend to restore the bottle for (default: from its metadata)")
+	f.DurationVar(&idle, "idle-timeout", remote.DefaultIdleTimeout, "give up when the registry sends no byte of a manifest or blob for this long")
 	return cmd
+}
+
+// pullSlug is the slug a pulled image goes under: --as, else the one
+// recorded in the snapshot, else the repository's last path element.
+func pullSlug(as string, res *remote.PullResult) (string, error) {
+	slug := as
+	if slug == "" {
+		slug = res.Slug
+	}
+	if slug == "" || state.ValidSlug(slug) != nil {
+		slug = path.Base(res.Repository)
+	}
+	if err := state.ValidSlug(slug); err != nil {
+		return "", fmt.Errorf("%s has no usable slug (%v): pass --as NAME", res.Reference, err)
+	}
+	return slug, nil
+}
+
+// slugFree refuses, unless forced, a slug that has another snapshot, or
+// a bottle on this host bb has no snapshot of.
+func slugFree(ctx context.Context, m *bottle.Manager, slug string, desc v1.Descriptor, force bool) error {
+	if force {
+		return nil
+	}
+	cur, err := m.Store.Resolve(ctx, snapshot.Tag(slug))
+	switch {
+	case err == nil && cur.Digest != desc.Digest:
+		return fmt.Errorf("slug %s already has a snapshot (%s) on this host: pull under another slug with --as NEW, or pass --force to replace it; nothing was downloaded", slug, cur.Digest)
+	case err == nil:
+		return nil // the same snapshot again
+	case !errors.Is(err, oci.ErrNotFound):
+		return err
+	}
+	md, err := m.Home.ReadMetadata(slug)
+	if err != nil {
+		return err
+	}
+	committed, err := m.Home.CommittedImage(slug)
+	if err != nil {
+		return err
+	}
+	if md != nil || committed != "" {
+		return fmt.Errorf("a bottle %s already exists on this host (%s): pull under another slug with --as NEW, or pass --force to replace its state; nothing was downloaded", slug, m.Home.StateDir(slug))
+	}
+	return nil
 }

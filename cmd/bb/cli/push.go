@@ -57,7 +57,10 @@ Blobs the registry already has are skipped; blobs another repository of
 the same registry holds (as far as bb knows from earlier pushes and pulls)
 are mounted instead of sent. Large blobs go up in chunks of --chunk-size;
 a push that was interrupted resumes where the registry stopped accepting
-when run again. Without a tag, "latest" is used.`,
+when run again. Interrupted (Ctrl-C, SIGTERM), bb push lets the chunk in
+flight end (for up to 30 s) before it stops: a chunk cut off half way
+makes distribution-based registries drop the whole upload; interrupt
+again to stop at once. Without a tag, "latest" is used.`,
 		Example: `  bb push demo registry.example.com/bottles/demo:v1
   bb push demo 127.0.0.1:5000/demo --json`,
 		Args: cobra.ExactArgs(2),

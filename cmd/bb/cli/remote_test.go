@@ -188,8 +188,12 @@ func TestPushPullRoundTrip(t *testing.T) {
 	}
 	mustRunBB(t, "--home", home1, "commit", "--from-dir", src, "--slug", "demo")
 	mustRunBB(t, "--home", home1, "push", "demo", ref)
-	if _, err := runBB(t, "--home", home2, "pull", ref, "--as", "moved"); err == nil || !strings.Contains(err.Error(), "--force") {
+	blobsBefore, _ := os.ReadDir(filepath.Join(home2, "oci", "blobs", "sha256"))
+	if _, err := runBB(t, "--home", home2, "pull", ref, "--as", "moved"); err == nil || !strings.Contains(err.Error(), "--force") || !strings.Contains(err.Error(), "nothing was downloaded") {
 		t.Fatalf("pull over another snapshot: %v", err)
+	}
+	if blobsAfter, _ := os.ReadDir(filepath.Join(home2, "oci", "blobs", "sha256")); len(blobsAfter) != len(blobsBefore) {
+		t.Fatalf("a refused pull changed the store: %d blobs before, %d after", len(blobsBefore), len(blobsAfter))
 	}
 	mustRunBB(t, "--home", home2, "pull", ref, "--as", "moved", "--force")
 	// Without --as, the slug recorded in the snapshot is used.

@@ -2,13 +2,17 @@ package cli
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/bot-bottle/bb/bottle"
 	"github.com/spf13/cobra"
 )
 
 func newResume(g *globals) *cobra.Command {
-	var req bottle.ResumeRequest
+	var (
+		req    bottle.ResumeRequest
+		settle time.Duration
+	)
 	cmd := &cobra.Command{
 		Use:   "resume SLUG",
 		Short: "Boot a bottle from its latest snapshot",
@@ -16,7 +20,12 @@ func newResume(g *globals) *cobra.Command {
 
 If the runtime lost the image (pruned, or this is another host after an
 import), bb loads it again from its store first. /tmp and /var/tmp are
-recreated root:root 1777. With --print, bb only makes sure the runtime has
+recreated root:root 1777. With the dir backend, the snapshot is extracted
+into --dir (default ~/.bot-bottle/state/SLUG/rootfs), mode 0700 at the
+top, its own modes inside; device nodes only with --devices. bb then
+watches the bottle for --settle: if its command exits at once, resume
+fails with the exit code and the last lines of its output, and the
+snapshot and committed-image stay as they were. With --print, bb only makes sure the runtime has
 the snapshot and prints its reference, for launchers that start bottles
 themselves.`,
 		Args: cobra.ExactArgs(1),
@@ -24,6 +33,11 @@ themselves.`,
 			m, err := g.manager(cmd)
 			if err != nil {
 				return err
+			}
+			req.Resume.Warn = func(msg string) { fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", msg) }
+			req.Resume.Settle = settle
+			if settle <= 0 {
+				req.Resume.Settle = -1
 			}
 			ref, err := m.Resume(cmd.Context(), args[0], req)
 			if err != nil {
@@ -41,6 +55,8 @@ themselves.`,
 	f.StringVar(&req.Backend, "backend", "", "bottle backend (default: from metadata.json, else docker)")
 	f.BoolVar(&req.PrintOnly, "print", false, "only make sure the runtime has the snapshot and print its reference")
 	f.BoolVar(&req.Resume.Replace, "replace", false, "replace a running bottle of the same name")
-	f.StringVar(&req.Resume.Dir, "dir", "", "dir backend: directory to extract the snapshot into (default <home>/state/SLUG/rootfs)")
+	f.DurationVar(&settle, "settle", bottle.DefaultSettle, "how long to watch the booted bottle: if its command exits within it, resume fails with its exit code and last output (0 skips the check)")
+	f.StringVar(&req.Resume.Dir, "dir", "", "dir backend: directory to extract the snapshot into (default <home>/state/SLUG/rootfs); it becomes the bottle's directory, mode 0700")
+	f.BoolVar(&req.Resume.Devices, "devices", false, "dir backend: create the snapshot's device nodes (skipped and listed otherwise)")
 	return cmd
 }

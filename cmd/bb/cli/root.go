@@ -81,9 +81,10 @@ func (g *globals) logger(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
 }
 
-// openStore opens the local store.
+// openStore opens the local store; what it repairs on its own (modes it
+// tightens) is reported on stderr.
 func (g *globals) openStore() (*oci.Store, error) {
-	return oci.Open(g.storeDir())
+	return oci.Open(g.storeDir(), oci.WithLogger(g.logger(os.Stderr)))
 }
 
 // manager builds a bottle.Manager with every runtime bb knows.
@@ -94,6 +95,9 @@ func (g *globals) manager(cmd *cobra.Command) (*bottle.Manager, error) {
 	}
 	home := g.homeDir()
 	log := g.logger(cmd.ErrOrStderr())
+	if err := home.Secure(log); err != nil {
+		log.Warn("could not make bb's home private", "home", home.Dir, "err", err)
+	}
 	return &bottle.Manager{Home: home, Store: s, Runtimes: runtimes(home, s, log), Logger: log}, nil
 }
 

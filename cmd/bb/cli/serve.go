@@ -31,9 +31,32 @@ smolvm pack) can pull snapshots from it:
 
 Clients pick plain HTTP for localhost on their own (skopeo needs
 --src-tls-verify=false). Blobs are served from the store's files, so a
-multi-GB layer takes no memory. The registry is read-only unless
---allow-push is given; pushes into SLUG:latest replace the slug's current
-snapshot in the store (SLUG:T becomes store tag SLUG-T).
+multi-GB layer takes no memory.
+
+Names: any OCI repository name. A slug is its own repository; a nested
+name maps onto the slug with each '/' as "___" (team/app:v1 is store tag
+team___app-v1, and bb list shows slug team___app). A name whose slug would
+be longer than 100 characters gets 404 NAME_UNKNOWN. Digests: sha256 and
+sha512 (stored under blobs/sha512/); others get 400 DIGEST_INVALID. APIs:
+pull (GET/HEAD of manifests and blobs, with Range), catalog, tag list,
+referrers, and with the flags below push and content management.
+
+The registry is read-only unless told otherwise:
+  --allow-push    blob uploads (monolithic, chunked, streamed; mounts) and
+                  manifest pushes into the store, by tag or by digest (with
+                  ?tag= parameters). SLUG:latest replaces the
+                  slug's current snapshot and, like a commit, gets a history
+                  tag SLUG-<time>; SLUG:T becomes store tag SLUG-T. At 64
+                  open uploads the longest-idle one is dropped; an upload
+                  idle for 10 minutes, cancelled, or failing its digest check
+                  is removed with its data.
+  --allow-delete  DELETE of tags (the store tag goes, as with bb rm
+                  SLUG-T), of manifests by digest (the repository's tags of
+                  it go, and the manifest too when nothing else uses it) and
+                  of blobs (removed at once, skipping bb gc's grace hour).
+                  What a snapshot, an index or another repository still
+                  uses is refused with 409 DENIED naming the tags that use
+                  it. Other blobs are left for bb gc.
 
 bb serve listens on loopback only. To serve other hosts, give a
 non-loopback --addr, --listen-any, and credentials: --htpasswd FILE
@@ -44,6 +67,7 @@ It prints the address and the references it serves, then runs until
 interrupted.`,
 		Example: `  bb serve
   bb serve --addr 127.0.0.1:5000 --allow-push
+  bb serve --addr 127.0.0.1:5000 --allow-push --allow-delete
   bb serve --addr 0.0.0.0:5443 --listen-any --htpasswd ./htpasswd --tls-cert cert.pem --tls-key key.pem`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -69,8 +93,13 @@ interrupted.`,
 			}
 			defer srv.Close()
 			mode := "read-only"
-			if opts.AllowPush {
+			switch {
+			case opts.AllowPush && opts.AllowDelete:
+				mode = "push and delete allowed"
+			case opts.AllowPush:
 				mode = "push allowed"
+			case opts.AllowDelete:
+				mode = "read-only, delete allowed"
 			}
 			if creds != nil {
 				mode += ", basic auth"
@@ -97,6 +126,7 @@ interrupted.`,
 	f := cmd.Flags()
 	f.StringVar(&opts.Addr, "addr", registry.DefaultAddr, "listen address (port 0 picks a free port)")
 	f.BoolVar(&opts.AllowPush, "allow-push", false, "accept pushes into the store")
+	f.BoolVar(&opts.AllowDelete, "allow-delete", false, "accept DELETE of tags, manifests and unused blobs")
 	f.BoolVar(&opts.AllowNonLoopback, "listen-any", false, "allow a non-loopback --addr (requires credentials)")
 	f.StringVar(&htpasswd, "htpasswd", "", "require basic auth with the bcrypt entries of this htpasswd file")
 	f.StringVar(&user, "user", "", "require basic auth as this user (with --password-file)")

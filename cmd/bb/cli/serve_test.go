@@ -150,6 +150,21 @@ func TestServe(t *testing.T) {
 	if _, err := store.Resolve(t.Context(), "gamma"); err != nil {
 		t.Errorf("pushed image not in the store: %v", err)
 	}
+	// A push is a snapshot: bb list shows it at once, nested names as
+	// their slug.
+	nested, _ := name.ParseReference("localhost:" + port + "/team/delta:latest")
+	if err := remote.Write(nested, ri); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runBB(t, "--home", home, "list")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, slug := range []string{"gamma ", "team___delta "} {
+		if !strings.Contains(out, "\n"+slug) {
+			t.Errorf("bb list does not show %s:\n%s", slug, out)
+		}
+	}
 	if err := s.stop(); err != nil {
 		t.Fatal(err)
 	}

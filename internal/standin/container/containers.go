@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"sort"
 	"strings"
@@ -297,6 +298,9 @@ loop:
 		_, _ = rand.Read(b)
 		id = hex.EncodeToString(b)
 	}
+	if !nameValid(id) {
+		return errf("invalidArgument", "container ID %s is not a valid container ID", id)
+	}
 	if r, err := st.load(id); err != nil {
 		return err
 	} else if r != nil {
@@ -320,7 +324,11 @@ loop:
 	dir := st.containerDir(id)
 	tmp := dir + ".creating"
 	_ = os.RemoveAll(tmp)
-	if err := rootfs.ExtractImage(ctx, img, filepath.Join(tmp, "rootfs"), rootfs.Options{}); err != nil {
+	if err := rootfs.ExtractImage(ctx, img, filepath.Join(tmp, "rootfs"), rootfs.Options{Devices: true}); err != nil {
+		_ = os.RemoveAll(tmp)
+		return errf("internalError", "unpacking %s: %v", ref, err)
+	}
+	if err := fixCaps(ctx, img, filepath.Join(tmp, "rootfs")); err != nil {
 		_ = os.RemoveAll(tmp)
 		return errf("internalError", "unpacking %s: %v", ref, err)
 	}
@@ -442,21 +450,82 @@ loop:
 	if interactive {
 		stdin = bufio.NewReaderSize(os.Stdin, 1<<16)
 	}
-	out := bufio.NewWriterSize(os.Stdout, 1<<16)
+	// The process writes into a pipe the CLI relays to its stdout; once
+	// the process has exited, the CLI waits at most DrainTimeout for the
+	// relay to finish (container 1.2.2 ProcessIO.swift:241-258,
+	// Timeout.run(seconds: 3)) and fails with a CancellationError.
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	relayed := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(os.Stdout, pr)
+		relayed <- err
+	}()
 	code, err := standin.Exec(ctx, standin.ExecSpec{
 		Root: r.rootfs, Argv: argv, Env: append(append([]string{}, r.Env...), env...),
-		Dir: workdir, User: user, Stdin: stdin, Stdout: out, Stderr: os.Stderr,
+		Dir: workdir, User: user, Stdin: stdin, Stdout: pw, Stderr: os.Stderr,
 	})
-	if ferr := out.Flush(); err == nil && ferr != nil {
-		err = ferr
-	}
+	pw.Close()
 	if err != nil {
 		return errf("internalError", "failed to exec process %v", err)
+	}
+	select {
+	case <-relayed:
+	case <-time.After(drainTimeout()):
+		return errf("unknown", "CancellationError()")
 	}
 	if code != 0 {
 		return exitCode(code)
 	}
 	return nil
+}
+
+// DrainTimeout is how long container exec relays output after the
+// process exited (ProcessIO.wait: Timeout.run(seconds: 3)).
+const DrainTimeout = 3 * time.Second
+
+// EnvDrainTimeout shortens DrainTimeout for tests (a Go duration).
+const EnvDrainTimeout = "BB_STANDIN_CONTAINER_DRAIN_TIMEOUT"
+
+func drainTimeout() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv(EnvDrainTimeout)); err == nil && d > 0 {
+		return d
+	}
+	return DrainTimeout
+}
+
+// nameValid is container 1.2.2's container name rule
+// (Sources/ContainerResource/Container/ManagedContainer.swift:45-52).
+func nameValid(name string) bool {
+	return len(name) <= 63 && nameRE.MatchString(name)
+}
+
+var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
+
+// cmdLogs prints a container's output: the stand-in runs no init
+// process, so there is none.
+func (st *state) cmdLogs(args []string) error {
+	id := ""
+	for i := 0; i < len(args); i++ {
+		switch flagName(args[i]) {
+		case "-n":
+			if _, j, err := flagValue(args, i); err != nil {
+				return err
+			} else {
+				i = j
+			}
+		case "-f", "--follow", "--boot":
+		default:
+			if strings.HasPrefix(args[i], "-") {
+				return errf("invalidArgument", "unexpected argument %q", args[i])
+			}
+			id = args[i]
+		}
+	}
+	_, err := st.get(id)
+	return err
 }
 
 // cmdExport writes the container's root filesystem as a PAX tar, as
@@ -584,4 +653,23 @@ func (st *state) cmdDelete(args []string) error {
 		fmt.Println(id)
 	}
 	return nil
+}
+
+// fixCaps re-applies security.capability after rootfs's extraction
+// (see standin.FixCaps).
+func fixCaps(ctx context.Context, img v1.Image, dir string) error {
+	layers, err := img.Layers()
+	if err != nil {
+		return err
+	}
+	var rs []io.Reader
+	for _, l := range layers {
+		rc, err := l.Uncompressed()
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		rs = append(rs, rc)
+	}
+	return standin.FixCaps(ctx, rs, dir)
 }

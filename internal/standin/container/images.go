@@ -73,8 +73,22 @@ func (st *state) writeIndex(idx *v1.IndexManifest) error {
 	return standin.WriteJSON(filepath.Join(st.images, "index.json"), idx)
 }
 
-// normalize expands a reference the way container's ClientImage does:
-// docker.io and library/ for bare names, :latest when there is no tag.
+// EnvDomain models `container system property set registry.domain`:
+// the domain short references are expanded with (docker.io by default;
+// container 1.2.2 Sources/ContainerPersistence/ContainerSystemConfig.swift:242).
+const EnvDomain = "BB_STANDIN_CONTAINER_REGISTRY_DOMAIN"
+
+func defaultDomain() string {
+	if d := os.Getenv(EnvDomain); d != "" {
+		return d
+	}
+	return "docker.io"
+}
+
+// normalize expands a reference the way container's ClientImage does
+// (container 1.2.2 ClientImage.swift:116-135): the default domain for
+// references without one, library/ and :latest when the domain is
+// docker.io, :latest when there is no tag.
 func normalize(ref string) string {
 	repo, tagOrDigest := ref, ""
 	if i := strings.Index(ref, "@"); i >= 0 {
@@ -87,7 +101,7 @@ func normalize(ref string) string {
 	}
 	first, _, hasSlash := strings.Cut(repo, "/")
 	if !hasSlash || !(strings.ContainsAny(first, ".:") || first == "localhost") {
-		repo = "docker.io/" + repo
+		repo = defaultDomain() + "/" + repo
 	}
 	if rest, ok := strings.CutPrefix(repo, "docker.io/"); ok && !strings.Contains(rest, "/") {
 		repo = "docker.io/library/" + rest
@@ -341,10 +355,59 @@ type imageConfig struct {
 }
 
 type imageVariant struct {
-	Platform v1.Platform    `json:"platform"`
-	Digest   string         `json:"digest"`
-	Size     int64          `json:"size"`
-	Config   *v1.ConfigFile `json:"config"`
+	Platform v1.Platform `json:"platform"`
+	Digest   string      `json:"digest"`
+	Size     int64       `json:"size"`
+	Config   ociImage    `json:"config"`
+}
+
+// ociImage is containerization 0.40.1's ContainerizationOCI.Image
+// (Sources/ContainerizationOCI/ImageConfig.swift:126-155): what image
+// inspect prints of an image config.
+type ociImage struct {
+	Created      string     `json:"created,omitempty"`
+	Author       string     `json:"author,omitempty"`
+	Architecture string     `json:"architecture"`
+	OS           string     `json:"os"`
+	OSVersion    string     `json:"osVersion,omitempty"`
+	OSFeatures   []string   `json:"osFeatures,omitempty"`
+	Variant      string     `json:"variant,omitempty"`
+	Config       *ociConfig `json:"config,omitempty"`
+	Rootfs       struct {
+		Type    string   `json:"type"`
+		DiffIDs []string `json:"diff_ids"`
+	} `json:"rootfs"`
+	History []v1.History `json:"history,omitempty"`
+}
+
+// ociConfig is containerization 0.40.1's ImageConfig
+// (ImageConfig.swift:22-52): User, Env, Entrypoint, Cmd, WorkingDir,
+// Labels and StopSignal only. ExposedPorts, Volumes, Healthcheck, Shell
+// and the rest of an OCI config are dropped.
+type ociConfig struct {
+	User       string            `json:"User,omitempty"`
+	Env        []string          `json:"Env,omitempty"`
+	Entrypoint []string          `json:"Entrypoint,omitempty"`
+	Cmd        []string          `json:"Cmd,omitempty"`
+	WorkingDir string            `json:"WorkingDir,omitempty"`
+	Labels     map[string]string `json:"Labels,omitempty"`
+	StopSignal string            `json:"StopSignal,omitempty"`
+}
+
+func subset(cf *v1.ConfigFile) ociImage {
+	o := ociImage{Author: cf.Author, Architecture: cf.Architecture, OS: cf.OS, OSVersion: cf.OSVersion,
+		OSFeatures: cf.OSFeatures, Variant: cf.Variant, History: cf.History}
+	if !cf.Created.IsZero() {
+		o.Created = cf.Created.UTC().Format("2006-01-02T15:04:05.999999999Z07:00")
+	}
+	c := cf.Config
+	o.Config = &ociConfig{User: c.User, Env: c.Env, Entrypoint: c.Entrypoint, Cmd: c.Cmd,
+		WorkingDir: c.WorkingDir, Labels: c.Labels, StopSignal: c.StopSignal}
+	o.Rootfs.Type = cf.RootFS.Type
+	for _, d := range cf.RootFS.DiffIDs {
+		o.Rootfs.DiffIDs = append(o.Rootfs.DiffIDs, d.String())
+	}
+	return o
 }
 
 func (st *state) resource(d v1.Descriptor) (imageResource, error) {
@@ -371,7 +434,7 @@ func (st *state) resource(d v1.Descriptor) (imageResource, error) {
 			sz += l.Size
 		}
 	}
-	r.Variants = []imageVariant{{Platform: v1.Platform{OS: cf.OS, Architecture: cf.Architecture}, Digest: d.Digest.String(), Size: sz, Config: cf}}
+	r.Variants = []imageVariant{{Platform: v1.Platform{OS: cf.OS, Architecture: cf.Architecture}, Digest: d.Digest.String(), Size: sz, Config: subset(cf)}}
 	return r, nil
 }
 

@@ -79,6 +79,8 @@ func run(ctx context.Context, args []string) error {
 		return st.cmdStop(args[1:])
 	case "delete", "rm":
 		return st.cmdDelete(args[1:])
+	case "logs":
+		return st.cmdLogs(args[1:])
 	case "image", "i":
 		if len(args) < 2 {
 			return errf("invalidArgument", "usage: container image <load|list|inspect|delete>")

@@ -13,9 +13,14 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/bot-bottle/bb/backends/smolvm"
+	"github.com/bot-bottle/bb/internal/iox"
 	"github.com/bot-bottle/bb/internal/standin"
 	"github.com/bot-bottle/bb/rootfs"
 )
@@ -117,6 +122,12 @@ func (st *state) cmdLs(args []string) error {
 	var rs []*record
 	for _, e := range ents {
 		if r, err := st.load(e.Name()); err == nil && r != nil {
+			// Test hook: a file "state" in the machine's directory sets
+			// the state ls reports (created, running, stopped, failed,
+			// unreachable, frozen: smolvm 1.9.3 src/config.rs:39-66).
+			if b, err := os.ReadFile(filepath.Join(r.dir, "state")); err == nil {
+				r.State = strings.TrimSpace(string(b))
+			}
 			rs = append(rs, r)
 		}
 	}
@@ -243,7 +254,7 @@ func (c *capped) Write(p []byte) (int, error) {
 }
 
 // cmdCp copies one file between the host and a machine (NAME:PATH).
-func (st *state) cmdCp(args []string) error {
+func (st *state) cmdCp(ctx context.Context, args []string) error {
 	f, err := parseFlags(args, nil, []string{"--mode", "--uid", "--gid"}, false)
 	if err != nil {
 		return err
@@ -271,11 +282,23 @@ func (st *state) cmdCp(args []string) error {
 		if err != nil {
 			return err
 		}
-		if _, err := io.Copy(out, in); err != nil {
-			out.Close()
-			return err
+		// The host's read loop stops past the cap, removes the partial
+		// file and fails (src/agent/client.rs:2224-2260), within a 600 s
+		// receive timeout (client.rs:2232).
+		max := smolvm.TransferMax()
+		ctx, cancel := context.WithTimeout(ctx, CpTimeout)
+		defer cancel()
+		n, err := io.Copy(out, io.LimitReader(iox.ContextReader(ctx, in), max+1))
+		if err == nil && n > max {
+			err = fmt.Errorf("agent operation failed: read file: guest streamed %d bytes, exceeding the %d byte cap", n, max)
 		}
-		return out.Close()
+		if cerr := out.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			_ = os.Remove(dst)
+		}
+		return err
 	}
 	n, p, ok := cutMachine(dst)
 	if !ok {
@@ -360,6 +383,9 @@ func (st *state) cmdCreate(ctx context.Context, args []string) error {
 	if name == "" {
 		name = fmt.Sprintf("machine-%d", time.Now().UnixNano())
 	}
+	if err := validName(name); err != nil {
+		return err
+	}
 	if r, err := st.load(name); err != nil {
 		return err
 	} else if r != nil {
@@ -428,7 +454,7 @@ func unpackArtifact(ctx context.Context, file, dst string) (*artifactManifest, e
 	if err != nil {
 		return nil, fmt.Errorf("read .smolmachine: %v", err)
 	}
-	if err := rootfs.Extract(ctx, br, dst, rootfs.Options{}); err != nil {
+	if err := rootfs.Extract(ctx, br, dst, rootfs.Options{Devices: true}); err != nil {
 		return nil, fmt.Errorf("extract .smolmachine layers: %v", err)
 	}
 	return m, nil
@@ -447,6 +473,10 @@ func (st *state) cmdStart(args []string) error {
 	if r.State == "running" {
 		fmt.Printf("Machine '%s' is already running\n", name)
 		return nil
+	}
+	// The guest has a devtmpfs: /dev/null exists in it.
+	if err := os.MkdirAll(filepath.Join(r.rootfs(), "dev"), 0o755); err == nil {
+		_ = unix.Mknod(filepath.Join(r.rootfs(), "dev", "null"), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3)))
 	}
 	pid := os.Getpid()
 	r.State, r.PID = "running", &pid
@@ -489,12 +519,62 @@ func (st *state) cmdDelete(args []string) error {
 	if err != nil {
 		return err
 	}
-	if r.State == "running" && !f.has("-f", "--force") {
-		return fmt.Errorf("machine '%s' is running. Stop it first or pass --force", name)
+	// delete stops a running machine first, whatever the flags
+	// (src/cli/machine.rs:3990-4006 stop_if_running: true;
+	// src/cli/vm_common.rs:2316-2345), then asks for confirmation unless
+	// --force: --force only skips the prompt (vm_common.rs:2349-2363).
+	if r.State == "running" {
+		fmt.Printf("Stopping machine '%s'...\n", name)
+		r.State, r.PID = "stopped", nil
+		if err := r.save(); err != nil {
+			return err
+		}
+	}
+	if !f.has("-f", "--force") && !f.has("--cascade") {
+		fmt.Fprintf(os.Stderr, "Delete machine '%s'? [y/N] ", name)
+		line, _ := bufio.NewReader(os.Stdin).ReadString('\n')
+		if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "yes" {
+			fmt.Println("Cancelled")
+			return nil
+		}
 	}
 	if err := os.RemoveAll(r.dir); err != nil {
 		return err
 	}
 	fmt.Printf("Deleted machine: %s\n", name)
 	return nil
+}
+
+// CpTimeout is machine cp's receive timeout (src/agent/client.rs:2232).
+const CpTimeout = 600 * time.Second
+
+// validName is smolvm 1.9.3's validate_vm_name (src/data/mod.rs:58-104),
+// applied by machine create (src/cli/vm_common.rs:586).
+func validName(name string) error {
+	const label = "machine name"
+	switch {
+	case name == "":
+		return fmt.Errorf("%s cannot be empty", label)
+	case len(name) > 128:
+		return fmt.Errorf("%s too long: %d characters (max 128)", label, len(name))
+	case !isAlnum(rune(name[0])):
+		return fmt.Errorf("%s must start with a letter or digit (got: %q)", label, name)
+	case strings.HasSuffix(name, "-"):
+		return fmt.Errorf("%s cannot end with a hyphen (got: %q)", label, name)
+	case strings.Contains(name, "--"):
+		return fmt.Errorf("%s cannot contain consecutive hyphens", label)
+	}
+	for _, c := range name {
+		if !isAlnum(c) && c != '-' && c != '_' {
+			if c == '/' || c == '\\' {
+				return fmt.Errorf("%s cannot contain path separators", label)
+			}
+			return fmt.Errorf("%s contains invalid character: '%c'", label, c)
+		}
+	}
+	return nil
+}
+
+func isAlnum(c rune) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
 }

@@ -80,7 +80,7 @@ func run(ctx context.Context, args []string) error {
 		case "exec":
 			return st.cmdExec(ctx, args[2:])
 		case "cp":
-			return st.cmdCp(args[2:])
+			return st.cmdCp(ctx, args[2:])
 		case "create":
 			return st.cmdCreate(ctx, args[2:])
 		case "start":

@@ -13,7 +13,6 @@ import (
 	"strings"
 
 	"github.com/bot-bottle/bb/internal/standin"
-	"github.com/bot-bottle/bb/rootfs"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -102,16 +101,32 @@ func (st *state) cmdPackCreate(ctx context.Context, args []string) error {
 		return err
 	}
 	defer os.RemoveAll(staging)
-	tree := filepath.Join(staging, "rootfs")
+	// Each layer is unpacked on its own as smolvm's guest does
+	// (unpackLayer); one layer is the packed tree, several are merged
+	// with cp -a (mergeLayers).
+	var dirs []string
 	for i, l := range layers {
 		rc, err := l.Uncompressed()
 		if err != nil {
 			return fmt.Errorf("failed to pull image '%s': layer %d: %v", ref, i, err)
 		}
-		err = rootfs.Extract(ctx, rc, tree, rootfs.Options{})
+		d := filepath.Join(staging, fmt.Sprintf("layer-%d", i))
+		err = unpackLayer(ctx, rc, d)
 		rc.Close()
 		if err != nil {
 			return fmt.Errorf("failed to pull image '%s': layer %d: %v", ref, i, err)
+		}
+		dirs = append(dirs, d)
+	}
+	if len(dirs) == 0 {
+		return fmt.Errorf("failed to pull image '%s': it has no layers", ref)
+	}
+	tree := dirs[0]
+	if len(dirs) > 1 {
+		fmt.Printf("Merging %d layers in VM (one-time cost)...\n", len(dirs))
+		tree = filepath.Join(staging, "rootfs")
+		if err := mergeLayers(ctx, dirs, tree); err != nil {
+			return err
 		}
 	}
 	var opts standin.TreeOptions

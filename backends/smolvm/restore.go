@@ -1,0 +1,222 @@
+package smolvm
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+
+	"github.com/bot-bottle/bb/oci"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/klauspost/pgzip"
+)
+
+// What smolvm 1.9.3's pack loses, and bb restores after it creates a
+// machine from a pack (internal/standin/README.md cites the source):
+// pack create unpacks the image's layer in the guest with the Rust tar
+// crate without unpacking xattrs, and sets each entry's parent directory
+// to exactly 0755 before it unpacks the entry
+// (crates/smolvm-oci-layer/src/lib.rs extract_oci_layer). So every xattr
+// (security.capability included) is gone, and every directory that has
+// children has mode 0755 whatever its mode was (0700, setgid, sticky).
+
+// xattrPrefix starts the PAX records that carry xattrs.
+const xattrPrefix = "SCHILY.xattr."
+
+// RestoreStats counts what a restore tar holds.
+type RestoreStats struct {
+	Dirs    int   // directory headers (mode, owner, mtime, xattrs)
+	Entries int   // other entries with xattrs (and their hard links)
+	Bytes   int64 // file content the tar carries
+}
+
+// Empty reports whether there is nothing to restore.
+func (s RestoreStats) Empty() bool { return s.Dirs == 0 && s.Entries == 0 }
+
+// WriteRestore writes to w a tar that GNU tar extracts over the root of
+// a machine unpacked from the snapshot's layer (read from r, an
+// uncompressed tar) to put back what packing lost: the header of every
+// directory that has children and a mode other than 0755, or xattrs
+// (GNU tar's default --overwrite-dir sets an existing directory's mode,
+// owner and mtime from its header without touching its contents); and
+// every other entry that has xattrs, with its content for regular files
+// (GNU tar has no metadata-only extraction) followed by its hard links,
+// so links stay links.
+func WriteRestore(ctx context.Context, r io.Reader, w io.Writer) (RestoreStats, error) {
+	var st RestoreStats
+	tr := tar.NewReader(r)
+	tw := tar.NewWriter(w)
+	type dir struct {
+		hdr      *tar.Header
+		children bool
+	}
+	var dirs []*dir
+	byName := map[string]*dir{}
+	withXattrs := map[string]bool{} // regular files written, for their hard links
+	for {
+		if err := ctx.Err(); err != nil {
+			return st, err
+		}
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return st, fmt.Errorf("reading the snapshot's layer: %w", err)
+		}
+		name := cleanName(hdr.Name)
+		if name == "" {
+			continue
+		}
+		if d := byName[path.Dir(name)]; d != nil {
+			d.children = true
+		}
+		hasX := hasXattrs(hdr)
+		switch hdr.Typeflag {
+		case tar.TypeDir:
+			d := &dir{hdr: copyHeader(hdr, name)}
+			dirs = append(dirs, d)
+			byName[name] = d
+		case tar.TypeLink:
+			if withXattrs[cleanName(hdr.Linkname)] {
+				h := copyHeader(hdr, name)
+				h.Linkname = cleanName(hdr.Linkname)
+				if err := tw.WriteHeader(h); err != nil {
+					return st, err
+				}
+				st.Entries++
+			}
+		case tar.TypeReg:
+			if !hasX {
+				continue
+			}
+			h := copyHeader(hdr, name)
+			h.Typeflag = tar.TypeReg
+			if err := tw.WriteHeader(h); err != nil {
+				return st, err
+			}
+			n, err := io.Copy(tw, tr)
+			if err != nil {
+				return st, fmt.Errorf("copying %s from the snapshot's layer: %w", name, err)
+			}
+			st.Bytes += n
+			st.Entries++
+			withXattrs[name] = true
+		default:
+			if !hasX {
+				continue
+			}
+			if err := tw.WriteHeader(copyHeader(hdr, name)); err != nil {
+				return st, err
+			}
+			st.Entries++
+		}
+	}
+	// Directories last: their modes (0700 among them) apply after the
+	// files above were written, as GNU tar would delay them anyway.
+	for _, d := range dirs {
+		if !(d.children && d.hdr.Mode&0o7777 != 0o755) && !hasXattrs(d.hdr) {
+			continue
+		}
+		if err := tw.WriteHeader(d.hdr); err != nil {
+			return st, err
+		}
+		st.Dirs++
+	}
+	return st, tw.Close()
+}
+
+func hasXattrs(h *tar.Header) bool {
+	for k := range h.PAXRecords {
+		if strings.HasPrefix(k, xattrPrefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// copyHeader keeps what GNU tar restores: type, name, mode, owner,
+// times, size, link target, device numbers and the xattr records.
+func copyHeader(h *tar.Header, name string) *tar.Header {
+	c := &tar.Header{
+		Typeflag: h.Typeflag, Name: name, Linkname: h.Linkname, Size: h.Size, Mode: h.Mode,
+		Uid: h.Uid, Gid: h.Gid, ModTime: h.ModTime, Devmajor: h.Devmajor, Devminor: h.Devminor,
+		Format: tar.FormatPAX,
+	}
+	if h.Typeflag == tar.TypeDir {
+		c.Name += "/"
+		c.Size = 0
+	}
+	if h.Typeflag != tar.TypeReg {
+		c.Size = 0
+	}
+	for k, v := range h.PAXRecords {
+		if strings.HasPrefix(k, xattrPrefix) {
+			if c.PAXRecords == nil {
+				c.PAXRecords = map[string]string{}
+			}
+			c.PAXRecords[k] = v
+		}
+	}
+	return c
+}
+
+// cleanName makes a tar name relative and clean ("./a/b/" -> "a/b"); ""
+// for the root.
+func cleanName(n string) string {
+	n = path.Clean("/" + n)
+	if n == "/" {
+		return ""
+	}
+	return n[1:]
+}
+
+// RestoreArgs is the GNU tar that applies a restore tar in the guest.
+// As root, GNU tar restores modes with their setgid and sticky bits,
+// numeric owners and (with --xattrs-include=*) every xattr namespace,
+// security.capability included.
+var RestoreArgs = []string{"tar", "--extract", "--xattrs", "--xattrs-include=*", "--numeric-owner",
+	"--same-permissions", "--same-owner", "--file=-", "--directory=/"}
+
+// snapshotLayer opens the single layer of a smolvm snapshot, uncompressed.
+func snapshotLayer(ctx context.Context, s *oci.Store, manifest v1.Hash) (io.ReadCloser, error) {
+	img, err := s.Image(ctx, manifest)
+	if err != nil {
+		return nil, err
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return nil, err
+	}
+	if len(layers) != 1 {
+		return nil, fmt.Errorf("snapshot %s has %d layers; smolvm snapshots have one", manifest, len(layers))
+	}
+	mt, err := layers[0].MediaType()
+	if err != nil || !strings.HasSuffix(string(mt), "gzip") {
+		return layers[0].Uncompressed()
+	}
+	// gzip on every core: a resume reads the whole layer.
+	rc, err := layers[0].Compressed()
+	if err != nil {
+		return nil, err
+	}
+	zr, err := pgzip.NewReader(rc)
+	if err != nil {
+		rc.Close()
+		return nil, err
+	}
+	return &zipReader{Reader: zr, c: rc}, nil
+}
+
+type zipReader struct {
+	*pgzip.Reader
+	c io.Closer
+}
+
+func (z *zipReader) Close() error {
+	z.Reader.Close()
+	return z.c.Close()
+}
