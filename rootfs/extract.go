@@ -265,9 +265,6 @@ func (x *extractor) file(ctx context.Context, tr *tar.Reader, hdr *tar.Header, p
 	}
 	f := os.NewFile(uintptr(fd), name)
 	_, err = writeSparse(ctx, f, tr)
-	if err == nil {
-		err = setXattrs(fd, hdr)
-	}
 	if err == nil && !x.opts.NoChown {
 		if err = f.Chown(hdr.Uid, hdr.Gid); err != nil {
 			err = fmt.Errorf("chown: %w", err)
@@ -277,6 +274,10 @@ func (x *extractor) file(ctx context.Context, tr *tar.Reader, hdr *tar.Header, p
 		if err = f.Chmod(fileMode(hdr)); err != nil {
 			err = fmt.Errorf("chmod: %w", err)
 		}
+	}
+	// xattrs after chown: a chown drops security.capability.
+	if err == nil {
+		err = setXattrs(fd, hdr)
 	}
 	if err == nil {
 		err = setTimes(fd, "", hdr.ModTime, unix.AT_EMPTY_PATH)
