@@ -440,7 +440,8 @@ func Build(ctx context.Context, s *oci.Store, req Request) (res *Result, err err
 	for _, w := range warnings {
 		log.Warn(w)
 	}
-	li := LayerInfo{Media: types.OCILayer}
+	li := LayerInfo{}
+	li.Media, _ = lyr.MediaType()
 	li.Digest, _ = lyr.Digest()
 	li.DiffID, _ = lyr.DiffID()
 	li.Size, _ = lyr.Size()

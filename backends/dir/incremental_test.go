@@ -15,8 +15,10 @@ import (
 
 	"github.com/bot-bottle/bb/backends/dir"
 	"github.com/bot-bottle/bb/oci"
+	"github.com/bot-bottle/bb/oci/layer"
 	"github.com/bot-bottle/bb/rootfs"
 	"github.com/bot-bottle/bb/snapshot"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sys/unix"
 )
 
@@ -248,4 +250,47 @@ func TestIncrementalChainResumesLiveTree(t *testing.T) {
 	time.Sleep(1100 * time.Millisecond)
 	w("home/agent/after-full", "x", 0o644)
 	check(commit(2))
+}
+
+func TestZstdChain(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	s, err := oci.Open(filepath.Join(t.TempDir(), "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "a"), []byte(strings.Repeat("zstd ", 1000)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	commit := func() *snapshot.Result {
+		time.Sleep(1100 * time.Millisecond)
+		res, err := snapshot.Commit(ctx, s, snapshot.Request{Slug: "incr-zstd", Backend: "dir", Source: &dir.Source{Dir: root, OneFS: true},
+			Keep: -1, Layer: layer.Options{Compression: layer.Zstd}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Layer.Media != types.OCILayerZStd {
+			t.Fatalf("layer media type %s", res.Layer.Media)
+		}
+		return res
+	}
+	commit()
+	if err := os.WriteFile(filepath.Join(root, "b"), []byte("second"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res := commit()
+	img, err := s.Image(ctx, res.Manifest.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ls, _ := img.Layers(); len(ls) != 2 {
+		t.Fatalf("%d layers", len(ls))
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	if err := rootfs.ExtractImage(ctx, img, out, rootfs.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if d := diffTrees(liveTree(t, root), liveTree(t, out)); len(d) > 0 {
+		t.Fatalf("zstd chain: %v", d)
+	}
 }

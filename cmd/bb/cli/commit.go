@@ -13,6 +13,7 @@ import (
 
 	"github.com/bot-bottle/bb/bottle"
 	"github.com/bot-bottle/bb/internal/progress"
+	"github.com/bot-bottle/bb/oci/layer"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 )
@@ -122,7 +123,8 @@ snapshot one flattened layer again.`,
 	f.BoolVar(&opts.Prepare.KeepEnv, "keep-env", false, "keep the bottle's runtime environment in the snapshot (default: the base image's Env); runtime environments often carry tokens and keys, which would then travel with every export and push")
 	f.BoolVar(&opts.NoInstall, "no-load", false, "store the snapshot without loading it into the runtime (and without recording it)")
 	f.IntVar(&opts.Keep, "keep", bottle.DefaultKeep, "earlier snapshots of the slug to keep in the store (-1 keeps all)")
-	f.IntVar(&opts.Layer.Level, "compression-level", 0, "gzip level 1-9 (default 1: fastest)")
+	f.IntVar(&opts.Layer.Level, "compression-level", 0, "gzip level 1-9 (default 1: fastest); for zstd, above 3 means zstd's default level instead of its fastest")
+	f.Var(compressionFlag{&opts.Layer.Compression}, "compression", "layer compression in the store: gzip (default: every reader) or zstd (faster and smaller; Docker before 23 cannot read it: bb export --compression gzip converts, and loads into Docker decompress it); push and export carry it as stored")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return cmd
 }
@@ -177,3 +179,24 @@ func pick(ctx context.Context, m *bottle.Manager, in io.Reader, out io.Writer, v
 	}
 	return "", fmt.Errorf("%q is not one of the running bottles", line)
 }
+
+// compressionFlag is --compression of bb commit.
+type compressionFlag struct{ c *layer.Compression }
+
+func (f compressionFlag) String() string {
+	if f.c == nil || *f.c == "" {
+		return string(layer.Gzip)
+	}
+	return string(*f.c)
+}
+
+func (f compressionFlag) Set(v string) error {
+	switch layer.Compression(v) {
+	case layer.Gzip, layer.Zstd:
+		*f.c = layer.Compression(v)
+		return nil
+	}
+	return fmt.Errorf("unknown compression %q: gzip or zstd", v)
+}
+
+func (f compressionFlag) Type() string { return "gzip|zstd" }
