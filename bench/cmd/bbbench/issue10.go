@@ -352,7 +352,9 @@ func (e *benchEnv) issue10(ctx context.Context) []*step {
 			return os.RemoveAll(regDir)
 		},
 	})
-	steps = append(steps, e.scaleSteps(ctx)...)
+	if e.cfg.Only == nil || e.cfg.Only.MatchString("scale") {
+		steps = append(steps, e.scaleSteps(ctx)...)
+	}
 	return steps
 }
 
