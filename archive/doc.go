@@ -3,28 +3,52 @@
 // An archive is at once an OCI image layout and a legacy docker archive:
 //
 //	oci-layout                      {"imageLayoutVersion":"1.0.0"}
-//	index.json                      one entry per snapshot (names below)
+//	index.json                      one or two entries per snapshot (below)
 //	manifest.json                   [{Config, RepoTags, Layers}] for docker load
 //	blobs/sha256/<hex>              indexes, manifests, configs, layers, metadata
 //
 // manifest.json points at the same blobs/sha256 files as index.json, so
-// every blob is stored once. A snapshot with bottle metadata is exported
-// as an image index of two entries: the image manifest (with its
-// platform) and the metadata artifact, whose subject is the image
-// (platform unknown/unknown, the convention docker and containerd use for
-// entries that are not runnable). index.json so names exactly one entry
-// per snapshot, which tools that take "the" image of a layout need
-// (skopeo oci-archive:FILE without a name, crane push of the unpacked
-// directory), while tools that index the whole graph find the metadata as
-// a referrer of the image (oras discover --oci-layout --platform ...;
-// regctl artifact tree shows it as the index's second child; regctl
-// artifact list of an OCI layout only looks at index.json's own entries
-// and does not find it). umoci 0.4.7 takes both entries for candidate
-// images: ExportOptions.NoMetadata names the image manifest itself.
+// every blob is stored once. index.json comes in two layouts
+// (ExportOptions.Layout), because no one layout serves every reader:
+// skopeo 1.9 (containers/image 5.23 oci/layout/oci_transport.go:183-190)
+// and crane (cmd/crane/cmd/push.go:117) take "the" image of a layout only
+// when index.json has exactly one entry, while regctl 0.11 finds the
+// referrers of an OCI layout only through a second index.json entry, the
+// referrers tag sha256-<hex> (scheme/ocidir/referrer.go:97-122,
+// ocidir.go:365-389), and oras (oras-go content/oci/readonlyoci.go:171-186)
+// indexes only what index.json entries reach, so a referrer of the entry
+// a name resolves to would have to be reached from that entry itself.
+//
+// LayoutSingle (the default) exports a snapshot with bottle metadata as
+// an image index of two entries: the image manifest (with its platform)
+// and the metadata artifact, whose subject is the image (platform
+// unknown/unknown, the convention docker and containerd use for entries
+// that are not runnable). index.json names exactly one entry per
+// snapshot: skopeo oci-archive:FILE and crane push DIR need no name or
+// --index; oras discover --oci-layout needs --platform (the name resolves
+// to the index, whose referrer the metadata is not); regctl artifact tree
+// shows the metadata as the index's second child, regctl artifact list
+// does not find it; umoci 0.4.7 takes both manifests under the name for
+// candidate images (oci/casext/refname.go:78-104) and needs
+// ExportOptions.NoMetadata.
+//
+// LayoutReferrers names the image manifest itself and, after it, the
+// referrers tag schema's index (ref.name sha256-<image hex>, no other
+// annotation, as regctl image copy --referrers writes an OCI layout)
+// listing the metadata artifact. regctl artifact list ocidir://DIR,
+// oras discover --oci-layout DIR:latest and umoci unpack --image
+// DIR:latest work without extra flags; skopeo needs the name
+// (oci-archive:FILE:latest), crane push needs --index, podman load reads
+// the docker archive half (manifest.json then carries full names, which
+// podman would otherwise prefix with localhost/), and ctr image import
+// (containerd 1.6, import.go:170-177) makes an image of the referrers
+// entry too and fails to unpack it unless given --no-unpack.
+//
 // Readers: docker load, podman load, skopeo
 // (oci-archive: and docker-archive:), umoci, containerd (ctr image
-// import), crane, oras, regctl and Apple's container image load. Each
-// index.json entry names its snapshot three ways:
+// import), crane, oras, regctl and Apple's container image load. The
+// index.json entry of each snapshot (its image's own in LayoutReferrers)
+// names it three ways:
 // io.containerd.image.name and com.apple.containerization.image.name
 // carry the full reference
 // (docker.io/library/bot-bottle-committed-<slug>:latest),

@@ -50,6 +50,40 @@ type ExportOptions struct {
 	// CompressionGzip (recompress zstd layers as gzip; such an image gets
 	// a new manifest digest, its config and diffIDs stay).
 	Compression string
+	// Layout is LayoutSingle (one index.json entry per snapshot, the
+	// default) or LayoutReferrers (the image manifest and a referrers
+	// tag entry per snapshot). See the package documentation for which
+	// tools read which.
+	Layout string
+}
+
+// Layouts Write can give index.json (ExportOptions.Layout).
+const (
+	// LayoutSingle names one entry per snapshot in index.json: the image
+	// manifest, or, when the snapshot has bottle metadata, an image index
+	// that holds the image and the metadata artifact. Tools that take
+	// "the" image of a layout need no name (skopeo 1.9 oci-archive:FILE,
+	// crane push DIR), but the name resolves to that index, so oras
+	// discover needs --platform, regctl artifact list finds no referrer
+	// and umoci 0.4.7 sees two candidate images.
+	LayoutSingle = ""
+	// LayoutReferrers names the image manifest itself, plus, when the
+	// snapshot has bottle metadata, a second entry: the OCI referrers tag
+	// schema's index (org.opencontainers.image.ref.name
+	// sha256-<image hex>, as regctl image copy --referrers writes into an
+	// OCI layout) that lists the metadata artifact. regctl artifact list,
+	// oras discover and umoci read it without extra flags; skopeo needs
+	// the image's name (oci-archive:FILE:latest) and crane push --index.
+	LayoutReferrers = "referrers"
+)
+
+// ValidLayout checks an ExportOptions.Layout value.
+func ValidLayout(l string) error {
+	switch l {
+	case LayoutSingle, "single", LayoutReferrers:
+		return nil
+	}
+	return fmt.Errorf("unknown export layout %q: give single (one index.json entry per snapshot) or referrers (the image plus a referrers tag entry)", l)
 }
 
 // ExportResult describes a written archive.
@@ -77,10 +111,18 @@ type ExportedImage struct {
 	// Digest is the image manifest's digest.
 	Digest string `json:"digest"`
 	// Index is the digest of the image index that pairs the image with
-	// its metadata artifact, when the image has metadata; index.json
-	// names this index.
-	Index    string `json:"index,omitempty"`
-	Metadata bool   `json:"metadata"`
+	// its metadata artifact, when the image has metadata and the layout
+	// is LayoutSingle; index.json names this index.
+	Index string `json:"index,omitempty"`
+	// Referrers is the digest of the referrers index that lists the
+	// metadata artifact, when the image has metadata and the layout is
+	// LayoutReferrers; index.json names it ReferrersTag.
+	Referrers string `json:"referrers,omitempty"`
+	// ReferrersTag is the referrers index's
+	// org.opencontainers.image.ref.name: sha256-<hex of the image
+	// manifest>.
+	ReferrersTag string `json:"referrersTag,omitempty"`
+	Metadata     bool   `json:"metadata"`
 }
 
 // legacyEntry is one element of docker's manifest.json.
@@ -236,6 +278,10 @@ func Write(ctx context.Context, s *oci.Store, w io.Writer, images []Image, opts 
 	if err := ValidCompression(opts.Compression); err != nil {
 		return nil, err
 	}
+	if err := ValidLayout(opts.Layout); err != nil {
+		return nil, err
+	}
+	referrers := opts.Layout == LayoutReferrers
 	if opts.Compression == CompressionGzip {
 		images = slices.Clone(images)
 		for i := range images {
@@ -295,7 +341,14 @@ func Write(ctx context.Context, s *oci.Store, w io.Writer, images []Image, opts 
 		}
 		add(&small, plannedBlob{digest: img.Manifest.Digest, size: img.Manifest.Size, data: mb})
 		add(&small, plannedBlob{digest: man.Config.Digest, size: man.Config.Size, data: cb})
-		le := legacyEntry{Config: BlobsDir + man.Config.Digest.Hex, RepoTags: []string{familiar(name)}, Layers: []string{}}
+		repoTag := familiar(name)
+		if referrers {
+			// podman load reads this layout as a docker archive (its
+			// oci-archive: reader wants one index.json entry) and puts
+			// localhost/ before a name without a registry.
+			repoTag = name
+		}
+		le := legacyEntry{Config: BlobsDir + man.Config.Digest.Hex, RepoTags: []string{repoTag}, Layers: []string{}}
 		for _, l := range man.Layers {
 			n, err := s.Stat(ctx, l.Digest)
 			if err != nil {
@@ -333,6 +386,7 @@ func Write(ctx context.Context, s *oci.Store, w io.Writer, images []Image, opts 
 		}
 		ei := ExportedImage{Slug: img.Slug, Name: name, RefName: ref, Digest: img.Manifest.Digest.String()}
 		top := d
+		var extra *v1.Descriptor // the referrers tag entry (LayoutReferrers)
 		if img.Metadata != nil && !opts.NoMetadata {
 			amb, blobs, err := snapshot.MetadataManifest(v1.Descriptor{MediaType: img.Manifest.MediaType, Digest: img.Manifest.Digest, Size: img.Manifest.Size}, img.Metadata)
 			if err != nil {
@@ -343,25 +397,45 @@ func Write(ctx context.Context, s *oci.Store, w io.Writer, images []Image, opts 
 			for _, h := range sortedHashes(blobs) {
 				add(&small, plannedBlob{digest: h, size: int64(len(blobs[h])), data: blobs[h]})
 			}
-			ib, err := imageWithMetadata(d, v1.Descriptor{
+			meta := v1.Descriptor{
 				MediaType:    types.OCIManifestSchema1,
 				ArtifactType: snapshot.MetadataArtifactType,
 				Digest:       ah,
 				Size:         int64(len(amb)),
 				Platform:     &v1.Platform{OS: "unknown", Architecture: "unknown"},
 				Annotations:  map[string]string{oci.SlugAnnotation: img.Slug},
-			})
-			if err != nil {
-				return nil, fmt.Errorf("exporting %s: %w", img.Slug, err)
 			}
-			ih, _, _ := v1.SHA256(bytes.NewReader(ib))
-			add(&small, plannedBlob{digest: ih, size: int64(len(ib)), data: ib})
-			top = v1.Descriptor{MediaType: types.OCIImageIndex, Digest: ih, Size: int64(len(ib))}
-			ei.Index = ih.String()
+			if referrers {
+				rb, err := referrersIndex(meta)
+				if err != nil {
+					return nil, fmt.Errorf("exporting %s: %w", img.Slug, err)
+				}
+				rh, _, _ := v1.SHA256(bytes.NewReader(rb))
+				add(&small, plannedBlob{digest: rh, size: int64(len(rb)), data: rb})
+				tag := referrersTag(img.Manifest.Digest)
+				if prev, ok := refNames[tag]; ok && prev != img.Manifest.Digest {
+					return nil, fmt.Errorf("exporting %s: the layout name %q is taken by another snapshot; export them into separate archives", img.Slug, tag)
+				}
+				refNames[tag] = img.Manifest.Digest
+				extra = &v1.Descriptor{MediaType: types.OCIImageIndex, Digest: rh, Size: int64(len(rb)), Annotations: map[string]string{oci.RefNameAnnotation: tag}}
+				ei.Referrers, ei.ReferrersTag = rh.String(), tag
+			} else {
+				ib, err := imageWithMetadata(d, meta)
+				if err != nil {
+					return nil, fmt.Errorf("exporting %s: %w", img.Slug, err)
+				}
+				ih, _, _ := v1.SHA256(bytes.NewReader(ib))
+				add(&small, plannedBlob{digest: ih, size: int64(len(ib)), data: ib})
+				top = v1.Descriptor{MediaType: types.OCIImageIndex, Digest: ih, Size: int64(len(ib))}
+				ei.Index = ih.String()
+			}
 			ei.Metadata = true
 		}
 		top.Annotations = ann
 		index.Manifests = append(index.Manifests, top)
+		if extra != nil {
+			index.Manifests = append(index.Manifests, *extra)
+		}
 		res.Images = append(res.Images, ei)
 	}
 	ib, err := json.Marshal(index)
@@ -481,13 +555,25 @@ func refName(name string, images int) string {
 // metadata is exported as: the image (with its platform) and the
 // metadata artifact whose subject it is (platform unknown/unknown, the
 // convention docker and containerd use for entries that are not
-// runnable). index.json then names one entry per snapshot, which tools
-// that take "the" image of a layout (skopeo oci-archive:FILE, crane push
-// of a directory) need, while oras, which indexes the whole graph, finds
-// the metadata as a referrer of the image.
+// runnable), in LayoutSingle. index.json then names one entry per
+// snapshot, which tools that take "the" image of a layout (skopeo
+// oci-archive:FILE, crane push of a directory) need, while oras, which
+// indexes the whole graph, finds the metadata as a referrer of the image
+// (given the platform, to resolve the name to the image).
 func imageWithMetadata(img, meta v1.Descriptor) ([]byte, error) {
 	return json.Marshal(v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{img, meta}})
 }
+
+// referrersIndex is the OCI referrers tag schema's index that lists the
+// metadata artifact (image-spec 1.1, distribution-spec 1.1 "referrers tag
+// schema"), which regctl reads in an OCI layout by its tag.
+func referrersIndex(meta v1.Descriptor) ([]byte, error) {
+	return json.Marshal(v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{meta}})
+}
+
+// referrersTag is the referrers tag schema's name for the referrers of
+// the manifest h: <algorithm>-<hex>.
+func referrersTag(h v1.Hash) string { return h.Algorithm + "-" + h.Hex }
 
 func fileHeader(name string, size int64) *tar.Header {
 	return &tar.Header{Typeflag: tar.TypeReg, Name: name, Size: size, Mode: 0o644, ModTime: epoch}

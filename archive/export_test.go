@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/bot-bottle/bb/archive"
+	"github.com/bot-bottle/bb/bottle"
 	"github.com/bot-bottle/bb/oci"
 	"github.com/bot-bottle/bb/snapshot"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -396,5 +397,87 @@ func TestExportSeveralRefNames(t *testing.T) {
 		if err != nil || !strings.Contains(string(got), want) {
 			t.Errorf("skopeo copy of %s: %s (%v), want %s", name, got, err, want)
 		}
+	}
+}
+
+// LayoutReferrers names each image manifest itself (with its platform
+// and names) and, next to it, the referrers tag schema's index
+// (sha256-<image hex>) listing its metadata artifact; import restores
+// image and metadata from it.
+func TestExportLayoutReferrers(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	a := e.commit(t, "alpha", sourceTree(t, 1<<10))
+	b := e.commit(t, "beta", sourceTree(t, 2<<10))
+	var buf bytes.Buffer
+	res, err := archive.Export(ctx, e.m.Store, &buf, []string{"alpha", "beta"}, archive.ExportOptions{Layout: archive.LayoutReferrers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{}
+	for _, x := range entries(t, buf.Bytes()) {
+		files[x.hdr.Name] = x.data
+	}
+	var idx v1.IndexManifest
+	if err := json.Unmarshal(files[archive.IndexFile], &idx); err != nil {
+		t.Fatal(err)
+	}
+	if len(idx.Manifests) != 4 {
+		t.Fatalf("index.json has %d entries, want image and referrers for each of 2 snapshots", len(idx.Manifests))
+	}
+	for i, want := range []*bottle.CommitResult{a, b} {
+		img, refs := idx.Manifests[2*i], idx.Manifests[2*i+1]
+		slug := []string{"alpha", "beta"}[i]
+		if img.Digest.String() != want.Digest || img.MediaType != types.OCIManifestSchema1 || img.Platform == nil || img.Platform.OS != "linux" {
+			t.Errorf("entry %d %+v, want the image %s with its platform", 2*i, img, want.Digest)
+		}
+		if got := img.Annotations[oci.RefNameAnnotation]; got != "bot-bottle-committed-"+slug {
+			t.Errorf("image ref name %q", got)
+		}
+		if got := img.Annotations[oci.ContainerdNameAnnotation]; got != archive.FullName(slug) {
+			t.Errorf("image containerd name %q", got)
+		}
+		tag := "sha256-" + img.Digest.Hex
+		if refs.MediaType != types.OCIImageIndex || refs.Annotations[oci.RefNameAnnotation] != tag || len(refs.Annotations) != 1 {
+			t.Errorf("entry %d %+v, want the referrers index named %s and nothing else", 2*i+1, refs, tag)
+		}
+		if res.Images[i].ReferrersTag != tag || res.Images[i].Referrers != refs.Digest.String() || res.Images[i].Index != "" || !res.Images[i].Metadata {
+			t.Errorf("result %+v", res.Images[i])
+		}
+		var ri v1.IndexManifest
+		if err := json.Unmarshal(files[archive.BlobsDir+refs.Digest.Hex], &ri); err != nil {
+			t.Fatal(err)
+		}
+		if len(ri.Manifests) != 1 || ri.Manifests[0].ArtifactType != snapshot.MetadataArtifactType {
+			t.Fatalf("referrers index %+v", ri)
+		}
+		var art struct {
+			Subject v1.Descriptor `json:"subject"`
+		}
+		if err := json.Unmarshal(files[archive.BlobsDir+ri.Manifests[0].Digest.Hex], &art); err != nil || art.Subject.Digest != img.Digest {
+			t.Errorf("metadata subject %s (%v), want %s", art.Subject.Digest, err, img.Digest)
+		}
+	}
+	var legacy []struct{ RepoTags []string }
+	if err := json.Unmarshal(files[archive.ManifestFile], &legacy); err != nil || len(legacy) != 2 || legacy[0].RepoTags[0] != archive.FullName("alpha") {
+		t.Errorf("manifest.json %+v %v, want full names (podman load reads it)", legacy, err)
+	}
+
+	h := newEnv(t)
+	ir, err := archive.Import(ctx, h.m, bytes.NewReader(buf.Bytes()), archive.ImportOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ir.Images) != 2 || !ir.Images[0].Metadata || !ir.Images[1].Metadata {
+		t.Fatalf("import: %+v", ir)
+	}
+	for _, slug := range []string{"alpha", "beta"} {
+		if md, err := h.home.ReadMetadata(slug); err != nil || md == nil || md.Identity != slug {
+			t.Errorf("metadata of %s after import: %+v %v", slug, md, err)
+		}
+	}
+
+	if _, err := archive.Export(ctx, e.m.Store, io.Discard, []string{"alpha"}, archive.ExportOptions{Layout: "flat"}); err == nil || !strings.Contains(err.Error(), "referrers") {
+		t.Errorf("unknown layout: %v", err)
 	}
 }

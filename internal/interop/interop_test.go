@@ -86,8 +86,9 @@ type fixture struct {
 	home, slug string
 	name       string // full reference docker, podman and ctr load it as
 	file       string // bb export (one snapshot)
-	plain      string // bb export --no-metadata
+	refs       string // bb export --layout referrers
 	layout     string // file unpacked: an OCI layout directory
+	refsLayout string // refs unpacked
 	image      v1.Hash
 	index      v1.Hash // the index pairing image and metadata
 	config     v1.Hash
@@ -110,7 +111,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	bb(t, "--home", f.home, "commit", "--from-dir", root, "--slug", f.slug)
 	dir := t.TempDir()
-	f.file, f.plain = filepath.Join(dir, "export.tar"), filepath.Join(dir, "plain.tar")
+	f.file, f.refs = filepath.Join(dir, "export.tar"), filepath.Join(dir, "refs.tar")
 	var res struct {
 		Images []struct {
 			Digest, Index string
@@ -119,7 +120,7 @@ func newFixture(t *testing.T) *fixture {
 	if err := json.Unmarshal([]byte(bb(t, "--home", f.home, "export", f.slug, "-o", f.file, "--json")), &res); err != nil || len(res.Images) != 1 {
 		t.Fatalf("bb export --json: %v %+v", err, res)
 	}
-	bb(t, "--home", f.home, "export", f.slug, "-o", f.plain, "--no-metadata")
+	bb(t, "--home", f.home, "export", f.slug, "-o", f.refs, "--layout", "referrers")
 	var err error
 	if f.image, err = v1.NewHash(res.Images[0].Digest); err != nil {
 		t.Fatal(err)
@@ -142,6 +143,8 @@ func newFixture(t *testing.T) *fixture {
 	f.config = m.Config.Digest
 	f.layout = filepath.Join(dir, "layout")
 	untar(t, f.file, f.layout)
+	f.refsLayout = filepath.Join(dir, "refs")
+	untar(t, f.refs, f.refsLayout)
 	return f
 }
 
@@ -365,19 +368,11 @@ func TestInterop(t *testing.T) {
 		}
 		sh(t, "skopeo", "copy", "-q", "docker-archive:"+f.file, "oci:"+t.TempDir()+":b")
 	})
-	t.Run("export/umoci", func(t *testing.T) {
-		need(t, "umoci")
-		layout, bundle := filepath.Join(t.TempDir(), "l"), filepath.Join(t.TempDir(), "b")
-		untar(t, f.plain, layout)
-		args := []string{"unpack", "--image", layout + ":latest", bundle}
-		if os.Geteuid() != 0 {
-			args = []string{"unpack", "--rootless", "--image", layout + ":latest", bundle}
-		}
-		sh(t, "umoci", args...)
-		if b, err := os.ReadFile(filepath.Join(bundle, "rootfs/etc/hello")); err != nil || string(b) != f.hello {
-			t.Fatalf("umoci unpacked %q, %v", b, err)
-		}
-	})
+	// The default layout names one index.json entry (the index pairing
+	// image and metadata): umoci 0.4.7 finds two images under "latest",
+	// oras needs the platform to reach the image, regctl artifact tree
+	// shows the metadata (artifact list does not: it reads referrers only
+	// from index.json entries).
 	t.Run("export/oras", func(t *testing.T) {
 		need(t, "oras")
 		out := sh(t, "oras", "discover", "--oci-layout", "--platform", "linux/amd64", f.layout+":latest")
@@ -387,6 +382,73 @@ func TestInterop(t *testing.T) {
 		need(t, "regctl")
 		out := sh(t, "regctl", "artifact", "tree", "ocidir://"+f.layout)
 		contains(t, "regctl artifact tree", out, f.index.String(), f.image.String(), metaType)
+		if out := sh(t, "regctl", "artifact", "list", "ocidir://"+f.layout); strings.Contains(out, metaType) {
+			t.Errorf("regctl artifact list now finds the metadata in the default layout:\n%s", out)
+		}
+	})
+
+	// --layout referrers names the image itself and the referrers tag
+	// schema's index of its metadata: the OCI layout tools find both
+	// without extra flags; skopeo and crane need the name or --index.
+	t.Run("export-referrers/regctl", func(t *testing.T) {
+		need(t, "regctl")
+		out := sh(t, "regctl", "artifact", "list", "ocidir://"+f.refsLayout)
+		contains(t, "regctl artifact list", out, f.image.String(), metaType)
+		out = sh(t, "regctl", "artifact", "list", "ocidir://"+f.refsLayout+"@"+f.image.String())
+		contains(t, "regctl artifact list by digest", out, metaType)
+	})
+	t.Run("export-referrers/oras", func(t *testing.T) {
+		need(t, "oras")
+		out := sh(t, "oras", "discover", "--oci-layout", f.refsLayout+":latest") // no --platform needed
+		contains(t, "oras discover", out, f.image.String(), metaType)
+	})
+	t.Run("export-referrers/umoci", func(t *testing.T) {
+		need(t, "umoci")
+		layout, bundle := filepath.Join(t.TempDir(), "l"), filepath.Join(t.TempDir(), "b")
+		untar(t, f.refs, layout)
+		args := []string{"unpack", "--image", layout + ":latest", bundle}
+		if os.Geteuid() != 0 {
+			args = []string{"unpack", "--rootless", "--image", layout + ":latest", bundle}
+		}
+		sh(t, "umoci", args...)
+		if b, err := os.ReadFile(filepath.Join(bundle, "rootfs/etc/hello")); err != nil || string(b) != f.hello {
+			t.Fatalf("umoci unpacked %q, %v", b, err)
+		}
+	})
+	t.Run("export-referrers/skopeo", func(t *testing.T) {
+		need(t, "skopeo")
+		// Debian's skopeo 1.9.3 (containers/image 5.23.1) takes an unnamed
+		// oci-archive: only with exactly one index.json entry.
+		if out, err := exec.Command("skopeo", "copy", "-q", "oci-archive:"+f.refs, "oci:"+t.TempDir()+":a").CombinedOutput(); err == nil || !strings.Contains(string(out), "more than one image") {
+			t.Errorf("skopeo copy of the referrers layout without a name: %v %s; if skopeo now takes it, make --layout referrers the default", err, out)
+		}
+		dst := t.TempDir()
+		sh(t, "skopeo", "copy", "-q", "oci-archive:"+f.refs+":latest", "oci:"+dst+":a")
+		if got := indexDigest(t, dst); got != f.image.String() {
+			t.Fatalf("skopeo copy oci-archive:FILE:latest copied %s, want the image %s", got, f.image)
+		}
+	})
+	t.Run("export-referrers/docker-load", func(t *testing.T) {
+		need(t, "docker")
+		ref := "bot-bottle-committed-" + f.slug + ":latest"
+		t.Cleanup(func() { _ = exec.Command("docker", "rmi", "-f", ref).Run() })
+		contains(t, "docker load", sh(t, "docker", "load", "-i", f.refs), ref)
+		id := strings.TrimSpace(sh(t, "docker", "image", "inspect", "--format", "{{.Id}}", ref))
+		if id != f.config.String() && id != f.image.String() {
+			t.Fatalf("docker loaded %s, want config %s (or manifest %s)", id, f.config, f.image)
+		}
+	})
+	t.Run("export-referrers/podman-load", func(t *testing.T) {
+		need(t, "podman")
+		t.Cleanup(func() { _ = exec.Command("podman", "rmi", "-f", f.name).Run() })
+		contains(t, "podman load", sh(t, "podman", "load", "-i", f.refs), f.name)
+		if id := strings.TrimSpace(sh(t, "podman", "image", "inspect", "--format", "{{.Id}}", f.name)); id != f.config.Hex {
+			t.Fatalf("podman loaded %s, want config %s", id, f.config)
+		}
+	})
+	t.Run("export-referrers/bb-import", func(t *testing.T) {
+		home := t.TempDir()
+		contains(t, "bb import", bb(t, "--home", home, "import", f.refs, "--backend", "dir"), f.slug, "metadata restored")
 	})
 
 	var ctd *containerd
@@ -395,6 +457,18 @@ func TestInterop(t *testing.T) {
 		ctd = startContainerd(t, parent)
 		ctd.ctr(t, "image", "import", f.file)
 		contains(t, "ctr image ls", ctd.ctr(t, "image", "ls", "-q"), f.name)
+	})
+	t.Run("export-referrers/ctr-import", func(t *testing.T) {
+		if ctd == nil {
+			ctd = startContainerd(t, parent)
+		}
+		_ = exec.Command("ctr", "-a", ctd.sock, "-n", "bb-interop", "image", "rm", f.name).Run()
+		// ctr 1.6 makes an image of every named index.json entry and
+		// unpacks each: the image unpacks, then the referrers entry fails
+		// with "no match for platform" (exit 1). --no-unpack imports both.
+		ctd.ctr(t, "image", "import", "--no-unpack", f.refs)
+		ls := ctd.ctr(t, "image", "ls")
+		contains(t, "ctr image ls", ls, f.name, f.image.String())
 	})
 
 	reg := serve(t, f.home)
@@ -412,6 +486,16 @@ func TestInterop(t *testing.T) {
 		if d := strings.TrimSpace(sh(t, "crane", "digest", "--insecure", reg+"/"+repo+":latest")); d != f.index.String() {
 			t.Fatalf("crane pushed %s, want the export's index %s", d, f.index)
 		}
+		pushed(t, repo)
+	})
+
+	t.Run("export-referrers/crane", func(t *testing.T) {
+		need(t, "crane")
+		repo := "interop-cranerefs-" + randHex(3)
+		if out, err := exec.Command("crane", "push", "--insecure", f.refsLayout, reg+"/"+repo+":latest").CombinedOutput(); err == nil || !strings.Contains(string(out), "--index") {
+			t.Errorf("crane push of the referrers layout without --index: %v %s; if crane now takes it, make --layout referrers the default", err, out)
+		}
+		sh(t, "crane", "push", "--insecure", "--index", f.refsLayout, reg+"/"+repo+":latest")
 		pushed(t, repo)
 	})
 

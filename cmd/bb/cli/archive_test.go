@@ -131,4 +131,14 @@ func TestExportImportResume(t *testing.T) {
 	if _, _, err := bb(t, hostA, nil, "export", "demo"); err == nil || !strings.Contains(err.Error(), "-o FILE") {
 		t.Errorf("export without -o: %v", err)
 	}
+	// --layout takes single or referrers.
+	if _, _, err := bb(t, hostA, nil, "export", "demo", "-o", filepath.Join(t.TempDir(), "x.tar"), "--layout", "flat"); err == nil || !strings.Contains(err.Error(), "referrers") {
+		t.Errorf("export --layout flat: %v", err)
+	}
+	refs := filepath.Join(t.TempDir(), "refs.tar")
+	mustBB(t, hostA, nil, "export", "demo", "-o", refs, "--layout", "referrers")
+	hostD := t.TempDir()
+	if out := mustBB(t, hostD, nil, "import", refs); !strings.Contains(out, "metadata restored") {
+		t.Errorf("import of a referrers layout export: %s", out)
+	}
 }

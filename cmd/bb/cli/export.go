@@ -19,6 +19,7 @@ func newExport(g *globals) *cobra.Command {
 		asJSON     bool
 		noMetadata bool
 		compress   string
+		layout     string
 	)
 	cmd := &cobra.Command{
 		Use:   "export SLUG|TAG|DIGEST [...] -o FILE",
@@ -38,8 +39,16 @@ oras discover --oci-layout --platform linux/amd64 DIR:latest finds the
 metadata (regctl artifact tree ocidir://DIR shows it as the index's
 second entry). Each snapshot's org.opencontainers.image.ref.name is "latest"
 in a one-snapshot archive, else bot-bottle-committed-SLUG.
+--layout referrers names the image manifest itself in index.json, plus
+a second entry per snapshot: the OCI referrers tag schema's index
+(named sha256-<image hex>) listing the metadata artifact. regctl
+artifact list ocidir://DIR, oras discover --oci-layout DIR:latest and
+umoci unpack --image DIR:latest then work without extra flags, while
+skopeo needs the name (oci-archive:FILE:latest) and crane push --index:
+no single layout serves both groups (skopeo and crane want exactly one
+index.json entry; regctl finds referrers only through a second one).
 --no-metadata leaves the metadata out and names the image manifest
-itself, for tools that read one manifest per name (umoci 0.4.7).
+itself.
 Blobs are copied as they are, without recompression, unless
 --compression gzip is given: a snapshot whose layers are zstd (imported
 from another tool) is then written with gzip layers (same diffIDs and
@@ -60,7 +69,7 @@ On the other host: bb import FILE, then bb resume SLUG.`,
 				return err
 			}
 			meter := progress.Start(cmd.ErrOrStderr(), "export")
-			opts := archive.ExportOptions{Progress: meter.Set, NoMetadata: noMetadata, Compression: compress}
+			opts := archive.ExportOptions{Progress: meter.Set, NoMetadata: noMetadata, Compression: compress, Layout: layout}
 			var res *archive.ExportResult
 			if out == "-" {
 				w := cmd.OutOrStdout()
@@ -108,6 +117,7 @@ On the other host: bb import FILE, then bb resume SLUG.`,
 	f.StringVarP(&out, "output", "o", "", "archive file to write (- for stdout); written atomically")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	f.StringVar(&compress, "compression", "as-stored", "layer compression: as-stored (copy blobs as they are) or gzip (write zstd layers as gzip, for Docker before 23 and other readers without zstd; such a snapshot gets a new manifest digest)")
+	f.StringVar(&layout, "layout", "single", "index.json layout: single (one entry per snapshot: skopeo and crane take the image without a name) or referrers (the image plus a referrers tag entry: regctl artifact list, oras discover and umoci find image and metadata without extra flags)")
 	f.BoolVar(&noMetadata, "no-metadata", false, "leave the bottle metadata out (for umoci and other tools that want one manifest per name)")
 	return cmd
 }

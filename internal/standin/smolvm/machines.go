@@ -454,6 +454,11 @@ func unpackArtifact(ctx context.Context, file, dst string) (*artifactManifest, e
 	if err != nil {
 		return nil, fmt.Errorf("read .smolmachine: %v", err)
 	}
+	// The machine's root directory is an ordinary 0755 directory, as the
+	// real tool's is; rootfs.Extract would create it 0700.
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return nil, fmt.Errorf("extract .smolmachine layers: %v", err)
+	}
 	if err := rootfs.Extract(ctx, br, dst, rootfs.Options{Devices: true}); err != nil {
 		return nil, fmt.Errorf("extract .smolmachine layers: %v", err)
 	}
