@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bot-bottle/bb/backends/container"
 	"github.com/bot-bottle/bb/internal/testimage"
 )
 
@@ -202,6 +203,18 @@ func (e *benchEnv) issue10(ctx context.Context) []*step {
 		id: "dir", name: "dir backend",
 		argv: e.bbArgv("--home", home, "commit", "--from-dir", tree.Dir, "--slug", "incr10", "--json"),
 	}}
+	if ci, err := e.setupContainerStandin(ctx, tree.Dir); err != nil {
+		backends = append(backends, backend{id: "container", name: "container stand-in", skip: err.Error()})
+	} else {
+		env := append(append([]string{}, ci.Env...), noDocker)
+		b := backend{id: "container", name: "container stand-in, --no-load (stream and store)", env: env,
+			argv: e.bbArgv("--home", home, "commit", "bench", "--backend", "macos-container", "--json", "--no-load")}
+		backends = append(backends, b)
+		bl := b
+		bl.id, bl.name = "container-load", "container stand-in (stream, store, container image load)"
+		bl.argv = bl.argv[:len(bl.argv)-1]
+		backends = append(backends, bl)
+	}
 	if si, err := e.setupStandin(ctx, tree.Dir); err != nil {
 		backends = append(backends, backend{id: "smol", name: "smolvm stand-in", skip: err.Error()})
 	} else {
@@ -413,4 +426,59 @@ func (e *benchEnv) scaleSteps(ctx context.Context) []*step {
 	add("incr10-scale-files", fmt.Sprintf("%d small files", nfiles), many, err, false)
 	add("incr10-scale-files-incr", fmt.Sprintf("%d small files", nfiles), many, err, true)
 	return steps
+}
+
+// setupContainerStandin builds the Apple container stand-in, runs the
+// container bot-bottle-bench from a small image, and makes the
+// container's root filesystem the bench tree (a symlink in the
+// stand-in's state), as setupStandin does for smolvm.
+func (e *benchEnv) setupContainerStandin(ctx context.Context, tree string) (*standin, error) {
+	pkg := filepath.Join(e.cfg.Root, "internal", "standin", "container")
+	if _, err := os.Stat(pkg); err != nil {
+		return nil, fmt.Errorf("the container stand-in (internal/standin/container) is not in this checkout")
+	}
+	s := &standin{Bin: filepath.Join(e.cfg.Bench, "bin", "standin", "container"), Root: filepath.Join(e.cfg.Work, "standin-container")}
+	if _, err := quiet(ctx, "go", "-C", e.cfg.Root, "build", "-o", s.Bin, "./internal/standin/container"); err != nil {
+		return nil, err
+	}
+	s.Env = []string{"BB_CONTAINER_BIN=" + s.Bin, "BB_STANDIN_ROOT=" + s.Root}
+	small := filepath.Join(e.cfg.Work, "container-base")
+	if err := testimage.BuildRootfs(small, testimage.Options{}); err != nil {
+		return nil, err
+	}
+	img, err := testimage.HostImageConfig(ctx, small, e.cfg.Work, testimage.ExitingConfig())
+	if err != nil {
+		return nil, err
+	}
+	ref := "docker.io/library/bb-bench-incr:latest"
+	archive := filepath.Join(e.cfg.Work, "container-base.tar")
+	f, err := os.Create(archive)
+	if err != nil {
+		return nil, err
+	}
+	err = container.WriteArchive(ctx, f, img, ref)
+	f.Close()
+	if err != nil {
+		return nil, err
+	}
+	run := func(args ...string) error {
+		_, err := measure(ctx, s.Env, append([]string{s.Bin}, args...)...)
+		return err
+	}
+	if err := run("image", "load", "-i", archive); err != nil {
+		return nil, err
+	}
+	if err := run(append([]string{"run", "--detach", "--name", "bot-bottle-bench", ref}, testimage.OwnCommand...)...); err != nil {
+		return nil, err
+	}
+	e.onCleanup(func() { _, _ = measure(context.Background(), s.Env, s.Bin, "delete", "--force", "bot-bottle-bench") })
+	rootfs := filepath.Join(s.Root, "container", "containers", "bot-bottle-bench", "rootfs")
+	if err := os.RemoveAll(rootfs); err != nil {
+		return nil, err
+	}
+	if err := os.Symlink(tree, rootfs); err != nil {
+		return nil, err
+	}
+	e.note("container stand-in: %s, container bot-bottle-bench = %s", s.Bin, tree)
+	return s, nil
 }

@@ -10,7 +10,7 @@ var issueTitles = map[int]string{
 	2:  "Issue 2: bb commit on Docker bottles",
 	3:  "Issue 3: export, push, serve",
 	4:  "Issue 4: smolvm bottles (stand-in), no Docker",
-	10: "Issue 10: incremental commits (dir backend, smolvm stand-in), bb's pipeline only",
+	10: "Issue 10: incremental commits (dir backend, container and smolvm stand-ins), bb's pipeline only",
 }
 
 // step returns the step with the given ID that has a median, or nil.
@@ -89,7 +89,7 @@ func (e *benchEnv) targets() []target {
 			ts = append(ts, target{Issue: 4, Label: "bb commit --no-load ÷ seed pipeline without its pack step (stream → image in a registry)", Value: v, Limit: 0.1, Unit: "×", Pass: v <= 0.1})
 		}
 	}
-	for _, b := range []string{"dir", "smol", "smol-pack"} {
+	for _, b := range []string{"dir", "container", "container-load", "smol", "smol-pack"} {
 		timeRatio(10, "second commit ÷ first commit ("+b+")", "incr10-second-"+b, "incr10-first-"+b, 0.3)
 		sizeRatio(10, "second commit's new layer ÷ the change as tar | gzip -1 ("+b+")", "incr10-second-"+b, "incr10-gzip", 1.2)
 	}
