@@ -16,6 +16,8 @@ import (
 	"github.com/bot-bottle/bb/oci/layer"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/klauspost/compress/zstd"
+	"github.com/klauspost/pgzip"
 )
 
 const (
@@ -154,7 +156,7 @@ func (f *flattener) get(p string) *mark {
 func clean(n string) string { return strings.TrimPrefix(path.Clean("/"+n), "/") }
 
 func (f *flattener) scan(ctx context.Context, l v1.Layer, i int) error {
-	rc, err := l.Uncompressed()
+	rc, err := uncompressed(l)
 	if err != nil {
 		return err
 	}
@@ -223,7 +225,7 @@ func (f *flattener) merge(ctx context.Context, layers []v1.Layer, w io.Writer) e
 }
 
 func (f *flattener) copyLayer(ctx context.Context, l v1.Layer, j int, tw *tar.Writer) error {
-	rc, err := l.Uncompressed()
+	rc, err := uncompressed(l)
 	if err != nil {
 		return err
 	}
@@ -262,3 +264,42 @@ func (f *flattener) copyLayer(ctx context.Context, l v1.Layer, j int, tw *tar.Wr
 		}
 	}
 }
+
+// uncompressed opens a layer's tar, decompressing gzip with pgzip (which
+// decompresses ahead of the reader on another core) and zstd with
+// klauspost's decoder.
+func uncompressed(l v1.Layer) (io.ReadCloser, error) {
+	rc, err := l.Compressed()
+	if err != nil {
+		return nil, err
+	}
+	br := bufio.NewReaderSize(rc, 64<<10)
+	head, _ := br.Peek(4)
+	closeBoth := func(r io.Reader, c func()) io.ReadCloser {
+		return struct {
+			io.Reader
+			io.Closer
+		}{r, closerFunc(func() error { c(); return rc.Close() })}
+	}
+	switch {
+	case len(head) >= 2 && head[0] == 0x1f && head[1] == 0x8b:
+		zr, err := pgzip.NewReaderN(br, 1<<20, 4)
+		if err != nil {
+			rc.Close()
+			return nil, err
+		}
+		return closeBoth(zr, func() { zr.Close() }), nil
+	case len(head) == 4 && head[0] == 0x28 && head[1] == 0xb5 && head[2] == 0x2f && head[3] == 0xfd:
+		zr, err := zstd.NewReader(br, zstd.WithDecoderMaxWindow(layer.MaxZstdWindow))
+		if err != nil {
+			rc.Close()
+			return nil, err
+		}
+		return closeBoth(zr, zr.Close), nil
+	}
+	return closeBoth(br, func() {}), nil
+}
+
+type closerFunc func() error
+
+func (f closerFunc) Close() error { return f() }
