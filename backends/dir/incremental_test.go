@@ -294,3 +294,43 @@ func TestZstdChain(t *testing.T) {
 		t.Fatalf("zstd chain: %v", d)
 	}
 }
+
+func TestChainSquashedAtMaxChain(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	s, err := oci.Open(filepath.Join(t.TempDir(), "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res *snapshot.Result
+	for i := 1; i <= snapshot.MaxChain+1; i++ {
+		if err := os.WriteFile(filepath.Join(root, fmt.Sprintf("f%03d", i)), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		res, err = snapshot.Commit(ctx, s, snapshot.Request{Slug: "incr-squash", Backend: "dir", Source: &dir.Source{Dir: root, OneFS: true}, Keep: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := i
+		if i > snapshot.MaxChain {
+			want = 1
+		}
+		if res.Incremental.Depth != want {
+			t.Fatalf("commit %d: depth %d, want %d (%+v)", i, res.Incremental.Depth, want, res.Incremental)
+		}
+	}
+	if !strings.Contains(res.Incremental.Full, "squashed") {
+		t.Errorf("full because %q", res.Incremental.Full)
+	}
+	img, err := s.Image(ctx, res.Manifest.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	if err := rootfs.ExtractImage(ctx, img, out, rootfs.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if d := diffTrees(liveTree(t, root), liveTree(t, out)); len(d) > 0 {
+		t.Fatalf("squashed snapshot: %v", d)
+	}
+}
