@@ -44,10 +44,11 @@ func StartList(ctx context.Context, prefix []string, what string, excludes []str
 	return Start(ctx, exec.CommandContext(ctx, argv[0], argv[1:]...), "listing files ("+what+")", false)
 }
 
-// StartPaths runs PathsArgs through prefix, which must attach stdin.
+// StartPaths runs PathsArgs through prefix, which must attach stdin,
+// wrapped (Wrap) so that tar's exit status 1 is told from the CLI's.
 func StartPaths(ctx context.Context, prefix []string, what string, paths []string) (*Stream, error) {
-	argv := append(append([]string{}, prefix...), PathsArgs()...)
+	argv := append(append([]string{}, prefix...), Wrap(PathsArgs())...)
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Stdin = PathsInput(paths)
-	return Start(ctx, cmd, what, true)
+	return StartWrapped(ctx, cmd, what)
 }
