@@ -63,26 +63,12 @@ func Flatten(ctx context.Context, s *oci.Store, manifest v1.Hash, opts layer.Opt
 	if err != nil {
 		return nil, fmt.Errorf("parsing config %s: %w", man.Config.Digest, err)
 	}
-	img, err := s.Image(ctx, manifest)
+	pr, nlayers, err := Merged(ctx, s, manifest)
 	if err != nil {
 		return nil, err
 	}
-	layers, err := img.Layers()
-	if err != nil {
-		return nil, err
-	}
-	f := &flattener{marks: map[string]*mark{}}
-	for i := 1; i < len(layers); i++ {
-		if err := f.scan(ctx, layers[i], i); err != nil {
-			return nil, fmt.Errorf("reading layer %d of %s: %w", i, manifest, err)
-		}
-	}
-	pr, pw := io.Pipe()
-	go func() {
-		pw.CloseWithError(f.merge(ctx, layers, pw))
-	}()
+	defer pr.Close()
 	lyr, err := layer.Write(ctx, s, pr, opts)
-	pr.CloseWithError(errors.New("flatten aborted"))
 	if err != nil {
 		return nil, fmt.Errorf("flattening %s: %w", manifest, err)
 	}
@@ -97,7 +83,7 @@ func Flatten(ctx context.Context, s *oci.Store, manifest v1.Hash, opts layer.Opt
 	diffID, _ := lyr.DiffID()
 	cfg.RootFS.DiffIDs = []v1.Hash{diffID}
 	created := cfg.Created
-	cfg.History = []v1.History{{Created: created, CreatedBy: fmt.Sprintf("bb: %d layers of %s flattened", len(layers), manifest)}}
+	cfg.History = []v1.History{{Created: created, CreatedBy: fmt.Sprintf("bb: %d layers of %s flattened", nlayers, manifest)}}
 	ncb, err := json.Marshal(cfg)
 	if err != nil {
 		return fail(err)
@@ -131,6 +117,31 @@ func Flatten(ctx context.Context, s *oci.Store, manifest v1.Hash, opts layer.Opt
 		return fail(err)
 	}
 	return out, nil
+}
+
+// Merged streams the uncompressed tar of the image manifest's layers
+// merged into one (see Flatten), and returns how many layers it merges.
+// The stream ends with an error if a layer cannot be read or merged.
+func Merged(ctx context.Context, s *oci.Store, manifest v1.Hash) (io.ReadCloser, int, error) {
+	img, err := s.Image(ctx, manifest)
+	if err != nil {
+		return nil, 0, err
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return nil, 0, err
+	}
+	f := &flattener{marks: map[string]*mark{}}
+	for i := 1; i < len(layers); i++ {
+		if err := f.scan(ctx, layers[i], i); err != nil {
+			return nil, 0, fmt.Errorf("reading layer %d of %s: %w", i, manifest, err)
+		}
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		pw.CloseWithError(f.merge(ctx, layers, pw))
+	}()
+	return pr, len(layers), nil
 }
 
 // mark records, per path, the highest layer that has it as a
