@@ -13,6 +13,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/bot-bottle/bb/internal/iox"
@@ -223,9 +224,16 @@ func ExportFile(ctx context.Context, s *oci.Store, path string, refs []string, o
 		if fi.IsDir() {
 			return nil, fmt.Errorf("exporting to %s: it is a directory; give a file name", path)
 		}
+		if err := trustedTarget(path, fi); err != nil {
+			return nil, fmt.Errorf("exporting to %s: %w", path, err)
+		}
 		f, err := os.OpenFile(path, os.O_WRONLY, 0)
 		if err != nil {
 			return nil, fmt.Errorf("exporting to %s: %w", path, err)
+		}
+		if ofi, err := f.Stat(); err != nil || !os.SameFile(fi, ofi) {
+			f.Close()
+			return nil, fmt.Errorf("exporting to %s: it changed while it was opened", path)
 		}
 		res, err := Write(ctx, s, f, imgs, opts)
 		if cerr := f.Close(); err == nil && cerr != nil {
@@ -256,6 +264,43 @@ func ExportFile(ctx context.Context, s *oci.Store, path string, refs []string, o
 		return nil, fmt.Errorf("exporting to %s: %w", path, err)
 	}
 	return res, nil
+}
+
+// trustedTarget checks a non-regular export target (a FIFO, a device,
+// /dev/stdout) before bb writes into it in place: it and the symlink
+// naming it, if any, must belong to the user bb runs as or to root. A
+// FIFO or a symlink another user planted at a path in a shared
+// directory (/tmp/x.tar) would otherwise receive the snapshots, which
+// bb keeps private, or send them to a device.
+func trustedTarget(path string, fi os.FileInfo) error {
+	euid := os.Geteuid()
+	ours := func(fi os.FileInfo) bool {
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		return !ok || int(st.Uid) == euid || st.Uid == 0
+	}
+	if lfi, err := os.Lstat(path); err != nil {
+		return err
+	} else if lfi.Mode()&os.ModeSymlink != 0 && !ours(lfi) {
+		return errors.New("it is a symlink another user owns: refusing to follow it; remove it or choose another path")
+	}
+	if !ours(fi) {
+		return fmt.Errorf("it is a %s another user owns: refusing to write bb's snapshots into it; remove it or choose another path", fileKind(fi.Mode()))
+	}
+	return nil
+}
+
+func fileKind(m os.FileMode) string {
+	switch {
+	case m&os.ModeNamedPipe != 0:
+		return "FIFO"
+	case m&os.ModeCharDevice != 0:
+		return "character device"
+	case m&os.ModeDevice != 0:
+		return "block device"
+	case m&os.ModeSocket != 0:
+		return "socket"
+	}
+	return "special file"
 }
 
 // plannedBlob is a blob to write: from memory (data) or from the store.

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -479,5 +480,81 @@ func TestExportLayoutReferrers(t *testing.T) {
 
 	if _, err := archive.Export(ctx, e.m.Store, io.Discard, []string{"alpha"}, archive.ExportOptions{Layout: "flat"}); err == nil || !strings.Contains(err.Error(), "referrers") {
 		t.Errorf("unknown layout: %v", err)
+	}
+}
+
+// A FIFO or a symlink another user planted at the export path (in a
+// shared directory such as /tmp) does not receive the snapshots.
+func TestExportFileRefusesTargetsOfOtherUsers(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("needs root to make files of another user")
+		}
+		t.Skip("needs root to make files of another user")
+	}
+	e := newEnv(t)
+	e.commit(t, "demo", sourceTree(t, 1<<10))
+	dir := t.TempDir()
+	const nobody = 65534
+	fifo := filepath.Join(dir, "fifo.tar")
+	if err := syscall.Mkfifo(fifo, 0o622); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(fifo, nobody, nobody); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link.tar")
+	if err := os.Symlink(os.DevNull, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(link, nobody, nobody); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan int64, 1)
+	go func() {
+		// The other user's reader; it gets EOF once the test closes
+		// its own write end.
+		f, err := os.Open(fifo)
+		if err != nil {
+			got <- -1
+			return
+		}
+		n, _ := io.Copy(io.Discard, f)
+		f.Close()
+		got <- n
+	}()
+	if _, err := archive.ExportFile(context.Background(), e.m.Store, fifo, []string{"demo"}, archive.ExportOptions{}); err == nil || !strings.Contains(err.Error(), "another user") {
+		t.Errorf("export into another user's FIFO: %v", err)
+	}
+	w, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	if n := <-got; n != 0 {
+		t.Errorf("another user's FIFO received %d bytes of the export", n)
+	}
+	if _, err := archive.ExportFile(context.Background(), e.m.Store, link, []string{"demo"}, archive.ExportOptions{}); err == nil || !strings.Contains(err.Error(), "another user") {
+		t.Errorf("export through another user's symlink: %v", err)
+	}
+	// Ours are written in place.
+	if err := os.Lchown(fifo, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		f, err := os.Open(fifo)
+		if err != nil {
+			got <- -1
+			return
+		}
+		n, _ := io.Copy(io.Discard, f)
+		f.Close()
+		got <- n
+	}()
+	if _, err := archive.ExportFile(context.Background(), e.m.Store, fifo, []string{"demo"}, archive.ExportOptions{}); err != nil {
+		t.Fatalf("export into our own FIFO: %v", err)
+	}
+	if n := <-got; n <= 0 {
+		t.Errorf("our FIFO received %d bytes", n)
 	}
 }

@@ -18,13 +18,56 @@
 # container's writable layer as an agent's work would.
 #
 # Every stage is cached: a rerun only redoes what is missing. BENCH_REBUILD=1
-# starts over. Needs: root, debootstrap, network access to the Debian mirror
-# (DEBIAN_MIRROR), a running dockerd, Go.
+# starts over. Needs: root, debootstrap, network access to a Debian mirror, a
+# running dockerd, Go. The mirror is DEBIAN_MIRROR, or else the Debian archive
+# this host's apt sources name (/etc/apt/sources.list, sources.list.d/*.list
+# and deb822 *.sources), or else http://deb.debian.org/debian.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BENCH=${BENCH_DIR:-$ROOT/.bench}
-MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+
+# host_mirror [APT_DIR]: the first enabled Debian archive URI (not a security
+# archive) in the apt sources under APT_DIR (default /etc/apt); empty if none.
+host_mirror() {
+	local apt=${1:-/etc/apt} f
+	local files=()
+	[ -f "$apt/sources.list" ] && files+=("$apt/sources.list")
+	for f in "$apt"/sources.list.d/*.list "$apt"/sources.list.d/*.sources; do
+		[ -f "$f" ] && files+=("$f")
+	done
+	((${#files[@]})) || return 0
+	awk '
+		function flush() {
+			if (types ~ /(^|[ \t])deb([ \t]|$)/ && enabled !~ /^[ \t]*(no|false|0)[ \t]*$/ && uris != "" && suites !~ /-security/) {
+				n = split(uris, u, /[ \t]+/)
+				for (i = 1; i <= n; i++) if (ok(u[i])) { print u[i]; found = 1; exit }
+			}
+			types = ""; uris = ""; suites = ""; enabled = ""
+		}
+		function ok(uri) { return uri ~ /^(https?|file):\/\// && uri !~ /-security\/?$/ }
+		function field(line) { sub(/^[^:]*:[ \t]*/, "", line); return line }
+		FILENAME ~ /\.sources$/ {
+			if (FILENAME != cur) { flush(); cur = FILENAME }
+			if ($0 ~ /^[ \t]*$/) { flush(); next }
+			if ($0 ~ /^[ \t]*#/) next
+			if (tolower($0) ~ /^types:/) types = field($0)
+			else if (tolower($0) ~ /^uris:/) uris = field($0)
+			else if (tolower($0) ~ /^suites:/) suites = field($0)
+			else if (tolower($0) ~ /^enabled:/) enabled = tolower(field($0))
+			next
+		}
+		$1 == "deb" {
+			i = 2
+			if ($i ~ /^\[/) { while (i <= NF && $i !~ /\]$/) i++; i++ }
+			if (ok($i) && $(i + 1) !~ /-security/) { print $i; found = 1; exit }
+		}
+		END { if (!found) flush() }
+	' "${files[@]}" | sed 's:/*$::'
+}
+
+MIRROR=${DEBIAN_MIRROR:-$(host_mirror)}
+MIRROR=${MIRROR:-http://deb.debian.org/debian}
 SUITE=bookworm
 GOROOT_SRC=${BENCH_GOROOT:-/usr/local/go}
 # Bump when the content below changes: images and bottles carry it as a label.
@@ -34,6 +77,10 @@ ONLY=${BENCH_BOTTLES:-1g small}
 
 log() { printf 'build-bottle: %s\n' "$*" >&2; }
 
+if [ "${1:-}" = --print-mirror ]; then
+	echo "$MIRROR"
+	exit 0
+fi
 if [ "$(id -u)" != 0 ]; then
 	log "run as root (debootstrap and the bottle's file owners need it)"
 	exit 1

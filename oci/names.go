@@ -23,7 +23,6 @@ const (
 	BackendAnnotation   = "dev.bot-bottle.backend"
 	SourceAnnotation    = "dev.bot-bottle.source"
 	BaseImageAnnotation = "dev.bot-bottle.base-image"
-	ParentAnnotation    = "dev.bot-bottle.parent"
 )
 
 // Limits on what bb reads whole into memory.

@@ -68,6 +68,9 @@ func Start(ctx context.Context, s *oci.Store, opts Options) (*Server, error) {
 		ln.Close()
 		return nil, fmt.Errorf("refusing to serve on %s (%s): %w", opts.Addr, ln.Addr(), ErrNotLoopback)
 	}
+	if len(opts.Credentials) == 0 {
+		ln = ownerOnly(ln, opts.Logger)
+	}
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 30 * time.Second,

@@ -107,8 +107,14 @@ func hostileCases() map[string]hostile {
 		"whiteout of symlink": {
 			layers: [][]*tar.Header{{sym("l", "OUT")}, {reg(".wh.l")}}, absent: []string{"l"},
 		},
-		"whiteout dotdot":        {layers: one(reg("../.wh.outside")), wantErr: true},
-		"whiteout empty":         {layers: one(reg("d/.wh.")), wantErr: true},
+		"whiteout dotdot": {layers: one(reg("../.wh.outside")), wantErr: true},
+		"whiteout empty":  {layers: one(reg("d/.wh.")), wantErr: true},
+		"whiteout of the parent": {
+			layers: [][]*tar.Header{{dir("d/", 0o755), reg("d/f"), reg("k")}, {reg("d/.wh...")}}, wantErr: true, present: []string{"d/f", "k"},
+		},
+		"whiteout of the grandparent": {
+			layers: [][]*tar.Header{{dir("a/b/", 0o755), reg("a/f")}, {reg("a/b/.wh...")}}, wantErr: true, present: []string{"a/f"},
+		},
 		"opaque through symlink": {layers: [][]*tar.Header{{sym("l", "OUT")}, {reg("l/.wh..wh..opq")}}, wantErr: true},
 		"opaque at the root": {
 			layers: [][]*tar.Header{{reg("a"), dir("b/", 0o755), reg("b/c")}, {reg(".wh..wh..opq"), reg("n")}},
@@ -131,6 +137,10 @@ func hostileCases() map[string]hostile {
 		},
 		"entry below a FIFO": {
 			layers: one(&tar.Header{Name: "p", Typeflag: tar.TypeFifo}, reg("p/x")), wantErr: true,
+		},
+		"hard link to a skipped device": {
+			layers: one(&tar.Header{Name: "dev/sda", Typeflag: tar.TypeBlock, Devmajor: 8, Mode: 0o660}, hard("dev/disk", "dev/sda"), reg("f")),
+			absent: []string{"dev/sda", "dev/disk"}, present: []string{"f"},
 		},
 		"device without Devices": {
 			layers: one(&tar.Header{Name: "sda", Typeflag: tar.TypeBlock, Devmajor: 8, Mode: 0o666}), absent: []string{"sda"},
@@ -376,4 +386,22 @@ func diskUsage(t testing.TB, p string) int64 {
 		t.Fatal(err)
 	}
 	return st.Blocks * 512
+}
+
+// Names in warnings come from the layer: they are quoted, so that
+// terminal escape sequences in them reach the terminal as text.
+func TestExtractWarningsQuoteNames(t *testing.T) {
+	_, target, _ := fixture(t)
+	var warned []string
+	l := tarOf(t, []*tar.Header{{Name: "dev/\x1b]0;owned\x07\x1b[2J", Typeflag: tar.TypeChar, Devmajor: 1, Devminor: 3, Mode: 0o666}})
+	err := Extract(context.Background(), bytes.NewReader(l), target, Options{NoChown: true, Warn: func(m string) { warned = append(warned, m) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warned) != 1 {
+		t.Fatalf("warnings: %q", warned)
+	}
+	if strings.ContainsAny(warned[0], "\x1b\x07") {
+		t.Fatalf("warning passes control characters through: %q", warned[0])
+	}
 }

@@ -99,6 +99,9 @@ type extractor struct {
 	root *os.Root
 	opts Options
 	dirs []*tar.Header
+	// skipped holds the device nodes left out, so that hard links to
+	// them are left out too instead of failing.
+	skipped map[string]bool
 	// cache is the directory that received the last entry (or was the
 	// last created), open, so that entries of one directory and deep
 	// trees do not resolve their whole path again.
@@ -116,6 +119,13 @@ func (x *extractor) setCache(name string, f *os.File) {
 		x.cache.Close()
 	}
 	x.cacheName, x.cache = name, f
+}
+
+func (x *extractor) skip(name string) {
+	if x.skipped == nil {
+		x.skipped = map[string]bool{}
+	}
+	x.skipped[name] = true
 }
 
 func (x *extractor) warn(format string, args ...any) {
@@ -154,6 +164,7 @@ func (x *extractor) entry(ctx context.Context, tr *tar.Reader, hdr *tar.Header) 
 	if name == "" {
 		return nil
 	}
+	delete(x.skipped, name) // whatever comes now takes its place
 	base := path.Base(name)
 	dir := path.Dir(name)
 	if base == opaqueWhiteout {
@@ -165,7 +176,7 @@ func (x *extractor) entry(ctx context.Context, tr *tar.Reader, hdr *tar.Header) 
 	}
 	if strings.HasPrefix(base, whiteoutPrefix) {
 		gone := strings.TrimPrefix(base, whiteoutPrefix)
-		if gone == "" || gone == "." {
+		if gone == "" || gone == "." || gone == ".." {
 			return fmt.Errorf("refusing whiteout %q: it names no entry", hdr.Name)
 		}
 		x.setCache("", nil)
@@ -178,7 +189,8 @@ func (x *extractor) entry(ctx context.Context, tr *tar.Reader, hdr *tar.Header) 
 	case tar.TypeDir, tar.TypeReg, tar.TypeGNUSparse, tar.TypeSymlink, tar.TypeLink, tar.TypeFifo:
 	case tar.TypeChar, tar.TypeBlock:
 		if !x.opts.Devices {
-			x.warn("skipped device node /%s (%s %d:%d)", name, devKind(hdr.Typeflag), hdr.Devmajor, hdr.Devminor)
+			x.warn("skipped device node %q (%s %d:%d)", "/"+name, devKind(hdr.Typeflag), hdr.Devmajor, hdr.Devminor)
+			x.skip(name)
 			return nil
 		}
 	default:
@@ -229,6 +241,11 @@ func (x *extractor) entry(ctx context.Context, tr *tar.Reader, hdr *tar.Header) 
 		if hasDotDot(hdr.Linkname) || target == "" {
 			return fmt.Errorf("refusing hard link %q to %q", name, hdr.Linkname)
 		}
+		if x.skipped[target] {
+			x.warn("skipped hard link %q to skipped device node %q", "/"+name, "/"+target)
+			x.skip(name)
+			return nil
+		}
 		// linkat without AT_SYMLINK_FOLLOW: a link to a symlink is a
 		// second symlink, never the file it points to.
 		if err := x.root.Link(target, name); err != nil {
@@ -248,7 +265,8 @@ func (x *extractor) entry(ctx context.Context, tr *tar.Reader, hdr *tar.Header) 
 		dev := unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))
 		if err := unix.Mknodat(pfd, base, mode, int(dev)); err != nil {
 			if errors.Is(err, unix.EPERM) {
-				x.warn("skipped %s /%s: not permitted to create it (%v)", devKind(hdr.Typeflag), name, err)
+				x.warn("skipped %s %q: not permitted to create it (%v)", devKind(hdr.Typeflag), "/"+name, err)
+				x.skip(name)
 				return nil
 			}
 			return fmt.Errorf("creating %s %q: %w", devKind(hdr.Typeflag), name, err)
@@ -275,7 +293,7 @@ func (x *extractor) file(ctx context.Context, tr *tar.Reader, hdr *tar.Header, p
 			err = fmt.Errorf("chmod: %w", err)
 		}
 	}
-	// xattrs after chown: a chown drops security.capability.
+	// xattrs after the owner: a chown clears security.capability.
 	if err == nil {
 		err = setXattrs(fd, hdr)
 	}

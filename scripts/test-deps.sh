@@ -40,6 +40,13 @@ if ! command -v regctl >/dev/null 2>&1 && [ ! -x "$gobin/regctl" ]; then
   go install github.com/regclient/regclient/cmd/regctl@v0.11.7
 fi
 
+# make lint: staticcheck, pinned.
+staticcheck_ver=v0.8.2
+if ! go version -m "$gobin/staticcheck" 2>/dev/null | grep -q "honnef.co/go/tools[[:space:]]*$staticcheck_ver"; then
+  echo "test-deps: installing staticcheck $staticcheck_ver" >&2
+  go install "honnef.co/go/tools/cmd/staticcheck@$staticcheck_ver"
+fi
+
 
 # OCI distribution-spec conformance suite (cmd/bb/cli TestOCIConformance),
 # pinned; installs as $gobin/conformance.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"io"
+	"maps"
 	"path"
 	"strings"
 )
@@ -70,6 +71,7 @@ func Filter(src io.Reader, w io.Writer, opts FilterOptions) (FilterStats, error)
 		excludes: map[string]bool{},
 		seen:     map[uint64]struct{}{},
 		symlinks: map[uint64]struct{}{},
+		xattrs:   map[uint64]map[string]string{},
 		seed:     maphash.MakeSeed(),
 	}
 	for _, e := range opts.Excludes {
@@ -127,8 +129,15 @@ type filter struct {
 	excludes map[string]bool
 	seen     map[uint64]struct{}
 	symlinks map[uint64]struct{}
-	seed     maphash.Seed
+	// xattrs are the xattr records of regular files, for the hard links
+	// to them (see linkXattrs); xattrBytes bounds what they hold.
+	xattrs     map[uint64]map[string]string
+	xattrBytes int
+	seed       maphash.Seed
 }
+
+// maxLinkXattrBytes bounds the xattrs the filter keeps for hard links.
+const maxLinkXattrBytes = 8 << 20
 
 func (f *filter) hash(s string) uint64 { return maphash.String(f.seed, s) }
 
@@ -229,10 +238,51 @@ func (f *filter) entry(h *tar.Header) (*tar.Header, bool, error) {
 			out.PAXRecords[k] = v
 		}
 	}
+	f.linkXattrs(name, target(h, out), out)
 	if !isDir {
 		f.seen[f.hash(name)] = struct{}{}
 	}
 	return out, true, nil
+}
+
+func target(h, out *tar.Header) string {
+	if h.Typeflag == tar.TypeLink {
+		return out.Linkname
+	}
+	return ""
+}
+
+// linkXattrs gives a hard link the xattrs of the file it links to. GNU
+// tar writes them only on the file's own entry, and a runtime that
+// applies owner and mode to the link entry (dockerd does) clears the
+// inode's security.capability with that chown; repeated on the link's
+// header, the xattrs are set again after it. Regular files' xattrs are
+// remembered up to maxLinkXattrBytes in all; past that a link keeps
+// only what its own header carries.
+func (f *filter) linkXattrs(name, linkTarget string, out *tar.Header) {
+	h := f.hash(name)
+	if len(f.xattrs) > 0 {
+		delete(f.xattrs, h) // a later entry of the same name replaces it
+	}
+	switch out.Typeflag {
+	case tar.TypeReg:
+		if len(out.PAXRecords) == 0 || f.xattrBytes >= maxLinkXattrBytes {
+			return
+		}
+		for k, v := range out.PAXRecords {
+			f.xattrBytes += len(k) + len(v)
+		}
+		f.xattrs[h] = out.PAXRecords
+	case tar.TypeLink:
+		x, ok := f.xattrs[f.hash(linkTarget)]
+		if !ok {
+			return
+		}
+		if len(out.PAXRecords) == 0 {
+			out.PAXRecords = maps.Clone(x)
+		}
+		f.xattrs[h] = out.PAXRecords
+	}
 }
 
 // cleanName makes a tar name relative and clean: "./a/b/", "/a/b" -> "a/b";

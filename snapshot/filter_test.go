@@ -287,3 +287,28 @@ func TestFilterKeepsGNUSparseFiles(t *testing.T) {
 		})
 	}
 }
+
+// A hard link carries the xattrs of the file it links to (a runtime that
+// chowns the link entry would otherwise clear security.capability), and a
+// later entry of the same name replaces what the link would get.
+func TestFilterHardLinkCarriesTargetXattrs(t *testing.T) {
+	caps := map[string]string{"SCHILY.xattr.security.capability": "\x01\x00\x00\x02"}
+	in := mkTar(t, []ent{
+		{name: "bin/ping", typ: tar.TypeReg, body: "x", pax: caps},
+		{name: "bin/ping2", typ: tar.TypeLink, link: "bin/ping"},
+		{name: "bin/plain", typ: tar.TypeReg, body: "y", pax: caps},
+		{name: "bin/plain", typ: tar.TypeReg, body: "z"},
+		{name: "bin/plain2", typ: tar.TypeLink, link: "bin/plain"},
+	})
+	var out bytes.Buffer
+	if _, err := Filter(bytes.NewReader(in), &out, FilterOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	got := readNames(t, out.Bytes())
+	if v := got["bin/ping2"].PAXRecords["SCHILY.xattr.security.capability"]; v != caps["SCHILY.xattr.security.capability"] {
+		t.Errorf("hard link xattr = %q, want the target's", v)
+	}
+	if len(got["bin/plain2"].PAXRecords) != 0 {
+		t.Errorf("hard link to a replaced file got stale xattrs %v", got["bin/plain2"].PAXRecords)
+	}
+}

@@ -441,7 +441,7 @@ func Build(ctx context.Context, s *oci.Store, req Request) (res *Result, err err
 		log.Warn(w)
 	}
 	li := LayerInfo{}
-	li.Media, _ = lyr.MediaType()
+	li.Media = lyr.Descriptor().MediaType
 	li.Digest, _ = lyr.Digest()
 	li.DiffID, _ = lyr.DiffID()
 	li.Size, _ = lyr.Size()

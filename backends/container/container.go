@@ -67,7 +67,7 @@ func (r *Runtime) log() *slog.Logger {
 }
 
 // ErrNoCLI is returned when the container CLI cannot be found.
-var ErrNoCLI = errors.New("Apple's container CLI is not installed or not on PATH")
+var ErrNoCLI = errors.New("the container CLI (Apple container) is not installed or not on PATH")
 
 func (r *Runtime) bin() (string, error) {
 	name := r.Binary

@@ -36,11 +36,6 @@ func (h *dirHarness) Start(t testing.TB, slug, d string) {
 	h.dirs[slug] = d
 }
 
-// KnownLosses: rootfs.Extract changes the owner of a hard link entry
-// (and of a file after its xattrs), and the kernel clears
-// security.capability on chown (rootfs/extract.go setMeta).
-func (h *dirHarness) KnownLosses() []string { return []string{"security.capability"} }
-
 func (h *dirHarness) Command(t testing.TB, slug string) []string { return nil }
 
 func (h *dirHarness) Tree(t testing.TB, slug string) string {

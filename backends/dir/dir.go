@@ -225,8 +225,16 @@ func (r *Runtime) Boot(ctx context.Context, snap bottle.Snapshot, committed stri
 	if err != nil {
 		return err
 	}
-	if ents, err := os.ReadDir(dst); err == nil && len(ents) > 0 {
-		if !opts.Replace {
+	if err := r.checkTarget(dst, snap.Store.Root()); err != nil {
+		return err
+	}
+	// Without --replace, only a missing path or an empty directory (not
+	// a symlink to one, not a file) may be taken.
+	if fi, err := os.Lstat(dst); err == nil && !opts.Replace {
+		if !fi.IsDir() {
+			return fmt.Errorf("%s exists and is not a directory: %w (pass --replace to overwrite it)", dst, bottle.ErrRunning)
+		}
+		if ents, err := os.ReadDir(dst); err != nil || len(ents) > 0 {
 			return fmt.Errorf("%s is not empty: %w (pass --replace to overwrite it)", dst, bottle.ErrRunning)
 		}
 	}
@@ -267,4 +275,43 @@ func (r *Runtime) Boot(ctx context.Context, snap bottle.Snapshot, committed stri
 		return fail(err)
 	}
 	return r.RecordSource(snap.Slug, dst)
+}
+
+// checkTarget refuses a resume target that holds bb's home or store or
+// lies inside the store: extracting there (with --replace, after
+// removing what is there) would destroy snapshots.
+func (r *Runtime) checkTarget(dst, store string) error {
+	resolve := func(p string) string {
+		if p == "" {
+			return ""
+		}
+		if abs, err := filepath.Abs(p); err == nil {
+			p = abs
+		}
+		if ev, err := filepath.EvalSymlinks(p); err == nil {
+			p = ev
+		}
+		return p
+	}
+	d := resolve(dst)
+	// The target itself may not exist yet: resolve its parent.
+	if _, err := os.Lstat(dst); err != nil {
+		d = filepath.Join(resolve(filepath.Dir(dst)), filepath.Base(dst))
+	}
+	within := func(p, dir string) bool {
+		rel, err := filepath.Rel(dir, p)
+		return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
+	}
+	for _, own := range []string{resolve(r.Home.Dir), resolve(store)} {
+		if own == "" {
+			continue
+		}
+		if within(own, d) {
+			return fmt.Errorf("refusing to resume into %s: it holds bb's %s; choose another --dir", dst, own)
+		}
+	}
+	if s := resolve(store); s != "" && within(d, s) {
+		return fmt.Errorf("refusing to resume into %s: it is inside bb's store %s; choose another --dir", dst, s)
+	}
+	return nil
 }

@@ -56,13 +56,9 @@ func (h *dockerHarness) Start(t testing.TB, slug, dir string) {
 	startWith(t, h.c, ref, slug, container.Config{Cmd: testimage.OwnCommand})
 }
 
-// KnownLosses: the daemon (dockerd 20.10, overlay2) applies owner and
-// mode to a hard link entry it extracts, and the chown clears the
-// security.capability of the file the link shares; it keeps it when the
-// link's own header repeats the xattr (checked with docker import). It
-// also drops xattrs with an empty value (the suite's user.b). The
-// snapshot's layer carries all of them.
-func (h *dockerHarness) KnownLosses() []string { return []string{"security.capability", "user.b"} }
+// KnownLosses: the daemon (dockerd 20.10, overlay2) drops xattrs with
+// an empty value (the suite's user.b); the snapshot's layer carries it.
+func (h *dockerHarness) KnownLosses() []string { return []string{"user.b"} }
 
 func (h *dockerHarness) Command(t testing.TB, slug string) []string {
 	t.Helper()

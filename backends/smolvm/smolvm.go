@@ -1,6 +1,7 @@
 package smolvm
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/bot-bottle/bb/backends/tarcmd"
 	"github.com/bot-bottle/bb/bottle"
+	"github.com/bot-bottle/bb/oci"
 	"github.com/bot-bottle/bb/pack"
 	"github.com/bot-bottle/bb/snapshot"
 	"github.com/bot-bottle/bb/state"
@@ -382,9 +384,20 @@ func (r *Runtime) Install(ctx context.Context, snap bottle.Snapshot) (string, er
 	if opts.Logger == nil {
 		opts.Logger = r.Logger
 	}
+	// What described the previous pack goes first: a failure below must
+	// not leave it next to a new artifact.
+	old := bottle.SmolmachineArtifact(r.Home, snap.Slug)
+	_ = os.Remove(old + ManifestSuffix)
+	_ = os.Remove(old + RestoreSuffix)
 	art, err := pack.Pack(ctx, snap.Store, snap.Manifest, snap.Slug, ArtifactBase(r.Home, snap.Slug), opts)
 	if err != nil {
 		return "", err
+	}
+	// The restore tar is made now, while the commit reads the snapshot
+	// anyway, so that a resume need not read the whole layer again.
+	if _, err := buildRestore(ctx, snap.Store, snap.Manifest.Digest, art+RestoreSuffix); err != nil {
+		r.log().Warn("preparing the restore of what smolvm's pack loses; the resume will prepare it", "err", err)
+		_ = os.Remove(art + RestoreSuffix)
 	}
 	// Which snapshot the artifact holds, for the restore after a boot
 	// (the store's current snapshot may be a later one, committed with
@@ -397,6 +410,40 @@ func (r *Runtime) Install(ctx context.Context, snap bottle.Snapshot) (string, er
 		return "", err
 	}
 	return art, nil
+}
+
+// RestoreSuffix names the restore tar (see WriteRestore) kept next to an
+// artifact.
+const RestoreSuffix = ".bb-restore.tar"
+
+// buildRestore writes the restore tar of snapshot manifest to path
+// (private, atomically).
+func buildRestore(ctx context.Context, s *oci.Store, manifest v1.Hash, path string) (RestoreStats, error) {
+	lr, err := snapshotLayer(ctx, s, manifest)
+	if err != nil {
+		return RestoreStats{}, err
+	}
+	defer lr.Close()
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return RestoreStats{}, err
+	}
+	bw := bufio.NewWriterSize(f, 1<<20)
+	st, err := WriteRestore(ctx, lr, bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+	}
+	return st, err
 }
 
 // ManifestSuffix names the file next to an artifact that records the
@@ -485,7 +532,7 @@ func (r *Runtime) Boot(ctx context.Context, snap bottle.Snapshot, committed stri
 			r.log().Warn("the snapshot this pack holds is no longer in bb's store: directory modes and xattrs that smolvm's pack lost are not restored", "machine", name, "snapshot", packed, "err", err)
 			break
 		}
-		if err := r.Restore(ctx, bin, name, bottle.Snapshot{Slug: snap.Slug, Store: snap.Store, Manifest: v1.Descriptor{Digest: packed}}); err != nil {
+		if err := r.restore(ctx, bin, name, bottle.Snapshot{Slug: snap.Slug, Store: snap.Store, Manifest: v1.Descriptor{Digest: packed}}, committed+RestoreSuffix); err != nil {
 			return fmt.Errorf("%s is running, but restoring what smolvm's pack lost (directory modes, xattrs) failed: %w", name, err)
 		}
 	}
@@ -517,31 +564,42 @@ func (r *Runtime) exited(ctx context.Context, bin, name string) (*bottle.Exited,
 // bb's store into a private temporary file, then extracted by the guest's
 // GNU tar through machine exec -i (binary-safe, uncapped).
 func (r *Runtime) Restore(ctx context.Context, bin, name string, snap bottle.Snapshot) error {
-	lr, err := snapshotLayer(ctx, snap.Store, snap.Manifest.Digest)
+	return r.restore(ctx, bin, name, snap, "")
+}
+
+// restore is Restore with the restore tar already made at cached (when
+// it exists).
+func (r *Runtime) restore(ctx context.Context, bin, name string, snap bottle.Snapshot, cached string) error {
+	path := cached
+	if _, err := os.Stat(cached); cached == "" || err != nil {
+		if err := os.MkdirAll(r.tempDir(), 0o700); err != nil {
+			return err
+		}
+		tmp, err := os.CreateTemp(r.tempDir(), "smolvm-restore-*.tar")
+		if err != nil {
+			return err
+		}
+		tmp.Close()
+		defer os.Remove(tmp.Name())
+		if _, err := buildRestore(ctx, snap.Store, snap.Manifest.Digest, tmp.Name()); err != nil {
+			return err
+		}
+		path = tmp.Name()
+	}
+	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
-	defer lr.Close()
-	if err := os.MkdirAll(r.tempDir(), 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(r.tempDir(), "smolvm-restore-*.tar")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
 	defer f.Close()
-	st, err := WriteRestore(ctx, lr, f)
+	fi, err := f.Stat()
 	if err != nil {
 		return err
 	}
-	if st.Empty() {
+	if fi.Size() <= 1024 { // an empty tar: its end-of-archive blocks
 		return nil
 	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return err
-	}
-	r.log().Info("restoring directory modes and xattrs that smolvm's pack lost", "machine", name, "dirs", st.Dirs, "entries", st.Entries, "bytes", st.Bytes)
+	st := RestoreStats{Bytes: fi.Size()}
+	r.log().Info("restoring directory modes and xattrs that smolvm's pack lost", "machine", name, "tar_bytes", st.Bytes)
 	cmd := exec.CommandContext(ctx, bin, append([]string{"machine", "exec", "--name", name, "-i", "--"}, tarcmd.Wrap(RestoreArgs)...)...)
 	cmd.Stdin = f
 	var stderr bytes.Buffer

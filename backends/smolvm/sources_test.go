@@ -194,7 +194,15 @@ func TestRestoreUsesPackedSnapshot(t *testing.T) {
 	backendtest.StartBottle(t, h, e, slug, testimage.Options{})
 	backendtest.Change(t, h, slug, 1<<10)
 	before := backendtest.Walk(t, h, slug)
-	if _, err := e.Manager.Commit(ctx, slug, bottle.CommitOptions{}); err != nil {
+	res, err := e.Manager.Commit(ctx, slug, bottle.CommitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(res.Committed + smolvm.RestoreSuffix); err != nil {
+		t.Errorf("the commit did not prepare the restore tar: %v", err)
+	}
+	// Without it, the restore is made from the store at boot.
+	if err := os.Remove(res.Committed + smolvm.RestoreSuffix); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := h.Exec(t, slug, nil, "sh", "-c", "echo newer > /home/node/work/x/cap"); err != nil {

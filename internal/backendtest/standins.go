@@ -214,6 +214,7 @@ func (h *SmolvmHarness) Forget(t testing.TB, home state.Home, slug, committed st
 		}
 	}
 	_ = os.Remove(committed + ".bb-manifest")
+	_ = os.Remove(committed + ".bb-restore.tar")
 }
 
 var (

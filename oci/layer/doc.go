@@ -4,7 +4,7 @@
 //	tar stream ──► sha256 (diffID) ──► pgzip (all cores) ──► sha256 + count ──► store temp file ──► blobs/sha256/<digest>
 //
 // Nothing is buffered beyond pgzip's blocks: memory stays constant whatever
-// the size of the root filesystem. The result implements v1.Layer through
-// partial.CompressedToLayer and is backed by the store's file, so it can be
-// read again (unlike go-containerregistry's stream.Layer).
+// the size of the root filesystem. The result is the layer's descriptor and
+// diffID; its bytes are the store's blob, so they can be read again (unlike
+// go-containerregistry's stream.Layer).
 package layer

@@ -12,7 +12,6 @@ import (
 
 	"github.com/bot-bottle/bb/oci"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
@@ -43,9 +42,8 @@ type Options struct {
 	Compression Compression
 }
 
-// Layer is a compressed layer stored in an oci.Store.
+// Layer is a compressed layer Write added to (or found in) an oci.Store.
 type Layer struct {
-	store  *oci.Store
 	digest v1.Hash
 	diffID v1.Hash
 	size   int64
@@ -57,8 +55,6 @@ type Layer struct {
 // Created reports whether Write added a new blob to the store.
 func (l *Layer) Created() bool { return l.created }
 
-var _ partial.CompressedLayer = (*Layer)(nil)
-
 // Digest returns the sha256 of the compressed blob.
 func (l *Layer) Digest() (v1.Hash, error) { return l.digest, nil }
 
@@ -68,25 +64,9 @@ func (l *Layer) DiffID() (v1.Hash, error) { return l.diffID, nil }
 // Size returns the compressed size.
 func (l *Layer) Size() (int64, error) { return l.size, nil }
 
-// MediaType returns the layer's media type.
-func (l *Layer) MediaType() (types.MediaType, error) { return l.mt, nil }
-
-// Compressed opens the stored blob.
-func (l *Layer) Compressed() (io.ReadCloser, error) {
-	return l.store.Blob(context.Background(), l.digest)
-}
-
-// V1 returns the layer as a full v1.Layer.
-func (l *Layer) V1() (v1.Layer, error) { return partial.CompressedToLayer(l) }
-
 // Descriptor returns the layer's descriptor.
 func (l *Layer) Descriptor() v1.Descriptor {
 	return v1.Descriptor{MediaType: l.mt, Digest: l.digest, Size: l.size}
-}
-
-// FromStore wraps a layer already in the store.
-func FromStore(s *oci.Store, digest, diffID v1.Hash, size int64, mt types.MediaType) *Layer {
-	return &Layer{store: s, digest: digest, diffID: diffID, size: size, mt: mt}
 }
 
 // Write reads the tar stream r to EOF, compresses it into the store and
@@ -144,7 +124,7 @@ func Write(ctx context.Context, s *oci.Store, r io.Reader, opts Options) (*Layer
 	if err != nil {
 		return nil, err
 	}
-	return &Layer{store: s, digest: digest, diffID: sum(diff), size: size, mt: mt, created: w.Created()}, nil
+	return &Layer{digest: digest, diffID: sum(diff), size: size, mt: mt, created: w.Created()}, nil
 }
 
 // ReadError marks a failure of the tar stream itself (as opposed to the

@@ -56,7 +56,7 @@ func TestMeasureReportsRSS(t *testing.T) {
 }
 
 func TestGeneratedContentIsDeterministicAndCompressesLikeRealFiles(t *testing.T) {
-	if srcPath(42) != srcPath(42) || srcPath(1) == srcPath(2) {
+	if a, b := srcPath(42), srcPath(42); a != b || srcPath(1) == srcPath(2) {
 		t.Fatal("srcPath is not a stable, distinct naming")
 	}
 	gen := func(seed uint64) []byte {

@@ -102,7 +102,7 @@ snapshot one flattened layer again.`,
 				}
 			}
 			for _, w := range res.Warnings {
-				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", w)
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", PrintableText(w))
 			}
 			if res.Committed != "" {
 				fmt.Fprintf(out, "  %s -> %s\n", m.Home.StateDir(slug)+"/committed-image", res.Committed)

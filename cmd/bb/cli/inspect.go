@@ -38,16 +38,16 @@ func newInspect(g *globals) *cobra.Command {
 			}
 			sort.Strings(keys)
 			for _, k := range keys {
-				fmt.Fprintf(tw, "annotation\t%s=%s\n", k, ins.Manifest.Annotations[k])
+				fmt.Fprintf(tw, "annotation\t%s=%s\n", printable(k), printable(ins.Manifest.Annotations[k]))
 			}
 			c := ins.Config.Config
-			fmt.Fprintf(tw, "os/arch\t%s/%s\n", ins.Config.OS, ins.Config.Architecture)
-			fmt.Fprintf(tw, "user\t%s\n", c.User)
-			fmt.Fprintf(tw, "workdir\t%s\n", c.WorkingDir)
+			fmt.Fprintf(tw, "os/arch\t%s/%s\n", printable(ins.Config.OS), printable(ins.Config.Architecture))
+			fmt.Fprintf(tw, "user\t%s\n", printable(c.User))
+			fmt.Fprintf(tw, "workdir\t%s\n", printable(c.WorkingDir))
 			fmt.Fprintf(tw, "entrypoint\t%q\n", c.Entrypoint)
 			fmt.Fprintf(tw, "cmd\t%q\n", c.Cmd)
 			for _, e := range c.Env {
-				fmt.Fprintf(tw, "env\t%s\n", e)
+				fmt.Fprintf(tw, "env\t%s\n", printable(e))
 			}
 			// An artifact or a damaged image may list fewer diff_ids than
 			// layers: show what there is.
@@ -56,13 +56,13 @@ func newInspect(g *globals) *cobra.Command {
 				if i < len(ins.Config.RootFS.DiffIDs) {
 					diff = ins.Config.RootFS.DiffIDs[i].String()
 				}
-				fmt.Fprintf(tw, "layer %d\t%s %s %s (diffID %s)\n", i, l.Digest, progress.Bytes(l.Size), l.MediaType, diff)
+				fmt.Fprintf(tw, "layer %d\t%s %s %s (diffID %s)\n", i, l.Digest, progress.Bytes(l.Size), printable(string(l.MediaType)), diff)
 			}
 			for i := len(ins.Manifest.Layers); i < len(ins.Config.RootFS.DiffIDs); i++ {
 				fmt.Fprintf(tw, "diffID %d\t%s (no layer in the manifest)\n", i, ins.Config.RootFS.DiffIDs[i])
 			}
 			for _, h := range ins.History {
-				fmt.Fprintf(tw, "snapshot\t%s\n", h)
+				fmt.Fprintf(tw, "snapshot\t%s\n", printable(h))
 			}
 			return tw.Flush()
 		},

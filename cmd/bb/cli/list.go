@@ -41,7 +41,7 @@ func newList(g *globals) *cobra.Command {
 				if snap == "" {
 					snap = "-"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%s\t%s\t%d\n", r.Slug, r.Backend, r.Running, snap, dig, size, created, r.History)
+				fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%s\t%s\t%d\n", printable(r.Slug), printable(r.Backend), r.Running, printable(snap), printable(dig), size, created, r.History)
 			}
 			return tw.Flush()
 		},

@@ -96,7 +96,7 @@ again to stop at once. Without a tag, "latest" is used.`,
 				fmt.Fprintf(out, "  bottle metadata attached as %s\n", res.Metadata.Digest)
 			}
 			for _, w := range res.Warnings {
-				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", w)
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", PrintableText(w))
 			}
 			fmt.Fprintf(out, "to restore it on another host: bb pull %s\n", res.Reference)
 			return nil

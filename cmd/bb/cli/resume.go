@@ -34,7 +34,7 @@ themselves.`,
 			if err != nil {
 				return err
 			}
-			req.Resume.Warn = func(msg string) { fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", msg) }
+			req.Resume.Warn = func(msg string) { fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", PrintableText(msg)) }
 			req.Resume.Settle = settle
 			if settle <= 0 {
 				req.Resume.Settle = -1

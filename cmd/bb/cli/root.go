@@ -46,6 +46,7 @@ registries.`,
 		newInspect(g),
 		newGC(g),
 		newRm(g),
+		newVersion(),
 	)
 	for _, add := range extraCommands {
 		root.AddCommand(add(g))

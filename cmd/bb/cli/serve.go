@@ -58,7 +58,9 @@ The registry is read-only unless told otherwise:
                   uses is refused with 409 DENIED naming the tags that use
                   it. Other blobs are left for bb gc.
 
-bb serve listens on loopback only. To serve other hosts, give a
+bb serve listens on loopback only. Without credentials, on Linux, it
+accepts only connections from its own user and root: the store is
+private, and every local user reaches loopback. To serve other hosts, give a
 non-loopback --addr, --listen-any, and credentials: --htpasswd FILE
 (bcrypt entries, made with htpasswd -B) or --user NAME --password-file
 FILE; use --tls-cert and --tls-key for HTTPS.

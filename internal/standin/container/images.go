@@ -188,7 +188,7 @@ func (st *state) cmdImageLoad(ctx context.Context, args []string) error {
 		if strings.HasPrefix(hdr.Name, "/") || n == ".." || strings.HasPrefix(n, "../") {
 			return errf("invalidArgument", "archive contains invalid member %q", hdr.Name)
 		}
-		if hdr.Typeflag != tar.TypeReg && hdr.Typeflag != tar.TypeRegA {
+		if hdr.Typeflag != tar.TypeReg {
 			continue
 		}
 		switch {

@@ -4,6 +4,10 @@
 // follows container 1.2.2's output formats and messages. Containers are
 // root filesystem directories under $BB_STANDIN_ROOT/container; exec runs
 // chrooted into them; images live in an OCI layout next to them.
+//
+// BB_STANDIN_CONTAINER_REGISTRY_DOMAIN models the user's default registry
+// domain (registry.domain); BB_STANDIN_CONTAINER_DRAIN_TIMEOUT shortens
+// exec's 3 s drain after the process exits, for tests.
 package main
 
 import (

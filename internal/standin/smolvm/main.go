@@ -11,7 +11,11 @@
 // makes pack create re-own every file to UID, as smolvm releases before
 // 1.8.1 did on macOS; BB_STANDIN_SMOLVM_NO_STDIN=1 makes exec
 // -i fail (a host where the interactive relay does not work), so callers'
-// fallback to tar-to-file and machine cp can be tested.
+// fallback to tar-to-file and machine cp can be tested; a file named state
+// in a machine's directory sets the state machine ls reports.
+// SMOLVM_FILE_TRANSFER_MAX_BYTES caps machine cp as it does smolvm's.
+// pack create unpacks layers as smolvm's guest does (no xattrs, parents
+// 0755; see unpack.go and internal/standin/README.md).
 package main
 
 import (
