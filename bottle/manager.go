@@ -88,6 +88,9 @@ type CommitResult struct {
 	Warnings  []string                 `json:"warnings,omitempty"`
 	Duration  time.Duration            `json:"duration"`
 	Timings   map[string]time.Duration `json:"timings"`
+	// Incremental is set when the backend can list the bottle: whether
+	// the snapshot adds a layer to the previous one, and what changed.
+	Incremental *snapshot.Incremental `json:"incremental,omitempty"`
 }
 
 // Commit snapshots a running bottle. On error nothing it wrote remains:
@@ -133,7 +136,7 @@ func (m *Manager) Commit(ctx context.Context, slug string, opts CommitOptions) (
 	res, err := snapshot.Build(ctx, m.Store, snapshot.Request{
 		Slug: slug, Backend: backend, SourceName: info.Name,
 		Source: prep.Source, Base: prep.Base, Excludes: prep.Excludes,
-		CreatedBy: prep.CreatedBy, Layer: opts.Layer, Logger: m.log(),
+		CreatedBy: prep.CreatedBy, Layer: opts.Layer, Logger: m.log(), Full: opts.Prepare.Full,
 	})
 	if err != nil {
 		return nil, err
@@ -188,6 +191,7 @@ func (m *Manager) Commit(ctx context.Context, slug string, opts CommitOptions) (
 		Slug: slug, Backend: backend, Committed: committed, Snapshot: res,
 		Digest: res.Manifest.Digest.String(), Layer: res.Layer, Stats: res.Stats,
 		Warnings: res.Warnings, Duration: time.Since(start), Timings: timings,
+		Incremental: res.Incremental,
 	}, nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/bot-bottle/bb/internal/iox"
 
 	"github.com/bot-bottle/bb/oci"
+	"github.com/bot-bottle/bb/oci/layer"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -42,6 +43,9 @@ type Options struct {
 	// Output receives smolvm's progress output; nil discards it.
 	Output io.Writer
 	Logger *slog.Logger
+	// Layer tunes the compression of the flattened layer made for an
+	// image of several layers.
+	Layer layer.Options
 }
 
 // Error is a failed smolvm pack create, with what smolvm said.
@@ -61,7 +65,8 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// ErrLayers is returned for images smolvm cannot be trusted to flatten.
+// ErrLayers is returned for images of several layers that cannot be
+// flattened for smolvm.
 var ErrLayers = errors.New("smolvm needs a single-layer image")
 
 // Pack serves manifest (an image in s) on 127.0.0.1, runs smolvm pack
@@ -89,7 +94,15 @@ func Pack(ctx context.Context, s *oci.Store, manifest v1.Descriptor, slug, out s
 		return "", fmt.Errorf("reading manifest %s: %w", manifest.Digest, err)
 	}
 	if len(m.Layers) != 1 {
-		return "", fmt.Errorf("snapshot %s has %d layers: %w (its in-guest flattening mishandles hard links across layers); commit the bottle again on this host to get a flattened snapshot", manifest.Digest, len(m.Layers), ErrLayers)
+		// smolvm merges layers with cp -a and never applies whiteouts:
+		// hand it one layer made from the chain.
+		log.Info("flattening the snapshot's layers for smolvm", "layers", len(m.Layers))
+		fl, err := Flatten(ctx, s, manifest.Digest, opts.Layer)
+		if err != nil {
+			return "", fmt.Errorf("%w: %v", ErrLayers, err)
+		}
+		defer func() { _ = s.Discard(context.WithoutCancel(ctx), fl.NewBlobs) }()
+		manifest = fl.Manifest
 	}
 	abs, err := filepath.Abs(out)
 	if err != nil {

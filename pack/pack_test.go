@@ -19,7 +19,6 @@ import (
 	"github.com/bot-bottle/bb/pack"
 	"github.com/bot-bottle/bb/snapshot"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 var standins string
@@ -143,26 +142,6 @@ func TestPackFailureKeepsPrevious(t *testing.T) {
 	}
 	if left, _ := filepath.Glob(out + ".bb-pack*"); len(left) > 0 {
 		t.Errorf("left behind: %v", left)
-	}
-}
-
-func TestPackRefusesLayers(t *testing.T) {
-	s := setup(t)
-	desc := build(t, s, "demo", "v1", true)
-	img, err := s.Image(context.Background(), desc.Digest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, _ := img.Manifest()
-	m.Layers = append(m.Layers, m.Layers[0])
-	b, _ := json.Marshal(m)
-	two, err := s.PutBytes(context.Background(), types.OCIManifestSchema1, b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = pack.Pack(context.Background(), s, two, "demo", filepath.Join(t.TempDir(), "out"), opts(packserve.Serve))
-	if !errors.Is(err, pack.ErrLayers) {
-		t.Fatalf("err = %v, want ErrLayers", err)
 	}
 }
 

@@ -80,6 +80,9 @@ type Request struct {
 	Keep   int
 	Layer  layer.Options
 	Logger *slog.Logger
+	// Full makes a snapshot of one flattened layer even when the previous
+	// snapshot has a file index an incremental commit could build on.
+	Full bool
 	// Now is the creation time; zero means time.Now().
 	Now time.Time
 }
@@ -104,6 +107,12 @@ type Result struct {
 	tagged, started time.Time
 	Warnings        []string
 	Duration        time.Duration
+	// Index is the file index stored with the snapshot (nil when the
+	// Source cannot list the bottle); Publish attaches it.
+	Index *v1.Descriptor
+	// Incremental says whether the snapshot adds a layer to the previous
+	// one, and what changed.
+	Incremental *Incremental
 }
 
 // Stage names a step of the pipeline, for errors.
@@ -182,6 +191,11 @@ func Commit(ctx context.Context, s *oci.Store, req Request) (*Result, error) {
 func Publish(ctx context.Context, s *oci.Store, res *Result, keep int) error {
 	if err := publish(ctx, s, res); err != nil {
 		return err
+	}
+	if res.Index != nil {
+		if err := PutIndex(ctx, s, res.Slug, res.Manifest, *res.Index); err != nil {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("storing the file index (the next commit will be a full one): %v", err))
+		}
 	}
 	if keep >= 0 {
 		if err := prune(ctx, s, res.Slug, keep, res.cutoff()); err != nil {
@@ -372,13 +386,29 @@ func Build(ctx context.Context, s *oci.Store, req Request) (res *Result, err err
 		return fail(StageAssemble, err)
 	}
 	excludes := append(append([]string{}, DefaultExcludes...), req.Excludes...)
+	var warnings []string
+	var newBlobs []v1.Hash
+	defer func() {
+		if err != nil {
+			_ = s.Discard(context.WithoutCancel(ctx), newBlobs)
+		}
+	}()
+	inc, err := listAndPlan(ctx, s, &req, excludes, log)
+	if err != nil {
+		return fail(StageStream, err)
+	}
+	if inc != nil && inc.created {
+		newBlobs = append(newBlobs, inc.index.Digest)
+	}
+	if inc != nil && inc.warning != "" {
+		warnings = append(warnings, inc.warning)
+	}
 	stream, err := req.Source.Stream(ctx, StreamRequest{Excludes: excludes})
 	if err != nil {
 		return fail(StageStream, err)
 	}
 	defer stream.Close()
 
-	var warnings []string
 	pr, pw := io.Pipe()
 	statsc := make(chan FilterStats, 1)
 	go func() {
@@ -416,20 +446,15 @@ func Build(ctx context.Context, s *oci.Store, req Request) (res *Result, err err
 	for _, w := range warnings {
 		log.Warn(w)
 	}
-	li := LayerInfo{Media: types.OCILayer}
+	li := LayerInfo{}
+	li.Media = lyr.Descriptor().MediaType
 	li.Digest, _ = lyr.Digest()
 	li.DiffID, _ = lyr.DiffID()
 	li.Size, _ = lyr.Size()
 
-	var newBlobs []v1.Hash
 	if lyr.Created() {
 		newBlobs = append(newBlobs, li.Digest)
 	}
-	defer func() {
-		if err != nil {
-			_ = s.Discard(ctx, newBlobs)
-		}
-	}()
 	put := func(mt types.MediaType, b []byte) (v1.Descriptor, error) {
 		h, _, _ := v1.SHA256(bytes.NewReader(b))
 		_, statErr := s.Stat(ctx, h)
@@ -461,11 +486,17 @@ func Build(ctx context.Context, s *oci.Store, req Request) (res *Result, err err
 		oci.BackendAnnotation: req.Backend,
 		oci.CreatedAnnotation: now.Format(time.RFC3339Nano),
 	}
-	return &Result{
+	res = &Result{
 		Slug: req.Slug, Tag: Tag(req.Slug), TimeTag: TimeTag(req.Slug, now),
 		Manifest: mdesc, Config: cfgDesc, Layer: li, Stats: stats, Warnings: warnings,
 		NewBlobs: newBlobs, Duration: time.Since(start), started: start,
-	}, nil
+	}
+	if inc != nil {
+		res.Index = inc.index
+		inc.info.Depth = len(req.Base.Layers) + 1
+		res.Incremental = &inc.info
+	}
+	return res, nil
 }
 
 func assemble(req Request, li LayerInfo, now time.Time) ([]byte, *v1.Manifest, error) {

@@ -120,7 +120,8 @@ func TestStoredImageIsValidAndReproducible(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r2, err := m.Commit(ctx, "demo", bottle.CommitOptions{})
+	// --full: the second commit would otherwise be an (empty) layer on the first
+	r2, err := m.Commit(ctx, "demo", bottle.CommitOptions{Prepare: bottle.PrepareOptions{Full: true}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/bot-bottle/bb/oci"
+	"github.com/bot-bottle/bb/pack"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/klauspost/pgzip"
 )
@@ -181,7 +182,8 @@ func cleanName(n string) string {
 var RestoreArgs = []string{"tar", "--extract", "--xattrs", "--xattrs-include=*", "--numeric-owner",
 	"--same-permissions", "--same-owner", "--file=-", "--directory=/"}
 
-// snapshotLayer opens the single layer of a smolvm snapshot, uncompressed.
+// snapshotLayer opens the single layer of a smolvm snapshot, uncompressed,
+// or the merge of its layers (pack.Merged) if it is a chain.
 func snapshotLayer(ctx context.Context, s *oci.Store, manifest v1.Hash) (io.ReadCloser, error) {
 	img, err := s.Image(ctx, manifest)
 	if err != nil {
@@ -192,7 +194,9 @@ func snapshotLayer(ctx context.Context, s *oci.Store, manifest v1.Hash) (io.Read
 		return nil, err
 	}
 	if len(layers) != 1 {
-		return nil, fmt.Errorf("snapshot %s has %d layers; smolvm snapshots have one", manifest, len(layers))
+		// An incremental chain: its pack was made from the merged layers.
+		rc, _, err := pack.Merged(ctx, s, manifest)
+		return rc, err
 	}
 	mt, err := layers[0].MediaType()
 	if err != nil || !strings.HasSuffix(string(mt), "gzip") {

@@ -242,6 +242,7 @@ func Walk(t testing.TB, h Harness, slug string) map[string]fstree.Entry {
 // Run runs the suite against h.
 func Run(t *testing.T, h Harness) {
 	t.Run("RoundTrip", func(t *testing.T) { RoundTrip(t, h) })
+	t.Run("IncrementalChain", func(t *testing.T) { IncrementalChain(t, h) })
 	if h.Backend() != bottle.Dir {
 		t.Run("CommitWithoutSlug", func(t *testing.T) { CommitWithoutSlug(t, h) })
 	}

@@ -29,6 +29,9 @@ type Options struct {
 	BusyboxTar bool
 	// NoTar leaves tar out entirely.
 	NoTar bool
+	// Findutils installs the host's GNU find and date (incremental
+	// commits list the bottle with them).
+	Findutils bool
 }
 
 // Applets are the busybox commands linked into /bin.
@@ -72,6 +75,11 @@ func BuildRootfs(dir string, opts Options) error {
 		}
 	default:
 		if err := installWithLibs("/usr/bin/tar", dir); err != nil {
+			return err
+		}
+	}
+	if opts.Findutils {
+		if err := InstallFindutils(dir); err != nil {
 			return err
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/bot-bottle/bb/oci"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
 )
 
@@ -35,6 +36,11 @@ type Options struct {
 	// Progress, if set, is called with the number of uncompressed bytes
 	// consumed so far, from the writing goroutine.
 	Progress func(n int64)
+	// Compression is Gzip (the default, "") or Zstd. zstd compresses about
+	// twice as fast as gzip -1 on the same cores, to a smaller blob, but
+	// Docker before 23 and other older readers cannot read it (bb export
+	// --compression gzip converts).
+	Compression Compression
 }
 
 // Layer is a compressed layer Write added to (or found in) an oci.Store.
@@ -81,12 +87,30 @@ func Write(ctx context.Context, s *oci.Store, r io.Reader, opts Options) (*Layer
 		return nil, err
 	}
 	defer w.Close()
-	zw, err := pgzip.NewWriterLevel(w, level)
-	if err != nil {
-		return nil, fmt.Errorf("gzip level %d: %w", level, err)
-	}
-	if err := zw.SetConcurrency(DefaultBlockSize, 2*conc); err != nil {
-		return nil, err
+	var zw io.WriteCloser
+	mt := types.OCILayer
+	switch opts.Compression {
+	case "", Gzip:
+		gz, err := pgzip.NewWriterLevel(w, level)
+		if err != nil {
+			return nil, fmt.Errorf("gzip level %d: %w", level, err)
+		}
+		if err := gz.SetConcurrency(DefaultBlockSize, 2*conc); err != nil {
+			return nil, err
+		}
+		zw = gz
+	case Zstd:
+		zl := zstd.SpeedFastest
+		if opts.Level > 3 {
+			zl = zstd.SpeedDefault
+		}
+		zs, err := zstd.NewWriter(w, zstd.WithEncoderLevel(zl), zstd.WithEncoderConcurrency(conc))
+		if err != nil {
+			return nil, fmt.Errorf("zstd: %w", err)
+		}
+		zw, mt = zs, types.OCILayerZStd
+	default:
+		return nil, fmt.Errorf("unknown layer compression %q (gzip or zstd)", opts.Compression)
 	}
 	diff := sha256.New()
 	dst := io.MultiWriter(diff, zw)
@@ -103,7 +127,7 @@ func Write(ctx context.Context, s *oci.Store, r io.Reader, opts Options) (*Layer
 		return nil, err
 	}
 	remember(digest, n)
-	return &Layer{digest: digest, diffID: sum(diff), size: size, mt: types.OCILayer, created: w.Created()}, nil
+	return &Layer{digest: digest, diffID: sum(diff), size: size, mt: mt, created: w.Created()}, nil
 }
 
 // ReadError marks a failure of the tar stream itself (as opposed to the

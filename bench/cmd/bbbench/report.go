@@ -7,9 +7,10 @@ import (
 )
 
 var issueTitles = map[int]string{
-	2: "Issue 2: bb commit on Docker bottles",
-	3: "Issue 3: export, push, serve",
-	4: "Issue 4: smolvm bottles (stand-in), no Docker",
+	2:  "Issue 2: bb commit on Docker bottles",
+	3:  "Issue 3: export, push, serve",
+	4:  "Issue 4: smolvm bottles (stand-in), no Docker",
+	10: "Issue 10: incremental commits (dir backend, container and smolvm stand-ins), bb's pipeline only",
 }
 
 // step returns the step with the given ID that has a median, or nil.
@@ -31,6 +32,14 @@ func (e *benchEnv) targets() []target {
 			return
 		}
 		v := a.Median.Wall / b.Median.Wall
+		ts = append(ts, target{Issue: issue, Label: label, Value: v, Limit: limit, Unit: "×", Pass: v <= limit})
+	}
+	sizeRatio := func(issue int, label, num, den string, limit float64) {
+		a, b := e.step(num), e.step(den)
+		if a == nil || b == nil || b.Median.Out == 0 {
+			return
+		}
+		v := float64(a.Median.Out) / float64(b.Median.Out)
 		ts = append(ts, target{Issue: issue, Label: label, Value: v, Limit: limit, Unit: "×", Pass: v <= limit})
 	}
 	speedRatio := func(issue int, label, num, den string, limit float64) {
@@ -81,6 +90,21 @@ func (e *benchEnv) targets() []target {
 			v := a.Median.Wall / den
 			ts = append(ts, target{Issue: 4, Label: "bb commit --no-load ÷ seed pipeline without its pack step (stream → image in a registry)", Value: v, Limit: 0.1, Unit: "×", Pass: v <= 0.1})
 		}
+	}
+	for _, b := range []string{"dir", "container", "container-load", "smol", "smol-pack"} {
+		timeRatio(10, "second commit ÷ first commit ("+b+")", "incr10-second-"+b, "incr10-first-"+b, 0.3)
+		sizeRatio(10, "second commit's new layer ÷ the change as tar | gzip -1 ("+b+")", "incr10-second-"+b, "incr10-gzip", 1.2)
+	}
+	sizeRatio(10, "push of the second snapshot (bytes stored by the registry) ÷ its new layer (dir)", "incr10-push", "incr10-second-dir", 1.3)
+	for _, id := range []string{"incr10-scale-big", "incr10-scale-files", "incr10-scale-files-incr", "incr10-first-dir", "incr10-second-dir"} {
+		if s := e.step(id); s != nil {
+			v := float64(s.Median.RSSKiB) / 1024
+			ts = append(ts, target{Issue: 10, Label: "peak RSS: " + s.Name, Value: v, Limit: 100, Unit: "MiB", Pass: v <= 100})
+		}
+	}
+	if a, b := e.step("incr10-scale-big"), e.step("incr10-first-dir"); a != nil && b != nil && mbps(b) > 0 {
+		v := mbps(a) / mbps(b)
+		ts = append(ts, target{Issue: 10, Label: "commit MB/s, big tree ÷ 600 MB tree (linear growth: ~1)", Value: v, Limit: 0.8, Unit: "×", AtMin: true, Pass: v >= 0.8})
 	}
 	return ts
 }

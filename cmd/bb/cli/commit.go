@@ -13,6 +13,7 @@ import (
 
 	"github.com/bot-bottle/bb/bottle"
 	"github.com/bot-bottle/bb/internal/progress"
+	"github.com/bot-bottle/bb/oci/layer"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 )
@@ -42,7 +43,14 @@ because the environment a bottle was started with often carries tokens.
 
 Without SLUG, bb asks which running bottle to commit (on a terminal).
 With --from-dir, a root filesystem directory on this host is snapshotted
-instead (no container runtime needed).`,
+instead (no container runtime needed).
+
+On the dir, macos-container and smolmachines backends, each snapshot
+stores a file index (a listing of the bottle), and the next commit lists
+the bottle again and streams only what changed, as one more layer on the
+previous snapshot, with whiteouts for deletions (see bb diff). A chain of
+64 layers, a resume (every inode is new), or --full make the next
+snapshot one flattened layer again.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -85,6 +93,14 @@ instead (no container runtime needed).`,
 			fmt.Fprintf(out, "committed %s (%s): %s\n", slug, res.Backend, res.Digest)
 			fmt.Fprintf(out, "  layer %s, %s compressed from %s of tar, %d entries, in %s\n",
 				res.Layer.Digest, progress.Bytes(res.Layer.Size), progress.Bytes(res.Stats.TarBytes), res.Stats.Entries, res.Duration.Round(1e7))
+			if inc := res.Incremental; inc != nil {
+				if inc.Parent != "" {
+					fmt.Fprintf(out, "  incremental: layer %d on %s: %d added, %d changed, %d deleted (%s of files); listed %d entries in %s\n",
+						inc.Depth, inc.Parent, inc.Added, inc.Changed, inc.Deleted, progress.Bytes(inc.Bytes), inc.Entries, inc.Listing.Round(1e6))
+				} else {
+					fmt.Fprintf(out, "  full snapshot (%s)\n", inc.Full)
+				}
+			}
 			for _, w := range res.Warnings {
 				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", PrintableText(w))
 			}
@@ -102,12 +118,13 @@ instead (no container runtime needed).`,
 	f.StringVar(&slugF, "slug", "", "slug to record the snapshot under (with --from-dir)")
 	f.BoolVar(&opts.Prepare.Pause, "pause", false, "pause the bottle while its filesystem is read, for a consistent snapshot (docker; uses the export method)")
 	f.BoolVar(&opts.Prepare.IncludeMounts, "include-mounts", false, "include volumes and bind mounts in the snapshot")
-	f.BoolVar(&opts.Prepare.Full, "full", false, "one flattened layer instead of the base image's layers plus a diff (docker)")
+	f.BoolVar(&opts.Prepare.Full, "full", false, "one flattened layer: not the base image's layers plus a diff (docker), not one more layer on the previous snapshot (other backends)")
 	f.StringVar(&opts.Prepare.Method, "method", "", "how the filesystem leaves the bottle (default per backend): exec (GNU tar in the bottle, through exec), export (the runtime's export: docker, macos-container) or cp (smolmachines: tar to a file in the guest, then smolvm machine cp)")
 	f.BoolVar(&opts.Prepare.KeepEnv, "keep-env", false, "keep the bottle's runtime environment in the snapshot (default: the base image's Env); runtime environments often carry tokens and keys, which would then travel with every export and push")
 	f.BoolVar(&opts.NoInstall, "no-load", false, "store the snapshot without loading it into the runtime (and without recording it)")
 	f.IntVar(&opts.Keep, "keep", bottle.DefaultKeep, "earlier snapshots of the slug to keep in the store (-1 keeps all)")
-	f.IntVar(&opts.Layer.Level, "compression-level", 0, "gzip level 1-9 (default 1: fastest)")
+	f.IntVar(&opts.Layer.Level, "compression-level", 0, "gzip level 1-9 (default 1: fastest); for zstd, above 3 means zstd's default level instead of its fastest")
+	f.Var(compressionFlag{&opts.Layer.Compression}, "compression", "layer compression in the store: gzip (default: every reader) or zstd (faster and smaller; Docker before 23 cannot read it: bb export --compression gzip converts, and loads into Docker decompress it); push and export carry it as stored")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return cmd
 }
@@ -162,3 +179,24 @@ func pick(ctx context.Context, m *bottle.Manager, in io.Reader, out io.Writer, v
 	}
 	return "", fmt.Errorf("%q is not one of the running bottles", line)
 }
+
+// compressionFlag is --compression of bb commit.
+type compressionFlag struct{ c *layer.Compression }
+
+func (f compressionFlag) String() string {
+	if f.c == nil || *f.c == "" {
+		return string(layer.Gzip)
+	}
+	return string(*f.c)
+}
+
+func (f compressionFlag) Set(v string) error {
+	switch layer.Compression(v) {
+	case layer.Gzip, layer.Zstd:
+		*f.c = layer.Compression(v)
+		return nil
+	}
+	return fmt.Errorf("unknown compression %q: gzip or zstd", v)
+}
+
+func (f compressionFlag) Type() string { return "gzip|zstd" }

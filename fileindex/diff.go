@@ -1,0 +1,405 @@
+package fileindex
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"io"
+	"path"
+	"slices"
+)
+
+// Kind says how an entry differs between two listings.
+type Kind byte
+
+// Kinds of change.
+const (
+	Added   Kind = 'A'
+	Changed Kind = 'M'
+	Deleted Kind = 'D'
+)
+
+func (k Kind) String() string {
+	switch k {
+	case Added:
+		return "added"
+	case Changed:
+		return "changed"
+	case Deleted:
+		return "deleted"
+	}
+	return "?"
+}
+
+// Change is one path that differs.
+type Change struct {
+	Kind Kind
+	Path string
+	// Type is the entry's type (the new one, for a deleted entry the old).
+	Type byte
+	// Size is the new size (the old one for a deleted entry).
+	Size int64
+	// Replaced: a directory whose inode changed (removed and made again)
+	// or an entry whose type changed.
+	Replaced bool
+}
+
+// Plan is what a commit streams to go from the older listing to the
+// newer: the paths to archive, in order, and the whiteouts.
+type Plan struct {
+	// Paths are the entries to archive (without recursion), parents
+	// before children; hard links to a changed file follow it, and so
+	// does the parent directory of every change (extracting the change
+	// touches its mtime).
+	Paths []string
+	// Whiteouts are paths deleted (or replaced by a non-directory) since
+	// the older listing, topmost only: deleting a directory deletes what
+	// is below it.
+	Whiteouts []string
+	// Opaque are directories made again since the older listing: what the
+	// older snapshot had in them is hidden (an opaque whiteout) and what
+	// they hold now is in Paths.
+	Opaque []string
+	// Entries counts the newer listing.
+	Entries                 int
+	Added, Changed, Deleted int
+	// Renumbered counts entries of both listings whose inode differs:
+	// nearly all of them after the bottle was booted again from a
+	// snapshot.
+	Renumbered int
+	// Bytes is the size of the regular files in Paths.
+	Bytes int64
+}
+
+// Options tune Diff.
+type Options struct {
+	// Report, if set, receives every change (deleted entries are all
+	// reported, not only the topmost).
+	Report func(Change)
+	// NoPaths leaves Plan.Paths, Whiteouts and Opaque empty (for a report).
+	NoPaths bool
+	// Quick compares only type, mode, owner, size, mtime and link target
+	// (rsync's quick check), for listings of different instances of a
+	// bottle (before and after a resume), whose inodes and ctimes all
+	// differ. It misses rewrites that keep size and mtime.
+	Quick bool
+}
+
+// oldEntry is what Diff keeps in memory of one entry of the older listing.
+type oldEntry struct {
+	key   uint64 // hash of the path
+	attr  uint64 // hash of type, mode, owner, size, times, inode, link
+	ino   uint64
+	typ   byte
+	racy  bool
+	state byte
+}
+
+// states of an oldEntry after the newer listing was read
+const (
+	unseen   = iota
+	kept     // present in both, same directory or same kind
+	replaced // present in both, but a directory was made again or the type changed
+)
+
+// Diff compares the older listing (opened twice by old) with the newer
+// one (cur) and plans the layer that turns the first into the second.
+// Entries whose ctime was within RacyWindow of the older listing's start
+// count as changed.
+func Diff(ctx context.Context, old func() (io.ReadCloser, error), cur io.Reader, opts Options) (*Plan, error) {
+	seed := maphash.MakeSeed()
+	d := &differ{seed: seed, opts: opts, plan: &Plan{}}
+	if err := d.load(ctx, old); err != nil {
+		return nil, err
+	}
+	if err := d.scan(ctx, cur); err != nil {
+		return nil, err
+	}
+	if err := d.deletions(ctx, old); err != nil {
+		return nil, err
+	}
+	return d.plan, nil
+}
+
+type differ struct {
+	seed maphash.Seed
+	opts Options
+	plan *Plan
+	olds []oldEntry
+	// listed is when the older listing started, minus RacyWindow.
+	racyFrom Time
+}
+
+func (d *differ) key(p string) uint64 { return maphash.String(d.seed, p) }
+
+func (d *differ) attr(e *Entry) uint64 {
+	var h maphash.Hash
+	h.SetSeed(d.seed)
+	var b [8 * 9]byte
+	b[0] = e.Type
+	binary.LittleEndian.PutUint32(b[1:], e.Mode)
+	binary.LittleEndian.PutUint32(b[5:], e.UID)
+	binary.LittleEndian.PutUint32(b[9:], e.GID)
+	binary.LittleEndian.PutUint64(b[13:], uint64(e.Size))
+	binary.LittleEndian.PutUint64(b[21:], uint64(e.Mtime.Sec))
+	binary.LittleEndian.PutUint64(b[29:], uint64(e.Mtime.Nsec))
+	if !d.opts.Quick {
+		binary.LittleEndian.PutUint64(b[37:], uint64(e.Ctime.Sec))
+		binary.LittleEndian.PutUint64(b[45:], uint64(e.Ctime.Nsec))
+		binary.LittleEndian.PutUint64(b[53:], e.Ino)
+	}
+	h.Write(b[:61])
+	h.WriteString(e.Link)
+	return h.Sum64()
+}
+
+func (d *differ) find(p string) *oldEntry {
+	k := d.key(p)
+	i, ok := slices.BinarySearchFunc(d.olds, k, func(o oldEntry, k uint64) int {
+		switch {
+		case o.key < k:
+			return -1
+		case o.key > k:
+			return 1
+		}
+		return 0
+	})
+	if !ok {
+		return nil
+	}
+	return &d.olds[i]
+}
+
+func (d *differ) load(ctx context.Context, open func() (io.ReadCloser, error)) error {
+	rc, err := open()
+	if err != nil {
+		return fmt.Errorf("opening the previous file index: %w", err)
+	}
+	defer rc.Close()
+	r, err := NewReader(rc)
+	if err != nil {
+		return fmt.Errorf("previous file index: %w", err)
+	}
+	rw := RacyWindow
+	d.racyFrom = FromTime(r.Listed.Go().Add(-rw))
+	var e Entry
+	for {
+		if err := r.Next(&e); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			return fmt.Errorf("previous file index: %w", err)
+		}
+		if len(d.olds)%4096 == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		o := oldEntry{key: d.key(e.Path), attr: d.attr(&e), ino: e.Ino, typ: e.Type, racy: !e.Ctime.Before(d.racyFrom)}
+		if d.opts.Quick {
+			o.ino, o.racy = 0, false
+		}
+		d.olds = append(d.olds, o)
+	}
+	slices.SortFunc(d.olds, func(a, b oldEntry) int {
+		switch {
+		case a.key < b.key:
+			return -1
+		case a.key > b.key:
+			return 1
+		}
+		return 0
+	})
+	d.olds = slices.Clip(d.olds)
+	return nil
+}
+
+// scan reads the newer listing: added and changed entries go to Paths.
+func (d *differ) scan(ctx context.Context, cur io.Reader) error {
+	r, err := NewReader(cur)
+	if err != nil {
+		return err
+	}
+	type group struct {
+		paths   []string
+		changed bool
+	}
+	links := map[uint64]*group{} // hard-linked files by inode
+	inPaths := map[string]bool{} // hard-linked paths already in Paths
+	var reopened []string        // directories made again: everything below them is new
+	dirs := map[string]bool{}    // directories in Paths
+	var e Entry
+	p := d.plan
+	for {
+		if err := r.Next(&e); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			return fmt.Errorf("file listing: %w", err)
+		}
+		p.Entries++
+		if p.Entries%4096 == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		for len(reopened) > 0 && !under(e.Path, reopened[len(reopened)-1]) {
+			reopened = reopened[:len(reopened)-1]
+		}
+		o := d.find(e.Path)
+		ino := e.Ino
+		if d.opts.Quick {
+			ino = 0
+		}
+		if o != nil && o.ino != ino {
+			p.Renumbered++
+		}
+		kind := Kind(0)
+		repl := false
+		switch {
+		case o == nil:
+			kind = Added
+		case len(reopened) > 0:
+			kind = Changed
+			o.state = kept
+		case o.typ != e.Type || (e.IsDir() && o.ino != ino):
+			kind, repl = Changed, true
+			o.state = replaced
+		default:
+			o.state = kept
+			if o.racy || o.attr != d.attr(&e) {
+				kind = Changed
+			}
+		}
+		if e.IsDir() && repl && o.typ == 'd' {
+			reopened = append(reopened, e.Path)
+			if !d.opts.NoPaths {
+				p.Opaque = append(p.Opaque, e.Path)
+			}
+		} else if repl && o.typ == 'd' && !d.opts.NoPaths {
+			p.Whiteouts = append(p.Whiteouts, e.Path)
+		}
+		var g *group
+		if e.Nlink > 1 && !e.IsDir() {
+			g = links[e.Ino]
+			if g == nil {
+				g = &group{}
+				links[e.Ino] = g
+			}
+			g.paths = append(g.paths, e.Path)
+		}
+		if kind == 0 {
+			continue
+		}
+		if kind == Added {
+			p.Added++
+		} else {
+			p.Changed++
+		}
+		if e.Type == 'f' {
+			p.Bytes += e.Size
+		}
+		if d.opts.Report != nil {
+			d.opts.Report(Change{Kind: kind, Path: e.Path, Type: e.Type, Size: e.Size, Replaced: repl})
+		}
+		if !d.opts.NoPaths {
+			// The parent goes too: extracting the entry changes the
+			// parent's mtime, which the layer must set back.
+			if parent := path.Dir(e.Path); parent != "." && !dirs[parent] {
+				dirs[parent] = true
+				p.Paths = append(p.Paths, parent)
+			}
+			if e.IsDir() {
+				dirs[e.Path] = true
+			}
+			p.Paths = append(p.Paths, e.Path)
+			if g != nil {
+				g.changed = true
+				inPaths[e.Path] = true
+			}
+		}
+	}
+	// A changed file's other hard links go with it, so the layer keeps
+	// them one inode (tar archives the later paths as links to the first).
+	if !d.opts.NoPaths {
+		var extra []string
+		for _, g := range links {
+			if !g.changed {
+				continue
+			}
+			for _, q := range g.paths {
+				if !inPaths[q] {
+					extra = append(extra, q)
+				}
+			}
+		}
+		slices.Sort(extra)
+		p.Paths = append(p.Paths, extra...)
+	}
+	return nil
+}
+
+// deletions reads the older listing again: entries the newer one lacks.
+func (d *differ) deletions(ctx context.Context, open func() (io.ReadCloser, error)) error {
+	rc, err := open()
+	if err != nil {
+		return fmt.Errorf("opening the previous file index: %w", err)
+	}
+	defer rc.Close()
+	r, err := NewReader(rc)
+	if err != nil {
+		return fmt.Errorf("previous file index: %w", err)
+	}
+	opaque := map[string]bool{}
+	for _, o := range d.plan.Opaque {
+		opaque[o] = true
+	}
+	var e Entry
+	n := 0
+	for {
+		if err := r.Next(&e); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			return fmt.Errorf("previous file index: %w", err)
+		}
+		n++
+		if n%4096 == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		o := d.find(e.Path)
+		if o == nil || o.state != unseen {
+			continue
+		}
+		d.plan.Deleted++
+		if d.opts.Report != nil {
+			d.opts.Report(Change{Kind: Deleted, Path: e.Path, Type: e.Type, Size: e.Size})
+		}
+		if d.opts.NoPaths {
+			continue
+		}
+		// Topmost only: a whiteout when the parent is still there as the
+		// same directory; a deleted, re-made or replaced parent covers it.
+		parent := path.Dir(e.Path)
+		if parent == "." {
+			d.plan.Whiteouts = append(d.plan.Whiteouts, e.Path)
+			continue
+		}
+		if po := d.find(parent); po != nil && po.state == kept && po.typ == 'd' && !belowAny(parent, opaque) {
+			d.plan.Whiteouts = append(d.plan.Whiteouts, e.Path)
+		}
+	}
+	return nil
+}
+
+func under(p, dir string) bool {
+	return len(p) > len(dir) && p[len(dir)] == '/' && p[:len(dir)] == dir
+}
+
+// belowAny reports whether dir is one of set or below one of them.
+func belowAny(dir string, set map[string]bool) bool {
+	if len(set) == 0 {
+		return false
+	}
+	for p := dir; p != "."; p = path.Dir(p) {
+		if set[p] {
+			return true
+		}
+	}
+	return false
+}

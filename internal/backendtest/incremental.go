@@ -1,0 +1,84 @@
+package backendtest
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bot-bottle/bb/bottle"
+	"github.com/bot-bottle/bb/internal/fstree"
+	"github.com/bot-bottle/bb/internal/testimage"
+)
+
+// laterChanges edit, delete, replace a directory, turn a directory into
+// a file and back, rewrite a hard-linked file in place, change an owner.
+const laterChanges = `set -e
+w=/home/node/work
+echo edited > $w/a/b/c/deep.txt
+rm $w/link
+ln -s big.bin $w/link
+rm -r $w/a/b
+mkdir -p $w/a/b/new
+echo new > $w/a/b/new/file
+rm -r $w/empty
+echo file > $w/empty
+mkdir -p /opt/tool/bin
+echo '#!/bin/sh' > /opt/tool/bin/run
+chmod 750 /opt/tool/bin/run
+chown 1000:1000 /etc/passwd
+`
+
+const lastChanges = `set -e
+w=/home/node/work
+echo rewritten | dd of=$w/big.bin conv=notrunc 2>&1
+rm $w/empty
+mkdir $w/empty
+echo again > $w/empty/file
+rm -r /opt/tool
+`
+
+// IncrementalChain commits a bottle three times (the second and third
+// add a layer each), then removes it and the runtime's copy, resumes it
+// from the 3-deep chain and compares the trees.
+func IncrementalChain(t *testing.T, h Harness) {
+	ctx := context.Background()
+	e := NewEnv(t, h)
+	slug := NewSlug("incr")
+	StartBottle(t, h, e, slug, testimage.Options{Findutils: true})
+	Change(t, h, slug, 1<<20)
+	commit := func(depth int) {
+		t.Helper()
+		time.Sleep(1100 * time.Millisecond) // out of the listing's racy window
+		res, err := e.Manager.Commit(ctx, slug, bottle.CommitOptions{})
+		if err != nil {
+			t.Fatalf("commit: %v", err)
+		}
+		if res.Incremental == nil || res.Incremental.Depth != depth {
+			t.Fatalf("commit: incremental %+v, want depth %d (warnings %v)", res.Incremental, depth, res.Warnings)
+		}
+	}
+	commit(1)
+	if _, err := h.Exec(t, slug, bytes.NewReader(nil), "sh", "-c", laterChanges); err != nil {
+		t.Fatal(err)
+	}
+	commit(2)
+	if _, err := h.Exec(t, slug, bytes.NewReader(nil), "sh", "-c", lastChanges); err != nil {
+		t.Fatal(err)
+	}
+	commit(3)
+	before := Walk(t, h, slug)
+	committed, err := e.Home.CommittedImage(slug)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Remove(t, slug)
+	h.Forget(t, e.Home, slug, committed)
+	if _, err := e.Manager.Resume(ctx, slug, bottle.ResumeRequest{}); err != nil {
+		t.Fatalf("resume: %v", err)
+	}
+	if d := fstree.Diff(before, Walk(t, h, slug)); len(d) > 0 {
+		t.Fatalf("tree differs after resume from the chain:\n%s", strings.Join(d, "\n"))
+	}
+}

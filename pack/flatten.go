@@ -1,0 +1,316 @@
+package pack
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+
+	"github.com/bot-bottle/bb/oci"
+	"github.com/bot-bottle/bb/oci/layer"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/klauspost/compress/zstd"
+	"github.com/klauspost/pgzip"
+)
+
+const (
+	whiteoutPrefix = ".wh."
+	opaqueWhiteout = ".wh..wh..opq"
+)
+
+// Flattened is a single-layer image Flatten wrote into the store.
+type Flattened struct {
+	Manifest v1.Descriptor
+	// NewBlobs are the blobs Flatten added (nothing references them: the
+	// caller discards them when it is done).
+	NewBlobs []v1.Hash
+}
+
+// Flatten merges the layers of the image manifest (in s) into one layer
+// and writes a single-layer image of it into s, untagged. Whiteouts are
+// applied the way an overlay applies them: a ".wh.NAME" entry hides NAME
+// (and what is below it) in the layers beneath, ".wh..wh..opq" hides a
+// directory's contents beneath, and an entry hides the same path beneath
+// (and, unless both are directories, what is below it). Each path keeps
+// only its last header.
+//
+// The upper layers (all but the first, small for an incremental chain)
+// are read twice, once to learn what they hide and once to copy them;
+// memory holds their paths, not the first layer's. The merged tar is
+// compressed again (pgzip, all cores): gzip streams cannot be cut at an
+// entry without decompressing them.
+func Flatten(ctx context.Context, s *oci.Store, manifest v1.Hash, opts layer.Options) (*Flattened, error) {
+	mb, err := s.ReadBlob(ctx, manifest, oci.MaxManifestSize)
+	if err != nil {
+		return nil, err
+	}
+	man, err := v1.ParseManifest(bytes.NewReader(mb))
+	if err != nil {
+		return nil, fmt.Errorf("parsing manifest %s: %w", manifest, err)
+	}
+	cb, err := s.ReadBlob(ctx, man.Config.Digest, oci.MaxConfigSize)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := v1.ParseConfigFile(bytes.NewReader(cb))
+	if err != nil {
+		return nil, fmt.Errorf("parsing config %s: %w", man.Config.Digest, err)
+	}
+	pr, nlayers, err := Merged(ctx, s, manifest)
+	if err != nil {
+		return nil, err
+	}
+	defer pr.Close()
+	lyr, err := layer.Write(ctx, s, pr, opts)
+	if err != nil {
+		return nil, fmt.Errorf("flattening %s: %w", manifest, err)
+	}
+	out := &Flattened{}
+	if lyr.Created() {
+		out.NewBlobs = append(out.NewBlobs, lyr.Descriptor().Digest)
+	}
+	fail := func(err error) (*Flattened, error) {
+		_ = s.Discard(context.WithoutCancel(ctx), out.NewBlobs)
+		return nil, err
+	}
+	diffID, _ := lyr.DiffID()
+	cfg.RootFS.DiffIDs = []v1.Hash{diffID}
+	created := cfg.Created
+	cfg.History = []v1.History{{Created: created, CreatedBy: fmt.Sprintf("bb: %d layers of %s flattened", nlayers, manifest)}}
+	ncb, err := json.Marshal(cfg)
+	if err != nil {
+		return fail(err)
+	}
+	put := func(mt types.MediaType, b []byte) (v1.Descriptor, error) {
+		h, _, _ := v1.SHA256(bytes.NewReader(b))
+		_, statErr := s.Stat(ctx, h)
+		d, err := s.PutBytes(ctx, mt, b)
+		if err == nil && statErr != nil {
+			out.NewBlobs = append(out.NewBlobs, d.Digest)
+		}
+		return d, err
+	}
+	cd, err := put(man.Config.MediaType, ncb)
+	if err != nil {
+		return fail(err)
+	}
+	nm := *man
+	nm.Config = cd
+	nm.Layers = []v1.Descriptor{lyr.Descriptor()}
+	nmb, err := json.Marshal(&nm)
+	if err != nil {
+		return fail(err)
+	}
+	mt := man.MediaType
+	if mt == "" {
+		mt = types.OCIManifestSchema1
+	}
+	out.Manifest, err = put(mt, nmb)
+	if err != nil {
+		return fail(err)
+	}
+	return out, nil
+}
+
+// Merged streams the uncompressed tar of the image manifest's layers
+// merged into one (see Flatten), and returns how many layers it merges.
+// The stream ends with an error if a layer cannot be read or merged.
+func Merged(ctx context.Context, s *oci.Store, manifest v1.Hash) (io.ReadCloser, int, error) {
+	img, err := s.Image(ctx, manifest)
+	if err != nil {
+		return nil, 0, err
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return nil, 0, err
+	}
+	f := &flattener{marks: map[string]*mark{}}
+	for i := 1; i < len(layers); i++ {
+		if err := f.scan(ctx, layers[i], i); err != nil {
+			return nil, 0, fmt.Errorf("reading layer %d of %s: %w", i, manifest, err)
+		}
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		pw.CloseWithError(f.merge(ctx, layers, pw))
+	}()
+	return pr, len(layers), nil
+}
+
+// mark records, per path, the highest layer that has it as a
+// non-directory, as a directory, a whiteout of it, an opaque whiteout in
+// it (0: none; the first layer hides nothing).
+type mark struct {
+	nondir, dir, whiteout, opaque int
+}
+
+type flattener struct {
+	marks map[string]*mark
+}
+
+func (f *flattener) get(p string) *mark {
+	m := f.marks[p]
+	if m == nil {
+		m = &mark{}
+		f.marks[p] = m
+	}
+	return m
+}
+
+func clean(n string) string { return strings.TrimPrefix(path.Clean("/"+n), "/") }
+
+func (f *flattener) scan(ctx context.Context, l v1.Layer, i int) error {
+	rc, err := uncompressed(l)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	tr := tar.NewReader(bufio.NewReaderSize(rc, 256<<10))
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		name := clean(h.Name)
+		if name == "" {
+			continue
+		}
+		dir, base := path.Split(name)
+		dir = clean(dir)
+		switch {
+		case base == opaqueWhiteout:
+			f.get(dir).opaque = i
+		case strings.HasPrefix(base, whiteoutPrefix):
+			f.get(path.Join(dir, strings.TrimPrefix(base, whiteoutPrefix))).whiteout = i
+		case h.Typeflag == tar.TypeDir:
+			f.get(name).dir = i
+		default:
+			f.get(name).nondir = i
+		}
+	}
+}
+
+// hidden reports whether an entry of layer j is hidden by a higher layer.
+func (f *flattener) hidden(j int, name string) bool {
+	if m := f.marks[name]; m != nil {
+		// A directory of a later layer replaces this one's header too:
+		// one header per path, so every extractor ends with the same
+		// metadata.
+		if m.whiteout > j || m.nondir > j || m.dir > j {
+			return true
+		}
+	}
+	for a := path.Dir(name); a != "." && a != "/"; a = path.Dir(a) {
+		if m := f.marks[a]; m != nil && (m.whiteout > j || m.opaque > j || m.nondir > j) {
+			return true
+		}
+	}
+	return false
+}
+
+func (f *flattener) merge(ctx context.Context, layers []v1.Layer, w io.Writer) error {
+	bw := bufio.NewWriterSize(w, 256<<10)
+	tw := tar.NewWriter(bw)
+	for j, l := range layers {
+		if err := f.copyLayer(ctx, l, j, tw); err != nil {
+			return fmt.Errorf("layer %d: %w", j, err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+func (f *flattener) copyLayer(ctx context.Context, l v1.Layer, j int, tw *tar.Writer) error {
+	rc, err := uncompressed(l)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	tr := tar.NewReader(bufio.NewReaderSize(rc, 256<<10))
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		name := clean(h.Name)
+		if name == "" || strings.HasPrefix(path.Base(name), whiteoutPrefix) {
+			continue
+		}
+		if f.hidden(j, name) {
+			continue
+		}
+		if h.Typeflag == tar.TypeLink {
+			if t := clean(h.Linkname); f.hidden(j, t) {
+				return fmt.Errorf("hard link %s points to %s, which a later layer replaces: this chain cannot be flattened without a copy of the file", name, t)
+			}
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			return err
+		}
+		if h.Typeflag == tar.TypeReg && h.Size > 0 {
+			if _, err := io.Copy(tw, tr); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// uncompressed opens a layer's tar, decompressing gzip with pgzip (which
+// decompresses ahead of the reader on another core) and zstd with
+// klauspost's decoder.
+func uncompressed(l v1.Layer) (io.ReadCloser, error) {
+	rc, err := l.Compressed()
+	if err != nil {
+		return nil, err
+	}
+	br := bufio.NewReaderSize(rc, 64<<10)
+	head, _ := br.Peek(4)
+	closeBoth := func(r io.Reader, c func()) io.ReadCloser {
+		return struct {
+			io.Reader
+			io.Closer
+		}{r, closerFunc(func() error { c(); return rc.Close() })}
+	}
+	switch {
+	case len(head) >= 2 && head[0] == 0x1f && head[1] == 0x8b:
+		zr, err := pgzip.NewReaderN(br, 1<<20, 4)
+		if err != nil {
+			rc.Close()
+			return nil, err
+		}
+		return closeBoth(zr, func() { zr.Close() }), nil
+	case len(head) == 4 && head[0] == 0x28 && head[1] == 0xb5 && head[2] == 0x2f && head[3] == 0xfd:
+		zr, err := zstd.NewReader(br, zstd.WithDecoderMaxWindow(layer.MaxZstdWindow))
+		if err != nil {
+			rc.Close()
+			return nil, err
+		}
+		return closeBoth(zr, zr.Close), nil
+	}
+	return closeBoth(br, func() {}), nil
+}
+
+type closerFunc func() error
+
+func (f closerFunc) Close() error { return f() }

@@ -1,0 +1,120 @@
+package pack_test
+
+import (
+	"archive/tar"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bot-bottle/bb/backends/dir"
+	"github.com/bot-bottle/bb/internal/fstree"
+	"github.com/bot-bottle/bb/internal/packserve"
+	"github.com/bot-bottle/bb/oci"
+	"github.com/bot-bottle/bb/oci/layer"
+	"github.com/bot-bottle/bb/pack"
+	"github.com/bot-bottle/bb/rootfs"
+	"github.com/bot-bottle/bb/snapshot"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// chain commits a directory three times (incremental: whiteouts, an
+// opaque directory, a directory replaced by a file) and returns the last
+// snapshot.
+func chain(t *testing.T, s *oci.Store) (v1.Descriptor, string) {
+	t.Helper()
+	root := t.TempDir()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := func(p, c string) {
+		must(os.MkdirAll(filepath.Dir(filepath.Join(root, p)), 0o755))
+		must(os.WriteFile(filepath.Join(root, p), []byte(c), 0o644))
+	}
+	commit := func() v1.Descriptor {
+		time.Sleep(1100 * time.Millisecond) // out of the listing's racy window
+		res, err := snapshot.Commit(context.Background(), s, snapshot.Request{Slug: "flat", Backend: "dir", Source: &dir.Source{Dir: root, OneFS: true}, Keep: -1})
+		must(err)
+		return res.Manifest
+	}
+	w("a/keep", "keep")
+	w("a/gone", "gone")
+	w("b/old", "old")
+	w("c/child", "child")
+	w("d/x", "x")
+	must(os.Link(filepath.Join(root, "d/x"), filepath.Join(root, "d/y")))
+	commit()
+	must(os.Remove(filepath.Join(root, "a/gone")))
+	must(os.RemoveAll(filepath.Join(root, "b")))
+	w("b/new", "new")
+	must(os.RemoveAll(filepath.Join(root, "c")))
+	w("c", "now a file")
+	commit()
+	w("d/x", "rewritten through a hard link")
+	w("e/f", "added")
+	return commit(), root
+}
+
+func TestFlattenChain(t *testing.T) {
+	s := setup(t)
+	ctx := context.Background()
+	desc, root := chain(t, s)
+	img, err := s.Image(ctx, desc.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ls, _ := img.Layers(); len(ls) != 3 {
+		t.Fatalf("chain has %d layers, want 3", len(ls))
+	}
+	fl, err := pack.Flatten(ctx, s, desc.Digest, layer.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	flat, err := s.Image(ctx, fl.Manifest.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls, _ := flat.Layers()
+	if len(ls) != 1 {
+		t.Fatalf("flattened image has %d layers", len(ls))
+	}
+	if cf, _ := flat.ConfigFile(); len(cf.RootFS.DiffIDs) != 1 {
+		t.Fatalf("flattened config has %d diffIDs", len(cf.RootFS.DiffIDs))
+	}
+	out := filepath.Join(t.TempDir(), "x")
+	if err := rootfs.ExtractImage(ctx, flat, out, rootfs.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	rc, _ := ls[0].Uncompressed()
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	for h, err := tr.Next(); err == nil; h, err = tr.Next() {
+		if strings.Contains(h.Name, ".wh.") {
+			t.Errorf("flattened layer keeps whiteout %s", h.Name)
+		}
+	}
+	skip := func(p string) bool { return p == "tmp" || strings.HasPrefix(p, "tmp/") }
+	want, err := fstree.Walk(root, skip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := fstree.Walk(out, skip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := fstree.Diff(want, got); len(d) > 0 {
+		t.Fatalf("flattened tree differs:\n%s", strings.Join(d, "\n"))
+	}
+	if err := s.Discard(ctx, fl.NewBlobs); err != nil {
+		t.Fatal(err)
+	}
+	// bb hands smolvm pack the flattened image of a chain
+	if _, err := pack.Pack(ctx, s, desc, "flat", filepath.Join(t.TempDir(), "out"), opts(packserve.Serve)); err != nil {
+		t.Fatal(err)
+	}
+}
