@@ -15,7 +15,8 @@ build:
 	$(GO) build -ldflags "-X github.com/bot-bottle/bb/cmd/bb/cli.version=$(VERSION) -X github.com/bot-bottle/bb/cmd/bb/cli.commit=$(COMMIT)" -o $(BIN) ./cmd/bb
 
 # Whole suite: installs missing test tools and starts dockerd (as root),
-# then vet, gofmt check and the race-enabled tests.
+# then gofmt, vet and staticcheck, the race-enabled tests and a short run
+# of every fuzzer.
 test: 
 	./scripts/test-deps.sh
 	$(MAKE) test-only
@@ -23,7 +24,8 @@ test:
 test-only:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
-	$(GO) test -race -count=1 -timeout 20m ./...
+	$(MAKE) lint
+	$(GO) test -race -count=1 -timeout 30m ./...
 	$(MAKE) fuzz-short
 
 # A short run of every fuzzer beyond its checked-in seed corpus
@@ -35,6 +37,10 @@ fuzz-short:
 	$(GO) test -run '^$$' -fuzz '^FuzzFilter$$' -fuzztime $(FUZZTIME) ./snapshot
 	$(GO) test -run '^$$' -fuzz '^FuzzImport$$' -fuzztime $(FUZZTIME) ./archive
 	$(GO) test -run '^$$' -fuzz '^FuzzDockerDiff$$' -fuzztime $(FUZZTIME) ./backends/docker
+	$(GO) test -run '^$$' -fuzz '^FuzzNames$$' -fuzztime $(FUZZTIME) ./registry
+	$(GO) test -run '^$$' -fuzz '^FuzzParsePath$$' -fuzztime $(FUZZTIME) ./registry
+	$(GO) test -run '^$$' -fuzz '^FuzzRange$$' -fuzztime $(FUZZTIME) ./registry
+	$(GO) test -run '^$$' -fuzz '^FuzzManifestInfo$$' -fuzztime $(FUZZTIME) ./registry
 
 # Main job on a built-in default: snapshot a generated root filesystem
 # (no Docker needed), inspect it, resume it; plus a Docker round trip when

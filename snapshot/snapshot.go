@@ -518,6 +518,7 @@ func assemble(req Request, li LayerInfo, now time.Time) ([]byte, *v1.Manifest, e
 	}
 	cfg.Created = v1.Time{Time: now}
 	cfg.Container = ""
+	//lint:ignore SA1019 the base image's docker_version does not describe this snapshot
 	cfg.DockerVersion = ""
 	cfg.RootFS = v1.RootFS{Type: "layers"}
 	var layers []v1.Descriptor

@@ -168,7 +168,7 @@ func (r *Runtime) ingest(ctx context.Context, c Client, id string, want []v1.Has
 		if err != nil {
 			return fmt.Errorf("reading the saved image %s: %w", id, err)
 		}
-		if hdr.Typeflag != tar.TypeReg && hdr.Typeflag != tar.TypeRegA {
+		if hdr.Typeflag != tar.TypeReg {
 			continue
 		}
 		name := cleanRel(hdr.Name)

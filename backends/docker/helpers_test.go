@@ -1,7 +1,6 @@
 package docker_test
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -364,21 +363,5 @@ func checkUnchanged(t *testing.T, c *client.Client, e *env, slug string, before 
 	}
 	if len(ents) != 0 {
 		t.Errorf("temp files left in the store's ingest dir: %v", ents)
-	}
-}
-
-// tarNames lists the entries of an uncompressed tar.
-func tarNames(r io.Reader) ([]string, error) {
-	var out []string
-	tr := tar.NewReader(r)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			return out, nil
-		}
-		if err != nil {
-			return out, err
-		}
-		out = append(out, h.Name)
 	}
 }
