@@ -40,8 +40,9 @@ rm -r /opt/tool
 `
 
 // IncrementalChain commits a bottle three times (the second and third
-// add a layer each), then removes it and the runtime's copy, resumes it
-// from the 3-deep chain and compares the trees.
+// add a layer each; on Docker each is a new diff against the base
+// image), then removes it and the runtime's copy, resumes it from the
+// last snapshot and compares the trees.
 func IncrementalChain(t *testing.T, h Harness) {
 	ctx := context.Background()
 	e := NewEnv(t, h)
@@ -55,7 +56,10 @@ func IncrementalChain(t *testing.T, h Harness) {
 		if err != nil {
 			t.Fatalf("commit: %v", err)
 		}
-		if res.Incremental == nil || res.Incremental.Depth != depth {
+		// Docker's snapshots are the base image's layers plus one layer
+		// of the container's changes against it, not a chain; the
+		// resumed tree is checked all the same.
+		if h.Backend() != bottle.Docker && (res.Incremental == nil || res.Incremental.Depth != depth) {
 			t.Fatalf("commit: incremental %+v, want depth %d (warnings %v)", res.Incremental, depth, res.Warnings)
 		}
 	}
@@ -78,7 +82,9 @@ func IncrementalChain(t *testing.T, h Harness) {
 	if _, err := e.Manager.Resume(ctx, slug, bottle.ResumeRequest{}); err != nil {
 		t.Fatalf("resume: %v", err)
 	}
-	if d := fstree.Diff(before, Walk(t, h, slug)); len(d) > 0 {
+	after := Walk(t, h, slug)
+	tolerate(t, h, before, after)
+	if d := fstree.Diff(before, after); len(d) > 0 {
 		t.Fatalf("tree differs after resume from the chain:\n%s", strings.Join(d, "\n"))
 	}
 }
