@@ -3,7 +3,6 @@ package archive
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/bot-bottle/bb/bottle"
 	"github.com/bot-bottle/bb/oci"
-	"github.com/bot-bottle/bb/snapshot"
 	"github.com/bot-bottle/bb/state"
 )
 
@@ -77,7 +75,7 @@ func Import(ctx context.Context, m *bottle.Manager, r io.Reader, opts ImportOpti
 		return nil, err
 	}
 	for i, img := range c.Images {
-		if err := checkFree(ctx, m, slugs[i], img, opts.Force); err != nil {
+		if err := m.SlugFree(ctx, slugs[i], img.Manifest.Digest, opts.Force, "import"); err != nil {
 			return nil, err
 		}
 	}
@@ -157,35 +155,6 @@ func plan(c *Contents, opts ImportOptions) ([]string, error) {
 		slugs[i] = img.Slug
 	}
 	return slugs, nil
-}
-
-// checkFree refuses to take over a slug that already has a different
-// snapshot, or a bottle bb has no snapshot of, unless forced.
-func checkFree(ctx context.Context, m *bottle.Manager, slug string, img FoundImage, force bool) error {
-	if force {
-		return nil
-	}
-	cur, err := m.Store.Resolve(ctx, snapshot.Tag(slug))
-	switch {
-	case err == nil && cur.Digest != img.Manifest.Digest:
-		return fmt.Errorf("slug %s already has a snapshot (%s) on this host: import under another slug with --as NEW, or pass --force to replace it", slug, cur.Digest)
-	case err == nil:
-		return nil // the same snapshot again
-	case !errors.Is(err, oci.ErrNotFound):
-		return err
-	}
-	md, err := m.Home.ReadMetadata(slug)
-	if err != nil {
-		return err
-	}
-	committed, err := m.Home.CommittedImage(slug)
-	if err != nil {
-		return err
-	}
-	if md != nil || committed != "" {
-		return fmt.Errorf("a bottle %s already exists on this host (%s): import under another slug with --as NEW, or pass --force to replace its state", slug, m.Home.StateDir(slug))
-	}
-	return nil
 }
 
 func describe(imgs []FoundImage) string {

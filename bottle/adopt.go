@@ -155,3 +155,34 @@ func manifestBackend(ctx context.Context, s *oci.Store, desc v1.Descriptor) stri
 	}
 	return ""
 }
+
+// SlugFree refuses, unless force, to make an arriving snapshot (digest)
+// the current one of slug when slug already has a different snapshot, or
+// a bottle on this host that bb has no snapshot of. verb names what the
+// user is doing ("import", "pull") in the advice.
+func (m *Manager) SlugFree(ctx context.Context, slug string, digest v1.Hash, force bool, verb string) error {
+	if force {
+		return nil
+	}
+	cur, err := m.Store.Resolve(ctx, snapshot.Tag(slug))
+	switch {
+	case err == nil && cur.Digest != digest:
+		return fmt.Errorf("slug %s already has a snapshot (%s) on this host: %s under another slug with --as NEW, or pass --force to replace it", slug, cur.Digest, verb)
+	case err == nil:
+		return nil // the same snapshot again
+	case !errors.Is(err, oci.ErrNotFound):
+		return err
+	}
+	md, err := m.Home.ReadMetadata(slug)
+	if err != nil {
+		return err
+	}
+	committed, err := m.Home.CommittedImage(slug)
+	if err != nil {
+		return err
+	}
+	if md != nil || committed != "" {
+		return fmt.Errorf("a bottle %s already exists on this host (%s): %s under another slug with --as NEW, or pass --force to replace its state", slug, m.Home.StateDir(slug), verb)
+	}
+	return nil
+}

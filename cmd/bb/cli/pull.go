@@ -2,18 +2,14 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path"
 	"time"
 
 	"github.com/bot-bottle/bb/bottle"
 	"github.com/bot-bottle/bb/internal/progress"
-	"github.com/bot-bottle/bb/oci"
 	"github.com/bot-bottle/bb/remote"
-	"github.com/bot-bottle/bb/snapshot"
 	"github.com/bot-bottle/bb/state"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 )
 
@@ -76,7 +72,10 @@ up on. A refused or failed pull removes the blobs it added.`,
 				if slug, err = pullSlug(as, res); err != nil {
 					return err
 				}
-				return slugFree(ctx, m, slug, res.Manifest, opts.Force)
+				if err := m.SlugFree(ctx, slug, res.Manifest.Digest, opts.Force, "pull"); err != nil {
+					return fmt.Errorf("%w; nothing was downloaded", err)
+				}
+				return nil
 			}
 			meter := progress.Start(cmd.ErrOrStderr(), "pull "+args[0])
 			ro.Progress = meter.Add
@@ -136,33 +135,4 @@ func pullSlug(as string, res *remote.PullResult) (string, error) {
 		return "", fmt.Errorf("%s has no usable slug (%v): pass --as NAME", res.Reference, err)
 	}
 	return slug, nil
-}
-
-// slugFree refuses, unless forced, a slug that has another snapshot, or
-// a bottle on this host bb has no snapshot of.
-func slugFree(ctx context.Context, m *bottle.Manager, slug string, desc v1.Descriptor, force bool) error {
-	if force {
-		return nil
-	}
-	cur, err := m.Store.Resolve(ctx, snapshot.Tag(slug))
-	switch {
-	case err == nil && cur.Digest != desc.Digest:
-		return fmt.Errorf("slug %s already has a snapshot (%s) on this host: pull under another slug with --as NEW, or pass --force to replace it; nothing was downloaded", slug, cur.Digest)
-	case err == nil:
-		return nil // the same snapshot again
-	case !errors.Is(err, oci.ErrNotFound):
-		return err
-	}
-	md, err := m.Home.ReadMetadata(slug)
-	if err != nil {
-		return err
-	}
-	committed, err := m.Home.CommittedImage(slug)
-	if err != nil {
-		return err
-	}
-	if md != nil || committed != "" {
-		return fmt.Errorf("a bottle %s already exists on this host (%s): pull under another slug with --as NEW, or pass --force to replace its state; nothing was downloaded", slug, m.Home.StateDir(slug))
-	}
-	return nil
 }
