@@ -109,6 +109,12 @@ func (m *Manager) Adopt(ctx context.Context, slug string, desc v1.Descriptor, op
 			return undo(err)
 		}
 	}
+	// metadata.json names the backend the snapshot was adopted for, so
+	// that resume picks the same runtime (the snapshot may have come
+	// without metadata, or with none that names it).
+	if err := m.Home.SetBackend(slug, backend); err != nil {
+		return undo(err)
+	}
 	if raw, _ := m.Home.RawMetadata(slug); raw != nil {
 		if _, err := snapshot.PutMetadata(ctx, m.Store, slug, d, raw); err != nil {
 			return undo(err)

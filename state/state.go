@@ -206,6 +206,30 @@ func (h Home) WriteDirSource(slug, dir string) error {
 	return oci.WriteFileAtomic(filepath.Join(h.StateDir(slug), DirSourceFile), []byte(dir+"\n"), 0o600)
 }
 
+// SetBackend makes metadata.json name backend, keeping its other fields
+// (writing a new one with identity slug if there is none). "" and
+// "docker" name the same backend and are left as they are.
+func (h Home) SetBackend(slug, backend string) error {
+	raw, err := h.RawMetadata(slug)
+	if err != nil {
+		return err
+	}
+	var fields map[string]any
+	if raw == nil || json.Unmarshal(raw, &fields) != nil || fields == nil {
+		return h.WriteMetadata(slug, Metadata{Identity: slug, Backend: backend})
+	}
+	cur, _ := fields["backend"].(string)
+	if cur == backend || (cur == "" && backend == "docker") {
+		return nil
+	}
+	fields["backend"] = backend
+	b, err := json.Marshal(fields)
+	if err != nil {
+		return err
+	}
+	return h.WriteRawMetadata(slug, b)
+}
+
 // WriteMetadata writes metadata.json.
 func (h Home) WriteMetadata(slug string, m Metadata) error {
 	b, err := json.Marshal(m)

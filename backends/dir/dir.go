@@ -2,7 +2,6 @@ package dir
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -85,26 +84,7 @@ func (r *Runtime) RecordSource(slug, dir string) error {
 	if err := r.Home.WriteDirSource(slug, abs); err != nil {
 		return err
 	}
-	raw, err := r.Home.RawMetadata(slug)
-	if err != nil {
-		return err
-	}
-	if raw == nil {
-		return r.Home.WriteMetadata(slug, state.Metadata{Identity: slug, Backend: bottle.Dir})
-	}
-	var fields map[string]any
-	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
-		return r.Home.WriteMetadata(slug, state.Metadata{Identity: slug, Backend: bottle.Dir})
-	}
-	if fields["backend"] == bottle.Dir {
-		return nil
-	}
-	fields["backend"] = bottle.Dir
-	b, err := json.Marshal(fields)
-	if err != nil {
-		return err
-	}
-	return r.Home.WriteRawMetadata(slug, b)
+	return r.Home.SetBackend(slug, bottle.Dir)
 }
 
 func (r *Runtime) path(slug string) (string, error) {

@@ -142,3 +142,20 @@ func TestExportImportResume(t *testing.T) {
 		t.Errorf("import of a referrers layout export: %s", out)
 	}
 }
+
+// A snapshot that travels without its metadata (a first commit, killed
+// before the metadata was stored, or export --no-metadata) resumes on the
+// backend its manifest names, not on docker by default.
+func TestImportWithoutMetadataKeepsBackend(t *testing.T) {
+	src := writeTree(t)
+	hostA, hostB := t.TempDir(), t.TempDir()
+	mustBB(t, hostA, nil, "commit", "--from-dir", src, "--slug", "bare")
+	file := filepath.Join(t.TempDir(), "bare.tar")
+	mustBB(t, hostA, nil, "export", "bare", "--no-metadata", "-o", file)
+	mustBB(t, hostB, nil, "import", file, "--as", "bare2")
+	dst := filepath.Join(t.TempDir(), "rootfs")
+	mustBB(t, hostB, nil, "resume", "bare2", "--dir", dst)
+	if _, err := os.Stat(dst); err != nil {
+		t.Fatalf("resume of an import without metadata: %v", err)
+	}
+}
