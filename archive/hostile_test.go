@@ -214,12 +214,8 @@ func TestImportRepeatedManifests(t *testing.T) {
 		t.Fatalf("%d images, want 1", len(res.Images))
 	}
 	t.Logf("%d copies of one manifest: %s", archive.MaxIndexEntries, d)
-	if d > 5*time.Second {
-		t.Errorf("%d copies of one manifest took %s", archive.MaxIndexEntries, d)
-	}
-	if d := refused(t, h.archive(t, many(15000)...), "MaxIndexEntries"); d > 5*time.Second { // ~3.5 MiB of index.json
-		t.Errorf("refusing 15000 entries took %s", d)
-	}
+	d = refused(t, h.archive(t, many(15000)...), "MaxIndexEntries") // ~3.5 MiB of index.json
+	t.Logf("refusing 15000 entries: %s", d)
 
 	// A nested index of many copies, itself named many times.
 	h = newHostile()
@@ -231,7 +227,9 @@ func TestImportRepeatedManifests(t *testing.T) {
 	}
 	_, d = accepted(t, h.archive(t, subs...))
 	t.Logf("%d copies of an index of %d copies: %s", archive.MaxIndexEntries, archive.MaxIndexEntries, d)
-	if d > 5*time.Second {
+	// Not a timing test: parsed once per entry, these 1M entries would
+	// take about an hour; parsed once per digest, well under a second.
+	if d > 2*time.Minute {
 		t.Errorf("%d copies of an index of %d copies took %s", archive.MaxIndexEntries, archive.MaxIndexEntries, d)
 	}
 }
