@@ -220,6 +220,9 @@ func ExportFile(ctx context.Context, s *oci.Store, path string, refs []string, o
 	if err != nil {
 		return nil, err
 	}
+	if err := outsideStore(s, path); err != nil {
+		return nil, err
+	}
 	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
 		if fi.IsDir() {
 			return nil, fmt.Errorf("exporting to %s: it is a directory; give a file name", path)
@@ -631,4 +634,34 @@ func sortedHashes(m map[v1.Hash][]byte) []v1.Hash {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Hex < out[j].Hex })
 	return out
+}
+
+// outsideStore refuses an export path inside the store (its index.json,
+// a blob): writing there would replace what the store holds.
+func outsideStore(s *oci.Store, path string) error {
+	real := func(p string) string {
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return p
+		}
+		// The file may not exist yet: resolve its directory.
+		if d, err := filepath.EvalSymlinks(filepath.Dir(abs)); err == nil {
+			return filepath.Join(d, filepath.Base(abs))
+		}
+		return abs
+	}
+	root, err := filepath.EvalSymlinks(s.Root())
+	if err != nil {
+		root = s.Root()
+	}
+	p := real(path)
+	if fi, err := os.Lstat(p); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		if t, err := filepath.EvalSymlinks(p); err == nil {
+			p = t
+		}
+	}
+	if rel, err := filepath.Rel(root, p); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+		return fmt.Errorf("exporting to %s: that is inside bb's store (%s); give a path outside it", path, s.Root())
+	}
+	return nil
 }

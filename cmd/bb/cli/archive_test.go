@@ -159,3 +159,28 @@ func TestImportWithoutMetadataKeepsBackend(t *testing.T) {
 		t.Fatalf("resume of an import without metadata: %v", err)
 	}
 }
+
+// bb export refuses to write into its own store (index.json, a blob),
+// directly or through a symlink.
+func TestExportRefusesStorePaths(t *testing.T) {
+	src := writeTree(t)
+	home := t.TempDir()
+	mustBB(t, home, nil, "commit", "--from-dir", src, "--slug", "st")
+	index := filepath.Join(home, "oci", "index.json")
+	before, err := os.ReadFile(index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(t.TempDir(), "x.tar")
+	if err := os.Symlink(index, link); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{index, filepath.Join(home, "oci", "blobs", "sha256", "new.tar"), link} {
+		if _, _, err := bb(t, home, nil, "export", "st", "-o", p); err == nil || !strings.Contains(err.Error(), "inside bb's store") {
+			t.Errorf("export -o %s: %v", p, err)
+		}
+	}
+	if after, _ := os.ReadFile(index); !bytes.Equal(before, after) {
+		t.Error("index.json changed")
+	}
+}
