@@ -9,8 +9,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { extraCommands = append(extraCommands, newDiff) }
-
 func newDiff(g *globals) *cobra.Command {
 	var (
 		req    bottle.DiffRequest

@@ -11,8 +11,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { extraCommands = append(extraCommands, newDoctor) }
-
 func newDoctor(g *globals) *cobra.Command {
 	var fix, asJSON bool
 	cmd := &cobra.Command{

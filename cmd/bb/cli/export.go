@@ -11,8 +11,6 @@ import (
 	"golang.org/x/term"
 )
 
-func init() { extraCommands = append(extraCommands, newExport) }
-
 func newExport(g *globals) *cobra.Command {
 	var (
 		out        string

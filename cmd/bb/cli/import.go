@@ -10,8 +10,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { extraCommands = append(extraCommands, newImport) }
-
 func newImport(g *globals) *cobra.Command {
 	var (
 		opts   archive.ImportOptions

@@ -13,8 +13,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { extraCommands = append(extraCommands, newPull) }
-
 // pullOutput is bb pull --json.
 type pullOutput struct {
 	*remote.PullResult

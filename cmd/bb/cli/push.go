@@ -9,8 +9,6 @@ import (
 	"github.com/spf13/pflag"
 )
 
-func init() { extraCommands = append(extraCommands, newPush) }
-
 // remoteFlags are the registry connection flags of push and pull.
 type remoteFlags struct {
 	caFile    string

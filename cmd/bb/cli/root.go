@@ -46,16 +46,17 @@ registries.`,
 		newInspect(g),
 		newGC(g),
 		newRm(g),
+		newDiff(g),
+		newExport(g),
+		newImport(g),
+		newPush(g),
+		newPull(g),
+		newServe(g),
+		newDoctor(g),
 		newVersion(),
 	)
-	for _, add := range extraCommands {
-		root.AddCommand(add(g))
-	}
 	return root
 }
-
-// extraCommands lets command files register themselves.
-var extraCommands []func(*globals) *cobra.Command
 
 func (g *globals) homeDir() state.Home {
 	if g.home != "" {

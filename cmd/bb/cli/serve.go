@@ -10,8 +10,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { extraCommands = append(extraCommands, newServe) }
-
 func newServe(g *globals) *cobra.Command {
 	var (
 		opts         registry.Options
