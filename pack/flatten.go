@@ -167,6 +167,26 @@ func (f *flattener) get(p string) *mark {
 func clean(n string) string { return strings.TrimPrefix(path.Clean("/"+n), "/") }
 
 func (f *flattener) scan(ctx context.Context, l v1.Layer, i int) error {
+	return eachEntry(ctx, l, func(h *tar.Header, name string, _ *tar.Reader) error {
+		dir, base := path.Split(name)
+		dir = clean(dir)
+		switch {
+		case base == opaqueWhiteout:
+			f.get(dir).opaque = i
+		case strings.HasPrefix(base, whiteoutPrefix):
+			f.get(path.Join(dir, strings.TrimPrefix(base, whiteoutPrefix))).whiteout = i
+		case h.Typeflag == tar.TypeDir:
+			f.get(name).dir = i
+		default:
+			f.get(name).nondir = i
+		}
+		return nil
+	})
+}
+
+// eachEntry calls fn for every entry of layer l with a non-empty name,
+// with that name cleaned.
+func eachEntry(ctx context.Context, l v1.Layer, fn func(h *tar.Header, name string, tr *tar.Reader) error) error {
 	rc, err := uncompressed(l)
 	if err != nil {
 		return err
@@ -188,17 +208,8 @@ func (f *flattener) scan(ctx context.Context, l v1.Layer, i int) error {
 		if name == "" {
 			continue
 		}
-		dir, base := path.Split(name)
-		dir = clean(dir)
-		switch {
-		case base == opaqueWhiteout:
-			f.get(dir).opaque = i
-		case strings.HasPrefix(base, whiteoutPrefix):
-			f.get(path.Join(dir, strings.TrimPrefix(base, whiteoutPrefix))).whiteout = i
-		case h.Typeflag == tar.TypeDir:
-			f.get(name).dir = i
-		default:
-			f.get(name).nondir = i
+		if err := fn(h, name, tr); err != nil {
+			return err
 		}
 	}
 }
@@ -236,29 +247,9 @@ func (f *flattener) merge(ctx context.Context, layers []v1.Layer, w io.Writer) e
 }
 
 func (f *flattener) copyLayer(ctx context.Context, l v1.Layer, j int, tw *tar.Writer) error {
-	rc, err := uncompressed(l)
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	tr := tar.NewReader(bufio.NewReaderSize(rc, 256<<10))
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
+	return eachEntry(ctx, l, func(h *tar.Header, name string, tr *tar.Reader) error {
+		if strings.HasPrefix(path.Base(name), whiteoutPrefix) || f.hidden(j, name) {
 			return nil
-		}
-		if err != nil {
-			return err
-		}
-		name := clean(h.Name)
-		if name == "" || strings.HasPrefix(path.Base(name), whiteoutPrefix) {
-			continue
-		}
-		if f.hidden(j, name) {
-			continue
 		}
 		if h.Typeflag == tar.TypeLink {
 			if t := clean(h.Linkname); f.hidden(j, t) {
@@ -273,7 +264,8 @@ func (f *flattener) copyLayer(ctx context.Context, l v1.Layer, j int, tw *tar.Wr
 				return err
 			}
 		}
-	}
+		return nil
+	})
 }
 
 // uncompressed opens a layer's tar, decompressing gzip with pgzip (which
