@@ -40,7 +40,7 @@ type AdoptOptions struct {
 	Metadata []byte
 	// Backend overrides the backend named in Metadata.
 	Backend string
-	// Load installs the snapshot into the runtime now.
+	// Load loads the snapshot into the runtime now.
 	Load bool
 	// Force replaces a different current snapshot of the slug.
 	Force bool
@@ -129,7 +129,7 @@ func (m *Manager) Adopt(ctx context.Context, slug string, desc v1.Descriptor, op
 		if err != nil {
 			return "", err
 		}
-		if committed, err = rt.Install(ctx, Snapshot{Slug: slug, Store: m.Store, Manifest: d}); err != nil {
+		if committed, err = rt.Load(ctx, Snapshot{Slug: slug, Store: m.Store, Manifest: d}); err != nil {
 			return "", fmt.Errorf("loading %s into %s: %w (the snapshot is in the store; bb resume %s retries)", slug, backend, err, slug)
 		}
 	}

@@ -3,9 +3,9 @@
 // local store and the state files shared with the bot-bottle launcher.
 //
 //	commit:  Runtime.Inspect ─► Runtime.Prepare (Source, Base) ─► snapshot.Build
-//	         ─► Runtime.Install (load into the runtime) ─► snapshot.Publish
+//	         ─► Runtime.Load (load into the runtime) ─► snapshot.Publish
 //	         ─► state.RecordCommit (committed-image, preserve marker)
-//	resume:  state.CommittedImage ─► Runtime.Has? else Runtime.Install from
+//	resume:  state.CommittedImage ─► Runtime.Has? else Runtime.Load from
 //	         the store ─► Runtime.Boot
 //
 // Each step runs only if the one before succeeded; a failure rolls back

@@ -70,8 +70,8 @@ func (m *Manager) log() *slog.Logger {
 type CommitOptions struct {
 	Backend string
 	Prepare PrepareOptions
-	// NoInstall stores the snapshot without loading it into the runtime.
-	NoInstall bool
+	// NoLoad stores the snapshot without loading it into the runtime.
+	NoLoad bool
 	Keep      int
 	Layer     layer.Options
 }
@@ -147,13 +147,13 @@ func (m *Manager) Commit(ctx context.Context, slug string, opts CommitOptions) (
 		return nil, &snapshot.Error{Stage: st, Slug: slug, Err: err}
 	}
 	committed := ""
-	if !opts.NoInstall {
+	if !opts.NoLoad {
 		t1 := time.Now()
-		committed, err = rt.Install(ctx, Snapshot{Slug: slug, Store: m.Store, Manifest: res.Manifest})
+		committed, err = rt.Load(ctx, Snapshot{Slug: slug, Store: m.Store, Manifest: res.Manifest})
 		if err != nil {
 			return rollback(snapshot.StageLoad, err)
 		}
-		timings["install"] = time.Since(t1)
+		timings["load"] = time.Since(t1)
 	}
 	keep := opts.Keep
 	if keep == 0 {
@@ -262,10 +262,10 @@ func (m *Manager) Resume(ctx context.Context, slug string, req ResumeRequest) (s
 			}
 			return "", fmt.Errorf("no snapshot of %s: run bb commit %s first (store %s)", slug, slug, m.Store.Root())
 		}
-		m.log().Info("runtime lost the snapshot; installing it again from the store", "slug", slug, "backend", backend)
-		committed, err = rt.Install(ctx, Snapshot{Slug: slug, Store: m.Store, Manifest: desc})
+		m.log().Info("runtime lost the snapshot; loading it again from the store", "slug", slug, "backend", backend)
+		committed, err = rt.Load(ctx, Snapshot{Slug: slug, Store: m.Store, Manifest: desc})
 		if err != nil {
-			return "", fmt.Errorf("installing snapshot of %s into %s: %w", slug, backend, err)
+			return "", fmt.Errorf("loading snapshot of %s into %s: %w", slug, backend, err)
 		}
 		if err := m.Home.RecordCommit(slug, committed); err != nil {
 			return "", err

@@ -35,7 +35,7 @@ func (f *fakeRuntime) Inspect(ctx context.Context, slug string) (*bottle.Info, e
 func (f *fakeRuntime) Prepare(ctx context.Context, slug string, opts bottle.PrepareOptions) (*bottle.Prepared, error) {
 	return &bottle.Prepared{Source: sourceFunc(f.stream)}, nil
 }
-func (f *fakeRuntime) Install(ctx context.Context, snap bottle.Snapshot) (string, error) {
+func (f *fakeRuntime) Load(ctx context.Context, snap bottle.Snapshot) (string, error) {
 	if f.installErr != nil {
 		return "", f.installErr
 	}

@@ -99,7 +99,7 @@ type Prepared struct {
 	CreatedBy string
 }
 
-// Snapshot is a stored image that a runtime is asked to install.
+// Snapshot is a stored image that a runtime is asked to load.
 type Snapshot struct {
 	Slug     string
 	Store    *oci.Store
@@ -141,10 +141,10 @@ type Runtime interface {
 	Inspect(ctx context.Context, slug string) (*Info, error)
 	// Prepare sets up the stream of a bottle's root filesystem.
 	Prepare(ctx context.Context, slug string, opts PrepareOptions) (*Prepared, error)
-	// Install makes a snapshot bootable by the runtime and returns what
+	// Load makes a snapshot bootable by the runtime and returns what
 	// committed-image records: an image reference or an artifact path.
-	Install(ctx context.Context, snap Snapshot) (string, error)
-	// Has reports whether the runtime still has what Install returned.
+	Load(ctx context.Context, snap Snapshot) (string, error)
+	// Has reports whether the runtime still has what Load returned.
 	Has(ctx context.Context, committed string) (bool, error)
 	// Boot starts the bottle from committed. snap names the slug's
 	// snapshot in the store; its Manifest is zero if the store has none.

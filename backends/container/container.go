@@ -384,10 +384,10 @@ func QualifiedRef(ref string) string {
 	return "docker.io/" + ref
 }
 
-// Install implements bottle.Runtime: container image load of an OCI
+// Load implements bottle.Runtime: container image load of an OCI
 // layout archive of the snapshot, named FullRef(slug). A load is skipped
 // when container already has this manifest under that name.
-func (r *Runtime) Install(ctx context.Context, snap bottle.Snapshot) (string, error) {
+func (r *Runtime) Load(ctx context.Context, snap bottle.Snapshot) (string, error) {
 	bin, err := r.bin()
 	if err != nil {
 		return "", err

@@ -207,9 +207,9 @@ func TestLoadVerifiesArchive(t *testing.T) {
 	}
 }
 
-// TestInstallSkipsLoadedSnapshot: a second Install of the same snapshot
+// TestLoadSkipsLoadedSnapshot: a second Load of the same snapshot
 // does not load it again; Has follows the runtime.
-func TestInstallSkipsLoadedSnapshot(t *testing.T) {
+func TestLoadSkipsLoadedSnapshot(t *testing.T) {
 	h := newHarness(t)
 	ctx := context.Background()
 	e := backendtest.NewEnv(t, h)
@@ -220,7 +220,7 @@ func TestInstallSkipsLoadedSnapshot(t *testing.T) {
 	}
 	rt := e.Manager.Runtimes[bottle.MacosContainer]
 	loaded := mustCLI(t, "image", "inspect", res.Committed)
-	if _, err := rt.Install(ctx, bottle.Snapshot{Slug: "twice", Store: e.Store, Manifest: res.Snapshot.Manifest}); err != nil {
+	if _, err := rt.Load(ctx, bottle.Snapshot{Slug: "twice", Store: e.Store, Manifest: res.Snapshot.Manifest}); err != nil {
 		t.Fatal(err)
 	}
 	if again := mustCLI(t, "image", "inspect", res.Committed); !bytes.Equal(again, loaded) {

@@ -61,7 +61,7 @@ func TestOwnSettings(t *testing.T) {
 	mustCLI(t, "delete", "--force", bottle.Name("own"))
 	mustCLI(t, "run", "--detach", "--name", bottle.Name("own"), "--user", "node", "--workdir", "/tmp", "-e", "AGENT_TOKEN=secret", img, "/bin/sleep", "1000")
 	for _, keep := range []bool{false, true} {
-		if _, err := e.Manager.Commit(ctx, "own", bottle.CommitOptions{NoInstall: true, Prepare: bottle.PrepareOptions{KeepEnv: keep}}); err != nil {
+		if _, err := e.Manager.Commit(ctx, "own", bottle.CommitOptions{NoLoad: true, Prepare: bottle.PrepareOptions{KeepEnv: keep}}); err != nil {
 			t.Fatal(err)
 		}
 		ins, err := e.Manager.Inspect(ctx, "own")

@@ -175,9 +175,9 @@ func (s *Source) Stream(ctx context.Context, req snapshot.StreamRequest) (io.Rea
 	return tarcmd.Start(ctx, cmd, "tar of "+s.Dir, true)
 }
 
-// Install implements bottle.Runtime: the store is the dir backend's image
+// Load implements bottle.Runtime: the store is the dir backend's image
 // store, so the committed reference is the manifest digest.
-func (r *Runtime) Install(ctx context.Context, snap bottle.Snapshot) (string, error) {
+func (r *Runtime) Load(ctx context.Context, snap bottle.Snapshot) (string, error) {
 	return snap.Manifest.Digest.String(), nil
 }
 

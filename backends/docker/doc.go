@@ -79,7 +79,7 @@
 //
 // # Loading
 //
-// Install streams a docker-archive into ImageLoad, leaving out the layers
+// Load streams a docker-archive into ImageLoad, leaving out the layers
 // whose chain of diffIDs the daemon already has, and fails on an
 // errorDetail in the load's JSON stream. Gzip layers go as they are
 // stored (the daemon's load decompresses a compressed layer.tar and

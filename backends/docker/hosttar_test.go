@@ -69,7 +69,7 @@ echo long > /home/node/`+strings.Repeat("long-directory-name/", 8)+strings.Repea
 	for _, mode := range []string{docker.ChangesDaemon, docker.ChangesAuto} {
 		e.rt.ChangeList = mode
 		e.logs.reset()
-		res, err := e.m.Commit(ctx, slug, bottle.CommitOptions{NoInstall: true})
+		res, err := e.m.Commit(ctx, slug, bottle.CommitOptions{NoLoad: true})
 		if err != nil {
 			t.Fatalf("%q: %v", mode, err)
 		}

@@ -27,13 +27,13 @@ import (
 	"github.com/klauspost/pgzip"
 )
 
-// Install implements bottle.Runtime: it loads the snapshot into the daemon
+// Load implements bottle.Runtime: it loads the snapshot into the daemon
 // as bot-bottle-committed-<slug>:latest. If the daemon already has the
 // image (its ID is the snapshot's config digest) it is only tagged;
 // otherwise a docker-archive is streamed into the daemon's load (gzip
 // layers as stored, see sentCompressed), leaving out the layers whose chain of diffIDs the daemon has.
 // The previous image of that name is removed if nothing else uses it.
-func (r *Runtime) Install(ctx context.Context, snap bottle.Snapshot) (string, error) {
+func (r *Runtime) Load(ctx context.Context, snap bottle.Snapshot) (string, error) {
 	c, err := r.api()
 	if err != nil {
 		return "", err

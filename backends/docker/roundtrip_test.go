@@ -434,7 +434,7 @@ func TestFailures(t *testing.T) {
 		// be readable through open descriptors, or vanish; either way the
 		// commit must fail.
 		removed := false
-		_, err := e.m.Commit(ctx, slug, bottle.CommitOptions{NoInstall: true, Layer: layer.Options{Progress: func(n int64) {
+		_, err := e.m.Commit(ctx, slug, bottle.CommitOptions{NoLoad: true, Layer: layer.Options{Progress: func(n int64) {
 			if n > 8<<20 && !removed {
 				removed = true
 				if err := c.ContainerRemove(ctx, ctr, container.RemoveOptions{Force: true}); err != nil {

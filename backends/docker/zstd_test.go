@@ -15,10 +15,10 @@ import (
 )
 
 // A snapshot whose layers are zstd (testdata/images/zstd-oci.tar, written
-// by skopeo) loads into the daemon: Install decompresses every layer into
+// by skopeo) loads into the daemon: Load decompresses every layer into
 // the docker-archive it streams, so a daemon without zstd (Docker 20.10)
 // gets plain tar.
-func TestInstallZstdSnapshot(t *testing.T) {
+func TestLoadZstdSnapshot(t *testing.T) {
 	c := needDocker(t)
 	ctx := context.Background()
 	e := newEnv(t, c)
@@ -39,7 +39,7 @@ func TestInstallZstdSnapshot(t *testing.T) {
 	if err := json.Unmarshal(mb, &m); err != nil || len(m.Layers) == 0 || m.Layers[0].MediaType != types.OCILayerZStd {
 		t.Fatalf("the golden zstd image has layers %+v (%v)", m.Layers, err)
 	}
-	ref, err := e.rt.Install(ctx, bottle.Snapshot{Slug: slug, Store: e.store, Manifest: v1.Descriptor{MediaType: m.MediaType, Digest: h, Size: int64(len(mb))}})
+	ref, err := e.rt.Load(ctx, bottle.Snapshot{Slug: slug, Store: e.store, Manifest: v1.Descriptor{MediaType: m.MediaType, Digest: h, Size: int64(len(mb))}})
 	if err != nil {
 		t.Fatal(err)
 	}

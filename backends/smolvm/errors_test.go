@@ -288,7 +288,7 @@ func TestSnapshotConfig(t *testing.T) {
 	e.Home.WriteMetadata("cfg", state.Metadata{Identity: "cfg", Backend: bottle.Smolmachines})
 	commit := func(keepEnv bool) v1.Config {
 		t.Helper()
-		if _, err := e.Manager.Commit(context.Background(), "cfg", bottle.CommitOptions{NoInstall: true, Prepare: bottle.PrepareOptions{KeepEnv: keepEnv}}); err != nil {
+		if _, err := e.Manager.Commit(context.Background(), "cfg", bottle.CommitOptions{NoLoad: true, Prepare: bottle.PrepareOptions{KeepEnv: keepEnv}}); err != nil {
 			t.Fatal(err)
 		}
 		ins, err := e.Manager.Inspect(context.Background(), "cfg")

@@ -370,9 +370,9 @@ func ArtifactBase(home state.Home, slug string) string {
 	return strings.TrimSuffix(bottle.SmolmachineArtifact(home, slug), ".smolmachine")
 }
 
-// Install implements bottle.Runtime: pack.Pack into the slug's state
+// Load implements bottle.Runtime: pack.Pack into the slug's state
 // directory; committed-image records the artifact's absolute path.
-func (r *Runtime) Install(ctx context.Context, snap bottle.Snapshot) (string, error) {
+func (r *Runtime) Load(ctx context.Context, snap bottle.Snapshot) (string, error) {
 	bin, err := r.bin()
 	if err != nil {
 		return "", err

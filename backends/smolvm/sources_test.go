@@ -208,7 +208,7 @@ func TestRestoreUsesPackedSnapshot(t *testing.T) {
 	if _, err := h.Exec(t, slug, nil, "sh", "-c", "echo newer > /home/node/work/x/cap"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.Manager.Commit(ctx, slug, bottle.CommitOptions{NoInstall: true}); err != nil {
+	if _, err := e.Manager.Commit(ctx, slug, bottle.CommitOptions{NoLoad: true}); err != nil {
 		t.Fatal(err)
 	}
 	h.Remove(t, slug)

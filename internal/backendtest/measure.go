@@ -138,7 +138,7 @@ func Measure(t *testing.T, e *Env, backend, slug string, runs int, methods map[s
 			res[n].Stream = append(res[n].Stream, time.Since(t0))
 			res[n].Bytes = nb
 			t1 := time.Now()
-			if _, err := e.Manager.Commit(ctx, slug, bottle.CommitOptions{Backend: backend, Prepare: methods[n], NoInstall: true, Keep: -1}); err != nil {
+			if _, err := e.Manager.Commit(ctx, slug, bottle.CommitOptions{Backend: backend, Prepare: methods[n], NoLoad: true, Keep: -1}); err != nil {
 				t.Fatal(err)
 			}
 			res[n].Commit = append(res[n].Commit, time.Since(t1))

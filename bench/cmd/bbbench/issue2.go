@@ -225,7 +225,7 @@ func (e *benchEnv) bbArgv(args ...string) []string {
 
 // bbRun measures a bb command. The output size is the new layer's size
 // from bb commit --json, else what the store grew by; the stages are bb's
-// own timings (snapshot, install), when it reports them.
+// own timings (snapshot, load), when it reports them.
 func (e *benchEnv) bbRun(argv []string, store string) func(context.Context) (sample, error) {
 	return func(ctx context.Context) (sample, error) {
 		before := dirSize(filepath.Join(store, "blobs"))
