@@ -72,8 +72,8 @@ type CommitOptions struct {
 	Prepare PrepareOptions
 	// NoLoad stores the snapshot without loading it into the runtime.
 	NoLoad bool
-	Keep      int
-	Layer     layer.Options
+	Keep   int
+	Layer  layer.Options
 }
 
 // CommitResult reports a commit.
