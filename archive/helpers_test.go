@@ -16,7 +16,7 @@ import (
 	"github.com/bot-bottle/bb/archive"
 	dirbackend "github.com/bot-bottle/bb/backends/dir"
 	"github.com/bot-bottle/bb/bottle"
-	"github.com/bot-bottle/bb/internal/fstree"
+	"github.com/bot-bottle/bb/internal/testing/fstree"
 	"github.com/bot-bottle/bb/oci"
 	"github.com/bot-bottle/bb/state"
 	"golang.org/x/sys/unix"

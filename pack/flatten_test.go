@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/bot-bottle/bb/backends/dir"
-	"github.com/bot-bottle/bb/internal/fstree"
-	"github.com/bot-bottle/bb/internal/packserve"
+	"github.com/bot-bottle/bb/internal/testing/fstree"
+	"github.com/bot-bottle/bb/internal/testing/packserve"
 	"github.com/bot-bottle/bb/oci"
 	"github.com/bot-bottle/bb/oci/layer"
 	"github.com/bot-bottle/bb/pack"

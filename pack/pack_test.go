@@ -12,9 +12,9 @@ import (
 	"testing"
 
 	"github.com/bot-bottle/bb/backends/dir"
-	"github.com/bot-bottle/bb/internal/backendtest"
-	"github.com/bot-bottle/bb/internal/packserve"
-	"github.com/bot-bottle/bb/internal/standin"
+	"github.com/bot-bottle/bb/internal/testing/backendtest"
+	"github.com/bot-bottle/bb/internal/testing/packserve"
+	"github.com/bot-bottle/bb/internal/testing/standin"
 	"github.com/bot-bottle/bb/oci"
 	"github.com/bot-bottle/bb/pack"
 	"github.com/bot-bottle/bb/snapshot"

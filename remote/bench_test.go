@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/bot-bottle/bb/internal/testregistry"
+	"github.com/bot-bottle/bb/internal/testing/testregistry"
 	"github.com/bot-bottle/bb/remote"
 )
 

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/bot-bottle/bb/internal/testregistry"
+	"github.com/bot-bottle/bb/internal/testing/testregistry"
 	"github.com/bot-bottle/bb/oci"
 	"github.com/bot-bottle/bb/remote"
 )

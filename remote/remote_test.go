@@ -16,7 +16,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/bot-bottle/bb/internal/testregistry"
+	"github.com/bot-bottle/bb/internal/testing/testregistry"
 	"github.com/bot-bottle/bb/oci"
 	"github.com/bot-bottle/bb/remote"
 	"github.com/bot-bottle/bb/snapshot"

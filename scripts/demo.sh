@@ -13,7 +13,7 @@ export BB_HOME=$work/home
 say() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
 
 rootfs=$work/rootfs
-if go run ./internal/testimage/mkrootfs "$rootfs" 2>/dev/null; then
+if go run ./internal/testing/testimage/mkrootfs "$rootfs" 2>/dev/null; then
   :
 else
   echo "(busybox-static not installed: using a generated tree without binaries)"

@@ -6,7 +6,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/bot-bottle/bb/internal/backendtest"
+	"github.com/bot-bottle/bb/internal/testing/backendtest"
 )
 
 var standins string

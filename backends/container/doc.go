@@ -18,7 +18,7 @@
 // host before the first byte reaches bb, and reads each file whole into
 // memory; its advantages are that it freezes the filesystem (a consistent
 // snapshot) and needs no tar in the guest, so bb offers it with
-// --method export. Measurements on the stand-in: internal/standin/README.md.
+// --method export. Measurements on the stand-in: internal/testing/standin/README.md.
 //
 // Why image load and not a pull from bb's registry: a load needs no
 // listening socket and no registry configuration, reads the layers from a

@@ -14,9 +14,9 @@ import (
 
 	"github.com/bot-bottle/bb/backends/container"
 	"github.com/bot-bottle/bb/bottle"
-	"github.com/bot-bottle/bb/internal/backendtest"
-	"github.com/bot-bottle/bb/internal/fstree"
-	"github.com/bot-bottle/bb/internal/testimage"
+	"github.com/bot-bottle/bb/internal/testing/backendtest"
+	"github.com/bot-bottle/bb/internal/testing/fstree"
+	"github.com/bot-bottle/bb/internal/testing/testimage"
 	"github.com/bot-bottle/bb/snapshot"
 	"github.com/bot-bottle/bb/state"
 )

@@ -5,8 +5,8 @@ import (
 
 	"github.com/bot-bottle/bb/backends/container"
 	"github.com/bot-bottle/bb/bottle"
-	"github.com/bot-bottle/bb/internal/backendtest"
-	"github.com/bot-bottle/bb/internal/testimage"
+	"github.com/bot-bottle/bb/internal/testing/backendtest"
+	"github.com/bot-bottle/bb/internal/testing/testimage"
 )
 
 // TestMeasureMethods compares container exec tar with container export on

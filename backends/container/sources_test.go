@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/bot-bottle/bb/bottle"
-	"github.com/bot-bottle/bb/internal/backendtest"
-	"github.com/bot-bottle/bb/internal/testimage"
+	"github.com/bot-bottle/bb/internal/testing/backendtest"
+	"github.com/bot-bottle/bb/internal/testing/testimage"
 )
 
 // TestDefaultDomain: container expands short references with the user's

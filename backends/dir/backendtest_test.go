@@ -8,7 +8,7 @@ import (
 
 	"github.com/bot-bottle/bb/backends/dir"
 	"github.com/bot-bottle/bb/bottle"
-	"github.com/bot-bottle/bb/internal/backendtest"
+	"github.com/bot-bottle/bb/internal/testing/backendtest"
 	"github.com/bot-bottle/bb/state"
 )
 

@@ -17,8 +17,8 @@ import (
 
 	"github.com/bot-bottle/bb/backends/docker"
 	"github.com/bot-bottle/bb/bottle"
-	"github.com/bot-bottle/bb/internal/fstree"
-	"github.com/bot-bottle/bb/internal/testimage"
+	"github.com/bot-bottle/bb/internal/testing/fstree"
+	"github.com/bot-bottle/bb/internal/testing/testimage"
 	"github.com/bot-bottle/bb/oci"
 	"github.com/bot-bottle/bb/rootfs"
 	"github.com/bot-bottle/bb/state"

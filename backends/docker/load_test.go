@@ -10,7 +10,7 @@ import (
 
 	"github.com/bot-bottle/bb/backends/docker"
 	"github.com/bot-bottle/bb/bottle"
-	"github.com/bot-bottle/bb/internal/testimage"
+	"github.com/bot-bottle/bb/internal/testing/testimage"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"

@@ -11,8 +11,8 @@ import (
 
 	"github.com/bot-bottle/bb/backends/docker"
 	"github.com/bot-bottle/bb/bottle"
-	"github.com/bot-bottle/bb/internal/backendtest"
-	"github.com/bot-bottle/bb/internal/testimage"
+	"github.com/bot-bottle/bb/internal/testing/backendtest"
+	"github.com/bot-bottle/bb/internal/testing/testimage"
 	"github.com/bot-bottle/bb/oci"
 	"github.com/bot-bottle/bb/state"
 	"github.com/docker/docker/api/types/container"
@@ -100,7 +100,7 @@ func (h *dockerHarness) Forget(t testing.TB, home state.Home, slug, committed st
 	}
 }
 
-// TestBackendSuite runs the shared backend suite (internal/backendtest)
+// TestBackendSuite runs the shared backend suite (internal/testing/backendtest)
 // on the Docker backend, through bottle.Manager, with a daemon that has
 // none of the snapshot's layers at resume.
 func TestBackendSuite(t *testing.T) {

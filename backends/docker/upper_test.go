@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/bot-bottle/bb/backends/docker"
-	"github.com/bot-bottle/bb/internal/testimage"
+	"github.com/bot-bottle/bb/internal/testing/testimage"
 )
 
 // TestUpperChanges compares the change list read from a container's

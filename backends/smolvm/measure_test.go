@@ -5,8 +5,8 @@ import (
 
 	"github.com/bot-bottle/bb/backends/smolvm"
 	"github.com/bot-bottle/bb/bottle"
-	"github.com/bot-bottle/bb/internal/backendtest"
-	"github.com/bot-bottle/bb/internal/testimage"
+	"github.com/bot-bottle/bb/internal/testing/backendtest"
+	"github.com/bot-bottle/bb/internal/testing/testimage"
 )
 
 // TestMeasureMethods compares streaming through exec -i with tar to a file

@@ -16,7 +16,7 @@ import (
 )
 
 // What smolvm 1.9.3's pack loses, and bb restores after it creates a
-// machine from a pack (internal/standin/README.md cites the source):
+// machine from a pack (internal/testing/standin/README.md cites the source):
 // pack create unpacks the image's layer in the guest with the Rust tar
 // crate without unpacking xattrs, and sets each entry's parent directory
 // to exactly 0755 before it unpacks the entry

@@ -6,8 +6,8 @@ import (
 	"os"
 	"testing"
 
-	"github.com/bot-bottle/bb/internal/backendtest"
-	"github.com/bot-bottle/bb/internal/packserve"
+	"github.com/bot-bottle/bb/internal/testing/backendtest"
+	"github.com/bot-bottle/bb/internal/testing/packserve"
 )
 
 var standins string

@@ -10,9 +10,9 @@ import (
 
 	"github.com/bot-bottle/bb/backends/smolvm"
 	"github.com/bot-bottle/bb/bottle"
-	"github.com/bot-bottle/bb/internal/backendtest"
-	"github.com/bot-bottle/bb/internal/fstree"
-	"github.com/bot-bottle/bb/internal/testimage"
+	"github.com/bot-bottle/bb/internal/testing/backendtest"
+	"github.com/bot-bottle/bb/internal/testing/fstree"
+	"github.com/bot-bottle/bb/internal/testing/testimage"
 )
 
 // TestPackLosesBootRestores: a machine created straight from bb's pack

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/bot-bottle/bb/internal/iox"
-	"github.com/bot-bottle/bb/internal/testregistry"
+	"github.com/bot-bottle/bb/internal/testing/testregistry"
 )
 
 // killAt runs bin with args and kills it (SIGKILL) after d, or lets it

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/bot-bottle/bb/backends/container"
-	"github.com/bot-bottle/bb/internal/testimage"
+	"github.com/bot-bottle/bb/internal/testing/testimage"
 )
 
 // Issue 10 needs no Docker and no debootstrap bottle: it generates its
@@ -435,10 +435,10 @@ func (e *benchEnv) scaleSteps(ctx context.Context) []*step {
 func (e *benchEnv) setupContainerStandin(ctx context.Context, tree string) (*standin, error) {
 	pkg := filepath.Join(e.cfg.Root, "internal", "standin", "container")
 	if _, err := os.Stat(pkg); err != nil {
-		return nil, fmt.Errorf("the container stand-in (internal/standin/container) is not in this checkout")
+		return nil, fmt.Errorf("the container stand-in (internal/testing/standin/container) is not in this checkout")
 	}
 	s := &standin{Bin: filepath.Join(e.cfg.Bench, "bin", "standin", "container"), Root: filepath.Join(e.cfg.Work, "standin-container")}
-	if _, err := quiet(ctx, "go", "-C", e.cfg.Root, "build", "-o", s.Bin, "./internal/standin/container"); err != nil {
+	if _, err := quiet(ctx, "go", "-C", e.cfg.Root, "build", "-o", s.Bin, "./internal/testing/standin/container"); err != nil {
 		return nil, err
 	}
 	s.Env = []string{"BB_CONTAINER_BIN=" + s.Bin, "BB_STANDIN_ROOT=" + s.Root}

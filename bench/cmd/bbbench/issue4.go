@@ -39,10 +39,10 @@ type standin struct {
 func (e *benchEnv) setupStandin(ctx context.Context, guest string) (*standin, error) {
 	pkg := filepath.Join(e.cfg.Root, "internal", "standin", "smolvm")
 	if _, err := os.Stat(pkg); err != nil {
-		return nil, fmt.Errorf("the smolvm stand-in (internal/standin/smolvm) is not in this checkout yet")
+		return nil, fmt.Errorf("the smolvm stand-in (internal/testing/standin/smolvm) is not in this checkout yet")
 	}
 	s := &standin{Bin: filepath.Join(e.cfg.Bench, "bin", "standin", "smolvm"), Root: filepath.Join(e.cfg.Work, "standin")}
-	if _, err := quiet(ctx, "go", "-C", e.cfg.Root, "build", "-o", s.Bin, "./internal/standin/smolvm"); err != nil {
+	if _, err := quiet(ctx, "go", "-C", e.cfg.Root, "build", "-o", s.Bin, "./internal/testing/standin/smolvm"); err != nil {
 		return nil, err
 	}
 	m := filepath.Join(s.Root, "smolvm", "machines", "bot-bottle-bench")

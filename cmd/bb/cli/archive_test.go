@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/bot-bottle/bb/cmd/bb/cli"
-	"github.com/bot-bottle/bb/internal/fstree"
+	"github.com/bot-bottle/bb/internal/testing/fstree"
 )
 
 // bb runs one command against home (its store under home/oci).

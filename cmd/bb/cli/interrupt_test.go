@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/bot-bottle/bb/cmd/bb/cli"
-	"github.com/bot-bottle/bb/internal/testregistry"
+	"github.com/bot-bottle/bb/internal/testing/testregistry"
 )
 
 // TestChildBB runs bb as cmd/bb's main does (Ctrl-C and SIGTERM cancel

@@ -11,9 +11,9 @@ import (
 	"testing"
 
 	"github.com/bot-bottle/bb/cmd/bb/cli"
-	"github.com/bot-bottle/bb/internal/fstree"
-	"github.com/bot-bottle/bb/internal/testimage"
-	"github.com/bot-bottle/bb/internal/testregistry"
+	"github.com/bot-bottle/bb/internal/testing/fstree"
+	"github.com/bot-bottle/bb/internal/testing/testimage"
+	"github.com/bot-bottle/bb/internal/testing/testregistry"
 	"github.com/bot-bottle/bb/snapshot"
 	"github.com/bot-bottle/bb/state"
 )

@@ -8,9 +8,9 @@ import (
 	"testing"
 
 	"github.com/bot-bottle/bb/cmd/bb/cli"
-	"github.com/bot-bottle/bb/internal/backendtest"
-	"github.com/bot-bottle/bb/internal/standin"
-	"github.com/bot-bottle/bb/internal/testimage"
+	"github.com/bot-bottle/bb/internal/testing/backendtest"
+	"github.com/bot-bottle/bb/internal/testing/standin"
+	"github.com/bot-bottle/bb/internal/testing/testimage"
 	"github.com/bot-bottle/bb/state"
 )
 

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/bot-bottle/bb/bottle"
-	"github.com/bot-bottle/bb/internal/fstree"
-	"github.com/bot-bottle/bb/internal/testimage"
+	"github.com/bot-bottle/bb/internal/testing/fstree"
+	"github.com/bot-bottle/bb/internal/testing/testimage"
 )
 
 // laterChanges edit, delete, replace a directory, turn a directory into

@@ -1,5 +1,5 @@
 // Package standin holds what the stand-in executables share. The stand-ins
-// (internal/standin/container and internal/standin/smolvm) are small Go
+// (internal/testing/standin/container and internal/testing/standin/smolvm) are small Go
 // programs that accept the argv forms bb uses with Apple's container CLI
 // and with smolvm, so that bb's macos-container and smolmachines backends
 // run for real on machines without those runtimes.

@@ -15,7 +15,7 @@
 // in a machine's directory sets the state machine ls reports.
 // SMOLVM_FILE_TRANSFER_MAX_BYTES caps machine cp as it does smolvm's.
 // pack create unpacks layers as smolvm's guest does (no xattrs, parents
-// 0755; see unpack.go and internal/standin/README.md).
+// 0755; see unpack.go and internal/testing/standin/README.md).
 package main
 
 import (

@@ -19,9 +19,9 @@ import (
 
 	"github.com/bot-bottle/bb/bottle"
 	"github.com/bot-bottle/bb/cmd/bb/cli"
-	"github.com/bot-bottle/bb/internal/fstree"
-	"github.com/bot-bottle/bb/internal/standin"
-	"github.com/bot-bottle/bb/internal/testimage"
+	"github.com/bot-bottle/bb/internal/testing/fstree"
+	"github.com/bot-bottle/bb/internal/testing/standin"
+	"github.com/bot-bottle/bb/internal/testing/testimage"
 	"github.com/bot-bottle/bb/oci"
 	"github.com/bot-bottle/bb/snapshot"
 	"github.com/bot-bottle/bb/state"

@@ -21,7 +21,7 @@ import (
 
 	"github.com/bot-bottle/bb/backends/smolvm"
 	"github.com/bot-bottle/bb/internal/iox"
-	"github.com/bot-bottle/bb/internal/standin"
+	"github.com/bot-bottle/bb/internal/testing/standin"
 	"github.com/bot-bottle/bb/rootfs"
 )
 

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/bot-bottle/bb/internal/testimage"
+	"github.com/bot-bottle/bb/internal/testing/testimage"
 )
 
 func main() {

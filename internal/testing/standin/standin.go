@@ -279,7 +279,7 @@ func CopyTree(ctx context.Context, src, dst string) error {
 // Build compiles the stand-in executables (container and smolvm) into dir.
 func Build(ctx context.Context, dir string) error {
 	for _, name := range []string{"container", "smolvm"} {
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(dir, name), "github.com/bot-bottle/bb/internal/standin/"+name)
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(dir, name), "github.com/bot-bottle/bb/internal/testing/standin/"+name)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("building the %s stand-in: %w: %s", name, err, out)

@@ -16,7 +16,7 @@ import (
 	"github.com/bot-bottle/bb/backends/container"
 	"github.com/bot-bottle/bb/backends/smolvm"
 	"github.com/bot-bottle/bb/bottle"
-	"github.com/bot-bottle/bb/internal/testimage"
+	"github.com/bot-bottle/bb/internal/testing/testimage"
 	"github.com/bot-bottle/bb/pack"
 	"github.com/bot-bottle/bb/state"
 )

@@ -10,7 +10,7 @@
 // A backend's tests implement Harness (start a bottle from a directory,
 // run a command in it, read back its tree, remove it) and call Run.
 //
-// ContainerHarness and SmolvmHarness drive the stand-ins (internal/standin);
+// ContainerHarness and SmolvmHarness drive the stand-ins (internal/testing/standin);
 // the dir and Docker backends' harnesses are in their tests (the Docker
 // one runs against the real daemon: an image of the directory loaded with
 // the Engine API, API execs, the tree read through the container's
