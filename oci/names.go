@@ -23,6 +23,11 @@ const (
 	BackendAnnotation   = "dev.bot-bottle.backend"
 	SourceAnnotation    = "dev.bot-bottle.source"
 	BaseImageAnnotation = "dev.bot-bottle.base-image"
+	// SubjectAnnotation records, on an index.json entry, the digest of the
+	// manifest the entry's artifact belongs to (a snapshot's metadata and
+	// file index, a pushed referrer), so finding it needs no manifest
+	// reads.
+	SubjectAnnotation = "dev.bot-bottle.subject"
 )
 
 // Limits on what bb reads whole into memory.

@@ -687,7 +687,7 @@ func dropOrphanMetadata(ms []v1.Descriptor) []v1.Descriptor {
 	}
 	out := ms[:0]
 	for _, m := range ms {
-		if sub := m.Annotations[subjectAnnotation]; sub != "" && !tagged[sub] {
+		if sub := m.Annotations[oci.SubjectAnnotation]; sub != "" && !tagged[sub] {
 			continue
 		}
 		out = append(out, m)
