@@ -140,6 +140,22 @@ func (s *Store) LayerByDiffID(ctx context.Context, diffID v1.Hash) (StoredLayer,
 	return found, nil
 }
 
+// TarSize returns the uncompressed size of the tar diffID held by layer
+// blob h, if the store knows it (see RecordLayer). Unlike LayerByDiffID
+// it neither marks the blob as used (a commit's own new layer stays
+// its to roll back) nor checks that the blob is still there.
+func (s *Store) TarSize(diffID, h v1.Hash) (int64, bool) {
+	x := &s.sh.layers
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for _, l := range x.byDiffID[diffID] {
+		if l.Digest == h && l.TarSize > 0 {
+			return l.TarSize, true
+		}
+	}
+	return 0, false
+}
+
 // findLayer returns the most recently recorded blob holding diffID that
 // is in the store with its size, touching it. Entries whose blob is gone
 // are dropped. Call it with the store's lock and the index's mu held.

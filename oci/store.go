@@ -596,6 +596,9 @@ func (s *Store) mark(ctx context.Context, desc v1.Descriptor, keep map[v1.Hash]b
 		for _, l := range m.Layers {
 			keep[l.Digest] = true
 		}
+		if h, err := v1.NewHash(m.Annotations[BaseConfigAnnotation]); err == nil && validHash(h) == nil {
+			keep[h] = true
+		}
 	case types.OCIImageIndex, types.DockerManifestList:
 		im, err := s.indexManifest(ctx, desc.Digest)
 		if errors.Is(err, ErrNotFound) {

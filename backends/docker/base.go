@@ -38,6 +38,13 @@ func (r *Runtime) storedConfig(ctx context.Context, ii image.InspectResponse) *v
 	return cf
 }
 
+// imageID is the digest of image ii's config (its ID), zero if the
+// daemon reports none.
+func imageID(ii image.InspectResponse) v1.Hash {
+	h, _ := v1.NewHash(ii.ID)
+	return h
+}
+
 // configFromInspect rebuilds what the snapshot keeps of an image config
 // from the daemon's inspect output (which has no history).
 func configFromInspect(ii image.InspectResponse) *v1.ConfigFile {

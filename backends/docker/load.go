@@ -154,8 +154,8 @@ func (r *Runtime) tarSizes(ctx context.Context, s *oci.Store, im *storedImage, f
 			continue
 		}
 		d := im.cfg.RootFS.DiffIDs[i]
-		if l, err := s.LayerByDiffID(ctx, d); err == nil && l.TarSize > 0 && l.Digest == desc.Digest {
-			sizes[i] = l.TarSize
+		if n, ok := s.TarSize(d, desc.Digest); ok {
+			sizes[i] = n
 			continue
 		}
 		n, err := copyLayer(ctx, s, desc, d, io.Discard)

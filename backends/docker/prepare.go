@@ -116,7 +116,7 @@ func (r *Runtime) Prepare(ctx context.Context, slug string, opts bottle.PrepareO
 			r.log().Warn("cannot build on the base image's layers; making a full snapshot", "container", name, "err", err)
 			incremental = false
 		} else {
-			base.Layers, base.Config = layers, cf
+			base.Layers, base.Config, base.ConfigDigest = layers, cf, imageID(ii)
 		}
 	}
 	base.Config = bottle.ApplyProcess(base.Config, processOf(ci), opts.KeepEnv)

@@ -30,6 +30,9 @@ func TestWriteRecordsLayer(t *testing.T) {
 	if got.Digest != d || got.TarSize != int64(len(in)) || got.MediaType != l.Descriptor().MediaType {
 		t.Errorf("LayerByDiffID = %+v; want blob %s of a %d-byte tar", got, d, len(in))
 	}
+	if n, ok := s.TarSize(diff, d); !ok || n != int64(len(in)) {
+		t.Errorf("TarSize = %d, %v; want %d", n, ok, len(in))
+	}
 	if _, err := s.LayerByDiffID(ctx, d); !errors.Is(err, oci.ErrNotFound) {
 		t.Errorf("LayerByDiffID(blob digest) = %v; want ErrNotFound", err)
 	}
