@@ -77,16 +77,20 @@ func (x *layerIndex) reset() {
 	x.byDiffID, x.scanned, x.n = map[v1.Hash][]StoredLayer{}, map[v1.Hash]bool{}, 0
 }
 
-// drop forgets the blob digest as a holder of diffID. Call it with mu held.
+// drop forgets the blob digest, which is gone, as a holder of diffID.
+// The images scanned are scanned again at the next miss: one of them may
+// come back (an import of a removed snapshot) with the blob. Call it
+// with mu held.
 func (x *layerIndex) drop(diffID, digest v1.Hash) {
 	list := x.byDiffID[diffID]
 	for i, e := range list {
 		if e.Digest == digest {
 			x.byDiffID[diffID] = append(list[:i], list[i+1:]...)
 			x.n--
-			return
+			break
 		}
 	}
+	x.scanned = map[v1.Hash]bool{}
 }
 
 // RecordLayer tells the store that blob l.Digest holds the tar l.DiffID

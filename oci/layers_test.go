@@ -89,6 +89,12 @@ func TestLayerByDiffIDFromImages(t *testing.T) {
 			t.Errorf("after GC: LayerByDiffID = %+v, %v; want ErrNotFound", l, err)
 		}
 	}
+
+	// The same image again (an import of the removed snapshot): found.
+	putImage(t, s, "img", bytes.Repeat([]byte("a"), 4096))
+	if got, err := other.LayerByDiffID(ctx, diffID); err != nil || got.Digest != desc.Digest {
+		t.Errorf("after the image came back: LayerByDiffID = %+v, %v", got, err)
+	}
 }
 
 // TestLayerByDiffIDKeepsTheLayer: a layer found for a commit that builds
