@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/bot-bottle/bb/internal/testing/storetest"
 	"io"
 	"os"
 	"os/exec"
@@ -326,7 +327,7 @@ func TestExportLoadedByDocker(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dst, "home/node/work/data.bin")); err != nil {
 		t.Fatal(err)
 	}
-	if files, _ := e2.m.Store.IngestFiles(); len(files) > 0 {
+	if files := storetest.IngestFiles(t, e2.m.Store); len(files) > 0 {
 		t.Errorf("temp files left: %v", files)
 	}
 }

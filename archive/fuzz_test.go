@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"errors"
+	"github.com/bot-bottle/bb/internal/testing/storetest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -43,8 +44,8 @@ func FuzzImport(f *testing.F) {
 		h := fuzzEnv(t)
 		parent := filepath.Dir(h.home.Dir)
 		_, err := archive.Import(context.Background(), h.m, bytes.NewReader(data), archive.ImportOptions{As: "fuzz", Backend: "dir", Force: true})
-		if files, ferr := h.m.Store.IngestFiles(); ferr != nil || len(files) > 0 {
-			t.Fatalf("temporary files left: %v %v", files, ferr)
+		if files := storetest.IngestFiles(t, h.m.Store); len(files) > 0 {
+			t.Fatalf("temporary files left: %v", files)
 		}
 		if ents, _ := os.ReadDir(parent); len(ents) != 1 {
 			t.Fatalf("import wrote beside its home: %v", ents)

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"github.com/bot-bottle/bb/internal/testing/storetest"
 	"io"
 	"os"
 	"os/exec"
@@ -159,8 +160,8 @@ func (e *env) unchanged(t testing.TB, before storeState) {
 	if strings.Join(after.states, "\n") != strings.Join(before.states, "\n") {
 		t.Errorf("state changed:\nbefore %v\nafter  %v", before.states, after.states)
 	}
-	if files, err := e.m.Store.IngestFiles(); err != nil || len(files) > 0 {
-		t.Errorf("temporary files left in the store: %v %v", files, err)
+	if files := storetest.IngestFiles(t, e.m.Store); len(files) > 0 {
+		t.Errorf("temporary files left in the store: %v", files)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"github.com/bot-bottle/bb/internal/testing/storetest"
 	"io"
 	"os"
 	"path/filepath"
@@ -63,7 +64,7 @@ func TestImportRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameTree(t, src, dst)
-	if files, _ := h.m.Store.IngestFiles(); len(files) > 0 {
+	if files := storetest.IngestFiles(t, h.m.Store); len(files) > 0 {
 		t.Errorf("temp files left: %v", files)
 	}
 	checkNoGarbage(t, h)

@@ -145,14 +145,8 @@ func (m *Manager) Adopt(ctx context.Context, slug string, desc v1.Descriptor, op
 // runtime resumes the bottle; a dir bottle's directory still comes only
 // from this host's user.
 func manifestBackend(ctx context.Context, s *oci.Store, desc v1.Descriptor) string {
-	b, err := s.ReadBlob(ctx, desc.Digest, oci.MaxManifestSize)
+	man, err := s.Manifest(ctx, desc)
 	if err != nil {
-		return ""
-	}
-	var man struct {
-		Annotations map[string]string `json:"annotations"`
-	}
-	if json.Unmarshal(b, &man) != nil {
 		return ""
 	}
 	switch be := man.Annotations[oci.BackendAnnotation]; be {

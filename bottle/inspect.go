@@ -1,10 +1,8 @@
 package bottle
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 
 	"github.com/bot-bottle/bb/oci"
 	"github.com/bot-bottle/bb/snapshot"
@@ -13,7 +11,7 @@ import (
 
 // ImageSize sums the manifest, config and layer sizes of an image.
 func ImageSize(ctx context.Context, s *oci.Store, desc v1.Descriptor) (int64, error) {
-	man, err := ReadManifest(ctx, s, desc)
+	man, err := s.Manifest(ctx, desc)
 	if err != nil {
 		return 0, err
 	}
@@ -22,19 +20,6 @@ func ImageSize(ctx context.Context, s *oci.Store, desc v1.Descriptor) (int64, er
 		n += l.Size
 	}
 	return n, nil
-}
-
-// ReadManifest reads and parses an image manifest from the store.
-func ReadManifest(ctx context.Context, s *oci.Store, desc v1.Descriptor) (*v1.Manifest, error) {
-	b, err := s.ReadBlob(ctx, desc.Digest, oci.MaxManifestSize)
-	if err != nil {
-		return nil, err
-	}
-	m, err := v1.ParseManifest(bytes.NewReader(b))
-	if err != nil {
-		return nil, fmt.Errorf("parsing manifest %s: %w", desc.Digest, err)
-	}
-	return m, nil
 }
 
 // Inspection is what bb inspect shows.
@@ -55,17 +40,13 @@ func (m *Manager) Inspect(ctx context.Context, ref string) (*Inspection, error) 
 	if err != nil {
 		return nil, err
 	}
-	man, err := ReadManifest(ctx, m.Store, desc)
+	man, err := m.Store.Manifest(ctx, desc)
 	if err != nil {
 		return nil, err
 	}
-	cb, err := m.Store.ReadBlob(ctx, man.Config.Digest, oci.MaxConfigSize)
+	cfg, err := m.Store.Config(ctx, man.Config.Digest)
 	if err != nil {
 		return nil, err
-	}
-	cfg, err := v1.ParseConfigFile(bytes.NewReader(cb))
-	if err != nil {
-		return nil, fmt.Errorf("parsing config %s: %w", man.Config.Digest, err)
 	}
 	size, _ := ImageSize(ctx, m.Store, desc)
 	ins := &Inspection{Ref: ref, Digest: desc.Digest.String(), Size: size, Manifest: man, Config: cfg}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/bot-bottle/bb/internal/testing/storetest"
 	"io"
 	"os"
 	"path/filepath"
@@ -146,7 +147,7 @@ func TestFailedCommitLeavesEverythingAsItWas(t *testing.T) {
 			if !reflect.DeepEqual(before, after) {
 				t.Errorf("state changed:\nbefore %+v\nafter  %+v", before, after)
 			}
-			if files, _ := s.IngestFiles(); len(files) != 0 {
+			if files := storetest.IngestFiles(t, s); len(files) != 0 {
 				t.Errorf("temp files left: %v", files)
 			}
 		})

@@ -86,8 +86,29 @@ func (r *CheckReport) OK() bool { return r.Tally() }
 func (s *Store) Check(ctx context.Context, opts CheckOptions) (*CheckReport, error) {
 	rep := &CheckReport{Root: s.root, Findings: []Finding{}}
 	add := func(f Finding) { rep.Findings = append(rep.Findings, f) }
+	if err := s.checkModes(opts, add); err != nil {
+		return nil, err
+	}
+	if err := s.checkTemps(opts, add); err != nil {
+		return nil, err
+	}
+	refs, err := s.checkTags(ctx, rep, add)
+	if err != nil {
+		// index.json is unreadable: the finding says so, and the blobs
+		// cannot be told reachable or not.
+		rep.Tally()
+		return rep, nil
+	}
+	if err := s.checkBlobs(ctx, opts, refs, rep, add); err != nil {
+		return nil, err
+	}
+	rep.Tally()
+	return rep, nil
+}
 
-	// Permissions of everything under the root.
+// checkModes reports (and with opts.Fix tightens) the modes of
+// everything under the root.
+func (s *Store) checkModes(opts CheckOptions, add func(Finding)) error {
 	err := filepath.WalkDir(s.root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -95,20 +116,23 @@ func (s *Store) Check(ctx context.Context, opts CheckOptions) (*CheckReport, err
 		if d.Type()&fs.ModeSymlink != 0 {
 			return nil
 		}
-		f := CheckMode(p, d.IsDir(), opts.Fix)
-		if f != nil {
+		if f := CheckMode(p, d.IsDir(), opts.Fix); f != nil {
 			add(*f)
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("checking %s: %w", s.root, err)
+		return fmt.Errorf("checking %s: %w", s.root, err)
 	}
+	return nil
+}
 
-	// Temporary files.
+// checkTemps reports the temporary files of writes, removing (with
+// opts.Fix) those older than TempGrace.
+func (s *Store) checkTemps(opts CheckOptions, add func(Finding)) error {
 	temps, err := s.tempFiles()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	before := time.Now().Add(-TempGrace)
 	for _, p := range temps {
@@ -130,13 +154,17 @@ func (s *Store) Check(ctx context.Context, opts CheckOptions) (*CheckReport, err
 		}
 		add(f)
 	}
+	return nil
+}
 
-	// Tags.
+// checkTags reports the entries of index.json that do not resolve to a
+// complete image, and returns, for each blob, the entries that reach it.
+// It fails (after adding the finding) when index.json is unreadable.
+func (s *Store) checkTags(ctx context.Context, rep *CheckReport, add func(Finding)) (map[v1.Hash][]string, error) {
 	idx, err := s.Index(ctx)
 	if err != nil {
 		add(Finding{Kind: FindingIndex, Path: filepath.Join(s.root, indexFile), Problem: err.Error()})
-		rep.Tally()
-		return rep, nil
+		return nil, err
 	}
 	refs := map[v1.Hash][]string{}
 	for _, m := range idx.Manifests {
@@ -155,11 +183,16 @@ func (s *Store) Check(ctx context.Context, opts CheckOptions) (*CheckReport, err
 			refs[h] = append(refs[h], name)
 		}
 	}
+	return refs, nil
+}
 
-	// Blobs.
+// checkBlobs hashes every blob, counts them and those no entry reaches
+// (refs), and reports damaged ones, removing (with opts.Fix) those no
+// entry reaches.
+func (s *Store) checkBlobs(ctx context.Context, opts CheckOptions, refs map[v1.Hash][]string, rep *CheckReport, add func(Finding)) error {
 	algs, err := os.ReadDir(filepath.Join(s.root, "blobs"))
 	if err != nil {
-		return nil, fmt.Errorf("listing blobs: %w", err)
+		return fmt.Errorf("listing blobs: %w", err)
 	}
 	for _, a := range algs {
 		if !a.IsDir() {
@@ -167,11 +200,11 @@ func (s *Store) Check(ctx context.Context, opts CheckOptions) (*CheckReport, err
 		}
 		ents, err := os.ReadDir(filepath.Join(s.root, "blobs", a.Name()))
 		if err != nil {
-			return nil, fmt.Errorf("listing blobs: %w", err)
+			return fmt.Errorf("listing blobs: %w", err)
 		}
 		for _, e := range ents {
 			if err := ctx.Err(); err != nil {
-				return nil, err
+				return err
 			}
 			p := filepath.Join(s.root, "blobs", a.Name(), e.Name())
 			h := v1.Hash{Algorithm: a.Name(), Hex: e.Name()}
@@ -189,32 +222,37 @@ func (s *Store) Check(ctx context.Context, opts CheckOptions) (*CheckReport, err
 			if len(refs[h]) == 0 {
 				rep.Unreferenced++
 			}
-			if got == h.Hex {
-				continue
+			if got != h.Hex {
+				add(s.damagedBlob(ctx, opts, p, h, got, refs[h]))
 			}
-			f := Finding{Kind: FindingBlob, Path: p, Ref: h.String(), Problem: fmt.Sprintf("content hashes to %s:%s: the blob is damaged", a.Name(), got)}
-			if tags := refs[h]; len(tags) > 0 {
-				sort.Strings(tags)
-				f.Problem += fmt.Sprintf("; needed by %s: import or pull that snapshot again to repair it", strings.Join(tags, ", "))
-			} else {
-				f.Fix = "remove it (no tag reaches it)"
-				if opts.Fix {
-					removed, err := s.removeIfUnreachable(ctx, h)
-					switch {
-					case err != nil:
-						f.Problem += "; removing it failed: " + err.Error()
-					case removed:
-						f.Fixed = true
-					default:
-						f.Problem += "; a tag reaches it now: left in place"
-					}
-				}
-			}
-			add(f)
 		}
 	}
-	rep.Tally()
-	return rep, nil
+	return nil
+}
+
+// damagedBlob is the finding for blob h at p, whose content hashes to
+// got: with opts.Fix it is removed unless an entry (tags) reaches it.
+func (s *Store) damagedBlob(ctx context.Context, opts CheckOptions, p string, h v1.Hash, got string, tags []string) Finding {
+	f := Finding{Kind: FindingBlob, Path: p, Ref: h.String(), Problem: fmt.Sprintf("content hashes to %s:%s: the blob is damaged", h.Algorithm, got)}
+	if len(tags) > 0 {
+		sort.Strings(tags)
+		f.Problem += fmt.Sprintf("; needed by %s: import or pull that snapshot again to repair it", strings.Join(tags, ", "))
+		return f
+	}
+	f.Fix = "remove it (no tag reaches it)"
+	if !opts.Fix {
+		return f
+	}
+	removed, err := s.removeIfUnreachable(ctx, h)
+	switch {
+	case err != nil:
+		f.Problem += "; removing it failed: " + err.Error()
+	case removed:
+		f.Fixed = true
+	default:
+		f.Problem += "; a tag reaches it now: left in place"
+	}
+	return f
 }
 
 // removeIfUnreachable removes blob h under the lock if no entry of

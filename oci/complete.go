@@ -1,7 +1,6 @@
 package oci
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 
@@ -30,13 +29,9 @@ func (s *Store) complete(ctx context.Context, desc v1.Descriptor, depth int) err
 	}
 	switch desc.MediaType {
 	case types.OCIManifestSchema1, types.DockerManifestSchema2:
-		b, err := s.ReadBlob(ctx, desc.Digest, MaxManifestSize)
+		m, err := s.Manifest(ctx, desc)
 		if err != nil {
 			return err
-		}
-		m, err := v1.ParseManifest(bytes.NewReader(b))
-		if err != nil {
-			return fmt.Errorf("parsing manifest %s: %w", desc.Digest, err)
 		}
 		for _, d := range append([]v1.Descriptor{m.Config}, m.Layers...) {
 			if d.Data != nil && d.Size == int64(len(d.Data)) {
@@ -51,13 +46,9 @@ func (s *Store) complete(ctx context.Context, desc v1.Descriptor, depth int) err
 			}
 		}
 	case types.OCIImageIndex, types.DockerManifestList:
-		b, err := s.ReadBlob(ctx, desc.Digest, MaxManifestSize)
+		im, err := s.indexManifest(ctx, desc.Digest)
 		if err != nil {
 			return err
-		}
-		im, err := v1.ParseIndexManifest(bytes.NewReader(b))
-		if err != nil {
-			return fmt.Errorf("parsing index %s: %w", desc.Digest, err)
 		}
 		for _, c := range im.Manifests {
 			if err := s.complete(ctx, c, depth+1); err != nil {

@@ -22,7 +22,17 @@
 // removal a registry DELETE needs: at once, under the index lock, and
 // refused (InUseError) for what a tag still reaches.
 //
-// The store does not interpret image contents beyond what it needs to tag
-// and garbage-collect them; reading images goes through go-containerregistry
-// (Store.Image returns a v1.Image backed by the store's files).
+// Manifest and Config read an image's manifest and config: bounded
+// (MaxManifestSize, MaxConfigSize), checked against their digest (every
+// ReadBlob is) and parsed. Store.Image returns a go-containerregistry
+// v1.Image backed by the store's files.
+//
+// The store owns the diffID → layer blob index (LayerByDiffID): it is
+// derived from the store's content (each image's config diffIDs paired
+// with its manifest's layers) plus the layers this process wrote
+// (RecordLayer, which layer.Write calls with the uncompressed size it
+// counted), kept in memory and not persisted. A lookup marks the blob as
+// used under the store's lock, so GC leaves it for GCGrace while a commit
+// builds on it. The side file older versions kept in the store root
+// (bb-layers.json) is not read; GC removes it.
 package oci

@@ -1,7 +1,6 @@
 package oci
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -15,13 +14,9 @@ import (
 // index.json names it (a snapshot being committed is loaded into its
 // runtime before it is tagged). Layers stream from the store's files.
 func (s *Store) Image(ctx context.Context, h v1.Hash) (v1.Image, error) {
-	raw, err := s.ReadBlob(ctx, h, MaxManifestSize)
+	m, raw, err := s.manifest(ctx, v1.Descriptor{Digest: h})
 	if err != nil {
 		return nil, err
-	}
-	m, err := v1.ParseManifest(bytes.NewReader(raw))
-	if err != nil {
-		return nil, fmt.Errorf("parsing manifest %s: %w", h, err)
 	}
 	mt := m.MediaType
 	if mt == "" {

@@ -23,6 +23,18 @@ const (
 	BackendAnnotation   = "dev.bot-bottle.backend"
 	SourceAnnotation    = "dev.bot-bottle.source"
 	BaseImageAnnotation = "dev.bot-bottle.base-image"
+	// SubjectAnnotation records, on an index.json entry, the digest of the
+	// manifest the entry's artifact belongs to (a snapshot's metadata and
+	// file index, a pushed referrer), so finding it needs no manifest
+	// reads.
+	SubjectAnnotation = "dev.bot-bottle.subject"
+	// BaseConfigAnnotation, on a snapshot's manifest, is the digest of the
+	// config of the image the snapshot builds on (Docker's image ID). GC
+	// keeps that blob while the snapshot is tagged, so that the next
+	// commit of a bottle of that image finds the image whole in the store
+	// (its layers are the snapshot's) and need not copy it from the
+	// daemon again.
+	BaseConfigAnnotation = "dev.bot-bottle.base-config"
 )
 
 // Limits on what bb reads whole into memory.

@@ -55,6 +55,8 @@ type shared struct {
 	created map[v1.Hash]time.Time
 	// cleaned makes the stale temp-file sweep run once per Open.
 	cleaned sync.Once
+	// layers maps diffIDs to layer blobs (see LayerByDiffID).
+	layers layerIndex
 }
 
 // Option tunes Open.
@@ -177,7 +179,7 @@ func (s *Store) Blob(ctx context.Context, h v1.Hash) (*os.File, error) {
 }
 
 // ReadBlob reads a small blob (a manifest or config) whole, refusing blobs
-// larger than limit bytes.
+// larger than limit bytes, and checks that it hashes to h.
 func (s *Store) ReadBlob(ctx context.Context, h v1.Hash, limit int64) ([]byte, error) {
 	f, err := s.Blob(ctx, h)
 	if err != nil {
@@ -190,6 +192,11 @@ func (s *Store) ReadBlob(ctx context.Context, h v1.Hash, limit int64) ([]byte, e
 	}
 	if int64(len(b)) > limit {
 		return nil, fmt.Errorf("blob %s is larger than %d bytes", h, limit)
+	}
+	hh := newHash(h.Algorithm)
+	hh.Write(b)
+	if got := hex.EncodeToString(hh.Sum(nil)); got != h.Hex {
+		return nil, fmt.Errorf("blob %s hashes to %s:%s: the store is damaged (bb doctor)", h, h.Algorithm, got)
 	}
 	return b, nil
 }
@@ -510,8 +517,10 @@ func (s *Store) Resolve(ctx context.Context, name string) (v1.Descriptor, error)
 const GCGrace = time.Hour
 
 // GC removes blobs that no manifest in index.json reaches and that were
-// not written or reused within GCGrace, and temporary files (of killed
-// writes) older than GCGrace. It returns the digests removed.
+// not written or reused within GCGrace, temporary files (of killed
+// writes) older than GCGrace, and the layer index file older versions
+// kept in the store root (bb-layers.json). It returns the digests
+// removed.
 func (s *Store) GC(ctx context.Context) ([]v1.Hash, error) {
 	if _, err := s.RemoveStaleTemps(GCGrace); err != nil {
 		return nil, err
@@ -519,6 +528,9 @@ func (s *Store) GC(ctx context.Context) ([]v1.Hash, error) {
 	before := time.Now().Add(-GCGrace)
 	var removed []v1.Hash
 	err := s.withLock(func() error {
+		if err := s.removeLegacyLayerIndex(); err != nil {
+			return err
+		}
 		keep, err := s.reachable(ctx)
 		if err != nil {
 			return err
@@ -573,32 +585,27 @@ func (s *Store) mark(ctx context.Context, desc v1.Descriptor, keep map[v1.Hash]b
 	keep[desc.Digest] = true
 	switch desc.MediaType {
 	case types.OCIManifestSchema1, types.DockerManifestSchema2:
-		b, err := s.ReadBlob(ctx, desc.Digest, MaxManifestSize)
+		m, err := s.Manifest(ctx, desc)
 		if errors.Is(err, ErrNotFound) {
 			return nil
 		}
 		if err != nil {
 			return err
-		}
-		m, err := v1.ParseManifest(bytes.NewReader(b))
-		if err != nil {
-			return fmt.Errorf("parsing manifest %s: %w", desc.Digest, err)
 		}
 		keep[m.Config.Digest] = true
 		for _, l := range m.Layers {
 			keep[l.Digest] = true
 		}
+		if h, err := v1.NewHash(m.Annotations[BaseConfigAnnotation]); err == nil && validHash(h) == nil {
+			keep[h] = true
+		}
 	case types.OCIImageIndex, types.DockerManifestList:
-		b, err := s.ReadBlob(ctx, desc.Digest, MaxManifestSize)
+		im, err := s.indexManifest(ctx, desc.Digest)
 		if errors.Is(err, ErrNotFound) {
 			return nil
 		}
 		if err != nil {
 			return err
-		}
-		im, err := v1.ParseIndexManifest(bytes.NewReader(b))
-		if err != nil {
-			return fmt.Errorf("parsing index %s: %w", desc.Digest, err)
 		}
 		for _, c := range im.Manifests {
 			if err := s.mark(ctx, c, keep); err != nil {
@@ -607,20 +614,6 @@ func (s *Store) mark(ctx context.Context, desc v1.Descriptor, keep map[v1.Hash]b
 		}
 	}
 	return nil
-}
-
-// IngestFiles lists the temporary files now in the store (for tests and
-// diagnostics).
-func (s *Store) IngestFiles() ([]string, error) {
-	ents, err := os.ReadDir(filepath.Join(s.root, ingestDir))
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, e := range ents {
-		out = append(out, e.Name())
-	}
-	return out, nil
 }
 
 func (s *Store) readIndex() (*v1.IndexManifest, error) {
@@ -694,19 +687,24 @@ func (s *Store) reuse(h v1.Hash, size int64) (int64, bool) {
 	var n int64
 	ok := false
 	_ = s.lock(unix.LOCK_SH, func() error {
-		p := s.BlobPath(h)
-		fi, err := os.Lstat(p)
-		if err != nil || !fi.Mode().IsRegular() || (size >= 0 && fi.Size() != size) {
-			return nil
-		}
-		now := time.Now()
-		if err := os.Chtimes(p, now, now); err != nil {
-			return nil
-		}
-		n, ok = fi.Size(), true
+		n, ok = s.touch(h, size)
 		return nil
 	})
 	return n, ok
+}
+
+// touch is reuse for a caller that holds the store's lock.
+func (s *Store) touch(h v1.Hash, size int64) (int64, bool) {
+	p := s.BlobPath(h)
+	fi, err := os.Lstat(p)
+	if err != nil || !fi.Mode().IsRegular() || (size >= 0 && fi.Size() != size) {
+		return 0, false
+	}
+	now := time.Now()
+	if err := os.Chtimes(p, now, now); err != nil {
+		return 0, false
+	}
+	return fi.Size(), true
 }
 
 // writeFileAtomic writes b to path through a temp file in the same

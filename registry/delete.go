@@ -174,7 +174,7 @@ func dropOrphanMetadata(entries []v1.Descriptor) []v1.Descriptor {
 	}
 	kept := entries[:0]
 	for _, m := range entries {
-		if m.ArtifactType == snapshot.MetadataArtifactType && !tagged[m.Annotations[subjectAnnotation]] {
+		if m.ArtifactType == snapshot.MetadataArtifactType && !tagged[m.Annotations[oci.SubjectAnnotation]] {
 			continue
 		}
 		kept = append(kept, m)

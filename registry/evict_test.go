@@ -3,6 +3,7 @@ package registry_test
 import (
 	"bytes"
 	"fmt"
+	"github.com/bot-bottle/bb/internal/testing/storetest"
 	"net/http"
 	"sync"
 	"testing"
@@ -65,7 +66,7 @@ func TestUploadEvictionConcurrent(t *testing.T) {
 		t.Errorf("uploads refused at the cap: %v", status)
 	}
 	t.Logf("statuses: %v", status)
-	if files, _ := f.store.IngestFiles(); len(files) > 4 {
+	if files := storetest.IngestFiles(t, f.store); len(files) > 4 {
 		t.Errorf("%d temporary files with a cap of 4 uploads", len(files))
 	}
 	if err := srv.Close(); err != nil {

@@ -24,11 +24,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
-// subjectAnnotation records, on an index.json entry, the digest of the
-// manifest a referrer points at (the same annotation snapshot.PutMetadata
-// writes for the bottle's metadata artifact).
-const subjectAnnotation = "dev.bot-bottle.subject"
-
 // Media types the registry accepts in a push; the store's GC follows
 // exactly these.
 var pushable = map[string]bool{
@@ -346,7 +341,7 @@ func (h *handler) referrers(ctx context.Context, w http.ResponseWriter, r *http.
 			continue
 		}
 		seen[m.Digest] = true
-		if s := m.Annotations[subjectAnnotation]; s != "" && s != d.String() {
+		if s := m.Annotations[oci.SubjectAnnotation]; s != "" && s != d.String() {
 			continue
 		}
 		info, _, err := h.info(ctx, m.Digest)
@@ -435,7 +430,7 @@ func (h *handler) putManifest(ctx context.Context, w http.ResponseWriter, r *htt
 	desc.ArtifactType = m.ArtifactType
 	desc.Annotations = map[string]string{}
 	if m.Subject != nil {
-		desc.Annotations[subjectAnnotation] = m.Subject.Digest.String()
+		desc.Annotations[oci.SubjectAnnotation] = m.Subject.Digest.String()
 	}
 	if byDigest && m.Subject != nil {
 		if err := h.recordReferrer(ctx, desc); err != nil {

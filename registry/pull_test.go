@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/bot-bottle/bb/internal/testing/storetest"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -331,7 +332,7 @@ func TestReadOnly(t *testing.T) {
 		}
 	}
 	do(t, "GET", base+"blobs/uploads/1234", nil).expect(t, 404, "BLOB_UPLOAD_UNKNOWN")
-	ingest, _ := f.store.IngestFiles()
+	ingest := storetest.IngestFiles(t, f.store)
 	if len(ingest) != 0 {
 		t.Errorf("temp files after refused writes: %v", ingest)
 	}

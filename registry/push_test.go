@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/bot-bottle/bb/internal/testing/storetest"
 	"io"
 	"net/url"
 	"regexp"
@@ -24,10 +25,7 @@ import (
 // noTempFiles checks that no upload left a temporary file in the store.
 func noTempFiles(t *testing.T, s *oci.Store) {
 	t.Helper()
-	files, err := s.IngestFiles()
-	if err != nil {
-		t.Fatal(err)
-	}
+	files := storetest.IngestFiles(t, s)
 	if len(files) != 0 {
 		t.Errorf("temporary files left in the store: %v", files)
 	}
@@ -205,7 +203,7 @@ func TestUploadFailures(t *testing.T) {
 	t.Run("cancel", func(t *testing.T) {
 		u := open()
 		do(t, "PATCH", u, bytes.NewReader(blob)).expect(t, 202, "")
-		if files, _ := f.store.IngestFiles(); len(files) != 1 {
+		if files := storetest.IngestFiles(t, f.store); len(files) != 1 {
 			t.Errorf("an open upload has %d temporary files", len(files))
 		}
 		do(t, "DELETE", u, nil).expect(t, 204, "")
@@ -262,7 +260,7 @@ func TestUploadLimits(t *testing.T) {
 	b := abs(t, srv, do(t, "POST", base, nil).expect(t, 202, "").Header.Get("Location"))
 	do(t, "GET", old, nil).expect(t, 404, "BLOB_UPLOAD_UNKNOWN")
 	do(t, "GET", a, nil).expect(t, 204, "")
-	if files, _ := f.store.IngestFiles(); len(files) != 2 {
+	if files := storetest.IngestFiles(t, f.store); len(files) != 2 {
 		t.Errorf("temp files after an eviction: %v", files)
 	}
 	// Keep b busy past a's timeout.

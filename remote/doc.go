@@ -33,7 +33,9 @@
 // Credentials come from the docker config (~/.docker/config.json, or
 // $DOCKER_CONFIG/config.json) and docker credential helpers through
 // go-containerregistry's authn.DefaultKeychain, as docker and crane read
-// them; token and basic auth go through its transport package. Plain
+// them; token and basic auth go through its transport package. The
+// referrer calls (oras-go) go through the same authenticated client: one
+// auth stack per push or pull. Plain
 // HTTP is used only for loopback registries, or when Options.PlainHTTP or
 // Options.Insecure allow it.
 //

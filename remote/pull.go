@@ -89,25 +89,9 @@ func Pull(ctx context.Context, store *oci.Store, src string, opts Options) (res 
 	if err != nil {
 		return nil, err
 	}
-	mdesc, mb, err := c.fetchManifest(ctx, ref)
+	mdesc, mb, err := c.resolveImage(ctx, src, ref)
 	if err != nil {
 		return nil, err
-	}
-	if isIndexType(mdesc.MediaType, mb) {
-		d, err := pickImage(src, mb)
-		if err != nil {
-			return nil, err
-		}
-		mdesc, mb, err = c.fetchManifest(ctx, repo.Digest(d.Digest.String()))
-		if err != nil {
-			return nil, err
-		}
-		if mdesc.Size != d.Size {
-			return nil, fmt.Errorf("%s: manifest %s from %s has %d bytes, its index says %d: refusing it", src, d.Digest, c.where(), mdesc.Size, d.Size)
-		}
-		if mdesc.MediaType == "" {
-			mdesc.MediaType = d.MediaType
-		}
 	}
 	man, err := checkManifest(src, &mdesc, mb)
 	if err != nil {
@@ -129,17 +113,62 @@ func Pull(ctx context.Context, store *oci.Store, src string, opts Options) (res 
 			res = nil
 		}
 	}()
+	if res.Blobs, err = c.fetchImage(ctx, store, src, man); err != nil {
+		return nil, err
+	}
+	for _, b := range res.Blobs {
+		res.Fetched += b.Bytes
+		if b.Status == BlobPresent {
+			res.Present += b.Size
+		}
+	}
+	if _, _, err := store.Ingest(ctx, bytes.NewReader(mb), mdesc.Digest, mdesc.Size); err != nil {
+		return nil, err
+	}
+	res.Fetched += int64(len(mb))
+	if res.Metadata, res.MetadataArtifact, err = c.pullMetadata(ctx, mdesc); err != nil {
+		return nil, err
+	}
+	c.recordPulled(store, man)
+	res.NewBlobs = added.Blobs()
+	res.Duration = time.Since(start)
+	return res, nil
+}
+
+// resolveImage fetches the manifest ref names; an index is resolved to
+// its linux image for this host's architecture.
+func (c *client) resolveImage(ctx context.Context, src string, ref name.Reference) (v1.Descriptor, []byte, error) {
+	mdesc, mb, err := c.fetchManifest(ctx, ref)
+	if err != nil || !isIndexType(mdesc.MediaType, mb) {
+		return mdesc, mb, err
+	}
+	d, err := pickImage(src, mb)
+	if err != nil {
+		return v1.Descriptor{}, nil, err
+	}
+	mdesc, mb, err = c.fetchManifest(ctx, ref.Context().Digest(d.Digest.String()))
+	if err != nil {
+		return v1.Descriptor{}, nil, err
+	}
+	if mdesc.Size != d.Size {
+		return v1.Descriptor{}, nil, fmt.Errorf("%s: manifest %s from %s has %d bytes, its index says %d: refusing it", src, d.Digest, c.where(), mdesc.Size, d.Size)
+	}
+	if mdesc.MediaType == "" {
+		mdesc.MediaType = d.MediaType
+	}
+	return mdesc, mb, nil
+}
+
+// fetchImage downloads man's config and then its layers into the store,
+// each layer checked against the config's diff_id as it streams.
+func (c *client) fetchImage(ctx context.Context, store *oci.Store, src string, man *pullManifest) ([]BlobResult, error) {
 	// The config first: its diff_ids are what the layers are checked
 	// against as they stream.
 	cres, err := c.fetchBlob(ctx, store, man.Config, nil)
 	if err != nil {
 		return nil, err
 	}
-	cb, err := store.ReadBlob(ctx, man.Config.Digest, oci.MaxConfigSize)
-	if err != nil {
-		return nil, err
-	}
-	cfg, err := v1.ParseConfigFile(bytes.NewReader(cb))
+	cfg, err := store.Config(ctx, man.Config.Digest)
 	if err != nil {
 		return nil, fmt.Errorf("%s: image config %s from %s: %w", src, man.Config.Digest, c.where(), err)
 	}
@@ -153,7 +182,7 @@ func Pull(ctx context.Context, store *oci.Store, src string, opts Options) (res 
 		}
 		want[l.Digest] = cfg.RootFS.DiffIDs[i]
 	}
-	lres, err := eachBlob(ctx, man.Layers, opts.Concurrency, BlobPresent, func(ctx context.Context, b v1.Descriptor) (BlobResult, error) {
+	lres, err := eachBlob(ctx, man.Layers, c.opts.Concurrency, BlobPresent, func(ctx context.Context, b v1.Descriptor) (BlobResult, error) {
 		return c.fetchBlob(ctx, store, b, func(comp layer.Compression, diff v1.Hash, derr error) error {
 			if err := layer.CheckDiffID(b.MediaType, comp, diff, derr, want[b.Digest]); err != nil {
 				return fmt.Errorf("layer %s from %s does not match its config: %w: refusing it", b.Digest, c.where(), err)
@@ -164,39 +193,40 @@ func Pull(ctx context.Context, store *oci.Store, src string, opts Options) (res 
 	if err != nil {
 		return nil, err
 	}
-	res.Blobs = append([]BlobResult{cres}, lres...)
-	for _, b := range res.Blobs {
-		res.Fetched += b.Bytes
-		if b.Status == BlobPresent {
-			res.Present += b.Size
-		}
-	}
-	if _, _, err := store.Ingest(ctx, bytes.NewReader(mb), mdesc.Digest, mdesc.Size); err != nil {
-		return nil, err
-	}
-	res.Fetched += int64(len(mb))
-	mctx, cancel := context.WithTimeoutCause(ctx, 2*opts.IdleTimeout, fmt.Errorf("no answer from %s within %s", c.where(), 2*opts.IdleTimeout))
+	return append([]BlobResult{cres}, lres...), nil
+}
+
+// pullMetadata reads the bottle metadata attached to the image mdesc (nil
+// when it has none), giving up when the registry does not answer within
+// twice the idle timeout.
+func (c *client) pullMetadata(ctx context.Context, mdesc v1.Descriptor) ([]byte, *v1.Descriptor, error) {
+	wait := 2 * c.opts.IdleTimeout
+	mctx, cancel := context.WithTimeoutCause(ctx, wait, fmt.Errorf("no answer from %s within %s", c.where(), wait))
 	defer cancel()
 	raw, art, err := c.findMetadata(mctx, mdesc)
 	if err != nil {
 		if cause := context.Cause(mctx); cause != nil && ctx.Err() == nil {
 			err = cause
 		}
-		return nil, c.explain("reading the bottle metadata of "+mdesc.Digest.String()+" from", err)
+		return nil, nil, c.explain("reading the bottle metadata of "+mdesc.Digest.String()+" from", err)
 	}
-	res.Metadata, res.MetadataArtifact = raw, art
-	if st, err := openState(store); err == nil {
-		hs := []v1.Hash{man.Config.Digest}
-		for _, b := range man.Layers {
-			hs = append(hs, b.Digest)
-		}
-		if err := st.record(c.reg, c.repo, hs); err != nil {
-			opts.Logger.Warn("recording pulled blobs", "err", err)
-		}
+	return raw, art, nil
+}
+
+// recordPulled notes where man's blobs came from, so that a later push
+// to the same registry can mount them instead of sending them.
+func (c *client) recordPulled(store *oci.Store, man *pullManifest) {
+	st, err := openState(store)
+	if err != nil {
+		return
 	}
-	res.NewBlobs = added.Blobs()
-	res.Duration = time.Since(start)
-	return res, nil
+	hs := []v1.Hash{man.Config.Digest}
+	for _, b := range man.Layers {
+		hs = append(hs, b.Digest)
+	}
+	if err := st.record(c.reg, c.repo, hs); err != nil {
+		c.opts.Logger.Warn("recording pulled blobs", "err", err)
+	}
 }
 
 // pullManifest is an image manifest as Pull reads it.

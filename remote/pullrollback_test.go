@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/bot-bottle/bb/internal/testing/storetest"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -72,7 +73,7 @@ func TestFailedPullRemovesItsBlobs(t *testing.T) {
 	if len(ents) != 0 {
 		t.Fatalf("failed pull left %d blobs in the store", len(ents))
 	}
-	if files, _ := s.IngestFiles(); len(files) != 0 {
+	if files := storetest.IngestFiles(t, s); len(files) != 0 {
 		t.Fatalf("failed pull left temp files: %v", files)
 	}
 }

@@ -50,13 +50,14 @@ func Push(ctx context.Context, store *oci.Store, src v1.Descriptor, dst string, 
 	if err != nil {
 		return nil, fmt.Errorf("invalid destination %q: %w (want REGISTRY/REPO[:TAG])", dst, err)
 	}
-	mb, err := store.ReadBlob(ctx, src.Digest, oci.MaxManifestSize)
+	man, err := store.Manifest(ctx, src)
 	if err != nil {
 		return nil, err
 	}
-	man, err := v1.ParseManifest(bytes.NewReader(mb))
+	// The registry gets the manifest's bytes as stored: they are its digest.
+	mb, err := store.ReadBlob(ctx, src.Digest, oci.MaxManifestSize)
 	if err != nil {
-		return nil, fmt.Errorf("parsing manifest %s: %w", src.Digest, err)
+		return nil, err
 	}
 	mt := man.MediaType
 	if mt == "" {

@@ -3,18 +3,13 @@ package remote
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
-	"strings"
 	"time"
 
 	"github.com/bot-bottle/bb/oci"
 	"github.com/bot-bottle/bb/snapshot"
-	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -23,54 +18,25 @@ import (
 	"oras.land/oras-go/v2/errdef"
 	orasreg "oras.land/oras-go/v2/registry"
 	orasremote "oras.land/oras-go/v2/registry/remote"
-	"oras.land/oras-go/v2/registry/remote/auth"
 )
 
 // maxReferrers bounds how many referrers of a snapshot bb looks at.
 const maxReferrers = 1000
 
-// orasRepo returns an oras-go client of the same repository, over the
-// same transport (TLS, plain-HTTP guard) with the same credentials.
+// orasRepo returns an oras-go client of the same repository that sends
+// its requests through the client dial made: the same transport (TLS,
+// plain-HTTP guard), credentials, token and user agent. oras-go builds
+// the referrer's manifest and speaks the referrers API (or its tag
+// fallback); it does not authenticate on its own.
 func (c *client) orasRepo() *orasremote.Repository {
 	return &orasremote.Repository{
 		Reference: orasreg.Reference{Registry: c.reg, Repository: c.repo},
 		PlainHTTP: c.scheme == "http",
-		Client: &auth.Client{
-			Client:     &http.Client{Transport: c.base},
-			Credential: keychainCredential(c.opts.Keychain),
-			Cache:      auth.NewCache(),
-			Header:     http.Header{"User-Agent": {c.opts.UserAgent}},
-		},
+		Client:    c.http,
 		// Registries without the referrers API often refuse deletes;
 		// an outdated referrers index left behind is harmless.
 		SkipReferrersGC:  true,
 		MaxMetadataBytes: oci.MaxManifestSize,
-	}
-}
-
-// keychainCredential adapts a go-containerregistry keychain to oras-go,
-// so both clients use the same credentials.
-func keychainCredential(kc authn.Keychain) auth.CredentialFunc {
-	return func(ctx context.Context, hostport string) (auth.Credential, error) {
-		reg, err := name.NewRegistry(hostport)
-		if err != nil {
-			return auth.EmptyCredential, err
-		}
-		a, err := authn.Resolve(ctx, kc, reg)
-		if err != nil {
-			return auth.EmptyCredential, err
-		}
-		cfg, err := authn.Authorization(ctx, a)
-		if err != nil {
-			return auth.EmptyCredential, err
-		}
-		cred := auth.Credential{Username: cfg.Username, Password: cfg.Password, RefreshToken: cfg.IdentityToken, AccessToken: cfg.RegistryToken}
-		if cred.Username == "" && cfg.Auth != "" {
-			if b, err := base64.StdEncoding.DecodeString(cfg.Auth); err == nil {
-				cred.Username, cred.Password, _ = strings.Cut(string(b), ":")
-			}
-		}
-		return cred, nil
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/bot-bottle/bb/internal/testing/storetest"
 	"io"
 	"math/rand"
 	"net/http"
@@ -225,7 +226,7 @@ func checkPulled(t *testing.T, ref string, s *snap, opts remote.Options) *remote
 			t.Fatalf("blob %s differs after the round trip", h)
 		}
 	}
-	if ing, _ := dst.IngestFiles(); len(ing) != 0 {
+	if ing := storetest.IngestFiles(t, dst); len(ing) != 0 {
 		t.Fatalf("temporary files left in the store: %v", ing)
 	}
 	return res

@@ -98,13 +98,9 @@ func findParent(ctx context.Context, s *oci.Store, req Request) (*parentSnap, st
 	if b := desc.Annotations[oci.BackendAnnotation]; b != backendName(req.Backend) {
 		return nil, fmt.Sprintf("previous snapshot is from the %s backend", b), nil
 	}
-	mb, err := s.ReadBlob(ctx, desc.Digest, oci.MaxManifestSize)
+	man, err := s.Manifest(ctx, desc)
 	if err != nil {
 		return nil, "", err
-	}
-	man, err := v1.ParseManifest(bytes.NewReader(mb))
-	if err != nil {
-		return nil, "", fmt.Errorf("parsing manifest %s: %w", desc.Digest, err)
 	}
 	if len(man.Layers) >= MaxChain {
 		return nil, fmt.Sprintf("the chain has %d layers (squashed at %d)", len(man.Layers), MaxChain), nil
@@ -116,13 +112,9 @@ func findParent(ctx context.Context, s *oci.Store, req Request) (*parentSnap, st
 	if err != nil {
 		return nil, "", err
 	}
-	cb, err := s.ReadBlob(ctx, man.Config.Digest, oci.MaxConfigSize)
+	cfg, err := s.Config(ctx, man.Config.Digest)
 	if err != nil {
 		return nil, "", err
-	}
-	cfg, err := v1.ParseConfigFile(bytes.NewReader(cb))
-	if err != nil {
-		return nil, "", fmt.Errorf("parsing config %s: %w", man.Config.Digest, err)
 	}
 	if len(cfg.RootFS.DiffIDs) != len(man.Layers) {
 		return nil, "previous snapshot's config and manifest disagree on its layers", nil
@@ -325,16 +317,12 @@ func IndexOf(ctx context.Context, s *oci.Store, subject v1.Hash) (v1.Descriptor,
 		return v1.Descriptor{}, err
 	}
 	for _, m := range idx.Manifests {
-		if m.ArtifactType != IndexArtifactType || m.Annotations[subjectAnnotation] != subject.String() {
+		if m.ArtifactType != IndexArtifactType || m.Annotations[oci.SubjectAnnotation] != subject.String() {
 			continue
 		}
-		mb, err := s.ReadBlob(ctx, m.Digest, oci.MaxManifestSize)
+		man, err := s.Manifest(ctx, m)
 		if err != nil {
-			return v1.Descriptor{}, err
-		}
-		man, err := v1.ParseManifest(bytes.NewReader(mb))
-		if err != nil {
-			return v1.Descriptor{}, fmt.Errorf("parsing file index artifact %s: %w", m.Digest, err)
+			return v1.Descriptor{}, fmt.Errorf("reading file index artifact: %w", err)
 		}
 		for _, l := range man.Layers {
 			if l.MediaType == IndexMediaType {
@@ -385,11 +373,11 @@ func PutIndex(ctx context.Context, s *oci.Store, slug string, subject, blob v1.D
 		return err
 	}
 	d.ArtifactType = IndexArtifactType
-	d.Annotations = map[string]string{oci.SlugAnnotation: slug, subjectAnnotation: subject.Digest.String()}
+	d.Annotations = map[string]string{oci.SlugAnnotation: slug, oci.SubjectAnnotation: subject.Digest.String()}
 	return s.UpdateIndex(ctx, func(idx *v1.IndexManifest) error {
 		kept := idx.Manifests[:0]
 		for _, m := range idx.Manifests {
-			if m.ArtifactType == IndexArtifactType && m.Annotations[subjectAnnotation] == subject.Digest.String() {
+			if m.ArtifactType == IndexArtifactType && m.Annotations[oci.SubjectAnnotation] == subject.Digest.String() {
 				continue
 			}
 			kept = append(kept, m)

@@ -85,11 +85,11 @@ func PutMetadata(ctx context.Context, s *oci.Store, slug string, subject v1.Desc
 		return v1.Descriptor{}, err
 	}
 	d.ArtifactType = MetadataArtifactType
-	d.Annotations = map[string]string{oci.SlugAnnotation: slug, subjectAnnotation: subject.Digest.String()}
+	d.Annotations = map[string]string{oci.SlugAnnotation: slug, oci.SubjectAnnotation: subject.Digest.String()}
 	err = s.UpdateIndex(ctx, func(idx *v1.IndexManifest) error {
 		kept := idx.Manifests[:0]
 		for _, m := range idx.Manifests {
-			if m.ArtifactType == MetadataArtifactType && m.Annotations[subjectAnnotation] == subject.Digest.String() && m.Annotations[oci.SlugAnnotation] == slug {
+			if m.ArtifactType == MetadataArtifactType && m.Annotations[oci.SubjectAnnotation] == subject.Digest.String() && m.Annotations[oci.SlugAnnotation] == slug {
 				continue
 			}
 			kept = append(kept, m)
@@ -99,10 +99,6 @@ func PutMetadata(ctx context.Context, s *oci.Store, slug string, subject v1.Desc
 	})
 	return d, err
 }
-
-// subjectAnnotation records, in index.json, which manifest a metadata
-// artifact belongs to (so finding it needs no manifest reads).
-const subjectAnnotation = "dev.bot-bottle.subject"
 
 // GetMetadata returns the metadata.json bytes stored for subject, or
 // oci.ErrNotFound. Several slugs can share one snapshot (an import under
@@ -121,7 +117,7 @@ func GetMetadata(ctx context.Context, s *oci.Store, subject v1.Hash) ([]byte, er
 	}
 	var fallback *v1.Descriptor
 	for i, m := range idx.Manifests {
-		if m.ArtifactType != MetadataArtifactType || m.Annotations[subjectAnnotation] != subject.String() {
+		if m.ArtifactType != MetadataArtifactType || m.Annotations[oci.SubjectAnnotation] != subject.String() {
 			continue
 		}
 		if slugs[m.Annotations[oci.SlugAnnotation]] {
@@ -139,13 +135,9 @@ func GetMetadata(ctx context.Context, s *oci.Store, subject v1.Hash) ([]byte, er
 
 // ReadMetadataArtifact reads metadata.json out of the artifact manifest h.
 func ReadMetadataArtifact(ctx context.Context, s *oci.Store, h v1.Hash) ([]byte, error) {
-	mb, err := s.ReadBlob(ctx, h, oci.MaxManifestSize)
+	man, err := s.Manifest(ctx, v1.Descriptor{Digest: h})
 	if err != nil {
-		return nil, err
-	}
-	man, err := v1.ParseManifest(bytes.NewReader(mb))
-	if err != nil {
-		return nil, fmt.Errorf("parsing metadata artifact %s: %w", h, err)
+		return nil, fmt.Errorf("reading metadata artifact: %w", err)
 	}
 	for _, l := range man.Layers {
 		if l.MediaType == MetadataMediaType {

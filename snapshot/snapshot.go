@@ -53,6 +53,10 @@ type Base struct {
 	// Layers are base layers already in the store that the snapshot
 	// builds on (incremental snapshots). Empty for a flattened snapshot.
 	Layers []LayerInfo
+	// ConfigDigest, if set, is the digest of the base image's config in
+	// the store: the manifest names it (oci.BaseConfigAnnotation) so that
+	// GC keeps it for the next snapshot of the same base.
+	ConfigDigest v1.Hash
 }
 
 // LayerInfo is a layer in the store.
@@ -554,6 +558,9 @@ func assemble(req Request, li LayerInfo, now time.Time) ([]byte, *v1.Manifest, e
 		ann[oci.BaseImageAnnotation] = req.Base.Ref
 		ann["org.opencontainers.image.base.name"] = req.Base.Ref
 	}
+	if req.Base.ConfigDigest != (v1.Hash{}) {
+		ann[oci.BaseConfigAnnotation] = req.Base.ConfigDigest.String()
+	}
 	return cb, &v1.Manifest{
 		SchemaVersion: 2,
 		MediaType:     types.OCIManifestSchema1,
@@ -687,7 +694,7 @@ func dropOrphanMetadata(ms []v1.Descriptor) []v1.Descriptor {
 	}
 	out := ms[:0]
 	for _, m := range ms {
-		if sub := m.Annotations[subjectAnnotation]; sub != "" && !tagged[sub] {
+		if sub := m.Annotations[oci.SubjectAnnotation]; sub != "" && !tagged[sub] {
 			continue
 		}
 		out = append(out, m)

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"github.com/bot-bottle/bb/internal/testing/storetest"
 	"io"
 	"os"
 	"os/exec"
@@ -178,7 +179,7 @@ func TestStoredImageIsValidAndReproducible(t *testing.T) {
 	} else if os.Getenv("CI") != "" {
 		t.Error("umoci not installed")
 	}
-	if files, _ := s.IngestFiles(); len(files) != 0 {
+	if files := storetest.IngestFiles(t, s); len(files) != 0 {
 		t.Errorf("temp files left: %v", files)
 	}
 }

@@ -2,7 +2,6 @@ package docker
 
 import (
 	"archive/tar"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,29 +14,35 @@ import (
 	"github.com/bot-bottle/bb/snapshot"
 	"github.com/docker/docker/api/types/image"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 // storedConfig returns the image config whose digest is the daemon's
 // image ID, if the store has it (a bb snapshot, or a base ingested
-// before), checked against the layers the daemon reports.
-func (r *Runtime) storedConfig(ctx context.Context, ii image.InspectResponse) (*v1.ConfigFile, []byte) {
+// before), checked against the layers the daemon reports. The blob is
+// marked as used, so that GC keeps it while commits build on it.
+func (r *Runtime) storedConfig(ctx context.Context, ii image.InspectResponse) *v1.ConfigFile {
 	if r.Store == nil {
-		return nil, nil
+		return nil
 	}
 	h, err := v1.NewHash(ii.ID)
 	if err != nil {
-		return nil, nil
+		return nil
 	}
-	b, err := r.Store.ReadBlob(ctx, h, oci.MaxConfigSize)
-	if err != nil {
-		return nil, nil
+	if _, ok := r.Store.Reuse(h, -1); !ok {
+		return nil
 	}
-	cf, err := v1.ParseConfigFile(bytes.NewReader(b))
+	cf, err := r.Store.Config(ctx, h)
 	if err != nil || !sameDiffIDs(cf.RootFS.DiffIDs, ii.RootFS.Layers) {
-		return nil, nil
+		return nil
 	}
-	return cf, b
+	return cf
+}
+
+// imageID is the digest of image ii's config (its ID), zero if the
+// daemon reports none.
+func imageID(ii image.InspectResponse) v1.Hash {
+	h, _ := v1.NewHash(ii.ID)
+	return h
 }
 
 // configFromInspect rebuilds what the snapshot keeps of an image config
@@ -83,8 +88,11 @@ func sameDiffIDs(a []v1.Hash, b []string) bool {
 
 // baseLayers returns the layers of image ii as stored layers, ingesting
 // them from the daemon if the store lacks any, and the image's config.
+// The store finds a layer by its diffID in the images it holds (a
+// snapshot built on this base) or among the layers this process wrote,
+// and keeps what it finds from GC until the snapshot that uses it is
+// tagged (see oci.Store.LayerByDiffID).
 func (r *Runtime) baseLayers(ctx context.Context, c Client, ii image.InspectResponse) ([]snapshot.LayerInfo, *v1.ConfigFile, error) {
-	idx := layerIndex{store: r.Store}
 	want := make([]v1.Hash, len(ii.RootFS.Layers))
 	for i, l := range ii.RootFS.Layers {
 		h, err := v1.NewHash(l)
@@ -94,17 +102,16 @@ func (r *Runtime) baseLayers(ctx context.Context, c Client, ii image.InspectResp
 		want[i] = h
 	}
 	collect := func() ([]snapshot.LayerInfo, bool, error) {
-		m, err := idx.read()
-		if err != nil {
-			return nil, false, err
-		}
 		out := make([]snapshot.LayerInfo, 0, len(want))
 		for _, d := range want {
-			e, ok := idx.lookup(ctx, m, d)
-			if !ok {
+			l, err := r.Store.LayerByDiffID(ctx, d)
+			if errors.Is(err, oci.ErrNotFound) {
 				return nil, false, nil
 			}
-			out = append(out, snapshot.LayerInfo{Digest: e.Digest, DiffID: d, Size: e.Size, Media: e.Media})
+			if err != nil {
+				return nil, false, err
+			}
+			out = append(out, snapshot.LayerInfo{Digest: l.Digest, DiffID: d, Size: l.Size, Media: l.MediaType})
 		}
 		return out, true, nil
 	}
@@ -112,7 +119,7 @@ func (r *Runtime) baseLayers(ctx context.Context, c Client, ii image.InspectResp
 	if err != nil {
 		return nil, nil, err
 	}
-	cf, _ := r.storedConfig(ctx, ii)
+	cf := r.storedConfig(ctx, ii)
 	if ok && cf != nil {
 		return layers, cf, nil
 	}
@@ -127,7 +134,7 @@ func (r *Runtime) baseLayers(ctx context.Context, c Client, ii image.InspectResp
 	} else if !ok {
 		return nil, nil, fmt.Errorf("image %s: its layers are not in the store after ingesting them", ii.ID)
 	}
-	if cf, _ = r.storedConfig(ctx, ii); cf == nil {
+	if cf = r.storedConfig(ctx, ii); cf == nil {
 		return nil, nil, fmt.Errorf("image %s: its config is not in the store after ingesting it", ii.ID)
 	}
 	return layers, cf, nil
@@ -147,17 +154,12 @@ func (r *Runtime) ingest(ctx context.Context, c Client, id string, want []v1.Has
 	for _, d := range want {
 		wanted[d] = true
 	}
-	idx := layerIndex{store: r.Store}
-	known, err := idx.read()
-	if err != nil {
-		return err
-	}
 	rc, err := c.ImageSave(ctx, []string{id})
 	if err != nil {
 		return fmt.Errorf("saving image %s from the daemon: %w", id, err)
 	}
 	defer rc.Close()
-	found := map[string]layerEntry{}
+	found := map[v1.Hash]bool{}
 	gotConfig := false
 	tr := tar.NewReader(rc)
 	for {
@@ -185,66 +187,62 @@ func (r *Runtime) ingest(ctx context.Context, c Client, id string, want []v1.Has
 		case dir == "blobs/sha256/":
 			// OCI layout: a layer's blob name is its diffID.
 			d := v1.Hash{Algorithm: "sha256", Hex: base}
-			if !wanted[d] || found[d.String()].Size > 0 {
+			if !wanted[d] || found[d] {
 				continue
 			}
-			if e, ok := idx.lookup(ctx, known, d); ok {
-				found[d.String()] = e
+			if _, err := r.Store.LayerByDiffID(ctx, d); err == nil {
+				found[d] = true
 				continue
 			}
-			e, err := r.ingestLayer(ctx, tr, hdr.Size, d)
-			if err != nil {
+			if err := r.ingestLayer(ctx, tr, hdr.Size, d); err != nil {
 				return err
 			}
-			found[d.String()] = e
+			found[d] = true
 		case base == "layer.tar":
-			e, d, err := r.ingestLayerTar(ctx, tr, hdr.Size)
+			d, err := r.ingestLayerTar(ctx, tr, hdr.Size)
 			if err != nil {
 				return err
 			}
-			if !wanted[d] || found[d.String()].Size > 0 {
-				continue
-			}
-			found[d.String()] = e
+			found[d] = found[d] || wanted[d]
 		}
 	}
 	if !gotConfig {
 		return fmt.Errorf("the saved image %s has no config %s.json", id, idHash.Hex)
 	}
 	for _, d := range want {
-		if _, ok := found[d.String()]; !ok {
+		if !found[d] {
 			return fmt.Errorf("the saved image %s lacks its layer %s", id, d)
 		}
 	}
-	return idx.add(ctx, found)
+	return nil
 }
 
 // ingestLayer compresses one layer tar of size n into the store and
 // checks that its diffID is want.
-func (r *Runtime) ingestLayer(ctx context.Context, rd io.Reader, n int64, want v1.Hash) (layerEntry, error) {
-	e, got, err := r.ingestLayerTar(ctx, rd, n)
+func (r *Runtime) ingestLayer(ctx context.Context, rd io.Reader, n int64, want v1.Hash) error {
+	got, err := r.ingestLayerTar(ctx, rd, n)
 	if err != nil {
-		return e, err
+		return err
 	}
 	if got != want {
-		return e, fmt.Errorf("the daemon's layer %s has diffID %s", want, got)
+		return fmt.Errorf("the daemon's layer %s has diffID %s", want, got)
 	}
-	return e, nil
+	return nil
 }
 
-// ingestLayerTar compresses one layer tar of size n into the store.
-func (r *Runtime) ingestLayerTar(ctx context.Context, rd io.Reader, n int64) (layerEntry, v1.Hash, error) {
+// ingestLayerTar compresses one layer tar of size n into the store
+// (which records it: see oci.Store.LayerByDiffID) and returns its diffID.
+func (r *Runtime) ingestLayerTar(ctx context.Context, rd io.Reader, n int64) (v1.Hash, error) {
 	cr := &countReader{r: rd}
 	l, err := layer.Write(ctx, r.Store, cr, layer.Options{})
 	if err != nil {
-		return layerEntry{}, v1.Hash{}, fmt.Errorf("storing a base layer: %w", err)
+		return v1.Hash{}, fmt.Errorf("storing a base layer: %w", err)
 	}
 	if cr.n != n {
-		return layerEntry{}, v1.Hash{}, fmt.Errorf("storing a base layer: read %d of %d bytes", cr.n, n)
+		return v1.Hash{}, fmt.Errorf("storing a base layer: read %d of %d bytes", cr.n, n)
 	}
 	d, _ := l.DiffID()
-	desc := l.Descriptor()
-	return layerEntry{Digest: desc.Digest, Size: desc.Size, Media: types.OCILayer, TarSize: n}, d, nil
+	return d, nil
 }
 
 type countReader struct {

@@ -63,10 +63,12 @@
 // it (0.1 s against 2.4 s for 8.7k changes of a 1.1 GB bottle). A
 // directory renamed with overlayfs's redirect_dir (whose lower contents
 // its upper copy does not show) sends bb back to the daemon's change list
-// (GET /containers/{id}/changes), as does any other storage driver. The base layers are ingested once into
-// bb's store from the daemon's image save; a small index under the store
-// root maps their diffIDs to stored blobs. A bottle booted from a bb
-// snapshot builds on that snapshot's layers. When the base has
+// (GET /containers/{id}/changes), as does any other storage driver. The
+// base layers are ingested once into bb's store from the daemon's image
+// save; the store finds them by diffID (oci.Store.LayerByDiffID) in the
+// snapshots that use them, and keeps them from GC while a commit builds
+// on them. A bottle booted from a bb snapshot builds on that snapshot's
+// layers. When the base has
 // MaxBaseLayers layers or more, when mounts are included, or with
 // PrepareOptions.Full, the snapshot is one flattened layer instead.
 //

@@ -255,7 +255,34 @@ type env struct {
 
 func newEnv(t *testing.T, c docker.Client) *env {
 	t.Helper()
-	home := state.Home{Dir: t.TempDir()}
+	return openEnv(t, c, state.Home{Dir: t.TempDir()})
+}
+
+// reopen is e as the next bb process sees it: the same home and store
+// directory, nothing kept in memory.
+func (e *env) reopen(t *testing.T, c docker.Client) *env {
+	t.Helper()
+	return openEnv(t, c, e.home)
+}
+
+// ageBlobs makes every blob of s look older than GC's grace period.
+func ageBlobs(t *testing.T, s *oci.Store) {
+	t.Helper()
+	old := time.Now().Add(-2 * oci.GCGrace)
+	dir := filepath.Join(s.Root(), "blobs", "sha256")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if err := os.Chtimes(filepath.Join(dir, e.Name()), old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func openEnv(t *testing.T, c docker.Client, home state.Home) *env {
+	t.Helper()
 	s, err := oci.Open(home.StoreDir())
 	if err != nil {
 		t.Fatal(err)

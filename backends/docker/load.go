@@ -2,7 +2,6 @@ package docker
 
 import (
 	"archive/tar"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -17,7 +16,6 @@ import (
 
 	"github.com/bot-bottle/bb/bottle"
 	"github.com/bot-bottle/bb/oci"
-	"github.com/bot-bottle/bb/oci/layer"
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
@@ -43,7 +41,6 @@ func (r *Runtime) Load(ctx context.Context, snap bottle.Snapshot) (string, error
 	if err != nil {
 		return "", err
 	}
-	r.recordLayers(ctx, snap.Store, im, nil)
 	want := im.man.Config.Digest.String()
 	prevID := ""
 	var prev *image.InspectResponse
@@ -102,34 +99,24 @@ type storedImage struct {
 }
 
 func readImage(ctx context.Context, s *oci.Store, desc v1.Descriptor) (*storedImage, error) {
-	man, err := bottle.ReadManifest(ctx, s, desc)
+	man, err := s.Manifest(ctx, desc)
 	if err != nil {
 		return nil, err
 	}
+	cfg, err := s.Config(ctx, man.Config.Digest)
+	if err != nil {
+		return nil, err
+	}
+	// The archive carries the config's bytes as stored: its digest is
+	// the image ID.
 	cb, err := s.ReadBlob(ctx, man.Config.Digest, oci.MaxConfigSize)
 	if err != nil {
 		return nil, err
-	}
-	cfg, err := v1.ParseConfigFile(bytes.NewReader(cb))
-	if err != nil {
-		return nil, fmt.Errorf("parsing config %s: %w", man.Config.Digest, err)
 	}
 	if len(cfg.RootFS.DiffIDs) != len(man.Layers) {
 		return nil, fmt.Errorf("image %s has %d layers but %d diffIDs", desc.Digest, len(man.Layers), len(cfg.RootFS.DiffIDs))
 	}
 	return &storedImage{man: man, cfg: cfg, cfgBytes: cb, baseImage: man.Annotations[oci.BaseImageAnnotation]}, nil
-}
-
-// recordLayers adds the image's layers to the store's layer index, so a
-// bottle booted from the image can build on them.
-func (r *Runtime) recordLayers(ctx context.Context, s *oci.Store, im *storedImage, sizes map[int]int64) {
-	add := map[string]layerEntry{}
-	for i, l := range im.man.Layers {
-		add[im.cfg.RootFS.DiffIDs[i].String()] = layerEntry{Digest: l.Digest, Size: l.Size, Media: l.MediaType, TarSize: sizes[i]}
-	}
-	if err := (layerIndex{store: s}).add(ctx, add); err != nil {
-		r.log().Warn("recording layers in the store's layer index", "err", err)
-	}
 }
 
 // daemonLayers returns how many of the image's first layers the daemon
@@ -157,38 +144,26 @@ func (r *Runtime) daemonLayers(ctx context.Context, c Client, im *storedImage, p
 }
 
 // tarSizes returns the uncompressed sizes of layers from..end that are
-// sent uncompressed, from the layer index or by decompressing the layer
-// once (and recording it).
+// sent uncompressed, as the store knows them (layer.Write counted them)
+// or by decompressing the layer once (and telling the store).
 func (r *Runtime) tarSizes(ctx context.Context, s *oci.Store, im *storedImage, from int, compressed bool) (map[int]int64, error) {
-	idx := layerIndex{store: s}
-	m, err := idx.read()
-	if err != nil {
-		return nil, err
-	}
 	sizes := map[int]int64{}
-	missing := false
 	for i := from; i < len(im.man.Layers); i++ {
-		if compressed && sentCompressed(im.man.Layers[i].MediaType) {
+		desc := im.man.Layers[i]
+		if compressed && sentCompressed(desc.MediaType) {
 			continue
 		}
 		d := im.cfg.RootFS.DiffIDs[i]
-		if e, ok := idx.lookup(ctx, m, d); ok && e.TarSize > 0 && e.Digest == im.man.Layers[i].Digest {
-			sizes[i] = e.TarSize
-			continue
-		}
-		if n, ok := layer.TarSize(im.man.Layers[i].Digest); ok {
+		if n, ok := s.TarSize(d, desc.Digest); ok {
 			sizes[i] = n
 			continue
 		}
-		n, err := copyLayer(ctx, s, im.man.Layers[i], d, io.Discard)
+		n, err := copyLayer(ctx, s, desc, d, io.Discard)
 		if err != nil {
 			return nil, err
 		}
 		sizes[i] = n
-		missing = true
-	}
-	if missing {
-		r.recordLayers(ctx, s, im, sizes)
+		s.RecordLayer(oci.StoredLayer{Digest: desc.Digest, Size: desc.Size, MediaType: desc.MediaType, DiffID: d, TarSize: n})
 	}
 	return sizes, nil
 }

@@ -71,7 +71,7 @@ func (r *Runtime) Prepare(ctx context.Context, slug string, opts bottle.PrepareO
 		return nil, fmt.Errorf("inspecting image %s of container %s: %w", ci.Config.Image, name, err)
 	}
 	base := snapshot.Base{Ref: ci.Config.Image}
-	base.Config, _ = r.storedConfig(ctx, ii)
+	base.Config = r.storedConfig(ctx, ii)
 	if base.Config == nil {
 		base.Config = configFromInspect(ii)
 	}
@@ -116,7 +116,7 @@ func (r *Runtime) Prepare(ctx context.Context, slug string, opts bottle.PrepareO
 			r.log().Warn("cannot build on the base image's layers; making a full snapshot", "container", name, "err", err)
 			incremental = false
 		} else {
-			base.Layers, base.Config = layers, cf
+			base.Layers, base.Config, base.ConfigDigest = layers, cf, imageID(ii)
 		}
 	}
 	base.Config = bottle.ApplyProcess(base.Config, processOf(ci), opts.KeepEnv)

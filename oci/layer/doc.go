@@ -6,5 +6,7 @@
 // Nothing is buffered beyond pgzip's blocks: memory stays constant whatever
 // the size of the root filesystem. The result is the layer's descriptor and
 // diffID; its bytes are the store's blob, so they can be read again (unlike
-// go-containerregistry's stream.Layer).
+// go-containerregistry's stream.Layer). Write tells the store what the
+// blob holds (diffID, uncompressed size: oci.Store.RecordLayer), so a
+// later step finds the layer by its diffID without decompressing it.
 package layer

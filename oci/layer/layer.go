@@ -9,7 +9,6 @@ import (
 	"hash"
 	"io"
 	"runtime"
-	"sync"
 
 	"github.com/bot-bottle/bb/oci"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -126,8 +125,9 @@ func Write(ctx context.Context, s *oci.Store, r io.Reader, opts Options) (*Layer
 	if err != nil {
 		return nil, err
 	}
-	remember(digest, n)
-	return &Layer{digest: digest, diffID: sum(diff), size: size, mt: mt, created: w.Created()}, nil
+	l := &Layer{digest: digest, diffID: sum(diff), size: size, mt: mt, created: w.Created()}
+	s.RecordLayer(oci.StoredLayer{Digest: digest, Size: size, MediaType: mt, DiffID: l.diffID, TarSize: n})
+	return l, nil
 }
 
 // ReadError marks a failure of the tar stream itself (as opposed to the
@@ -165,35 +165,4 @@ func copyCtx(ctx context.Context, dst io.Writer, src io.Reader, progress func(in
 
 func sum(h hash.Hash) v1.Hash {
 	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h.Sum(nil))}
-}
-
-// maxRemembered bounds the sizes TarSize remembers.
-const maxRemembered = 1024
-
-// written remembers the uncompressed size of the layers this process
-// wrote, by blob digest.
-var written struct {
-	sync.Mutex
-	m map[v1.Hash]int64
-}
-
-func remember(digest v1.Hash, n int64) {
-	written.Lock()
-	defer written.Unlock()
-	if written.m == nil || len(written.m) >= maxRemembered {
-		written.m = map[v1.Hash]int64{}
-	}
-	written.m[digest] = n
-}
-
-// TarSize returns the uncompressed size of the blob digest if this
-// process wrote it with Write, so that a load right after a commit
-// need not decompress the layer once only to learn its size. The size
-// is a fact of the blob's content: a later reader still checks the
-// diffID of what it decompresses.
-func TarSize(digest v1.Hash) (int64, bool) {
-	written.Lock()
-	defer written.Unlock()
-	n, ok := written.m[digest]
-	return n, ok
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"github.com/bot-bottle/bb/internal/testing/storetest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -58,7 +59,7 @@ func TestOCIConformance(t *testing.T) {
 	for _, m := range idx.Manifests {
 		t.Errorf("left in the store: %s %s", m.Annotations[oci.RefNameAnnotation], m.Digest)
 	}
-	if files, _ := store.IngestFiles(); len(files) != 0 {
+	if files := storetest.IngestFiles(t, store); len(files) != 0 {
 		t.Errorf("temporary files left: %v", files)
 	}
 }
