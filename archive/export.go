@@ -31,7 +31,7 @@ type Image struct {
 	// Slug is the bottle the image is a snapshot of.
 	Slug string
 	// Name is the full reference loaders record; empty means
-	// FullName(Slug).
+	// state.FullCommittedRef(Slug).
 	Name string
 	// Annotations go on the image's index.json entry, next to the names.
 	Annotations map[string]string
@@ -370,7 +370,7 @@ func Write(ctx context.Context, s *oci.Store, w io.Writer, images []Image, opts 
 		}
 		name := img.Name
 		if name == "" {
-			name = FullName(img.Slug)
+			name = state.FullCommittedRef(img.Slug)
 		}
 		if prev, ok := names[name]; ok && prev != img.Manifest.Digest {
 			return nil, fmt.Errorf("exporting %s: two different snapshots would both be named %s; export them into separate archives", img.Slug, name)

@@ -42,7 +42,7 @@ func FuzzImport(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		h := fuzzEnv(t)
 		parent := filepath.Dir(h.home.Dir)
-		_, err := archive.Import(context.Background(), h.m, bytes.NewReader(data), archive.ImportOptions{As: "fuzz", Backend: "dir", Force: true})
+		_, err := h.m.Import(context.Background(), bytes.NewReader(data), bottle.ImportOptions{As: "fuzz", Backend: "dir", Force: true})
 		if files, ferr := h.m.Store.IngestFiles(); ferr != nil || len(files) > 0 {
 			t.Fatalf("temporary files left: %v %v", files, ferr)
 		}

@@ -62,15 +62,21 @@ up on. A refused or failed pull removes the blobs it added.`,
 			}
 			// The slug is known once the manifest is read: refuse a taken
 			// one before any blob is downloaded.
-			var slug string
+			opts.As, opts.Verb = as, "pull"
+			var (
+				arrivals []bottle.Arrival
+				slugs    []string
+			)
+			plan := func(ctx context.Context, res *remote.PullResult) error {
+				arrivals = []bottle.Arrival{{Manifest: res.Manifest, Slug: res.Slug, Fallback: path.Base(res.Repository), Name: res.Reference}}
+				var err error
+				slugs, err = m.AdoptSlugs(ctx, arrivals, opts)
+				return err
+			}
 			ro := rf.options(g, cmd, nil)
 			ro.IdleTimeout = idle
 			ro.BeforeFetch = func(ctx context.Context, res *remote.PullResult) error {
-				var err error
-				if slug, err = pullSlug(as, res); err != nil {
-					return err
-				}
-				if err := m.SlugFree(ctx, slug, res.Manifest.Digest, opts.Force, "pull"); err != nil {
+				if err := plan(ctx, res); err != nil {
 					return fmt.Errorf("%w; nothing was downloaded", err)
 				}
 				return nil
@@ -82,15 +88,17 @@ up on. A refused or failed pull removes the blobs it added.`,
 			if err != nil {
 				return err
 			}
-			opts.Metadata = res.Metadata
-			committed, err := m.Adopt(ctx, slug, res.Manifest, opts)
-			if err != nil {
-				// Whatever the pull added and nothing tags goes again.
-				if derr := m.Store.Discard(context.WithoutCancel(ctx), res.NewBlobs); derr != nil {
-					return fmt.Errorf("%w (and removing the pulled blobs failed: %v)", err, derr)
+			if arrivals == nil { // BeforeFetch was not called
+				if err := plan(ctx, res); err != nil {
+					return err
 				}
+			}
+			arrivals[0].Metadata, opts.Added = res.Metadata, res.NewBlobs
+			adopted, err := m.AdoptAll(ctx, arrivals, slugs, opts)
+			if err != nil {
 				return err
 			}
+			slug, committed := slugs[0], adopted[0]
 			if rf.asJSON {
 				return printJSON(cmd.OutOrStdout(), pullOutput{PullResult: res, Slug: slug, Committed: committed})
 			}
@@ -117,20 +125,4 @@ up on. A refused or failed pull removes the blobs it added.`,
 	f.StringVar(&opts.Backend, "backend", "", "backend to restore the bottle for (default: from its metadata)")
 	f.DurationVar(&idle, "idle-timeout", remote.DefaultIdleTimeout, "give up when the registry sends no byte of a manifest or blob for this long")
 	return cmd
-}
-
-// pullSlug is the slug a pulled image goes under: --as, else the one
-// recorded in the snapshot, else the repository's last path element.
-func pullSlug(as string, res *remote.PullResult) (string, error) {
-	slug := as
-	if slug == "" {
-		slug = res.Slug
-	}
-	if slug == "" || state.ValidSlug(slug) != nil {
-		slug = path.Base(res.Repository)
-	}
-	if err := state.ValidSlug(slug); err != nil {
-		return "", fmt.Errorf("%s has no usable slug (%v): pass --as NAME", res.Reference, err)
-	}
-	return slug, nil
 }
