@@ -89,7 +89,7 @@ type reader struct {
 	newBlobs []v1.Hash
 	links    map[string]string // symbolic links of a docker archive (links.go)
 	// manifests and configs are parsed once per digest.
-	manifests map[v1.Hash]*manifest
+	manifests map[v1.Hash]*v1.Manifest
 	configs   map[v1.Hash]*v1.ConfigFile
 	layout    []byte
 	index     []byte
@@ -107,7 +107,7 @@ func Read(ctx context.Context, s *oci.Store, r io.Reader, opts ReadOptions) (*Co
 	rd := &reader{
 		ctx: ctx, s: s, opts: opts,
 		files: map[string]*fileEntry{}, blobs: map[v1.Hash]*fileEntry{}, seen: map[string]bool{},
-		manifests: map[v1.Hash]*manifest{}, configs: map[v1.Hash]*v1.ConfigFile{},
+		manifests: map[v1.Hash]*v1.Manifest{}, configs: map[v1.Hash]*v1.ConfigFile{},
 	}
 	c, err := rd.read(r)
 	if err != nil {
