@@ -98,22 +98,11 @@ up on. A refused or failed pull removes the blobs it added.`,
 			if err != nil {
 				return err
 			}
-			slug, committed := slugs[0], adopted[0]
+			out := pullOutput{PullResult: res, Slug: slugs[0], Committed: adopted[0]}
 			if rf.asJSON {
-				return printJSON(cmd.OutOrStdout(), pullOutput{PullResult: res, Slug: slug, Committed: committed})
+				return printJSON(cmd.OutOrStdout(), out)
 			}
-			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "pulled %s as %s\n  digest %s\n  fetched %s in %s (%s already in the store)\n",
-				res.Reference, slug, res.Manifest.Digest, progress.Bytes(res.Fetched), res.Duration.Round(1e7), progress.Bytes(res.Present))
-			if res.Metadata != nil {
-				fmt.Fprintf(out, "  bottle metadata restored to %s (host paths left out; as received: %s)\n", m.Home.StateDir(slug)+"/"+state.MetadataFile, state.ImportedMetadataFile)
-			} else {
-				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s carries no bottle metadata; only the image was restored\n", res.Reference)
-			}
-			if committed != "" {
-				fmt.Fprintf(out, "  %s -> %s\n", m.Home.StateDir(slug)+"/"+state.CommittedImageFile, committed)
-			}
-			fmt.Fprintf(out, "to resume it: bb resume %s\n", slug)
+			reportPull(cmd, m, out)
 			return nil
 		},
 	}
@@ -125,4 +114,20 @@ up on. A refused or failed pull removes the blobs it added.`,
 	f.StringVar(&opts.Backend, "backend", "", "backend to restore the bottle for (default: from its metadata)")
 	f.DurationVar(&idle, "idle-timeout", remote.DefaultIdleTimeout, "give up when the registry sends no byte of a manifest or blob for this long")
 	return cmd
+}
+
+// reportPull prints what bb pull fetched and restored.
+func reportPull(cmd *cobra.Command, m *bottle.Manager, out pullOutput) {
+	w := cmd.OutOrStdout()
+	fmt.Fprintf(w, "pulled %s as %s\n  digest %s\n  fetched %s in %s (%s already in the store)\n",
+		out.Reference, out.Slug, out.Manifest.Digest, progress.Bytes(out.Fetched), out.Duration.Round(1e7), progress.Bytes(out.Present))
+	if out.Metadata != nil {
+		fmt.Fprintf(w, "  bottle metadata restored to %s (host paths left out; as received: %s)\n", m.Home.StateDir(out.Slug)+"/"+state.MetadataFile, state.ImportedMetadataFile)
+	} else {
+		fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s carries no bottle metadata; only the image was restored\n", out.Reference)
+	}
+	if out.Committed != "" {
+		fmt.Fprintf(w, "  %s -> %s\n", m.Home.StateDir(out.Slug)+"/"+state.CommittedImageFile, out.Committed)
+	}
+	fmt.Fprintf(w, "to resume it: bb resume %s\n", out.Slug)
 }
