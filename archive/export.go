@@ -125,10 +125,6 @@ type ExportedImage struct {
 	Metadata     bool   `json:"metadata"`
 }
 
-// epoch is the modification time of every entry, so the same images
-// always give the same archive.
-var epoch = time.Unix(0, 0)
-
 // Resolve finds the images refs name in the store (a slug, a store tag
 // or a manifest digest) with their bottle slugs, annotations and
 // metadata, ready for Write.

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/bot-bottle/bb/internal/iox"
 	"github.com/bot-bottle/bb/oci"
@@ -228,6 +229,10 @@ func (w *Writer) Close() error {
 	}
 	return nil
 }
+
+// epoch is the modification time of every entry, so the same images
+// always give the same archive.
+var epoch = time.Unix(0, 0)
 
 func fileHeader(name string, size int64) *tar.Header {
 	return &tar.Header{Typeflag: tar.TypeReg, Name: name, Size: size, Mode: 0o644, ModTime: epoch}
