@@ -149,6 +149,9 @@ func pickSlug(a Arrival, as, verb string) (string, error) {
 // for each. When one fails, the blobs of opts.Added that nothing tags
 // are removed again; those adopted before it stay.
 func (m *Manager) AdoptAll(ctx context.Context, arrivals []Arrival, slugs []string, opts AdoptOptions) ([]string, error) {
+	if len(slugs) != len(arrivals) {
+		return nil, fmt.Errorf("adopting %d snapshots under %d slugs: pick them with AdoptSlugs", len(arrivals), len(slugs))
+	}
 	committed := make([]string, len(arrivals))
 	for i, a := range arrivals {
 		o := opts
