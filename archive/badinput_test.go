@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/bot-bottle/bb/archive"
+	"github.com/bot-bottle/bb/bottle"
 	"github.com/bot-bottle/bb/oci"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -202,9 +203,9 @@ func TestImportRefusesBadInput(t *testing.T) {
 					if err := os.WriteFile(p, tc.raw, 0o644); err != nil {
 						t.Fatal(err)
 					}
-					_, err = archive.ImportFile(context.Background(), h.m, p, archive.ImportOptions{})
+					_, err = h.m.ImportFile(context.Background(), p, bottle.ImportOptions{})
 				} else {
-					_, err = archive.Import(context.Background(), h.m, onlyReader{bytes.NewReader(tc.raw)}, archive.ImportOptions{})
+					_, err = h.m.Import(context.Background(), onlyReader{bytes.NewReader(tc.raw)}, bottle.ImportOptions{})
 				}
 				want := tc.want
 				if tc.name == "header size beyond the file" && !fromFile {
@@ -225,7 +226,7 @@ func TestImportRefusesBadInput(t *testing.T) {
 func TestImportRefusalKeepsExistingBlobs(t *testing.T) {
 	f := newFixture(t)
 	h := newEnv(t)
-	if _, err := archive.Import(context.Background(), h.m, bytes.NewReader(f.raw), archive.ImportOptions{}); err != nil {
+	if _, err := h.m.Import(context.Background(), bytes.NewReader(f.raw), bottle.ImportOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	ents := entries(t, f.raw)
@@ -239,7 +240,7 @@ func TestImportRefusalKeepsExistingBlobs(t *testing.T) {
 	bad[i].data = slices.Clone(bad[i].data)
 	bad[i].data[10] ^= 1
 	before := h.state(t)
-	if _, err := archive.Import(context.Background(), h.m, bytes.NewReader(build(t, bad)), archive.ImportOptions{Force: true}); !errors.Is(err, archive.ErrInvalid) {
+	if _, err := h.m.Import(context.Background(), bytes.NewReader(build(t, bad)), bottle.ImportOptions{Force: true}); !errors.Is(err, archive.ErrInvalid) {
 		t.Fatalf("damaged layer: %v", err)
 	}
 	h.unchanged(t, before)
@@ -250,7 +251,7 @@ func TestImportAcceptsPaddingAndDockerArchives(t *testing.T) {
 	ctx := context.Background()
 	// tar pads archives to its record size with zeros.
 	h := newEnv(t)
-	if _, err := archive.Import(ctx, h.m, bytes.NewReader(append(slices.Clone(f.raw), make([]byte, 9216)...)), archive.ImportOptions{}); err != nil {
+	if _, err := h.m.Import(ctx, bytes.NewReader(append(slices.Clone(f.raw), make([]byte, 9216)...)), bottle.ImportOptions{}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -261,14 +262,14 @@ func TestImportAcceptsPaddingAndDockerArchives(t *testing.T) {
 		dotted = append(dotted, x)
 	}
 	h = newEnv(t)
-	if _, err := archive.Import(ctx, h.m, bytes.NewReader(build(t, dotted)), archive.ImportOptions{}); err != nil {
+	if _, err := h.m.Import(ctx, bytes.NewReader(build(t, dotted)), bottle.ImportOptions{}); err != nil {
 		t.Fatalf("entries named ./x: %v", err)
 	}
 
 	// A docker archive: manifest.json only, gzip layers.
 	ents := without(without(without(entries(t, f.raw), "index.json"), "oci-layout"), blobName(f.manifest))
 	h = newEnv(t)
-	ir, err := archive.Import(ctx, h.m, bytes.NewReader(build(t, ents)), archive.ImportOptions{Backend: "dir"})
+	ir, err := h.m.Import(ctx, bytes.NewReader(build(t, ents)), bottle.ImportOptions{Backend: "dir"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,7 +295,7 @@ func TestImportAcceptsPaddingAndDockerArchives(t *testing.T) {
 		return v
 	})
 	h = newEnv(t)
-	if _, err := archive.Import(ctx, h.m, bytes.NewReader(build(t, plainEnts)), archive.ImportOptions{As: "plain", Backend: "dir"}); err != nil {
+	if _, err := h.m.Import(ctx, bytes.NewReader(build(t, plainEnts)), bottle.ImportOptions{As: "plain", Backend: "dir"}); err != nil {
 		t.Fatal(err)
 	}
 	d := plain.Bytes()
@@ -303,7 +304,7 @@ func TestImportAcceptsPaddingAndDockerArchives(t *testing.T) {
 	plainEnts[i] = reg("abc/layer.tar", d)
 	h = newEnv(t)
 	before := h.state(t)
-	if _, err := archive.Import(ctx, h.m, bytes.NewReader(build(t, plainEnts)), archive.ImportOptions{As: "plain"}); err == nil || !strings.Contains(err.Error(), "diff_id") {
+	if _, err := h.m.Import(ctx, bytes.NewReader(build(t, plainEnts)), bottle.ImportOptions{As: "plain"}); err == nil || !strings.Contains(err.Error(), "diff_id") {
 		t.Fatalf("uncompressed layer with a wrong diff_id: %v", err)
 	}
 	h.unchanged(t, before)

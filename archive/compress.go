@@ -101,7 +101,7 @@ func toGzip(ctx context.Context, s *oci.Store, img Image) (Image, bool, error) {
 	return img, true, nil
 }
 
-func hasZstd(m *manifest) bool {
+func hasZstd(m *v1.Manifest) bool {
 	for _, l := range m.Layers {
 		if l.MediaType == types.OCILayerZStd {
 			return true

@@ -122,7 +122,7 @@ func TestExportZstdAsGzip(t *testing.T) {
 	// Both archives import, and resume gives the committed tree.
 	for name, b := range map[string][]byte{"as stored": asStored.Bytes(), "gzip": gz.Bytes()} {
 		h := newEnv(t)
-		if _, err := archive.Import(ctx, h.m, bytes.NewReader(b), archive.ImportOptions{Backend: bottle.Dir}); err != nil {
+		if _, err := h.m.Import(ctx, bytes.NewReader(b), bottle.ImportOptions{Backend: bottle.Dir}); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
 		dst := filepath.Join(t.TempDir(), "rootfs")

@@ -1,6 +1,8 @@
-// Package archive moves snapshots between hosts as single tar files.
+// Package archive reads and writes snapshots as single tar files: the
+// archives that carry them between hosts (bb export, bb import) and the
+// streams the Docker and Apple container backends load.
 //
-// An archive is at once an OCI image layout and a legacy docker archive:
+// An export is at once an OCI image layout and a legacy docker archive:
 //
 //	oci-layout                      {"imageLayoutVersion":"1.0.0"}
 //	index.json                      one or two entries per snapshot (below)
@@ -60,21 +62,34 @@
 // Export copies blobs from the store as they are: no recompression
 // (unless ExportOptions.Compression asks for gzip in place of zstd), one
 // read each, fixed modes and times, so the same snapshot always gives the
-// same bytes. Import reads the tar once, from a file or a pipe: each blob
-// goes into the store while its sha256 and size are checked against its
-// name and header, and, in the same pass, its uncompressed sha256 (a
-// gzip or zstd blob is decompressed alongside, never kept), so that
-// each layer is checked against its config's diff_id whichever of the
-// two came first; then the graph (index.json or manifest.json,
-// manifests, configs, layers) is checked against what arrived. Each
-// distinct manifest, config and index is parsed once however often it is
-// named, and nesting, entries and layers are bounded (MaxIndexDepth,
-// MaxIndexEntries, MaxImages, MaxLayers). Archives that are not
-// well-formed (paths that escape, links or devices, duplicate entries,
-// truncation, trailing data, oversized JSON, missing or mismatched blobs)
-// are refused with an error wrapping ErrInvalid, and the blobs the import
-// added are removed again: the store and the bottle state are as before.
-// The one kind of link accepted is a docker archive's relative symbolic
-// link from one of its files to another (podman save and skopeo's
-// docker-archive: write <id>/layer.tar so); nothing is created for it.
+// same bytes. Write plans the whole archive (every blob checked to be in
+// the store with its size, index.json, manifest.json) before it emits the
+// first byte through Writer, the one tar writer of bb's archives: it
+// streams, never seeks, knows each entry's size up front, and copies a
+// store blob inside the kernel when it can. The runtimes' loads write
+// through it too: WriteDocker streams one image as docker save lays it
+// out (DockerManifest) into the Docker daemon's load, its gzip layers as
+// stored or decompressed and leaving out the layers the daemon has;
+// WriteImage writes a v1.Image as the OCI layout Apple's container image
+// load reads.
+//
+// Read, the reading half of bb import (bottle.Manager.Import adopts what
+// it finds; this package knows nothing of bottles), reads the tar once,
+// from a file or a pipe: each blob goes into the store while its sha256
+// and size are checked against its name and header, and, in the same
+// pass, its uncompressed sha256 (a gzip or zstd blob is decompressed
+// alongside, never kept), so that each layer is checked against its
+// config's diff_id whichever of the two came first; then the graph
+// (index.json or manifest.json, manifests, configs, layers) is checked
+// against what arrived. Each distinct manifest, config and index is
+// parsed once however often it is named, and nesting, entries and
+// layers are bounded (MaxIndexDepth, MaxIndexEntries, MaxImages,
+// MaxLayers). Archives that are not well-formed (paths that escape,
+// links or devices, duplicate entries, truncation, trailing data,
+// oversized JSON, missing or mismatched blobs) are refused with an error
+// wrapping ErrInvalid, and the blobs Read added are removed again: the
+// store is as before. The one kind of link accepted is a docker
+// archive's relative symbolic link from one of its files to another
+// (podman save and skopeo's docker-archive: write <id>/layer.tar so);
+// nothing is created for it.
 package archive

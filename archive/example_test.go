@@ -61,7 +61,7 @@ func ExampleExport() {
 
 	// On the second host: import it.
 	b := host(filepath.Join(tmp, "b"))
-	in, err := archive.Import(ctx, b, &buf, archive.ImportOptions{})
+	in, err := b.Import(ctx, &buf, bottle.ImportOptions{})
 	if err != nil {
 		log.Fatal(err)
 	}

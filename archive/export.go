@@ -1,7 +1,6 @@
 package archive
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -31,7 +30,7 @@ type Image struct {
 	// Slug is the bottle the image is a snapshot of.
 	Slug string
 	// Name is the full reference loaders record; empty means
-	// FullName(Slug).
+	// state.FullCommittedRef(Slug).
 	Name string
 	// Annotations go on the image's index.json entry, next to the names.
 	Annotations map[string]string
@@ -126,17 +125,6 @@ type ExportedImage struct {
 	Metadata     bool   `json:"metadata"`
 }
 
-// legacyEntry is one element of docker's manifest.json.
-type legacyEntry struct {
-	Config   string   `json:"Config"`
-	RepoTags []string `json:"RepoTags"`
-	Layers   []string `json:"Layers"`
-}
-
-// epoch is the modification time of every entry, so the same images
-// always give the same archive.
-var epoch = time.Unix(0, 0)
-
 // Resolve finds the images refs name in the store (a slug, a store tag
 // or a manifest digest) with their bottle slugs, annotations and
 // metadata, ready for Write.
@@ -165,7 +153,7 @@ func Resolve(ctx context.Context, s *oci.Store, refs []string) ([]Image, error) 
 		if man.MediaType != "" {
 			desc.MediaType = man.MediaType
 		}
-		if !isImageManifest(desc.MediaType) {
+		if !desc.MediaType.IsImage() {
 			return nil, fmt.Errorf("exporting %s: %s is a %s, not an image manifest", ref, desc.Digest, desc.MediaType)
 		}
 		if seen[desc.Digest] {
@@ -313,13 +301,29 @@ type plannedBlob struct {
 	data   []byte
 }
 
+// exportPlan is what Write will write, worked out before the first byte:
+// every blob (small ones from memory first, then layers from the store,
+// each once), index.json and manifest.json.
+type exportPlan struct {
+	s            *oci.Store
+	opts         ExportOptions
+	images       int
+	small, large []plannedBlob
+	planned      map[v1.Hash]bool
+	index        v1.IndexManifest
+	legacy       []DockerManifest
+	res          *ExportResult
+	// names and refNames are the full names and the layout names given
+	// so far, with the snapshot each names.
+	names, refNames map[string]v1.Hash
+}
+
 // Write writes images to w as one archive that is both an OCI image
 // layout and a docker archive. Every blob is checked to be in the store
 // with its declared size before the first byte is written; blobs are
 // then copied as they are, each read once.
 func Write(ctx context.Context, s *oci.Store, w io.Writer, images []Image, opts ExportOptions) (*ExportResult, error) {
 	start := time.Now()
-	var converted []string
 	if len(images) == 0 {
 		return nil, errors.New("nothing to export")
 	}
@@ -329,255 +333,264 @@ func Write(ctx context.Context, s *oci.Store, w io.Writer, images []Image, opts 
 	if err := ValidLayout(opts.Layout); err != nil {
 		return nil, err
 	}
-	referrers := opts.Layout == LayoutReferrers
-	if opts.Compression == CompressionGzip {
-		images = slices.Clone(images)
-		for i := range images {
-			img, changed, err := toGzip(ctx, s, images[i])
-			if err != nil {
-				return nil, fmt.Errorf("exporting %s with gzip layers: %w", images[i].Slug, err)
-			}
-			images[i] = img
-			if changed {
-				converted = append(converted, img.Slug)
-			}
-		}
+	images, converted, err := convertImages(ctx, s, images, opts.Compression)
+	if err != nil {
+		return nil, err
 	}
-	var small, large []plannedBlob
-	planned := map[v1.Hash]bool{}
-	add := func(list *[]plannedBlob, b plannedBlob) {
-		if !planned[b.digest] {
-			planned[b.digest] = true
-			*list = append(*list, b)
-		}
+	p := &exportPlan{
+		s: s, opts: opts, images: len(images), planned: map[v1.Hash]bool{},
+		index:  v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{}},
+		legacy: []DockerManifest{}, res: &ExportResult{},
+		names: map[string]v1.Hash{}, refNames: map[string]v1.Hash{},
 	}
-	index := v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{}}
-	legacy := []legacyEntry{}
-	res := &ExportResult{}
-	names := map[string]v1.Hash{}
-	refNames := map[string]v1.Hash{}
 	for _, img := range images {
-		mb, err := s.ReadBlob(ctx, img.Manifest.Digest, oci.MaxManifestSize)
-		if err != nil {
+		if err := p.addImage(ctx, img); err != nil {
 			return nil, fmt.Errorf("exporting %s: %w", img.Slug, err)
 		}
-		if int64(len(mb)) != img.Manifest.Size {
-			return nil, fmt.Errorf("exporting %s: manifest %s has %d bytes in the store, not %d", img.Slug, img.Manifest.Digest, len(mb), img.Manifest.Size)
-		}
-		man, err := parseManifest(mb)
-		if err != nil {
-			return nil, fmt.Errorf("exporting %s: manifest %s: %w", img.Slug, img.Manifest.Digest, err)
-		}
-		name := img.Name
-		if name == "" {
-			name = FullName(img.Slug)
-		}
-		if prev, ok := names[name]; ok && prev != img.Manifest.Digest {
-			return nil, fmt.Errorf("exporting %s: two different snapshots would both be named %s; export them into separate archives", img.Slug, name)
-		}
-		names[name] = img.Manifest.Digest
-		cb, err := s.ReadBlob(ctx, man.Config.Digest, oci.MaxConfigSize)
-		if err != nil {
-			return nil, fmt.Errorf("exporting %s: config: %w", img.Slug, err)
-		}
-		if int64(len(cb)) != man.Config.Size {
-			return nil, fmt.Errorf("exporting %s: config %s has %d bytes in the store, not %d", img.Slug, man.Config.Digest, len(cb), man.Config.Size)
-		}
-		cfg, err := v1.ParseConfigFile(bytes.NewReader(cb))
-		if err != nil {
-			return nil, fmt.Errorf("exporting %s: parsing config %s: %w", img.Slug, man.Config.Digest, err)
-		}
-		add(&small, plannedBlob{digest: img.Manifest.Digest, size: img.Manifest.Size, data: mb})
-		add(&small, plannedBlob{digest: man.Config.Digest, size: man.Config.Size, data: cb})
-		repoTag := familiar(name)
-		if referrers {
-			// podman load reads this layout as a docker archive (its
-			// oci-archive: reader wants one index.json entry) and puts
-			// localhost/ before a name without a registry.
-			repoTag = name
-		}
-		le := legacyEntry{Config: BlobsDir + man.Config.Digest.Hex, RepoTags: []string{repoTag}, Layers: []string{}}
-		for _, l := range man.Layers {
-			n, err := s.Stat(ctx, l.Digest)
-			if err != nil {
-				return nil, fmt.Errorf("exporting %s: layer: %w", img.Slug, err)
-			}
-			if n != l.Size {
-				return nil, fmt.Errorf("exporting %s: layer %s has %d bytes in the store, not %d: the store is damaged; commit the bottle again", img.Slug, l.Digest, n, l.Size)
-			}
-			add(&large, plannedBlob{digest: l.Digest, size: l.Size})
-			if l.MediaType == types.OCILayerZStd && !slices.Contains(res.Zstd, img.Slug) {
-				res.Zstd = append(res.Zstd, img.Slug)
-			}
-			le.Layers = append(le.Layers, BlobsDir+l.Digest.Hex)
-		}
-		legacy = append(legacy, le)
-
-		ann := map[string]string{}
-		for k, v := range img.Annotations {
-			ann[k] = v
-		}
-		ref := refName(name, len(images))
-		if prev, ok := refNames[ref]; ok && prev != img.Manifest.Digest {
-			return nil, fmt.Errorf("exporting %s: two different snapshots would both have the layout name %q; export them into separate archives", img.Slug, ref)
-		}
-		refNames[ref] = img.Manifest.Digest
-		ann[oci.ContainerdNameAnnotation] = name
-		ann[oci.AppleNameAnnotation] = name
-		ann[oci.RefNameAnnotation] = ref
-		if img.Slug != "" {
-			ann[oci.SlugAnnotation] = img.Slug
-		}
-		d := v1.Descriptor{MediaType: img.Manifest.MediaType, Digest: img.Manifest.Digest, Size: img.Manifest.Size}
-		if cfg.OS != "" && cfg.Architecture != "" {
-			d.Platform = &v1.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant, OSVersion: cfg.OSVersion}
-		}
-		ei := ExportedImage{Slug: img.Slug, Name: name, RefName: ref, Digest: img.Manifest.Digest.String()}
-		top := d
-		var extra *v1.Descriptor // the referrers tag entry (LayoutReferrers)
-		if img.Metadata != nil && !opts.NoMetadata {
-			amb, blobs, err := snapshot.MetadataManifest(v1.Descriptor{MediaType: img.Manifest.MediaType, Digest: img.Manifest.Digest, Size: img.Manifest.Size}, img.Metadata)
-			if err != nil {
-				return nil, fmt.Errorf("exporting %s: %w", img.Slug, err)
-			}
-			ah, _, _ := v1.SHA256(bytes.NewReader(amb))
-			add(&small, plannedBlob{digest: ah, size: int64(len(amb)), data: amb})
-			for _, h := range sortedHashes(blobs) {
-				add(&small, plannedBlob{digest: h, size: int64(len(blobs[h])), data: blobs[h]})
-			}
-			meta := v1.Descriptor{
-				MediaType:    types.OCIManifestSchema1,
-				ArtifactType: snapshot.MetadataArtifactType,
-				Digest:       ah,
-				Size:         int64(len(amb)),
-				Platform:     &v1.Platform{OS: "unknown", Architecture: "unknown"},
-				Annotations:  map[string]string{oci.SlugAnnotation: img.Slug},
-			}
-			if referrers {
-				rb, err := referrersIndex(meta)
-				if err != nil {
-					return nil, fmt.Errorf("exporting %s: %w", img.Slug, err)
-				}
-				rh, _, _ := v1.SHA256(bytes.NewReader(rb))
-				add(&small, plannedBlob{digest: rh, size: int64(len(rb)), data: rb})
-				tag := referrersTag(img.Manifest.Digest)
-				if prev, ok := refNames[tag]; ok && prev != img.Manifest.Digest {
-					return nil, fmt.Errorf("exporting %s: the layout name %q is taken by another snapshot; export them into separate archives", img.Slug, tag)
-				}
-				refNames[tag] = img.Manifest.Digest
-				extra = &v1.Descriptor{MediaType: types.OCIImageIndex, Digest: rh, Size: int64(len(rb)), Annotations: map[string]string{oci.RefNameAnnotation: tag}}
-				ei.Referrers, ei.ReferrersTag = rh.String(), tag
-			} else {
-				ib, err := imageWithMetadata(d, meta)
-				if err != nil {
-					return nil, fmt.Errorf("exporting %s: %w", img.Slug, err)
-				}
-				ih, _, _ := v1.SHA256(bytes.NewReader(ib))
-				add(&small, plannedBlob{digest: ih, size: int64(len(ib)), data: ib})
-				top = v1.Descriptor{MediaType: types.OCIImageIndex, Digest: ih, Size: int64(len(ib))}
-				ei.Index = ih.String()
-			}
-			ei.Metadata = true
-		}
-		top.Annotations = ann
-		index.Manifests = append(index.Manifests, top)
-		if extra != nil {
-			index.Manifests = append(index.Manifests, *extra)
-		}
-		res.Images = append(res.Images, ei)
 	}
-	ib, err := json.Marshal(index)
-	if err != nil {
+	aw := NewWriter(ctx, w, opts.Progress)
+	if err := p.emit(ctx, aw); err != nil {
 		return nil, err
 	}
-	lb, err := json.Marshal(legacy)
-	if err != nil {
-		return nil, err
-	}
-
-	tw := newTarWriter(ctx, w, opts.Progress)
-	file := func(name string, b []byte) error {
-		if err := tw.header(fileHeader(name, int64(len(b)))); err != nil {
-			return err
-		}
-		if _, err := tw.Write(b); err != nil {
-			return err
-		}
-		return tw.pad(int64(len(b)))
-	}
-	if err := file(LayoutFile, []byte(`{"imageLayoutVersion":"1.0.0"}`)); err != nil {
-		return nil, fmt.Errorf("writing archive: %w", err)
-	}
-	if err := file(IndexFile, ib); err != nil {
-		return nil, fmt.Errorf("writing archive: %w", err)
-	}
-	if err := file(ManifestFile, lb); err != nil {
-		return nil, fmt.Errorf("writing archive: %w", err)
-	}
-	for _, d := range []string{"blobs/", BlobsDir} {
-		if err := tw.header(&tar.Header{Typeflag: tar.TypeDir, Name: d, Mode: 0o755, ModTime: epoch}); err != nil {
-			return nil, fmt.Errorf("writing archive: %w", err)
-		}
-	}
-	for _, b := range append(small, large...) {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		name := BlobsDir + b.digest.Hex
-		if b.data != nil {
-			if err := file(name, b.data); err != nil {
-				return nil, fmt.Errorf("writing archive: %w", err)
-			}
-			continue
-		}
-		if err := copyBlob(ctx, s, tw, b); err != nil {
-			return nil, err
-		}
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if err := tw.close(); err != nil {
-		return nil, fmt.Errorf("writing archive: %w", err)
-	}
-	res.Blobs = len(small) + len(large)
+	res := p.res
+	res.Blobs = len(p.small) + len(p.large)
 	res.Converted = converted
-	res.Bytes = tw.n
+	res.Bytes = aw.Len()
 	res.Duration = time.Since(start)
 	return res, nil
 }
 
-// copyBlob writes one store blob as a tar entry.
-func copyBlob(ctx context.Context, s *oci.Store, tw *tarWriter, b plannedBlob) error {
-	f, err := s.Blob(ctx, b.digest)
-	if err != nil {
-		return fmt.Errorf("exporting blob: %w", err)
+// convertImages recompresses the zstd layers of images as gzip when
+// compression asks for it, and lists the slugs it converted.
+func convertImages(ctx context.Context, s *oci.Store, images []Image, compression string) ([]Image, []string, error) {
+	if compression != CompressionGzip {
+		return images, nil, nil
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("exporting blob %s: %w", b.digest, err)
-	}
-	if fi.Size() != b.size {
-		return fmt.Errorf("exporting blob %s: it has %d bytes in the store, not %d: the store is damaged", b.digest, fi.Size(), b.size)
-	}
-	if err := tw.header(fileHeader(BlobsDir+b.digest.Hex, b.size)); err != nil {
-		return fmt.Errorf("writing archive: %w", err)
-	}
-	n, err := tw.copyFile(f, b.size)
-	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
+	var converted []string
+	images = slices.Clone(images)
+	for i := range images {
+		img, changed, err := toGzip(ctx, s, images[i])
+		if err != nil {
+			return nil, nil, fmt.Errorf("exporting %s with gzip layers: %w", images[i].Slug, err)
 		}
-		return fmt.Errorf("writing blob %s into the archive: %w", b.digest, err)
+		images[i] = img
+		if changed {
+			converted = append(converted, img.Slug)
+		}
 	}
-	if n != b.size {
-		return fmt.Errorf("exporting blob %s: read %d of %d bytes: the store is damaged", b.digest, n, b.size)
+	return images, converted, nil
+}
+
+func (p *exportPlan) add(large bool, b plannedBlob) {
+	if p.planned[b.digest] {
+		return
 	}
-	if err := tw.pad(b.size); err != nil {
+	p.planned[b.digest] = true
+	if large {
+		p.large = append(p.large, b)
+	} else {
+		p.small = append(p.small, b)
+	}
+}
+
+// addBytes plans a blob from memory and returns its digest.
+func (p *exportPlan) addBytes(b []byte) v1.Hash {
+	h, _, _ := v1.SHA256(bytes.NewReader(b))
+	p.add(false, plannedBlob{digest: h, size: int64(len(b)), data: b})
+	return h
+}
+
+// readStored reads a manifest or config from the store, checking that it
+// has the size its descriptor says.
+func (p *exportPlan) readStored(ctx context.Context, what string, d v1.Descriptor, limit int64) ([]byte, error) {
+	b, err := p.s.ReadBlob(ctx, d.Digest, limit)
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) != d.Size {
+		return nil, fmt.Errorf("%s %s has %d bytes in the store, not %d", what, d.Digest, len(b), d.Size)
+	}
+	return b, nil
+}
+
+// addImage plans one image: its manifest, config and layers, its
+// manifest.json entry and its index.json entries.
+func (p *exportPlan) addImage(ctx context.Context, img Image) error {
+	mb, err := p.readStored(ctx, "manifest", img.Manifest, oci.MaxManifestSize)
+	if err != nil {
+		return err
+	}
+	man, err := parseManifest(mb)
+	if err != nil {
+		return fmt.Errorf("manifest %s: %w", img.Manifest.Digest, err)
+	}
+	name := img.Name
+	if name == "" {
+		name = state.FullCommittedRef(img.Slug)
+	}
+	if prev, ok := p.names[name]; ok && prev != img.Manifest.Digest {
+		return fmt.Errorf("two different snapshots would both be named %s; export them into separate archives", name)
+	}
+	p.names[name] = img.Manifest.Digest
+	cb, err := p.s.ReadBlob(ctx, man.Config.Digest, oci.MaxConfigSize)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	if int64(len(cb)) != man.Config.Size {
+		return fmt.Errorf("config %s has %d bytes in the store, not %d", man.Config.Digest, len(cb), man.Config.Size)
+	}
+	cfg, err := v1.ParseConfigFile(bytes.NewReader(cb))
+	if err != nil {
+		return fmt.Errorf("parsing config %s: %w", man.Config.Digest, err)
+	}
+	p.add(false, plannedBlob{digest: img.Manifest.Digest, size: img.Manifest.Size, data: mb})
+	p.add(false, plannedBlob{digest: man.Config.Digest, size: man.Config.Size, data: cb})
+	if err := p.addLayers(ctx, img, name, man); err != nil {
+		return err
+	}
+	return p.addEntries(img, name, indexEntry(v1.Descriptor{MediaType: img.Manifest.MediaType, Digest: img.Manifest.Digest, Size: img.Manifest.Size}, cfg, ""))
+}
+
+// addLayers plans an image's layers, each checked to be in the store
+// with its size, and its manifest.json entry.
+func (p *exportPlan) addLayers(ctx context.Context, img Image, name string, man *v1.Manifest) error {
+	repoTag := familiar(name)
+	if p.opts.Layout == LayoutReferrers {
+		// podman load reads this layout as a docker archive (its
+		// oci-archive: reader wants one index.json entry) and puts
+		// localhost/ before a name without a registry.
+		repoTag = name
+	}
+	le := DockerManifest{Config: BlobsDir + man.Config.Digest.Hex, RepoTags: []string{repoTag}, Layers: []string{}}
+	for _, l := range man.Layers {
+		n, err := p.s.Stat(ctx, l.Digest)
+		if err != nil {
+			return fmt.Errorf("layer: %w", err)
+		}
+		if n != l.Size {
+			return fmt.Errorf("layer %s has %d bytes in the store, not %d: the store is damaged; commit the bottle again", l.Digest, n, l.Size)
+		}
+		p.add(true, plannedBlob{digest: l.Digest, size: l.Size})
+		if l.MediaType == types.OCILayerZStd && !slices.Contains(p.res.Zstd, img.Slug) {
+			p.res.Zstd = append(p.res.Zstd, img.Slug)
+		}
+		le.Layers = append(le.Layers, BlobsDir+l.Digest.Hex)
+	}
+	p.legacy = append(p.legacy, le)
+	return nil
+}
+
+// addEntries plans an image's index.json entries (d is the image's own
+// descriptor, with its platform) and, with its metadata, the artifact
+// and the index that pairs them (LayoutSingle) or the referrers index
+// (LayoutReferrers).
+func (p *exportPlan) addEntries(img Image, name string, d v1.Descriptor) error {
+	ann := map[string]string{}
+	for k, v := range img.Annotations {
+		ann[k] = v
+	}
+	ref := refName(name, p.images)
+	if prev, ok := p.refNames[ref]; ok && prev != img.Manifest.Digest {
+		return fmt.Errorf("two different snapshots would both have the layout name %q; export them into separate archives", ref)
+	}
+	p.refNames[ref] = img.Manifest.Digest
+	ann[oci.ContainerdNameAnnotation] = name
+	ann[oci.AppleNameAnnotation] = name
+	ann[oci.RefNameAnnotation] = ref
+	if img.Slug != "" {
+		ann[oci.SlugAnnotation] = img.Slug
+	}
+	ei := ExportedImage{Slug: img.Slug, Name: name, RefName: ref, Digest: img.Manifest.Digest.String()}
+	top := d
+	var extra *v1.Descriptor // the referrers tag entry (LayoutReferrers)
+	if img.Metadata != nil && !p.opts.NoMetadata {
+		var err error
+		if top, extra, err = p.addMetadata(img, d, &ei); err != nil {
+			return err
+		}
+	}
+	top.Annotations = ann
+	p.index.Manifests = append(p.index.Manifests, top)
+	if extra != nil {
+		p.index.Manifests = append(p.index.Manifests, *extra)
+	}
+	p.res.Images = append(p.res.Images, ei)
+	return nil
+}
+
+// addMetadata plans an image's metadata artifact and returns the
+// index.json entry that names the snapshot and, in LayoutReferrers, the
+// referrers tag entry.
+func (p *exportPlan) addMetadata(img Image, d v1.Descriptor, ei *ExportedImage) (v1.Descriptor, *v1.Descriptor, error) {
+	amb, blobs, err := snapshot.MetadataManifest(v1.Descriptor{MediaType: img.Manifest.MediaType, Digest: img.Manifest.Digest, Size: img.Manifest.Size}, img.Metadata)
+	if err != nil {
+		return d, nil, err
+	}
+	ah := p.addBytes(amb)
+	for _, h := range sortedHashes(blobs) {
+		p.add(false, plannedBlob{digest: h, size: int64(len(blobs[h])), data: blobs[h]})
+	}
+	meta := v1.Descriptor{
+		MediaType:    types.OCIManifestSchema1,
+		ArtifactType: snapshot.MetadataArtifactType,
+		Digest:       ah,
+		Size:         int64(len(amb)),
+		Platform:     &v1.Platform{OS: "unknown", Architecture: "unknown"},
+		Annotations:  map[string]string{oci.SlugAnnotation: img.Slug},
+	}
+	ei.Metadata = true
+	if p.opts.Layout != LayoutReferrers {
+		ib, err := imageWithMetadata(d, meta)
+		if err != nil {
+			return d, nil, err
+		}
+		ih := p.addBytes(ib)
+		ei.Index = ih.String()
+		return v1.Descriptor{MediaType: types.OCIImageIndex, Digest: ih, Size: int64(len(ib))}, nil, nil
+	}
+	rb, err := referrersIndex(meta)
+	if err != nil {
+		return d, nil, err
+	}
+	rh := p.addBytes(rb)
+	tag := referrersTag(img.Manifest.Digest)
+	if prev, ok := p.refNames[tag]; ok && prev != img.Manifest.Digest {
+		return d, nil, fmt.Errorf("the layout name %q is taken by another snapshot; export them into separate archives", tag)
+	}
+	p.refNames[tag] = img.Manifest.Digest
+	ei.Referrers, ei.ReferrersTag = rh.String(), tag
+	return d, &v1.Descriptor{MediaType: types.OCIImageIndex, Digest: rh, Size: int64(len(rb)), Annotations: map[string]string{oci.RefNameAnnotation: tag}}, nil
+}
+
+// emit writes the plan: oci-layout, index.json, manifest.json, the blob
+// directories, then every blob, small ones first.
+func (p *exportPlan) emit(ctx context.Context, aw *Writer) error {
+	if err := aw.Layout(p.index); err != nil {
 		return fmt.Errorf("writing archive: %w", err)
 	}
-	return nil
+	if err := aw.JSON(ManifestFile, p.legacy); err != nil {
+		return fmt.Errorf("writing archive: %w", err)
+	}
+	if err := aw.BlobDirs(); err != nil {
+		return fmt.Errorf("writing archive: %w", err)
+	}
+	for _, b := range append(p.small, p.large...) {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var err error
+		if b.data != nil {
+			if err = aw.File(BlobsDir+b.digest.Hex, b.data); err != nil {
+				err = fmt.Errorf("writing archive: %w", err)
+			}
+		} else {
+			err = aw.Blob(p.s, BlobsDir+b.digest.Hex, v1.Descriptor{Digest: b.digest, Size: b.size})
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return aw.Close()
 }
 
 // refName is an image's org.opencontainers.image.ref.name: "latest" when
@@ -622,10 +635,6 @@ func referrersIndex(meta v1.Descriptor) ([]byte, error) {
 // referrersTag is the referrers tag schema's name for the referrers of
 // the manifest h: <algorithm>-<hex>.
 func referrersTag(h v1.Hash) string { return h.Algorithm + "-" + h.Hex }
-
-func fileHeader(name string, size int64) *tar.Header {
-	return &tar.Header{Typeflag: tar.TypeReg, Name: name, Size: size, Mode: 0o644, ModTime: epoch}
-}
 
 func sortedHashes(m map[v1.Hash][]byte) []v1.Hash {
 	out := make([]v1.Hash, 0, len(m))

@@ -19,6 +19,7 @@ import (
 	"github.com/bot-bottle/bb/bottle"
 	"github.com/bot-bottle/bb/oci"
 	"github.com/bot-bottle/bb/snapshot"
+	"github.com/bot-bottle/bb/state"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
@@ -313,7 +314,7 @@ func TestExportLoadedByDocker(t *testing.T) {
 	saved := filepath.Join(t.TempDir(), "saved.tar")
 	run(t, "docker", "save", "-o", saved, ref)
 	e2 := newEnv(t)
-	ir, err := archive.ImportFile(context.Background(), e2.m, saved, archive.ImportOptions{Backend: "dir"})
+	ir, err := e2.m.ImportFile(context.Background(), saved, bottle.ImportOptions{Backend: "dir"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -436,7 +437,7 @@ func TestExportLayoutReferrers(t *testing.T) {
 		if got := img.Annotations[oci.RefNameAnnotation]; got != "bot-bottle-committed-"+slug {
 			t.Errorf("image ref name %q", got)
 		}
-		if got := img.Annotations[oci.ContainerdNameAnnotation]; got != archive.FullName(slug) {
+		if got := img.Annotations[oci.ContainerdNameAnnotation]; got != state.FullCommittedRef(slug) {
 			t.Errorf("image containerd name %q", got)
 		}
 		tag := "sha256-" + img.Digest.Hex
@@ -461,12 +462,12 @@ func TestExportLayoutReferrers(t *testing.T) {
 		}
 	}
 	var legacy []struct{ RepoTags []string }
-	if err := json.Unmarshal(files[archive.ManifestFile], &legacy); err != nil || len(legacy) != 2 || legacy[0].RepoTags[0] != archive.FullName("alpha") {
+	if err := json.Unmarshal(files[archive.ManifestFile], &legacy); err != nil || len(legacy) != 2 || legacy[0].RepoTags[0] != state.FullCommittedRef("alpha") {
 		t.Errorf("manifest.json %+v %v, want full names (podman load reads it)", legacy, err)
 	}
 
 	h := newEnv(t)
-	ir, err := archive.Import(ctx, h.m, bytes.NewReader(buf.Bytes()), archive.ImportOptions{})
+	ir, err := h.m.Import(ctx, bytes.NewReader(buf.Bytes()), bottle.ImportOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

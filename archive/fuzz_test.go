@@ -5,7 +5,6 @@ import (
 	"compress/gzip"
 	"context"
 	"errors"
-	"github.com/bot-bottle/bb/internal/testing/storetest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -13,6 +12,7 @@ import (
 	"github.com/bot-bottle/bb/archive"
 	dirbackend "github.com/bot-bottle/bb/backends/dir"
 	"github.com/bot-bottle/bb/bottle"
+	"github.com/bot-bottle/bb/internal/testing/storetest"
 	"github.com/bot-bottle/bb/oci"
 	"github.com/bot-bottle/bb/state"
 )
@@ -43,7 +43,7 @@ func FuzzImport(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		h := fuzzEnv(t)
 		parent := filepath.Dir(h.home.Dir)
-		_, err := archive.Import(context.Background(), h.m, bytes.NewReader(data), archive.ImportOptions{As: "fuzz", Backend: "dir", Force: true})
+		_, err := h.m.Import(context.Background(), bytes.NewReader(data), bottle.ImportOptions{As: "fuzz", Backend: "dir", Force: true})
 		if files := storetest.IngestFiles(t, h.m.Store); len(files) > 0 {
 			t.Fatalf("temporary files left: %v", files)
 		}

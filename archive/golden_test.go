@@ -10,7 +10,6 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/bot-bottle/bb/archive"
 	"github.com/bot-bottle/bb/bottle"
 )
 
@@ -87,7 +86,7 @@ func TestGoldenArchives(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
 			h := newEnv(t)
-			res, err := archive.ImportFile(ctx, h.m, filepath.Join(goldenDir, name), archive.ImportOptions{As: "golden", Backend: bottle.Dir})
+			res, err := h.m.ImportFile(ctx, filepath.Join(goldenDir, name), bottle.ImportOptions{As: "golden", Backend: bottle.Dir})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -75,7 +75,7 @@ func (rd *reader) present(where string, d v1.Descriptor) error {
 }
 
 // readManifest reads and parses the manifest d names, once per digest.
-func (rd *reader) readManifest(where string, d v1.Descriptor) (*manifest, error) {
+func (rd *reader) readManifest(where string, d v1.Descriptor) (*v1.Manifest, error) {
 	m, ok := rd.manifests[d.Digest]
 	if !ok {
 		if d.Size > oci.MaxManifestSize {
@@ -130,8 +130,8 @@ func checkLayer(where string, mt types.MediaType, fe *fileEntry, cfg *v1.ConfigF
 
 // checkImage checks an image manifest's config and layers: each layer's
 // media type, size and diffID.
-func (rd *reader) checkImage(where string, m *manifest) error {
-	if !isConfig(m.Config.MediaType) {
+func (rd *reader) checkImage(where string, m *v1.Manifest) error {
+	if !m.Config.MediaType.IsConfig() {
 		return invalid("%s: config has media type %q, not an image config", where, m.Config.MediaType)
 	}
 	if err := rd.present(where+" config", m.Config); err != nil {
@@ -168,7 +168,7 @@ func (rd *reader) checkImage(where string, m *manifest) error {
 // imageWalk is the state of reading index.json and the indexes it nests.
 type imageWalk struct {
 	imgs []FoundImage
-	mans map[v1.Hash]*manifest
+	mans map[v1.Hash]*v1.Manifest
 	// meta are the bottle metadata artifacts, each once.
 	meta     []artifact
 	metaSeen map[v1.Hash]bool
@@ -180,14 +180,14 @@ type imageWalk struct {
 
 type artifact struct {
 	where string
-	m     *manifest
+	m     *v1.Manifest
 }
 
 // ociImages reads index.json: its images (nested indexes allowed down to
 // MaxIndexDepth) and the bottle metadata artifacts that describe them.
 // Each distinct manifest, config and index is read and checked once,
 // however often the archive names it.
-func (rd *reader) ociImages() ([]FoundImage, map[v1.Hash]*manifest, error) {
+func (rd *reader) ociImages() ([]FoundImage, map[v1.Hash]*v1.Manifest, error) {
 	var idx v1.IndexManifest
 	if err := json.Unmarshal(rd.index, &idx); err != nil {
 		return nil, nil, invalid("index.json: %v", err)
@@ -198,7 +198,7 @@ func (rd *reader) ociImages() ([]FoundImage, map[v1.Hash]*manifest, error) {
 	if idx.MediaType != "" && idx.MediaType != types.OCIImageIndex {
 		return nil, nil, invalid("index.json has media type %q, not %s", idx.MediaType, types.OCIImageIndex)
 	}
-	w := &imageWalk{mans: map[v1.Hash]*manifest{}, metaSeen: map[v1.Hash]bool{}, walked: map[v1.Hash]bool{}, skipped: map[v1.Hash]bool{}}
+	w := &imageWalk{mans: map[v1.Hash]*v1.Manifest{}, metaSeen: map[v1.Hash]bool{}, walked: map[v1.Hash]bool{}, skipped: map[v1.Hash]bool{}}
 	if err := rd.walkIndex(w, "index.json", &idx, 0, nil); err != nil {
 		return nil, nil, err
 	}
@@ -243,11 +243,11 @@ func (rd *reader) walkIndex(w *imageWalk, where string, idx *v1.IndexManifest, d
 			return err
 		}
 		switch {
-		case isImageManifest(d.MediaType):
+		case d.MediaType.IsImage():
 			if err := rd.addImage(w, ew, d, top); err != nil {
 				return err
 			}
-		case isIndex(d.MediaType):
+		case d.MediaType.IsIndex():
 			if depth+1 > MaxIndexDepth {
 				return invalid("%s: index %s is nested %d levels deep; bb reads at most %d (MaxIndexDepth)", ew, d.Digest, depth+1, MaxIndexDepth)
 			}
@@ -311,7 +311,7 @@ func (rd *reader) addImage(w *imageWalk, where string, d v1.Descriptor, named *v
 
 // metadata checks a bottle metadata artifact and returns metadata.json
 // and the digest of the manifest it describes.
-func (rd *reader) metadata(where string, m *manifest) ([]byte, v1.Hash, error) {
+func (rd *reader) metadata(where string, m *v1.Manifest) ([]byte, v1.Hash, error) {
 	if m.Subject == nil {
 		return nil, v1.Hash{}, invalid("%s: bottle metadata artifact without a subject", where)
 	}
@@ -341,7 +341,7 @@ func (rd *reader) metadata(where string, m *manifest) ([]byte, v1.Hash, error) {
 
 // found describes an image from its index.json entry's annotations and
 // its manifest.
-func found(d v1.Descriptor, ann map[string]string, m *manifest) FoundImage {
+func found(d v1.Descriptor, ann map[string]string, m *v1.Manifest) FoundImage {
 	f := FoundImage{Manifest: d, Annotations: ann}
 	for _, k := range []string{oci.ContainerdNameAnnotation, oci.AppleNameAnnotation} {
 		if ann[k] != "" {
@@ -363,7 +363,7 @@ func found(d v1.Descriptor, ann map[string]string, m *manifest) FoundImage {
 }
 
 // legacyRefs resolves a manifest.json entry's paths to archive files.
-func (rd *reader) legacyRefs(i int, e legacyEntry) (*fileEntry, []*fileEntry, error) {
+func (rd *reader) legacyRefs(i int, e DockerManifest) (*fileEntry, []*fileEntry, error) {
 	where := fmt.Sprintf("manifest.json entry %d", i)
 	file := func(what, p string) (*fileEntry, error) {
 		name, err := cleanName(p)
@@ -391,8 +391,8 @@ func (rd *reader) legacyRefs(i int, e legacyEntry) (*fileEntry, []*fileEntry, er
 	return cfg, layers, nil
 }
 
-func (rd *reader) parseLegacy() ([]legacyEntry, error) {
-	var entries []legacyEntry
+func (rd *reader) parseLegacy() ([]DockerManifest, error) {
+	var entries []DockerManifest
 	if err := json.Unmarshal(rd.legacy, &entries); err != nil {
 		return nil, invalid("manifest.json: %v", err)
 	}
@@ -409,13 +409,13 @@ func (rd *reader) parseLegacy() ([]legacyEntry, error) {
 
 // checkLegacy makes sure manifest.json describes images of index.json,
 // so docker load and bb import of the same archive agree.
-func (rd *reader) checkLegacy(imgs []FoundImage, mans map[v1.Hash]*manifest) error {
+func (rd *reader) checkLegacy(imgs []FoundImage, mans map[v1.Hash]*v1.Manifest) error {
 	entries, err := rd.parseLegacy()
 	if err != nil {
 		return err
 	}
 	// The images by config, so each entry costs one lookup.
-	byConfig := map[v1.Hash][]*manifest{}
+	byConfig := map[v1.Hash][]*v1.Manifest{}
 	for _, f := range imgs {
 		m := mans[f.Manifest.Digest]
 		byConfig[m.Config.Digest] = append(byConfig[m.Config.Digest], m)
@@ -425,7 +425,7 @@ func (rd *reader) checkLegacy(imgs []FoundImage, mans map[v1.Hash]*manifest) err
 		if err != nil {
 			return err
 		}
-		match := slices.ContainsFunc(byConfig[cfg.digest], func(m *manifest) bool {
+		match := slices.ContainsFunc(byConfig[cfg.digest], func(m *v1.Manifest) bool {
 			if len(m.Layers) != len(layers) {
 				return false
 			}
@@ -466,7 +466,7 @@ func (rd *reader) dockerImages() ([]FoundImage, error) {
 		if len(cfg.RootFS.DiffIDs) != len(layers) {
 			return nil, invalid("%s lists %d layers, its config %d diff_ids", where, len(layers), len(cfg.RootFS.DiffIDs))
 		}
-		m := manifest{
+		m := v1.Manifest{
 			SchemaVersion: 2,
 			MediaType:     types.OCIManifestSchema1,
 			Config:        v1.Descriptor{MediaType: types.OCIConfigJSON, Digest: cfgFile.digest, Size: cfgFile.size},

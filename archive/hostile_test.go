@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/bot-bottle/bb/archive"
+	"github.com/bot-bottle/bb/bottle"
 	"github.com/bot-bottle/bb/oci"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -127,7 +128,7 @@ func refused(t *testing.T, raw []byte, want string) time.Duration {
 	h.commit(t, "mine", sourceTree(t, 1<<10))
 	before := h.state(t)
 	start := time.Now()
-	_, err := archive.Import(context.Background(), h.m, onlyReader{bytes.NewReader(raw)}, archive.ImportOptions{Backend: "dir"})
+	_, err := h.m.Import(context.Background(), onlyReader{bytes.NewReader(raw)}, bottle.ImportOptions{Backend: "dir"})
 	took := time.Since(start)
 	if err == nil || !errors.Is(err, archive.ErrInvalid) || !strings.Contains(err.Error(), want) {
 		t.Fatalf("got %v, want an ErrInvalid saying %q", err, want)
@@ -139,11 +140,11 @@ func refused(t *testing.T, raw []byte, want string) time.Duration {
 
 // accepted imports raw into a fresh store; it returns the result and
 // how long the import took.
-func accepted(t *testing.T, raw []byte) (*archive.ImportResult, time.Duration) {
+func accepted(t *testing.T, raw []byte) (*bottle.ImportResult, time.Duration) {
 	t.Helper()
 	h := newEnv(t)
 	start := time.Now()
-	res, err := archive.Import(context.Background(), h.m, onlyReader{bytes.NewReader(raw)}, archive.ImportOptions{Backend: "dir"})
+	res, err := h.m.Import(context.Background(), onlyReader{bytes.NewReader(raw)}, bottle.ImportOptions{Backend: "dir"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/bot-bottle/bb/archive"
 	"github.com/bot-bottle/bb/bottle"
 	"github.com/bot-bottle/bb/snapshot"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -35,7 +34,7 @@ func TestImportRoundTrip(t *testing.T) {
 	b := a.export(t, "demo")
 
 	h := newEnv(t)
-	ir, err := archive.Import(ctx, h.m, onlyReader{bytes.NewReader(b)}, archive.ImportOptions{})
+	ir, err := h.m.Import(ctx, onlyReader{bytes.NewReader(b)}, bottle.ImportOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +70,7 @@ func TestImportRoundTrip(t *testing.T) {
 
 	// The same archive again changes nothing and adds no blob.
 	before := h.state(t)
-	ir, err = archive.Import(ctx, h.m, bytes.NewReader(b), archive.ImportOptions{})
+	ir, err = h.m.Import(ctx, bytes.NewReader(b), bottle.ImportOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +82,7 @@ func TestImportRoundTrip(t *testing.T) {
 	}
 
 	// --as imports under another slug, with identity rewritten.
-	ir, err = archive.Import(ctx, h.m, bytes.NewReader(b), archive.ImportOptions{As: "copy"})
+	ir, err = h.m.Import(ctx, bytes.NewReader(b), bottle.ImportOptions{As: "copy"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,12 +124,12 @@ func TestImportConflicts(t *testing.T) {
 	h := newEnv(t)
 	h.commit(t, "demo", sourceTree(t, 1<<10)) // another snapshot of demo here
 	before := h.state(t)
-	_, err := archive.Import(ctx, h.m, bytes.NewReader(b), archive.ImportOptions{})
+	_, err := h.m.Import(ctx, bytes.NewReader(b), bottle.ImportOptions{})
 	if err == nil || !strings.Contains(err.Error(), "--as") {
 		t.Fatalf("slug taken: %v", err)
 	}
 	h.unchanged(t, before)
-	if _, err := archive.Import(ctx, h.m, bytes.NewReader(b), archive.ImportOptions{Force: true}); err != nil {
+	if _, err := h.m.Import(ctx, bytes.NewReader(b), bottle.ImportOptions{Force: true}); err != nil {
 		t.Fatalf("--force: %v", err)
 	}
 
@@ -143,7 +142,7 @@ func TestImportConflicts(t *testing.T) {
 		t.Fatal(err)
 	}
 	before = h2.state(t)
-	if _, err := archive.Import(ctx, h2.m, bytes.NewReader(b), archive.ImportOptions{}); err == nil || !strings.Contains(err.Error(), "already exists") {
+	if _, err := h2.m.Import(ctx, bytes.NewReader(b), bottle.ImportOptions{}); err == nil || !strings.Contains(err.Error(), "already exists") {
 		t.Fatalf("existing bottle: %v", err)
 	}
 	h2.unchanged(t, before)
@@ -152,13 +151,13 @@ func TestImportConflicts(t *testing.T) {
 	a.commit(t, "other", sourceTree(t, 1<<10))
 	two := a.export(t, "demo", "other")
 	before = h2.state(t)
-	if _, err := archive.Import(ctx, h2.m, bytes.NewReader(two), archive.ImportOptions{As: "x"}); err == nil || !strings.Contains(err.Error(), "2 images") {
+	if _, err := h2.m.Import(ctx, bytes.NewReader(two), bottle.ImportOptions{As: "x"}); err == nil || !strings.Contains(err.Error(), "2 images") {
 		t.Fatalf("--as with two images: %v", err)
 	}
 	h2.unchanged(t, before)
 	// Both import under their own slugs.
 	h3 := newEnv(t)
-	ir, err := archive.Import(ctx, h3.m, bytes.NewReader(two), archive.ImportOptions{})
+	ir, err := h3.m.Import(ctx, bytes.NewReader(two), bottle.ImportOptions{})
 	if err != nil || len(ir.Images) != 2 || ir.Images[0].Slug != "demo" || ir.Images[1].Slug != "other" {
 		t.Fatalf("two images: %+v %v", ir, err)
 	}
@@ -172,7 +171,7 @@ func TestImportGzip(t *testing.T) {
 	zw.Write(a.export(t, "demo"))
 	zw.Close()
 	h := newEnv(t)
-	if _, err := archive.Import(context.Background(), h.m, &gz, archive.ImportOptions{}); err != nil {
+	if _, err := h.m.Import(context.Background(), &gz, bottle.ImportOptions{}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -191,7 +190,7 @@ func TestImportSkopeoArchive(t *testing.T) {
 	// skopeo writes its own archive: no bb names, no metadata artifact.
 	run(t, "skopeo", "copy", "-q", "oci-archive:"+in+":latest", "oci-archive:"+out)
 	h := newEnv(t)
-	ir, err := archive.ImportFile(ctx, h.m, out, archive.ImportOptions{As: "copied", Backend: bottle.Dir})
+	ir, err := h.m.ImportFile(ctx, out, bottle.ImportOptions{As: "copied", Backend: bottle.Dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +206,7 @@ func TestImportSkopeoArchive(t *testing.T) {
 	// (as podman save does): the links resolve to the files they name.
 	out2 := filepath.Join(dir, "docker.tar")
 	run(t, "skopeo", "copy", "-q", "oci-archive:"+in, "docker-archive:"+out2+":x/y:z")
-	if _, err := archive.ImportFile(ctx, h.m, out2, archive.ImportOptions{As: "fromdocker", Backend: bottle.Dir}); err != nil {
+	if _, err := h.m.ImportFile(ctx, out2, bottle.ImportOptions{As: "fromdocker", Backend: bottle.Dir}); err != nil {
 		t.Fatalf("skopeo docker-archive: %v", err)
 	}
 	dst2 := filepath.Join(t.TempDir(), "rootfs")
@@ -240,7 +239,7 @@ func TestImportNeedsSlug(t *testing.T) {
 	// strip that as well by rebuilding is not possible without changing
 	// the digest, so check the fallback order instead.
 	h := newEnv(t)
-	ir, err := archive.Import(context.Background(), h.m, bytes.NewReader(build(t, ents)), archive.ImportOptions{})
+	ir, err := h.m.Import(context.Background(), bytes.NewReader(build(t, ents)), bottle.ImportOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/bot-bottle/bb/archive"
+	"github.com/bot-bottle/bb/bottle"
 )
 
 // Links in docker archives (podman save, skopeo docker-archive:) resolve
@@ -41,7 +42,7 @@ func TestImportRefusesBadLinks(t *testing.T) {
 			if tc.name == "link as index.json" {
 				all = append(without(ents, "index.json"), tc.add...)
 			}
-			_, err := archive.Import(context.Background(), h.m, bytes.NewReader(build(t, all)), archive.ImportOptions{})
+			_, err := h.m.Import(context.Background(), bytes.NewReader(build(t, all)), bottle.ImportOptions{})
 			if err == nil || !errors.Is(err, archive.ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("got %v, want an ErrInvalid saying %q", err, tc.want)
 			}

@@ -9,20 +9,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
-// manifest is an image or artifact manifest as bb reads it (v1.Manifest
-// has no artifactType).
-type manifest struct {
-	SchemaVersion int64             `json:"schemaVersion"`
-	MediaType     types.MediaType   `json:"mediaType,omitempty"`
-	ArtifactType  string            `json:"artifactType,omitempty"`
-	Config        v1.Descriptor     `json:"config"`
-	Layers        []v1.Descriptor   `json:"layers"`
-	Subject       *v1.Descriptor    `json:"subject,omitempty"`
-	Annotations   map[string]string `json:"annotations,omitempty"`
-}
-
-func parseManifest(b []byte) (*manifest, error) {
-	var m manifest
+// parseManifest parses an image or artifact manifest (v1.Manifest
+// carries artifactType and subject).
+func parseManifest(b []byte) (*v1.Manifest, error) {
+	var m v1.Manifest
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, fmt.Errorf("parsing manifest: %w", err)
 	}
@@ -32,30 +22,18 @@ func parseManifest(b []byte) (*manifest, error) {
 	return &m, nil
 }
 
-func isImageManifest(mt types.MediaType) bool {
-	return mt == types.OCIManifestSchema1 || mt == types.DockerManifestSchema2
-}
-
-func isIndex(mt types.MediaType) bool {
-	return mt == types.OCIImageIndex || mt == types.DockerManifestList
-}
-
-func isConfig(mt types.MediaType) bool {
-	return mt == types.OCIConfigJSON || mt == types.DockerConfigJSON
-}
-
+// isLayer reports whether a layer of media type mt is one bb reads:
+// types.MediaType.IsLayer (gzip, zstd and uncompressed, OCI and docker,
+// distributable or not) less docker's foreign layers, whose content
+// lives at URLs outside the archive and the store.
 func isLayer(mt types.MediaType) bool {
-	switch mt {
-	case types.OCILayer, types.OCILayerZStd, types.OCIUncompressedLayer,
-		types.OCIRestrictedLayer, types.OCIUncompressedRestrictedLayer,
-		types.DockerLayer, types.DockerUncompressedLayer:
-		return true
-	}
-	return false
+	return mt.IsLayer() && mt != types.DockerForeignLayer
 }
 
 // isMetadataArtifact reports whether m is the bottle metadata artifact.
-func isMetadataArtifact(m *manifest) bool {
+// Other artifacts (a signature, an SBOM: any artifactType) are skipped,
+// not refused.
+func isMetadataArtifact(m *v1.Manifest) bool {
 	return m.ArtifactType == snapshot.MetadataArtifactType
 }
 

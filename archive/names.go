@@ -2,10 +2,9 @@ package archive
 
 import (
 	"errors"
-	"regexp"
 	"strings"
 
-	"github.com/bot-bottle/bb/bottle"
+	"github.com/bot-bottle/bb/state"
 )
 
 // File names inside an archive.
@@ -40,15 +39,6 @@ const (
 // ErrInvalid is wrapped by every error about the content of an archive.
 var ErrInvalid = errors.New("invalid archive")
 
-// DefaultRegistry and DefaultRepoPrefix make the full reference that
-// containerd and Apple container record for a bottle's image:
-// docker.io/library/bot-bottle-committed-<slug>:latest.
-const DefaultRegistry = "docker.io/library/"
-
-// FullName is the full reference of slug's committed image, as
-// containerd and Apple container spell it.
-func FullName(slug string) string { return DefaultRegistry + bottle.CommittedRef(slug) }
-
 // splitName splits a reference into its repository and tag (default
 // "latest"); a digest reference has no tag.
 func splitName(ref string) (repo, tag string) {
@@ -72,14 +62,9 @@ func familiar(ref string) string {
 	return ref
 }
 
-var committedRE = regexp.MustCompile(`^bot-bottle-committed-([A-Za-z0-9][A-Za-z0-9_.-]*)$`)
-
 // slugFromName recovers the slug from a committed image's name
 // (bot-bottle-committed-<slug>[:tag], with or without a registry).
 func slugFromName(ref string) string {
 	repo, _ := splitName(familiar(ref))
-	if m := committedRE.FindStringSubmatch(repo); m != nil {
-		return m[1]
-	}
-	return ""
+	return state.CommittedSlug(repo)
 }

@@ -89,7 +89,7 @@ type reader struct {
 	newBlobs []v1.Hash
 	links    map[string]string // symbolic links of a docker archive (links.go)
 	// manifests and configs are parsed once per digest.
-	manifests map[v1.Hash]*manifest
+	manifests map[v1.Hash]*v1.Manifest
 	configs   map[v1.Hash]*v1.ConfigFile
 	layout    []byte
 	index     []byte
@@ -107,7 +107,7 @@ func Read(ctx context.Context, s *oci.Store, r io.Reader, opts ReadOptions) (*Co
 	rd := &reader{
 		ctx: ctx, s: s, opts: opts,
 		files: map[string]*fileEntry{}, blobs: map[v1.Hash]*fileEntry{}, seen: map[string]bool{},
-		manifests: map[v1.Hash]*manifest{}, configs: map[v1.Hash]*v1.ConfigFile{},
+		manifests: map[v1.Hash]*v1.Manifest{}, configs: map[v1.Hash]*v1.ConfigFile{},
 	}
 	c, err := rd.read(r)
 	if err != nil {
@@ -125,94 +125,23 @@ func invalid(format string, args ...any) error {
 
 func (rd *reader) read(r io.Reader) (*Contents, error) {
 	outer := &countReader{r: r, progress: rd.opts.Progress}
-	br := bufio.NewReaderSize(outer, 64<<10)
-	head, _ := br.Peek(4)
-	var src io.Reader = br
+	src, gzipped, closeSrc, err := decompressed(outer)
+	if err != nil {
+		return nil, err
+	}
+	defer closeSrc()
 	size := rd.opts.Size
-	switch {
-	case len(head) >= 2 && head[0] == 0x1f && head[1] == 0x8b:
-		zr, err := pgzip.NewReader(br)
-		if err != nil {
-			return nil, invalid("the archive looks gzip-compressed but is not: %v", err)
-		}
-		defer zr.Close()
-		src, size = zr, 0
-	case len(head) >= 4 && head[0] == 0x28 && head[1] == 0xb5 && head[2] == 0x2f && head[3] == 0xfd:
-		return nil, invalid("the archive is zstd-compressed: decompress it first (zstd -d)")
+	if gzipped {
+		size = 0 // the tar stream's length is not known
 	}
 	cr := &countReader{r: src}
-	tr := tar.NewReader(cr)
 	rd.buf = make([]byte, copyBufSize)
-	var dataEnd int64
-	for entries := 0; ; entries++ {
-		if err := rd.ctx.Err(); err != nil {
-			return nil, err
-		}
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			if cr.n-dataEnd < 2*512 {
-				return nil, invalid("the archive ends at byte %d without tar's end-of-archive marker: it is truncated", cr.n)
-			}
-			break
-		}
-		if err != nil {
-			return nil, rd.tarError(err, cr.n)
-		}
-		if entries >= MaxEntries {
-			return nil, invalid("the archive has more than %d entries", MaxEntries)
-		}
-		start := cr.n
-		dataEnd = start
-		name, err := cleanName(hdr.Name)
-		if err != nil {
-			return nil, err
-		}
-		switch hdr.Typeflag {
-		case tar.TypeXGlobalHeader:
-			continue
-		case tar.TypeDir:
-			if err := rd.see(name + "/"); err != nil {
-				return nil, err
-			}
-			continue
-		case tar.TypeSymlink:
-			if err := rd.link(name, hdr); err != nil {
-				return nil, err
-			}
-			continue
-		case tar.TypeReg:
-			if name == "." {
-				return nil, invalid("entry %q is a file named like the archive's root", hdr.Name)
-			}
-		default:
-			return nil, invalid("entry %q is %s: bb archives hold only regular files and directories", hdr.Name, typeName(hdr))
-		}
-		for k := range hdr.PAXRecords {
-			if strings.HasPrefix(k, "GNU.sparse.") {
-				return nil, invalid("entry %q is a sparse file: bb archives hold only regular files and directories", hdr.Name)
-			}
-		}
-		if err := rd.see(name); err != nil {
-			return nil, err
-		}
-		if size > 0 && hdr.Size > size-start {
-			return nil, invalid("entry %q declares %d bytes, but only %d bytes of the archive are left", hdr.Name, hdr.Size, size-start)
-		}
-		dataEnd = start + (hdr.Size+511)/512*512
-		if err := rd.entry(name, hdr, tr); err != nil {
-			return nil, err
-		}
-	}
-	// After the end-of-archive marker, only zero padding may follow.
-	n, err := io.CopyBuffer(zeroWriter{}, io.LimitReader(cr, MaxPadding+1), rd.buf)
-	if errors.Is(err, errNonZero) {
-		return nil, invalid("non-zero data follows the end of the archive (after byte %d)", dataEnd+2*512)
-	}
+	dataEnd, err := rd.entries(tar.NewReader(cr), cr, size)
 	if err != nil {
-		return nil, rd.tarError(err, cr.n)
+		return nil, err
 	}
-	if n > MaxPadding {
-		return nil, invalid("more than %d bytes of padding follow the end of the archive", MaxPadding)
+	if err := rd.trailer(cr, dataEnd); err != nil {
+		return nil, err
 	}
 	if err := rd.resolveLinks(); err != nil {
 		return nil, err
@@ -224,6 +153,112 @@ func (rd *reader) read(r io.Reader) (*Contents, error) {
 	c.Bytes = outer.n
 	c.NewBlobs = rd.newBlobs
 	return c, nil
+}
+
+// decompressed returns the tar stream of r: r itself, or the stream a
+// gzip-compressed archive holds (gzipped). A zstd-compressed archive is
+// refused.
+func decompressed(r io.Reader) (src io.Reader, gzipped bool, closeSrc func(), err error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	head, _ := br.Peek(4)
+	switch {
+	case len(head) >= 2 && head[0] == 0x1f && head[1] == 0x8b:
+		zr, err := pgzip.NewReader(br)
+		if err != nil {
+			return nil, false, nil, invalid("the archive looks gzip-compressed but is not: %v", err)
+		}
+		return zr, true, func() { zr.Close() }, nil
+	case len(head) >= 4 && head[0] == 0x28 && head[1] == 0xb5 && head[2] == 0x2f && head[3] == 0xfd:
+		return nil, false, nil, invalid("the archive is zstd-compressed: decompress it first (zstd -d)")
+	}
+	return br, false, func() {}, nil
+}
+
+// entries reads every entry up to tar's end-of-archive marker and
+// returns where the last entry's data ends. size is the tar stream's
+// length when known (else 0).
+func (rd *reader) entries(tr *tar.Reader, cr *countReader, size int64) (int64, error) {
+	var dataEnd int64
+	for entries := 0; ; entries++ {
+		if err := rd.ctx.Err(); err != nil {
+			return 0, err
+		}
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			if cr.n-dataEnd < 2*512 {
+				return 0, invalid("the archive ends at byte %d without tar's end-of-archive marker: it is truncated", cr.n)
+			}
+			return dataEnd, nil
+		}
+		if err != nil {
+			return 0, rd.tarError(err, cr.n)
+		}
+		if entries >= MaxEntries {
+			return 0, invalid("the archive has more than %d entries", MaxEntries)
+		}
+		start := cr.n
+		dataEnd = start
+		name, file, err := rd.header(hdr)
+		if err != nil {
+			return 0, err
+		}
+		if !file {
+			continue
+		}
+		if size > 0 && hdr.Size > size-start {
+			return 0, invalid("entry %q declares %d bytes, but only %d bytes of the archive are left", hdr.Name, hdr.Size, size-start)
+		}
+		dataEnd = start + (hdr.Size+511)/512*512
+		if err := rd.entry(name, hdr, tr); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// header checks an entry's header and records its name; file is true
+// for a regular file, whose body the caller reads. Directories and the
+// links of a docker archive are recorded here.
+func (rd *reader) header(hdr *tar.Header) (name string, file bool, err error) {
+	name, err = cleanName(hdr.Name)
+	if err != nil {
+		return "", false, err
+	}
+	switch hdr.Typeflag {
+	case tar.TypeXGlobalHeader:
+		return name, false, nil
+	case tar.TypeDir:
+		return name, false, rd.see(name + "/")
+	case tar.TypeSymlink:
+		return name, false, rd.link(name, hdr)
+	case tar.TypeReg:
+		if name == "." {
+			return "", false, invalid("entry %q is a file named like the archive's root", hdr.Name)
+		}
+	default:
+		return "", false, invalid("entry %q is %s: bb archives hold only regular files and directories", hdr.Name, typeName(hdr))
+	}
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return "", false, invalid("entry %q is a sparse file: bb archives hold only regular files and directories", hdr.Name)
+		}
+	}
+	return name, true, rd.see(name)
+}
+
+// trailer checks what follows the end-of-archive marker: only zero
+// padding, at most MaxPadding bytes.
+func (rd *reader) trailer(cr *countReader, dataEnd int64) error {
+	n, err := io.CopyBuffer(zeroWriter{}, io.LimitReader(cr, MaxPadding+1), rd.buf)
+	if errors.Is(err, errNonZero) {
+		return invalid("non-zero data follows the end of the archive (after byte %d)", dataEnd+2*512)
+	}
+	if err != nil {
+		return rd.tarError(err, cr.n)
+	}
+	if n > MaxPadding {
+		return invalid("more than %d bytes of padding follow the end of the archive", MaxPadding)
+	}
+	return nil
 }
 
 // see records name, refusing a second entry with the same path.

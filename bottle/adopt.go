@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/bot-bottle/bb/oci"
@@ -30,13 +31,14 @@ func DefaultCommitted(home state.Home, backend, slug string) string {
 	case Dir:
 		return ""
 	default:
-		return CommittedRef(slug)
+		return state.CommittedRef(slug)
 	}
 }
 
-// AdoptOptions tune Adopt.
+// AdoptOptions tune Adopt, AdoptSlugs and AdoptAll.
 type AdoptOptions struct {
-	// Metadata is the bottle's metadata.json as it travelled; nil if none.
+	// Metadata is the bottle's metadata.json as it travelled; nil if none
+	// (Adopt; AdoptAll takes each Arrival's).
 	Metadata []byte
 	// Backend overrides the backend named in Metadata.
 	Backend string
@@ -44,6 +46,137 @@ type AdoptOptions struct {
 	Load bool
 	// Force replaces a different current snapshot of the slug.
 	Force bool
+	// As is the slug to adopt the one arriving snapshot under (--as);
+	// empty keeps the slug each records (AdoptSlugs).
+	As string
+	// Verb names what the user is doing ("import", "pull") in advice.
+	Verb string
+	// Added are the blobs the arrival added to the store: AdoptAll
+	// removes those that nothing tags again when it fails.
+	Added []v1.Hash
+}
+
+// Arrival is a snapshot that came into the store from another host (bb
+// import reads it from an archive, bb pull from a registry), to become
+// the current snapshot of a slug here. Both go the same way:
+// AdoptSlugs picks and checks the slugs (pull does so from the manifest
+// alone, before any blob is fetched), AdoptAll adopts each (Adopt).
+type Arrival struct {
+	// Manifest is the image manifest's descriptor in the store.
+	Manifest v1.Descriptor
+	// Slug is the slug the snapshot records, or "".
+	Slug string
+	// Fallback is the slug taken when the snapshot records no valid one
+	// (pull: the repository's last path element); "" refuses such a
+	// snapshot.
+	Fallback string
+	// Name is the reference it came under, for messages; "" if none.
+	Name string
+	// Metadata is the bottle's metadata.json as it travelled; nil if none.
+	Metadata []byte
+}
+
+// what names an arrival in messages.
+func (a Arrival) what() string {
+	if a.Name != "" {
+		return a.Name + " (" + a.Manifest.Digest.String() + ")"
+	}
+	return a.Manifest.Digest.String()
+}
+
+// AdoptSlugs picks the slug each arrival is adopted under (opts.As, which
+// names the one arrival; else the slug it records; else its Fallback) and
+// refuses, unless opts.Force, a slug that already has another snapshot
+// or a bottle on this host. It changes nothing.
+func (m *Manager) AdoptSlugs(ctx context.Context, arrivals []Arrival, opts AdoptOptions) ([]string, error) {
+	verb := opts.Verb
+	if verb == "" {
+		verb = "import"
+	}
+	if opts.As != "" && len(arrivals) != 1 {
+		whats := make([]string, len(arrivals))
+		for i, a := range arrivals {
+			whats[i] = a.what()
+		}
+		return nil, fmt.Errorf("%d images arrived; --as names one: %s", len(arrivals), strings.Join(whats, ", "))
+	}
+	slugs := make([]string, len(arrivals))
+	seen := map[string]bool{}
+	for i, a := range arrivals {
+		slug, err := pickSlug(a, opts.As, verb)
+		if err != nil {
+			return nil, err
+		}
+		if seen[slug] {
+			return nil, fmt.Errorf("two of the snapshots are of %s: %s one of them with --as", slug, verb)
+		}
+		seen[slug] = true
+		slugs[i] = slug
+	}
+	for i, a := range arrivals {
+		if err := m.slugFree(ctx, slugs[i], a.Manifest.Digest, opts.Force, verb); err != nil {
+			return nil, err
+		}
+	}
+	return slugs, nil
+}
+
+// pickSlug is the slug an arrival goes under.
+func pickSlug(a Arrival, as, verb string) (string, error) {
+	if as != "" {
+		if err := state.ValidSlug(as); err != nil {
+			return "", fmt.Errorf("--as: %w", err)
+		}
+		return as, nil
+	}
+	err := state.ValidSlug(a.Slug)
+	switch {
+	case err == nil:
+		return a.Slug, nil
+	case a.Fallback != "":
+		if err := state.ValidSlug(a.Fallback); err != nil {
+			return "", fmt.Errorf("%s has no usable slug (%v): pass --as NAME", a.what(), err)
+		}
+		return a.Fallback, nil
+	case a.Slug == "":
+		return "", fmt.Errorf("image %s is not a bottle snapshot (no %s annotation): %s it with --as SLUG", a.what(), oci.SlugAnnotation, verb)
+	}
+	return "", fmt.Errorf("image %s: %w: %s it with --as SLUG", a.what(), err, verb)
+}
+
+// AdoptAll makes each arrival the current snapshot of its slug (slugs,
+// from AdoptSlugs) with Adopt, and returns what committed-image names
+// for each. When one fails, the blobs of opts.Added that nothing tags
+// are removed again; those adopted before it stay.
+func (m *Manager) AdoptAll(ctx context.Context, arrivals []Arrival, slugs []string, opts AdoptOptions) ([]string, error) {
+	if len(slugs) != len(arrivals) {
+		return nil, fmt.Errorf("adopting %d snapshots under %d slugs: pick them with AdoptSlugs", len(arrivals), len(slugs))
+	}
+	committed := make([]string, len(arrivals))
+	for i, a := range arrivals {
+		o := opts
+		o.Metadata = a.Metadata
+		c, err := m.Adopt(ctx, slugs[i], a.Manifest, o)
+		if err != nil {
+			err = fmt.Errorf("%s %s as %s: %w", verbing(opts.Verb), a.Manifest.Digest, slugs[i], err)
+			if derr := m.Store.Discard(context.WithoutCancel(ctx), opts.Added); derr != nil {
+				err = fmt.Errorf("%w (and removing the blobs that arrived failed: %v)", err, derr)
+			}
+			return nil, err
+		}
+		committed[i] = c
+	}
+	return committed, nil
+}
+
+func verbing(verb string) string {
+	switch verb {
+	case "", "import":
+		return "importing"
+	case "pull":
+		return "pulling"
+	}
+	return verb
 }
 
 // Adopt makes desc, an image that arrived in the store (import, pull),
@@ -156,11 +289,11 @@ func manifestBackend(ctx context.Context, s *oci.Store, desc v1.Descriptor) stri
 	return ""
 }
 
-// SlugFree refuses, unless force, to make an arriving snapshot (digest)
+// slugFree refuses, unless force, to make an arriving snapshot (digest)
 // the current one of slug when slug already has a different snapshot, or
 // a bottle on this host that bb has no snapshot of. verb names what the
 // user is doing ("import", "pull") in the advice.
-func (m *Manager) SlugFree(ctx context.Context, slug string, digest v1.Hash, force bool, verb string) error {
+func (m *Manager) slugFree(ctx context.Context, slug string, digest v1.Hash, force bool, verb string) error {
 	if force {
 		return nil
 	}

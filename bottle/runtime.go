@@ -58,8 +58,9 @@ func SlugOf(name string) (slug string, ok bool) {
 const ScratchScript = "mkdir -p /tmp /var/tmp && chown 0:0 /tmp /var/tmp && chmod 1777 /tmp /var/tmp"
 
 // CommittedRef returns the image reference a snapshot of slug is loaded
-// under in Docker and Apple container.
-func CommittedRef(slug string) string { return "bot-bottle-committed-" + slug + ":latest" }
+// under in Docker and Apple container: state.CommittedRef, where the
+// naming lives.
+func CommittedRef(slug string) string { return state.CommittedRef(slug) }
 
 // PrepareOptions tune how a runtime streams a bottle.
 type PrepareOptions struct {

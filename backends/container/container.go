@@ -360,10 +360,6 @@ func (e *exportStream) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// FullRef is the reference a snapshot of slug is loaded under: Apple's
-// container parses the name annotation as a full reference.
-func FullRef(slug string) string { return "docker.io/library/" + bottle.CommittedRef(slug) }
-
 // QualifiedRef returns ref with a registry domain: container expands a
 // short reference with the user's configurable default domain
 // (container 1.2.2 ClientImage.normalizeReference, `container system
@@ -385,14 +381,16 @@ func QualifiedRef(ref string) string {
 }
 
 // Load implements bottle.Runtime: container image load of an OCI
-// layout archive of the snapshot, named FullRef(slug). A load is skipped
-// when container already has this manifest under that name.
+// layout archive of the snapshot, named state.FullCommittedRef(slug)
+// (Apple's container parses the name annotation as a full reference). A
+// load is skipped when container already has this manifest under that
+// name.
 func (r *Runtime) Load(ctx context.Context, snap bottle.Snapshot) (string, error) {
 	bin, err := r.bin()
 	if err != nil {
 		return "", err
 	}
-	committed, full := bottle.CommittedRef(snap.Slug), FullRef(snap.Slug)
+	committed, full := state.CommittedRef(snap.Slug), state.FullCommittedRef(snap.Slug)
 	if ds, err := r.imageDigests(ctx, bin, full); err == nil {
 		for _, d := range ds {
 			if d == snap.Manifest.Digest.String() {

@@ -6,7 +6,7 @@
 //	list/inspect  container list --all --format json
 //	commit        container exec --user root NAME tar --create ... --file=- --directory=/ .
 //	              (default; --method export: container export NAME)
-//	install       container image load -i FILE, FILE an OCI layout tar whose
+//	install       container image load -i FILE, FILE an OCI layout tar (archive.WriteImage) whose
 //	              index.json names the image docker.io/library/bot-bottle-committed-SLUG:latest
 //	resume        container run --detach --name bot-bottle-SLUG REF, then /tmp and
 //	              /var/tmp recreated root:root 1777 through container exec

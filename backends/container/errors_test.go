@@ -132,7 +132,7 @@ func TestLoadNameAnnotations(t *testing.T) {
 		f.Close()
 		return p
 	}
-	full := container.FullRef("named")
+	full := state.FullCommittedRef("named")
 	out := mustCLI(t, "image", "load", "-i", write("named.tar", full))
 	if err := container.CheckLoaded(out, full); err != nil {
 		t.Fatalf("load with annotations: %v", err)
@@ -157,7 +157,7 @@ func TestLoadVerifiesArchive(t *testing.T) {
 		t.Fatal(err)
 	}
 	var good bytes.Buffer
-	if err := container.WriteArchive(context.Background(), &good, img, container.FullRef("v")); err != nil {
+	if err := container.WriteArchive(context.Background(), &good, img, state.FullCommittedRef("v")); err != nil {
 		t.Fatal(err)
 	}
 	rewrite := func(edit func(h *tar.Header, b []byte) []byte) string {

@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"testing"
 
-	"github.com/bot-bottle/bb/archive"
 	"github.com/bot-bottle/bb/bottle"
 	"github.com/bot-bottle/bb/oci"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -23,7 +22,7 @@ func TestLoadZstdSnapshot(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t, c)
 	slug := newSlug("zstd")
-	res, err := archive.ImportFile(ctx, e.m, "../../testdata/images/zstd-oci.tar", archive.ImportOptions{As: slug, Backend: bottle.Docker})
+	res, err := e.m.ImportFile(ctx, "../../testdata/images/zstd-oci.tar", bottle.ImportOptions{As: slug, Backend: bottle.Docker})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -52,9 +52,6 @@ func TestLayering(t *testing.T) {
 		up[pkg] = []string{module + "bottle", module + "backends/", module + "cmd/"}
 	}
 	for pkg, banned := range up {
-		if pkg == "archive" {
-			continue // archive.Import still adopts through bottle; being moved to bottle.Manager
-		}
 		for _, dep := range deps(t, module+pkg) {
 			for _, b := range banned {
 				if dep == b || strings.HasPrefix(dep, b) && strings.HasSuffix(b, "/") {

@@ -83,32 +83,7 @@ On the other host: bb import FILE, then bb resume SLUG.`,
 			if err != nil {
 				return err
 			}
-			report := cmd.OutOrStdout()
-			if out == "-" {
-				report = cmd.ErrOrStderr()
-			}
-			if asJSON {
-				return printJSON(report, res)
-			}
-			for _, slug := range res.Zstd {
-				fmt.Fprintf(cmd.ErrOrStderr(), "note: %s has zstd layers, which docker load before Docker 23 cannot read; --compression gzip writes them as gzip\n", slug)
-			}
-			for _, slug := range res.Converted {
-				fmt.Fprintf(report, "%s: zstd layers written as gzip (new manifest digest)\n", slug)
-			}
-			for _, img := range res.Images {
-				md := ""
-				if img.Metadata {
-					md = ", with its metadata"
-				}
-				fmt.Fprintf(report, "exported %s as %s (%s%s)\n", img.Slug, img.Name, img.Digest, md)
-			}
-			where := out
-			if out == "-" {
-				where = "stdout"
-			}
-			fmt.Fprintf(report, "%s: %s in %d blobs, %s\n", where, progress.Bytes(res.Bytes), res.Blobs, res.Duration.Round(1e6))
-			return nil
+			return reportExport(cmd, out, asJSON, res)
 		},
 	}
 	f := cmd.Flags()
@@ -118,4 +93,35 @@ On the other host: bb import FILE, then bb resume SLUG.`,
 	f.StringVar(&layout, "layout", "single", "index.json layout: single (one entry per snapshot: skopeo and crane take the image without a name) or referrers (the image plus a referrers tag entry: regctl artifact list, oras discover and umoci find image and metadata without extra flags)")
 	f.BoolVar(&noMetadata, "no-metadata", false, "leave the bottle metadata out (for umoci and other tools that want one manifest per name)")
 	return cmd
+}
+
+// reportExport prints what bb export wrote: on stdout, or on stderr when
+// the archive itself went to stdout (out "-").
+func reportExport(cmd *cobra.Command, out string, asJSON bool, res *archive.ExportResult) error {
+	report := cmd.OutOrStdout()
+	if out == "-" {
+		report = cmd.ErrOrStderr()
+	}
+	if asJSON {
+		return printJSON(report, res)
+	}
+	for _, slug := range res.Zstd {
+		fmt.Fprintf(cmd.ErrOrStderr(), "note: %s has zstd layers, which docker load before Docker 23 cannot read; --compression gzip writes them as gzip\n", slug)
+	}
+	for _, slug := range res.Converted {
+		fmt.Fprintf(report, "%s: zstd layers written as gzip (new manifest digest)\n", slug)
+	}
+	for _, img := range res.Images {
+		md := ""
+		if img.Metadata {
+			md = ", with its metadata"
+		}
+		fmt.Fprintf(report, "exported %s as %s (%s%s)\n", img.Slug, img.Name, img.Digest, md)
+	}
+	where := out
+	if out == "-" {
+		where = "stdout"
+	}
+	fmt.Fprintf(report, "%s: %s in %d blobs, %s\n", where, progress.Bytes(res.Bytes), res.Blobs, res.Duration.Round(1e6))
+	return nil
 }

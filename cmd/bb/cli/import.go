@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/bot-bottle/bb/archive"
 	"github.com/bot-bottle/bb/bottle"
 	"github.com/bot-bottle/bb/internal/progress"
 	"github.com/spf13/cobra"
@@ -12,7 +11,7 @@ import (
 
 func newImport(g *globals) *cobra.Command {
 	var (
-		opts   archive.ImportOptions
+		opts   bottle.ImportOptions
 		asJSON bool
 	)
 	cmd := &cobra.Command{
@@ -38,11 +37,11 @@ Images without a bottle slug (from other tools) need --as.`,
 			}
 			meter := progress.Start(cmd.ErrOrStderr(), "import")
 			opts.Progress = meter.Set
-			var res *archive.ImportResult
+			var res *bottle.ImportResult
 			if args[0] == "-" {
-				res, err = archive.Import(cmd.Context(), m, cmd.InOrStdin(), opts)
+				res, err = m.Import(cmd.Context(), cmd.InOrStdin(), opts)
 			} else {
-				res, err = archive.ImportFile(cmd.Context(), m, args[0], opts)
+				res, err = m.ImportFile(cmd.Context(), args[0], opts)
 			}
 			meter.Stop()
 			if err != nil {

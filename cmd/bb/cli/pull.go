@@ -62,15 +62,21 @@ up on. A refused or failed pull removes the blobs it added.`,
 			}
 			// The slug is known once the manifest is read: refuse a taken
 			// one before any blob is downloaded.
-			var slug string
+			opts.As, opts.Verb = as, "pull"
+			var (
+				arrivals []bottle.Arrival
+				slugs    []string
+			)
+			plan := func(ctx context.Context, res *remote.PullResult) error {
+				arrivals = []bottle.Arrival{{Manifest: res.Manifest, Slug: res.Slug, Fallback: path.Base(res.Repository), Name: res.Reference}}
+				var err error
+				slugs, err = m.AdoptSlugs(ctx, arrivals, opts)
+				return err
+			}
 			ro := rf.options(g, cmd, nil)
 			ro.IdleTimeout = idle
 			ro.BeforeFetch = func(ctx context.Context, res *remote.PullResult) error {
-				var err error
-				if slug, err = pullSlug(as, res); err != nil {
-					return err
-				}
-				if err := m.SlugFree(ctx, slug, res.Manifest.Digest, opts.Force, "pull"); err != nil {
+				if err := plan(ctx, res); err != nil {
 					return fmt.Errorf("%w; nothing was downloaded", err)
 				}
 				return nil
@@ -82,30 +88,21 @@ up on. A refused or failed pull removes the blobs it added.`,
 			if err != nil {
 				return err
 			}
-			opts.Metadata = res.Metadata
-			committed, err := m.Adopt(ctx, slug, res.Manifest, opts)
-			if err != nil {
-				// Whatever the pull added and nothing tags goes again.
-				if derr := m.Store.Discard(context.WithoutCancel(ctx), res.NewBlobs); derr != nil {
-					return fmt.Errorf("%w (and removing the pulled blobs failed: %v)", err, derr)
+			if arrivals == nil { // BeforeFetch was not called
+				if err := plan(ctx, res); err != nil {
+					return err
 				}
+			}
+			arrivals[0].Metadata, opts.Added = res.Metadata, res.NewBlobs
+			adopted, err := m.AdoptAll(ctx, arrivals, slugs, opts)
+			if err != nil {
 				return err
 			}
+			out := pullOutput{PullResult: res, Slug: slugs[0], Committed: adopted[0]}
 			if rf.asJSON {
-				return printJSON(cmd.OutOrStdout(), pullOutput{PullResult: res, Slug: slug, Committed: committed})
+				return printJSON(cmd.OutOrStdout(), out)
 			}
-			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "pulled %s as %s\n  digest %s\n  fetched %s in %s (%s already in the store)\n",
-				res.Reference, slug, res.Manifest.Digest, progress.Bytes(res.Fetched), res.Duration.Round(1e7), progress.Bytes(res.Present))
-			if res.Metadata != nil {
-				fmt.Fprintf(out, "  bottle metadata restored to %s (host paths left out; as received: %s)\n", m.Home.StateDir(slug)+"/"+state.MetadataFile, state.ImportedMetadataFile)
-			} else {
-				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s carries no bottle metadata; only the image was restored\n", res.Reference)
-			}
-			if committed != "" {
-				fmt.Fprintf(out, "  %s -> %s\n", m.Home.StateDir(slug)+"/"+state.CommittedImageFile, committed)
-			}
-			fmt.Fprintf(out, "to resume it: bb resume %s\n", slug)
+			reportPull(cmd, m, out)
 			return nil
 		},
 	}
@@ -119,18 +116,18 @@ up on. A refused or failed pull removes the blobs it added.`,
 	return cmd
 }
 
-// pullSlug is the slug a pulled image goes under: --as, else the one
-// recorded in the snapshot, else the repository's last path element.
-func pullSlug(as string, res *remote.PullResult) (string, error) {
-	slug := as
-	if slug == "" {
-		slug = res.Slug
+// reportPull prints what bb pull fetched and restored.
+func reportPull(cmd *cobra.Command, m *bottle.Manager, out pullOutput) {
+	w := cmd.OutOrStdout()
+	fmt.Fprintf(w, "pulled %s as %s\n  digest %s\n  fetched %s in %s (%s already in the store)\n",
+		out.Reference, out.Slug, out.Manifest.Digest, progress.Bytes(out.Fetched), out.Duration.Round(1e7), progress.Bytes(out.Present))
+	if out.Metadata != nil {
+		fmt.Fprintf(w, "  bottle metadata restored to %s (host paths left out; as received: %s)\n", m.Home.StateDir(out.Slug)+"/"+state.MetadataFile, state.ImportedMetadataFile)
+	} else {
+		fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s carries no bottle metadata; only the image was restored\n", out.Reference)
 	}
-	if slug == "" || state.ValidSlug(slug) != nil {
-		slug = path.Base(res.Repository)
+	if out.Committed != "" {
+		fmt.Fprintf(w, "  %s -> %s\n", m.Home.StateDir(out.Slug)+"/"+state.CommittedImageFile, out.Committed)
 	}
-	if err := state.ValidSlug(slug); err != nil {
-		return "", fmt.Errorf("%s has no usable slug (%v): pass --as NAME", res.Reference, err)
-	}
-	return slug, nil
+	fmt.Fprintf(w, "to resume it: bb resume %s\n", out.Slug)
 }

@@ -1,4 +1,4 @@
-package archive
+package bottle
 
 import (
 	"context"
@@ -6,11 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
 
-	"github.com/bot-bottle/bb/bottle"
-	"github.com/bot-bottle/bb/oci"
+	"github.com/bot-bottle/bb/archive"
 	"github.com/bot-bottle/bb/state"
 )
 
@@ -25,7 +23,7 @@ type ImportOptions struct {
 	Load bool
 	// Force replaces a different snapshot, or the state, of the same slug.
 	Force bool
-	// Size is the archive's length when known (see ReadOptions).
+	// Size is the archive's length when known (see archive.ReadOptions).
 	Size int64
 	// Progress, if set, is called with the bytes of the archive read so far.
 	Progress func(n int64)
@@ -49,20 +47,21 @@ type ImportedImage struct {
 	Committed string `json:"committed,omitempty"`
 }
 
-// Import reads an archive from r into m's store (see Read) and makes each
-// image the current snapshot of its bottle on this host (Manager.Adopt):
-// tagged in the store, metadata.json restored, committed-image and the
-// preserve marker written, so bb resume works. If the archive is refused,
-// or a slug is taken, nothing changes: the blobs the import added are
-// removed and no state is written.
-func Import(ctx context.Context, m *bottle.Manager, r io.Reader, opts ImportOptions) (*ImportResult, error) {
+// Import reads an archive from r into m's store (archive.Read) and makes
+// each image the current snapshot of its bottle on this host, the way
+// a pull does (AdoptSlugs, AdoptAll): tagged in the store, metadata.json
+// restored, committed-image and the preserve marker written, so bb
+// resume works. If the archive is refused, or a slug is taken, nothing
+// changes: the blobs the import added are removed and no state is
+// written.
+func (m *Manager) Import(ctx context.Context, r io.Reader, opts ImportOptions) (*ImportResult, error) {
 	start := time.Now()
 	if opts.As != "" {
 		if err := state.ValidSlug(opts.As); err != nil {
 			return nil, fmt.Errorf("--as: %w", err)
 		}
 	}
-	c, err := Read(ctx, m.Store, r, ReadOptions{Size: opts.Size, Progress: opts.Progress})
+	c, err := archive.Read(ctx, m.Store, r, archive.ReadOptions{Size: opts.Size, Progress: opts.Progress})
 	if err != nil {
 		return nil, err
 	}
@@ -70,30 +69,29 @@ func Import(ctx context.Context, m *bottle.Manager, r io.Reader, opts ImportOpti
 	// a docker archive, metadata rewritten for --as) go again.
 	defer func() { _ = c.Discard(context.WithoutCancel(ctx), m.Store) }()
 
-	slugs, err := plan(c, opts)
+	ao := AdoptOptions{Backend: opts.Backend, Load: opts.Load, Force: opts.Force, As: opts.As, Verb: "import", Added: c.NewBlobs}
+	arrivals := make([]Arrival, len(c.Images))
+	for i, img := range c.Images {
+		arrivals[i] = Arrival{Manifest: img.Manifest, Slug: img.Slug, Name: img.Name, Metadata: img.Metadata}
+	}
+	slugs, err := m.AdoptSlugs(ctx, arrivals, ao)
 	if err != nil {
 		return nil, err
 	}
-	for i, img := range c.Images {
-		if err := m.SlugFree(ctx, slugs[i], img.Manifest.Digest, opts.Force, "import"); err != nil {
+	for i := range arrivals {
+		if arrivals[i].Metadata, err = withBackend(arrivals[i].Metadata, slugs[i], opts.Backend); err != nil {
 			return nil, err
 		}
 	}
+	committed, err := m.AdoptAll(ctx, arrivals, slugs, ao)
+	if err != nil {
+		return nil, err
+	}
 	res := &ImportResult{Format: c.Format, Bytes: c.Bytes, NewBlobs: len(c.NewBlobs)}
 	for i, img := range c.Images {
-		md, err := withBackend(img.Metadata, slugs[i], opts.Backend)
-		if err != nil {
-			return nil, err
-		}
-		committed, err := m.Adopt(ctx, slugs[i], img.Manifest, bottle.AdoptOptions{
-			Metadata: md, Backend: opts.Backend, Load: opts.Load, Force: opts.Force,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("importing %s as %s: %w", img.Manifest.Digest, slugs[i], err)
-		}
 		res.Images = append(res.Images, ImportedImage{
 			Slug: slugs[i], Digest: img.Manifest.Digest.String(), Name: img.Name,
-			Metadata: img.Metadata != nil, Committed: committed,
+			Metadata: img.Metadata != nil, Committed: committed[i],
 		})
 	}
 	// NewBlobs counts what stays: not the blobs only the archive's
@@ -111,7 +109,7 @@ func Import(ctx context.Context, m *bottle.Manager, r io.Reader, opts ImportOpti
 }
 
 // ImportFile imports the archive at path ("-" is not special here).
-func ImportFile(ctx context.Context, m *bottle.Manager, path string, opts ImportOptions) (*ImportResult, error) {
+func (m *Manager) ImportFile(ctx context.Context, path string, opts ImportOptions) (*ImportResult, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("importing: %w", err)
@@ -120,58 +118,16 @@ func ImportFile(ctx context.Context, m *bottle.Manager, path string, opts Import
 	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
 		opts.Size = fi.Size()
 	}
-	res, err := Import(ctx, m, f, opts)
+	res, err := m.Import(ctx, f, opts)
 	if err != nil {
 		return nil, fmt.Errorf("importing %s: %w", path, err)
 	}
 	return res, nil
 }
 
-// plan picks the slug of each image.
-func plan(c *Contents, opts ImportOptions) ([]string, error) {
-	if opts.As != "" {
-		if len(c.Images) != 1 {
-			return nil, fmt.Errorf("the archive holds %d images; --as names one: %s", len(c.Images), describe(c.Images))
-		}
-		return []string{opts.As}, nil
-	}
-	slugs := make([]string, len(c.Images))
-	seen := map[string]bool{}
-	for i, img := range c.Images {
-		if img.Slug == "" {
-			what := img.Manifest.Digest.String()
-			if img.Name != "" {
-				what = img.Name + " (" + what + ")"
-			}
-			return nil, fmt.Errorf("image %s is not a bottle snapshot (no %s annotation): import it with --as SLUG", what, oci.SlugAnnotation)
-		}
-		if err := state.ValidSlug(img.Slug); err != nil {
-			return nil, fmt.Errorf("image %s: %w: import it with --as SLUG", img.Manifest.Digest, err)
-		}
-		if seen[img.Slug] {
-			return nil, fmt.Errorf("the archive holds two snapshots of %s: import one of them with --as", img.Slug)
-		}
-		seen[img.Slug] = true
-		slugs[i] = img.Slug
-	}
-	return slugs, nil
-}
-
-func describe(imgs []FoundImage) string {
-	var parts []string
-	for _, i := range imgs {
-		s := i.Manifest.Digest.String()
-		if i.Name != "" {
-			s = i.Name + " " + s
-		}
-		parts = append(parts, s)
-	}
-	return strings.Join(parts, ", ")
-}
-
-// withBackend records backend (if set) in the bottle's metadata.json, so
-// that bb resume finds the bottle's runtime later; an image without
-// metadata gets a minimal one.
+// withBackend records backend (if set) in the bottle's metadata.json as
+// bb import has always done, so that bb resume finds the bottle's
+// runtime later; an image without metadata gets a minimal one.
 func withBackend(raw []byte, slug, backend string) ([]byte, error) {
 	if backend == "" {
 		return raw, nil
