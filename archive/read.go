@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bot-bottle/bb/internal/iox"
 	"github.com/bot-bottle/bb/oci"
 	"github.com/bot-bottle/bb/oci/layer"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -124,7 +125,10 @@ func invalid(format string, args ...any) error {
 }
 
 func (rd *reader) read(r io.Reader) (*Contents, error) {
-	outer := &countReader{r: r, progress: rd.opts.Progress}
+	outer := &iox.CountingReader{R: r}
+	if progress := rd.opts.Progress; progress != nil {
+		outer.OnRead = func(int64) { progress(outer.Count()) }
+	}
 	br := bufio.NewReaderSize(outer, 64<<10)
 	head, _ := br.Peek(4)
 	var src io.Reader = br
@@ -140,7 +144,7 @@ func (rd *reader) read(r io.Reader) (*Contents, error) {
 	case len(head) >= 4 && head[0] == 0x28 && head[1] == 0xb5 && head[2] == 0x2f && head[3] == 0xfd:
 		return nil, invalid("the archive is zstd-compressed: decompress it first (zstd -d)")
 	}
-	cr := &countReader{r: src}
+	cr := &iox.CountingReader{R: src}
 	tr := tar.NewReader(cr)
 	rd.buf = make([]byte, copyBufSize)
 	var dataEnd int64
@@ -150,18 +154,18 @@ func (rd *reader) read(r io.Reader) (*Contents, error) {
 		}
 		hdr, err := tr.Next()
 		if err == io.EOF {
-			if cr.n-dataEnd < 2*512 {
-				return nil, invalid("the archive ends at byte %d without tar's end-of-archive marker: it is truncated", cr.n)
+			if cr.Count()-dataEnd < 2*512 {
+				return nil, invalid("the archive ends at byte %d without tar's end-of-archive marker: it is truncated", cr.Count())
 			}
 			break
 		}
 		if err != nil {
-			return nil, rd.tarError(err, cr.n)
+			return nil, rd.tarError(err, cr.Count())
 		}
 		if entries >= MaxEntries {
 			return nil, invalid("the archive has more than %d entries", MaxEntries)
 		}
-		start := cr.n
+		start := cr.Count()
 		dataEnd = start
 		name, err := cleanName(hdr.Name)
 		if err != nil {
@@ -209,7 +213,7 @@ func (rd *reader) read(r io.Reader) (*Contents, error) {
 		return nil, invalid("non-zero data follows the end of the archive (after byte %d)", dataEnd+2*512)
 	}
 	if err != nil {
-		return nil, rd.tarError(err, cr.n)
+		return nil, rd.tarError(err, cr.Count())
 	}
 	if n > MaxPadding {
 		return nil, invalid("more than %d bytes of padding follow the end of the archive", MaxPadding)
@@ -221,7 +225,7 @@ func (rd *reader) read(r io.Reader) (*Contents, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.Bytes = outer.n
+	c.Bytes = outer.Count()
 	c.NewBlobs = rd.newBlobs
 	return c, nil
 }
@@ -434,23 +438,6 @@ func typeName(h *tar.Header) string {
 
 func hashOf(h hash.Hash) v1.Hash {
 	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h.Sum(nil))}
-}
-
-// countReader counts bytes read. It hides Seek, so the tar reader reads
-// every byte and the count stays exact.
-type countReader struct {
-	r        io.Reader
-	n        int64
-	progress func(int64)
-}
-
-func (c *countReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	if c.progress != nil && n > 0 {
-		c.progress(c.n)
-	}
-	return n, err
 }
 
 // headWriter keeps the first bytes written (for telling layer
