@@ -124,11 +124,18 @@ func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
 }
 
-func (rd *reader) read(r io.Reader) (*Contents, error) {
-	outer := &iox.CountingReader{R: r}
+// counted counts the bytes of the archive, reporting the total so far to
+// the progress callback.
+func (rd *reader) counted(r io.Reader) *iox.CountingReader {
+	cr := &iox.CountingReader{R: r}
 	if progress := rd.opts.Progress; progress != nil {
-		outer.OnRead = func(int64) { progress(outer.Count()) }
+		cr.OnRead = func(int64) { progress(cr.Count()) }
 	}
+	return cr
+}
+
+func (rd *reader) read(r io.Reader) (*Contents, error) {
+	outer := rd.counted(r)
 	br := bufio.NewReaderSize(outer, 64<<10)
 	head, _ := br.Peek(4)
 	var src io.Reader = br
