@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bot-bottle/bb/internal/iox"
 	"github.com/bot-bottle/bb/oci"
 	"github.com/bot-bottle/bb/oci/layer"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -123,8 +124,18 @@ func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
 }
 
+// counted counts the bytes of the archive, reporting the total so far to
+// the progress callback.
+func (rd *reader) counted(r io.Reader) *iox.CountingReader {
+	cr := &iox.CountingReader{R: r}
+	if progress := rd.opts.Progress; progress != nil {
+		cr.OnRead = func(int64) { progress(cr.Count()) }
+	}
+	return cr
+}
+
 func (rd *reader) read(r io.Reader) (*Contents, error) {
-	outer := &countReader{r: r, progress: rd.opts.Progress}
+	outer := rd.counted(r)
 	src, gzipped, closeSrc, err := decompressed(outer)
 	if err != nil {
 		return nil, err
@@ -134,7 +145,7 @@ func (rd *reader) read(r io.Reader) (*Contents, error) {
 	if gzipped {
 		size = 0 // the tar stream's length is not known
 	}
-	cr := &countReader{r: src}
+	cr := &iox.CountingReader{R: src}
 	rd.buf = make([]byte, copyBufSize)
 	dataEnd, err := rd.entries(tar.NewReader(cr), cr, size)
 	if err != nil {
@@ -150,7 +161,7 @@ func (rd *reader) read(r io.Reader) (*Contents, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.Bytes = outer.n
+	c.Bytes = outer.Count()
 	c.NewBlobs = rd.newBlobs
 	return c, nil
 }
@@ -177,7 +188,7 @@ func decompressed(r io.Reader) (src io.Reader, gzipped bool, closeSrc func(), er
 // entries reads every entry up to tar's end-of-archive marker and
 // returns where the last entry's data ends. size is the tar stream's
 // length when known (else 0).
-func (rd *reader) entries(tr *tar.Reader, cr *countReader, size int64) (int64, error) {
+func (rd *reader) entries(tr *tar.Reader, cr *iox.CountingReader, size int64) (int64, error) {
 	var dataEnd int64
 	for entries := 0; ; entries++ {
 		if err := rd.ctx.Err(); err != nil {
@@ -185,18 +196,18 @@ func (rd *reader) entries(tr *tar.Reader, cr *countReader, size int64) (int64, e
 		}
 		hdr, err := tr.Next()
 		if err == io.EOF {
-			if cr.n-dataEnd < 2*512 {
-				return 0, invalid("the archive ends at byte %d without tar's end-of-archive marker: it is truncated", cr.n)
+			if cr.Count()-dataEnd < 2*512 {
+				return 0, invalid("the archive ends at byte %d without tar's end-of-archive marker: it is truncated", cr.Count())
 			}
 			return dataEnd, nil
 		}
 		if err != nil {
-			return 0, rd.tarError(err, cr.n)
+			return 0, rd.tarError(err, cr.Count())
 		}
 		if entries >= MaxEntries {
 			return 0, invalid("the archive has more than %d entries", MaxEntries)
 		}
-		start := cr.n
+		start := cr.Count()
 		dataEnd = start
 		name, file, err := rd.header(hdr)
 		if err != nil {
@@ -247,13 +258,13 @@ func (rd *reader) header(hdr *tar.Header) (name string, file bool, err error) {
 
 // trailer checks what follows the end-of-archive marker: only zero
 // padding, at most MaxPadding bytes.
-func (rd *reader) trailer(cr *countReader, dataEnd int64) error {
+func (rd *reader) trailer(cr *iox.CountingReader, dataEnd int64) error {
 	n, err := io.CopyBuffer(zeroWriter{}, io.LimitReader(cr, MaxPadding+1), rd.buf)
 	if errors.Is(err, errNonZero) {
 		return invalid("non-zero data follows the end of the archive (after byte %d)", dataEnd+2*512)
 	}
 	if err != nil {
-		return rd.tarError(err, cr.n)
+		return rd.tarError(err, cr.Count())
 	}
 	if n > MaxPadding {
 		return invalid("more than %d bytes of padding follow the end of the archive", MaxPadding)
@@ -469,23 +480,6 @@ func typeName(h *tar.Header) string {
 
 func hashOf(h hash.Hash) v1.Hash {
 	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h.Sum(nil))}
-}
-
-// countReader counts bytes read. It hides Seek, so the tar reader reads
-// every byte and the count stays exact.
-type countReader struct {
-	r        io.Reader
-	n        int64
-	progress func(int64)
-}
-
-func (c *countReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	if c.progress != nil && n > 0 {
-		c.progress(c.n)
-	}
-	return n, err
 }
 
 // headWriter keeps the first bytes written (for telling layer

@@ -6,4 +6,5 @@
 //	smolvm/     smolvm CLI (exec -i tar or tar-to-file + cp), pack create
 //	dir/        a root filesystem directory on this host (no runtime)
 //	tarcmd/     the GNU tar command line and the process stream they share
+//	clitool/    what container/ and smolvm/ share in driving a runtime's CLI
 package backends

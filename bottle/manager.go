@@ -212,13 +212,15 @@ func (m *Manager) previousConfig(ctx context.Context, slug string) *v1.ConfigFil
 	return cf
 }
 
-// ResumeOptions for Manager.Resume.
+// ResumeRequest is what Manager.Resume boots and how.
 type ResumeRequest struct {
+	// Backend overrides the bottle's backend (see Manager.Backend).
 	Backend string
 	// PrintOnly makes sure the runtime has the snapshot and returns its
 	// reference without booting.
 	PrintOnly bool
-	Resume    ResumeOptions
+	// Resume is handed to the runtime's Boot.
+	Resume ResumeOptions
 }
 
 // Resume boots a bottle from its snapshot, reinstalling it from the store

@@ -219,120 +219,153 @@ func (d *differ) scan(ctx context.Context, cur io.Reader) error {
 	if err != nil {
 		return err
 	}
-	type group struct {
-		paths   []string
-		changed bool
-	}
-	links := map[uint64]*group{} // hard-linked files by inode
-	inPaths := map[string]bool{} // hard-linked paths already in Paths
-	var reopened []string        // directories made again: everything below them is new
-	dirs := map[string]bool{}    // directories in Paths
+	sc := &scanner{links: map[uint64]*linkGroup{}, inPaths: map[string]bool{}, dirs: map[string]bool{}}
 	var e Entry
-	p := d.plan
 	for {
 		if err := r.Next(&e); errors.Is(err, io.EOF) {
 			break
 		} else if err != nil {
 			return fmt.Errorf("file listing: %w", err)
 		}
-		p.Entries++
-		if p.Entries%4096 == 0 && ctx.Err() != nil {
+		d.plan.Entries++
+		if d.plan.Entries%4096 == 0 && ctx.Err() != nil {
 			return ctx.Err()
 		}
-		for len(reopened) > 0 && !under(e.Path, reopened[len(reopened)-1]) {
-			reopened = reopened[:len(reopened)-1]
-		}
-		o := d.find(e.Path)
-		ino := e.Ino
-		if d.opts.Quick {
-			ino = 0
-		}
-		if o != nil && o.ino != ino {
-			p.Renumbered++
-		}
-		kind := Kind(0)
-		repl := false
-		switch {
-		case o == nil:
-			kind = Added
-		case len(reopened) > 0:
-			kind = Changed
-			o.state = kept
-		case o.typ != e.Type || (e.IsDir() && o.ino != ino):
-			kind, repl = Changed, true
-			o.state = replaced
-		default:
-			o.state = kept
-			if o.racy || o.attr != d.attr(&e) {
-				kind = Changed
-			}
-		}
-		if e.IsDir() && repl && o.typ == 'd' {
-			reopened = append(reopened, e.Path)
-			if !d.opts.NoPaths {
-				p.Opaque = append(p.Opaque, e.Path)
-			}
-		} else if repl && o.typ == 'd' && !d.opts.NoPaths {
-			p.Whiteouts = append(p.Whiteouts, e.Path)
-		}
-		var g *group
-		if e.Nlink > 1 && !e.IsDir() {
-			g = links[e.Ino]
-			if g == nil {
-				g = &group{}
-				links[e.Ino] = g
-			}
-			g.paths = append(g.paths, e.Path)
-		}
-		if kind == 0 {
-			continue
-		}
-		if kind == Added {
-			p.Added++
-		} else {
-			p.Changed++
-		}
-		if e.Type == 'f' {
-			p.Bytes += e.Size
-		}
-		if d.opts.Report != nil {
-			d.opts.Report(Change{Kind: kind, Path: e.Path, Type: e.Type, Size: e.Size, Replaced: repl})
-		}
-		if !d.opts.NoPaths {
-			// The parent goes too: extracting the entry changes the
-			// parent's mtime, which the layer must set back.
-			if parent := path.Dir(e.Path); parent != "." && !dirs[parent] {
-				dirs[parent] = true
-				p.Paths = append(p.Paths, parent)
-			}
-			if e.IsDir() {
-				dirs[e.Path] = true
-			}
-			p.Paths = append(p.Paths, e.Path)
-			if g != nil {
-				g.changed = true
-				inPaths[e.Path] = true
-			}
+		kind, repl := d.classify(sc, &e)
+		g := sc.group(&e)
+		if kind != 0 {
+			d.emit(sc, &e, kind, repl, g)
 		}
 	}
 	// A changed file's other hard links go with it, so the layer keeps
 	// them one inode (tar archives the later paths as links to the first).
 	if !d.opts.NoPaths {
-		var extra []string
-		for _, g := range links {
-			if !g.changed {
-				continue
-			}
-			for _, q := range g.paths {
-				if !inPaths[q] {
-					extra = append(extra, q)
-				}
-			}
-		}
-		slices.Sort(extra)
-		p.Paths = append(p.Paths, extra...)
+		d.plan.Paths = append(d.plan.Paths, sc.otherLinks()...)
 	}
 	return nil
+}
+
+// scanner is the state of scan between entries of the newer listing.
+type scanner struct {
+	links    map[uint64]*linkGroup // hard-linked files by inode
+	inPaths  map[string]bool       // hard-linked paths already in Paths
+	reopened []string              // directories made again: everything below them is new
+	dirs     map[string]bool       // directories in Paths
+}
+
+// linkGroup is the paths of one hard-linked file.
+type linkGroup struct {
+	paths   []string
+	changed bool
+}
+
+// classify compares e with the older listing's entry of its path (marking
+// that one seen) and returns how it changed (0: not at all); repl is set
+// when a directory was made again or the type changed. A directory made
+// again goes to Opaque, another replaced directory to Whiteouts.
+func (d *differ) classify(sc *scanner, e *Entry) (kind Kind, repl bool) {
+	for len(sc.reopened) > 0 && !under(e.Path, sc.reopened[len(sc.reopened)-1]) {
+		sc.reopened = sc.reopened[:len(sc.reopened)-1]
+	}
+	o := d.find(e.Path)
+	ino := e.Ino
+	if d.opts.Quick {
+		ino = 0
+	}
+	if o != nil && o.ino != ino {
+		d.plan.Renumbered++
+	}
+	switch {
+	case o == nil:
+		kind = Added
+	case len(sc.reopened) > 0:
+		kind = Changed
+		o.state = kept
+	case o.typ != e.Type || (e.IsDir() && o.ino != ino):
+		kind, repl = Changed, true
+		o.state = replaced
+	default:
+		o.state = kept
+		if o.racy || o.attr != d.attr(e) {
+			kind = Changed
+		}
+	}
+	if e.IsDir() && repl && o.typ == 'd' {
+		sc.reopened = append(sc.reopened, e.Path)
+		if !d.opts.NoPaths {
+			d.plan.Opaque = append(d.plan.Opaque, e.Path)
+		}
+	} else if repl && o.typ == 'd' && !d.opts.NoPaths {
+		d.plan.Whiteouts = append(d.plan.Whiteouts, e.Path)
+	}
+	return kind, repl
+}
+
+// group adds a hard-linked file to the group of its inode (nil for
+// other entries).
+func (sc *scanner) group(e *Entry) *linkGroup {
+	if e.Nlink <= 1 || e.IsDir() {
+		return nil
+	}
+	g := sc.links[e.Ino]
+	if g == nil {
+		g = &linkGroup{}
+		sc.links[e.Ino] = g
+	}
+	g.paths = append(g.paths, e.Path)
+	return g
+}
+
+// emit counts and reports a change and puts its path, after its parent
+// directory's, in Paths.
+func (d *differ) emit(sc *scanner, e *Entry, kind Kind, repl bool, g *linkGroup) {
+	p := d.plan
+	if kind == Added {
+		p.Added++
+	} else {
+		p.Changed++
+	}
+	if e.Type == 'f' {
+		p.Bytes += e.Size
+	}
+	if d.opts.Report != nil {
+		d.opts.Report(Change{Kind: kind, Path: e.Path, Type: e.Type, Size: e.Size, Replaced: repl})
+	}
+	if d.opts.NoPaths {
+		return
+	}
+	// The parent goes too: extracting the entry changes the parent's
+	// mtime, which the layer must set back.
+	if parent := path.Dir(e.Path); parent != "." && !sc.dirs[parent] {
+		sc.dirs[parent] = true
+		p.Paths = append(p.Paths, parent)
+	}
+	if e.IsDir() {
+		sc.dirs[e.Path] = true
+	}
+	p.Paths = append(p.Paths, e.Path)
+	if g != nil {
+		g.changed = true
+		sc.inPaths[e.Path] = true
+	}
+}
+
+// otherLinks returns, sorted, the paths of changed hard-linked files
+// that are not in Paths yet.
+func (sc *scanner) otherLinks() []string {
+	var extra []string
+	for _, g := range sc.links {
+		if !g.changed {
+			continue
+		}
+		for _, q := range g.paths {
+			if !sc.inPaths[q] {
+				extra = append(extra, q)
+			}
+		}
+	}
+	slices.Sort(extra)
+	return extra
 }
 
 // deletions reads the older listing again: entries the newer one lacks.

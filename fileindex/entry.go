@@ -14,9 +14,9 @@ import (
 // Magic starts every listing.
 const Magic = "bb-fileindex v1"
 
-// RacyWindow: an entry whose ctime is this close to (or after) the start
-// of its listing may have changed again within the same timestamp tick,
-// so the next Diff treats it as changed.
+// RacyWindow is how close to (or after) the start of its listing an
+// entry's ctime may be for the entry to have changed again within the
+// same timestamp tick: the next Diff treats such an entry as changed.
 const RacyWindow = time.Second
 
 // Entry is one file system entry of a listing.

@@ -12,6 +12,7 @@ import (
 	"github.com/bot-bottle/bb/backends/dir"
 	"github.com/bot-bottle/bb/internal/testing/fstree"
 	"github.com/bot-bottle/bb/internal/testing/packserve"
+	"github.com/bot-bottle/bb/internal/testing/snaptest"
 	"github.com/bot-bottle/bb/oci"
 	"github.com/bot-bottle/bb/oci/layer"
 	"github.com/bot-bottle/bb/pack"
@@ -38,7 +39,7 @@ func chain(t *testing.T, s *oci.Store) (v1.Descriptor, string) {
 	}
 	commit := func() v1.Descriptor {
 		time.Sleep(1100 * time.Millisecond) // out of the listing's racy window
-		res, err := snapshot.Commit(context.Background(), s, snapshot.Request{Slug: "flat", Backend: "dir", Source: &dir.Source{Dir: root, OneFS: true}, Keep: -1})
+		res, err := snaptest.Commit(context.Background(), s, snapshot.Request{Slug: "flat", Backend: "dir", Source: &dir.Source{Dir: root, OneFS: true}}, -1)
 		must(err)
 		return res.Manifest
 	}

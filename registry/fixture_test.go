@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bot-bottle/bb/internal/testing/snaptest"
 	"github.com/bot-bottle/bb/oci"
 	"github.com/bot-bottle/bb/registry"
 	"github.com/bot-bottle/bb/snapshot"
@@ -61,9 +62,9 @@ func commit(t testing.TB, s *oci.Store, slug string, now time.Time, size int) *s
 		"etc/slug":         []byte(slug + "\n"),
 		"home/node/random": randomBytes(uint64(now.UnixNano()), size),
 	}
-	res, err := snapshot.Commit(ctx, s, snapshot.Request{
-		Slug: slug, Backend: "dir", SourceName: "test:" + slug, Source: src, Keep: -1, Now: now,
-	})
+	res, err := snaptest.Commit(ctx, s, snapshot.Request{
+		Slug: slug, Backend: "dir", SourceName: "test:" + slug, Source: src, Now: now,
+	}, -1)
 	if err != nil {
 		t.Fatalf("commit %s: %v", slug, err)
 	}

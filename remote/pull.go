@@ -12,7 +12,6 @@ import (
 	"mime"
 	"net/http"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/bot-bottle/bb/internal/iox"
@@ -308,8 +307,7 @@ func (c *client) fetchManifest(ctx context.Context, ref name.Reference) (v1.Desc
 	if resp.ContentLength > oci.MaxManifestSize {
 		return v1.Descriptor{}, nil, fmt.Errorf("manifest %s in %s declares %d bytes, more than bb accepts (%d)", ref.Identifier(), c.where(), resp.ContentLength, oci.MaxManifestSize)
 	}
-	var n atomic.Int64
-	body := &counter{r: resp.Body, n: &n, progress: func(int64) { iw.touch() }}
+	body := &iox.CountingReader{R: resp.Body, OnRead: func(int64) { iw.touch() }}
 	mb, err := io.ReadAll(io.LimitReader(body, oci.MaxManifestSize+1))
 	if err != nil {
 		return v1.Descriptor{}, nil, iw.explain("manifest "+ref.Identifier(), fmt.Errorf("reading manifest %s from %s: %w", ref.Identifier(), c.where(), err))
@@ -399,8 +397,7 @@ func (c *client) fetchBlob(ctx context.Context, store *oci.Store, desc v1.Descri
 	if resp.ContentLength >= 0 && resp.ContentLength != desc.Size {
 		return res, fmt.Errorf("blob %s from %s is %d bytes, the manifest says %d", desc.Digest, c.where(), resp.ContentLength, desc.Size)
 	}
-	var n atomic.Int64
-	body := &counter{r: resp.Body, n: &n, progress: func(d int64) {
+	body := &iox.CountingReader{R: resp.Body, OnRead: func(d int64) {
 		iw.touch()
 		c.opts.Progress(d)
 	}}
@@ -417,7 +414,7 @@ func (c *client) fetchBlob(ctx context.Context, store *oci.Store, desc v1.Descri
 	}
 	// One byte more than announced is enough to refuse an endless blob.
 	_, err = io.Copy(dst, io.LimitReader(body, desc.Size+1))
-	res.Bytes = n.Load()
+	res.Bytes = body.Count()
 	if err != nil {
 		return res, stalled(fmt.Errorf("fetching blob %s from %s: %w", desc.Digest, c.where(), err))
 	}

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/bot-bottle/bb/internal/iox"
 	"github.com/bot-bottle/bb/oci"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -364,7 +365,10 @@ func graceful(ctx context.Context) (context.Context, context.CancelFunc) {
 // it hands out.
 func (u *upload) body(off, n int64) (io.ReadCloser, func() (io.ReadCloser, error)) {
 	mk := func() (io.ReadCloser, error) {
-		return &counter{r: io.NewSectionReader(u.f, off, n), n: &u.sent, progress: u.c.opts.Progress}, nil
+		return io.NopCloser(&iox.CountingReader{R: io.NewSectionReader(u.f, off, n), OnRead: func(d int64) {
+			u.sent.Add(d)
+			u.c.opts.Progress(d)
+		}}), nil
 	}
 	rc, _ := mk()
 	return rc, mk
@@ -439,22 +443,3 @@ func (u *upload) finish(ctx context.Context, off, n int64) error {
 	u.off = u.desc.Size
 	return nil
 }
-
-// counter counts the bytes read through it, for the result and the
-// progress callback.
-type counter struct {
-	r        io.Reader
-	n        *atomic.Int64
-	progress func(int64)
-}
-
-func (c *counter) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	if n > 0 {
-		c.n.Add(int64(n))
-		c.progress(int64(n))
-	}
-	return n, err
-}
-
-func (c *counter) Close() error { return nil }

@@ -154,46 +154,17 @@ func (x *extractor) parent(p string) (*os.File, error) {
 }
 
 func (x *extractor) entry(ctx context.Context, tr *tar.Reader, hdr *tar.Header) error {
-	if len(hdr.Name) > MaxNameLen {
-		return fmt.Errorf("refusing %.64q...: name is %d bytes long, more than %d", hdr.Name, len(hdr.Name), MaxNameLen)
-	}
-	if hasDotDot(hdr.Name) {
-		return fmt.Errorf("refusing %q: path contains \"..\"", hdr.Name)
-	}
-	name := path.Clean("/" + hdr.Name)[1:]
-	if name == "" {
-		return nil
+	name, err := entryName(hdr)
+	if err != nil || name == "" {
+		return err
 	}
 	delete(x.skipped, name) // whatever comes now takes its place
 	base := path.Base(name)
 	dir := path.Dir(name)
-	if base == opaqueWhiteout {
-		x.setCache("", nil)
-		if err := clearDir(x.root, dir); err != nil {
-			return fmt.Errorf("applying opaque whiteout %q: %w", name, err)
-		}
-		return nil
+	if done, err := x.whiteout(hdr, name, dir, base); done {
+		return err
 	}
-	if strings.HasPrefix(base, whiteoutPrefix) {
-		gone := strings.TrimPrefix(base, whiteoutPrefix)
-		if gone == "" || gone == "." || gone == ".." {
-			return fmt.Errorf("refusing whiteout %q: it names no entry", hdr.Name)
-		}
-		x.setCache("", nil)
-		if err := x.root.RemoveAll(path.Join(dir, gone)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("applying whiteout %q: %w", name, err)
-		}
-		return nil
-	}
-	switch hdr.Typeflag {
-	case tar.TypeDir, tar.TypeReg, tar.TypeGNUSparse, tar.TypeSymlink, tar.TypeLink, tar.TypeFifo:
-	case tar.TypeChar, tar.TypeBlock:
-		if !x.opts.Devices {
-			x.warn("skipped device node %q (%s %d:%d)", "/"+name, devKind(hdr.Typeflag), hdr.Devmajor, hdr.Devminor)
-			x.skip(name)
-			return nil
-		}
-	default:
+	if !x.wanted(hdr, name) {
 		return nil
 	}
 	pf, err := x.parent(dir)
@@ -201,78 +172,161 @@ func (x *extractor) entry(ctx context.Context, tr *tar.Reader, hdr *tar.Header) 
 		return err
 	}
 	pfd := int(pf.Fd())
-	// Replace whatever is there unless both are directories.
-	var st unix.Stat_t
-	if err := unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil {
-		isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
-		switch {
-		case isDir && hdr.Typeflag == tar.TypeDir:
-		case isDir:
-			if err := x.root.RemoveAll(name); err != nil {
-				return fmt.Errorf("replacing %q: %w", name, err)
-			}
-		default:
-			if err := unix.Unlinkat(pfd, base, 0); err != nil {
-				return fmt.Errorf("replacing %q: %w", name, err)
-			}
-		}
+	if err := x.replace(pfd, base, name, hdr.Typeflag == tar.TypeDir); err != nil {
+		return err
 	}
 	switch hdr.Typeflag {
 	case tar.TypeDir:
-		if err := unix.Mkdirat(pfd, base, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
-			return fmt.Errorf("creating directory %q: %w", name, err)
-		}
-		x.dirs = append(x.dirs, hdr)
-		// The next entries are likely inside it.
-		fd, err := unix.Openat(pfd, base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return fmt.Errorf("opening directory %q: %w", name, err)
-		}
-		x.setCache(name, os.NewFile(uintptr(fd), name))
-		return nil
+		return x.dir(pfd, base, name, hdr)
 	case tar.TypeReg, tar.TypeGNUSparse:
 		return x.file(ctx, tr, hdr, pfd, base, name)
+	case tar.TypeLink:
+		return x.link(name, hdr)
 	case tar.TypeSymlink:
 		if err := unix.Symlinkat(hdr.Linkname, pfd, base); err != nil {
 			return fmt.Errorf("creating symlink %q: %w", name, err)
 		}
-	case tar.TypeLink:
-		target := path.Clean("/" + hdr.Linkname)[1:]
-		if hasDotDot(hdr.Linkname) || target == "" {
-			return fmt.Errorf("refusing hard link %q to %q", name, hdr.Linkname)
-		}
-		if x.skipped[target] {
-			x.warn("skipped hard link %q to skipped device node %q", "/"+name, "/"+target)
-			x.skip(name)
-			return nil
-		}
-		// linkat without AT_SYMLINK_FOLLOW: a link to a symlink is a
-		// second symlink, never the file it points to.
-		if err := x.root.Link(target, name); err != nil {
-			return fmt.Errorf("creating hard link %q: %w", name, err)
-		}
-		return nil // owner and mode belong to the target
 	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
-		mode := uint32(hdr.Mode & 0o7777)
-		switch hdr.Typeflag {
-		case tar.TypeChar:
-			mode |= unix.S_IFCHR
-		case tar.TypeBlock:
-			mode |= unix.S_IFBLK
-		default:
-			mode |= unix.S_IFIFO
-		}
-		dev := unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))
-		if err := unix.Mknodat(pfd, base, mode, int(dev)); err != nil {
-			if errors.Is(err, unix.EPERM) {
-				x.warn("skipped %s %q: not permitted to create it (%v)", devKind(hdr.Typeflag), "/"+name, err)
-				x.skip(name)
-				return nil
-			}
-			return fmt.Errorf("creating %s %q: %w", devKind(hdr.Typeflag), name, err)
+		if made, err := x.node(pfd, base, name, hdr); !made {
+			return err
 		}
 	}
 	return x.metaAt(pfd, base, name, hdr)
+}
+
+// entryName checks an entry's name and returns it relative to the root
+// ("" for the root itself).
+func entryName(hdr *tar.Header) (string, error) {
+	if len(hdr.Name) > MaxNameLen {
+		return "", fmt.Errorf("refusing %.64q...: name is %d bytes long, more than %d", hdr.Name, len(hdr.Name), MaxNameLen)
+	}
+	if HasDotDot(hdr.Name) {
+		return "", fmt.Errorf("refusing %q: path contains \"..\"", hdr.Name)
+	}
+	return path.Clean("/" + hdr.Name)[1:], nil
+}
+
+// whiteout applies name if it is a whiteout (done is then true): an
+// opaque one empties its directory, another removes the entry it names.
+func (x *extractor) whiteout(hdr *tar.Header, name, dir, base string) (done bool, err error) {
+	if base == opaqueWhiteout {
+		x.setCache("", nil)
+		if err := clearDir(x.root, dir); err != nil {
+			return true, fmt.Errorf("applying opaque whiteout %q: %w", name, err)
+		}
+		return true, nil
+	}
+	if !strings.HasPrefix(base, whiteoutPrefix) {
+		return false, nil
+	}
+	gone := strings.TrimPrefix(base, whiteoutPrefix)
+	if gone == "" || gone == "." || gone == ".." {
+		return true, fmt.Errorf("refusing whiteout %q: it names no entry", hdr.Name)
+	}
+	x.setCache("", nil)
+	if err := x.root.RemoveAll(path.Join(dir, gone)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return true, fmt.Errorf("applying whiteout %q: %w", name, err)
+	}
+	return true, nil
+}
+
+// wanted reports whether the entry is one Extract creates: device nodes
+// only with Options.Devices (else skipped with a warning), no other types
+// than those of a root filesystem.
+func (x *extractor) wanted(hdr *tar.Header, name string) bool {
+	switch hdr.Typeflag {
+	case tar.TypeDir, tar.TypeReg, tar.TypeGNUSparse, tar.TypeSymlink, tar.TypeLink, tar.TypeFifo:
+		return true
+	case tar.TypeChar, tar.TypeBlock:
+		if !x.opts.Devices {
+			x.warn("skipped device node %q (%s %d:%d)", "/"+name, devKind(hdr.Typeflag), hdr.Devmajor, hdr.Devminor)
+			x.skip(name)
+			return false
+		}
+		return true
+	}
+	return false
+}
+
+// replace removes whatever is at base in the directory pfd, unless both
+// it and the new entry are directories.
+func (x *extractor) replace(pfd int, base, name string, newIsDir bool) error {
+	var st unix.Stat_t
+	if err := unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return nil // nothing there
+	}
+	isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
+	switch {
+	case isDir && newIsDir:
+	case isDir:
+		if err := x.root.RemoveAll(name); err != nil {
+			return fmt.Errorf("replacing %q: %w", name, err)
+		}
+	default:
+		if err := unix.Unlinkat(pfd, base, 0); err != nil {
+			return fmt.Errorf("replacing %q: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// dir creates a directory (its metadata waits for applyDirs) and keeps it
+// open: the next entries are likely inside it.
+func (x *extractor) dir(pfd int, base, name string, hdr *tar.Header) error {
+	if err := unix.Mkdirat(pfd, base, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("creating directory %q: %w", name, err)
+	}
+	x.dirs = append(x.dirs, hdr)
+	fd, err := unix.Openat(pfd, base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("opening directory %q: %w", name, err)
+	}
+	x.setCache(name, os.NewFile(uintptr(fd), name))
+	return nil
+}
+
+// link creates a hard link inside the root; owner and mode belong to its
+// target.
+func (x *extractor) link(name string, hdr *tar.Header) error {
+	target := path.Clean("/" + hdr.Linkname)[1:]
+	if HasDotDot(hdr.Linkname) || target == "" {
+		return fmt.Errorf("refusing hard link %q to %q", name, hdr.Linkname)
+	}
+	if x.skipped[target] {
+		x.warn("skipped hard link %q to skipped device node %q", "/"+name, "/"+target)
+		x.skip(name)
+		return nil
+	}
+	// linkat without AT_SYMLINK_FOLLOW: a link to a symlink is a
+	// second symlink, never the file it points to.
+	if err := x.root.Link(target, name); err != nil {
+		return fmt.Errorf("creating hard link %q: %w", name, err)
+	}
+	return nil
+}
+
+// node creates a device node or FIFO; made is false when it was skipped
+// (not permitted) or failed.
+func (x *extractor) node(pfd int, base, name string, hdr *tar.Header) (made bool, err error) {
+	mode := uint32(hdr.Mode & 0o7777)
+	switch hdr.Typeflag {
+	case tar.TypeChar:
+		mode |= unix.S_IFCHR
+	case tar.TypeBlock:
+		mode |= unix.S_IFBLK
+	default:
+		mode |= unix.S_IFIFO
+	}
+	dev := unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))
+	if err := unix.Mknodat(pfd, base, mode, int(dev)); err != nil {
+		if errors.Is(err, unix.EPERM) {
+			x.warn("skipped %s %q: not permitted to create it (%v)", devKind(hdr.Typeflag), "/"+name, err)
+			x.skip(name)
+			return false, nil
+		}
+		return false, fmt.Errorf("creating %s %q: %w", devKind(hdr.Typeflag), name, err)
+	}
+	return true, nil
 }
 
 // file writes a regular file, keeping runs of zeros as holes.
@@ -546,7 +600,10 @@ func clearDir(root *os.Root, dir string) error {
 	return nil
 }
 
-func hasDotDot(n string) bool {
+// HasDotDot reports whether the slash-separated path n has a ".."
+// component: a tar entry's name or link target that could climb out of
+// the tree it is extracted into.
+func HasDotDot(n string) bool {
 	for n != "" {
 		var part string
 		part, n, _ = strings.Cut(n, "/")

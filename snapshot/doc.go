@@ -4,7 +4,8 @@
 //	Source.Stream ──► Filter (excludes, entry checks, normalisation)
 //	             ──► layer.Write (diffID, pgzip, digest, size; one pass)
 //	             ──► config + manifest (the base image's config kept)
-//	             ──► store: blobs, then the slug's tags in index.json
+//	             ──► store: blobs (Build), then the slug's tags in
+//	                 index.json (Publish)
 //
 // A snapshot either lands whole or not at all: blobs become visible only
 // after they are verified, and tags only after every blob is in place.

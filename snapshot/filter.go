@@ -10,6 +10,9 @@ import (
 	"maps"
 	"path"
 	"strings"
+
+	"github.com/bot-bottle/bb/internal/iox"
+	"github.com/bot-bottle/bb/rootfs"
 )
 
 // DefaultExcludes are the paths of a running bottle that belong to the
@@ -90,7 +93,7 @@ func Filter(src io.Reader, w io.Writer, opts FilterOptions) (FilterStats, error)
 		}
 	}
 	bw := bufio.NewWriterSize(w, 256<<10)
-	cw := &countWriter{w: bw}
+	cw := &iox.CountingWriter{W: bw}
 	tw := tar.NewWriter(cw)
 	tr := tar.NewReader(bufio.NewReaderSize(src, 256<<10))
 	var st FilterStats
@@ -137,7 +140,7 @@ func Filter(src io.Reader, w io.Writer, opts FilterOptions) (FilterStats, error)
 	if err := bw.Flush(); err != nil {
 		return st, err
 	}
-	st.TarBytes = cw.n
+	st.TarBytes = cw.Count()
 	// Drain padding so the producer is not killed by a closed pipe.
 	if _, err := io.Copy(io.Discard, src); err != nil {
 		return st, fmt.Errorf("reading tar stream: %w", err)
@@ -183,7 +186,7 @@ func (f *filter) excluded(name string, isDir bool) bool {
 }
 
 func (f *filter) entry(h *tar.Header) (*tar.Header, bool, error) {
-	if hasDotDot(h.Name) {
+	if rootfs.HasDotDot(h.Name) {
 		return nil, false, &EntryError{Name: h.Name, Reason: `path contains ".."`}
 	}
 	name := cleanName(h.Name)
@@ -233,7 +236,7 @@ func (f *filter) entry(h *tar.Header) (*tar.Header, bool, error) {
 		out.Size = 0
 		f.symlinks[f.hash(name)] = struct{}{}
 	case tar.TypeLink:
-		if hasDotDot(h.Linkname) {
+		if rootfs.HasDotDot(h.Linkname) {
 			return nil, false, &EntryError{Name: h.Name, Reason: fmt.Sprintf("hard link target %q contains \"..\"", h.Linkname)}
 		}
 		target := cleanName(h.Linkname)
@@ -311,24 +314,4 @@ func (f *filter) linkXattrs(name, linkTarget string, out *tar.Header) {
 func cleanName(n string) string {
 	c := path.Clean("/" + n)
 	return strings.TrimPrefix(c, "/")
-}
-
-func hasDotDot(n string) bool {
-	for _, part := range strings.Split(n, "/") {
-		if part == ".." {
-			return true
-		}
-	}
-	return false
-}
-
-type countWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bot-bottle/bb/rootfs"
 )
 
 type ent struct {
@@ -187,7 +189,7 @@ func FuzzFilter(f *testing.F) {
 			if err != nil {
 				break
 			}
-			if strings.HasPrefix(h.Name, "/") || hasDotDot(h.Name) {
+			if strings.HasPrefix(h.Name, "/") || rootfs.HasDotDot(h.Name) {
 				t.Fatalf("escaping name passed: %q", h.Name)
 			}
 		}

@@ -38,9 +38,9 @@ type Lister interface {
 // whiteouts it applies cheap, and costs one full commit per 64.
 const MaxChain = 64
 
-// FullRatio: when more than this share of the bottle's entries have new
-// inode numbers since the previous snapshot (as after a resume, where
-// every file was extracted again), the commit is a full one rather than a
+// FullRatio is the share of the bottle's entries with new inode numbers
+// since the previous snapshot (as after a resume, where every file was
+// extracted again) above which the commit is a full one rather than a
 // layer as big as the tree.
 const FullRatio = 0.5
 

@@ -79,11 +79,8 @@ type Request struct {
 	Excludes []string
 	// CreatedBy goes into the history entry ("bb commit (docker exec tar)").
 	CreatedBy string
-	// Keep is how many earlier snapshots of the slug stay in the store
-	// (besides the new one); negative keeps all.
-	Keep   int
-	Layer  layer.Options
-	Logger *slog.Logger
+	Layer     layer.Options
+	Logger    *slog.Logger
 	// Full makes a snapshot of one flattened layer even when the previous
 	// snapshot has a file index an incremental commit could build on.
 	Full bool
@@ -168,20 +165,6 @@ func randSuffix() string {
 		b[i] = suffixChars[int(b[i])%len(suffixChars)]
 	}
 	return string(b[:])
-}
-
-// Commit streams req.Source into a new snapshot in s and tags it: Build
-// followed by Publish.
-func Commit(ctx context.Context, s *oci.Store, req Request) (*Result, error) {
-	res, err := Build(ctx, s, req)
-	if err != nil {
-		return nil, err
-	}
-	if err := Publish(ctx, s, res, req.Keep); err != nil {
-		_ = Discard(ctx, s, res)
-		return nil, &Error{Stage: StageStore, Slug: req.Slug, Err: err}
-	}
-	return res, nil
 }
 
 // Publish makes res reachable in one locked update of index.json: it
@@ -374,42 +357,79 @@ func Discard(ctx context.Context, s *oci.Store, res *Result) error {
 // blobs until Publish.
 func Build(ctx context.Context, s *oci.Store, req Request) (res *Result, err error) {
 	start := time.Now()
-	log := req.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	b := &builder{s: s, req: &req, log: req.Logger}
+	if b.log == nil {
+		b.log = slog.New(slog.DiscardHandler)
 	}
 	now := req.Now
 	if now.IsZero() {
 		now = time.Now()
 	}
 	now = now.UTC().Truncate(time.Millisecond)
-	fail := func(st Stage, err error) (*Result, error) {
-		return nil, &Error{Stage: st, Slug: req.Slug, Err: err}
-	}
 	if err := oci.ValidTag(req.Slug); err != nil {
-		return fail(StageAssemble, err)
+		return nil, b.fail(StageAssemble, err)
 	}
-	excludes := append(append([]string{}, DefaultExcludes...), req.Excludes...)
-	var warnings []string
-	var newBlobs []v1.Hash
+	b.excludes = append(append([]string{}, DefaultExcludes...), req.Excludes...)
 	defer func() {
 		if err != nil {
-			_ = s.Discard(context.WithoutCancel(ctx), newBlobs)
+			_ = s.Discard(context.WithoutCancel(ctx), b.newBlobs)
 		}
 	}()
-	inc, err := listAndPlan(ctx, s, &req, excludes, log)
+	// Plan: an incremental snapshot replaces req.Source and req.Base.
+	inc, err := listAndPlan(ctx, s, &req, b.excludes, b.log)
 	if err != nil {
-		return fail(StageStream, err)
+		return nil, b.fail(StageStream, err)
 	}
 	if inc != nil && inc.created {
-		newBlobs = append(newBlobs, inc.index.Digest)
+		b.newBlobs = append(b.newBlobs, inc.index.Digest)
 	}
 	if inc != nil && inc.warning != "" {
-		warnings = append(warnings, inc.warning)
+		b.warnings = append(b.warnings, inc.warning)
 	}
-	stream, err := req.Source.Stream(ctx, StreamRequest{Excludes: excludes})
+	// Emit: the layer, then the config and manifest that name it.
+	li, stats, err := b.layer(ctx)
 	if err != nil {
-		return fail(StageStream, err)
+		return nil, err
+	}
+	cfgDesc, mdesc, err := b.manifest(ctx, li, now)
+	if err != nil {
+		return nil, err
+	}
+	res = &Result{
+		Slug: req.Slug, Tag: Tag(req.Slug), TimeTag: TimeTag(req.Slug, now),
+		Manifest: mdesc, Config: cfgDesc, Layer: li, Stats: stats, Warnings: b.warnings,
+		NewBlobs: b.newBlobs, Duration: time.Since(start), started: start,
+	}
+	if inc != nil {
+		res.Index = inc.index
+		inc.info.Depth = len(req.Base.Layers) + 1
+		res.Incremental = &inc.info
+	}
+	return res, nil
+}
+
+// builder is one Build in progress: what it added to the store (removed
+// again if it fails) and the warnings met on the way.
+type builder struct {
+	s        *oci.Store
+	req      *Request
+	log      *slog.Logger
+	excludes []string
+	newBlobs []v1.Hash
+	warnings []string
+}
+
+func (b *builder) fail(st Stage, err error) error {
+	return &Error{Stage: st, Slug: b.req.Slug, Err: err}
+}
+
+// layer streams the source through Filter into a compressed layer in the
+// store.
+func (b *builder) layer(ctx context.Context) (LayerInfo, FilterStats, error) {
+	req := b.req
+	stream, err := req.Source.Stream(ctx, StreamRequest{Excludes: b.excludes})
+	if err != nil {
+		return LayerInfo{}, FilterStats{}, b.fail(StageStream, err)
 	}
 	defer stream.Close()
 
@@ -421,13 +441,13 @@ func Build(ctx context.Context, s *oci.Store, req Request) (res *Result, err err
 		// store's ingest directory (private, on the store's disk, its
 		// leftovers removed by the store's cleanup), not in a /tmp that
 		// may be RAM.
-		st, err := Filter(stream, pw, FilterOptions{Excludes: excludes, Warn: func(m string) {
-			log.Warn(m)
-		}, DenseSparse: req.Backend == "smolmachines", SpoolDir: filepath.Join(s.Root(), "ingest")})
+		st, err := Filter(stream, pw, FilterOptions{Excludes: b.excludes, Warn: func(m string) {
+			b.log.Warn(m)
+		}, DenseSparse: req.Backend == "smolmachines", SpoolDir: filepath.Join(b.s.Root(), "ingest")})
 		statsc <- st
 		pw.CloseWithError(err)
 	}()
-	lyr, err := layer.Write(ctx, s, pr, req.Layer)
+	lyr, err := layer.Write(ctx, b.s, pr, req.Layer)
 	pr.CloseWithError(errors.New("snapshot aborted"))
 	stats := <-statsc
 	if err != nil {
@@ -435,72 +455,67 @@ func Build(ctx context.Context, s *oci.Store, req Request) (res *Result, err err
 		if errors.As(err, &re) {
 			var ee *EntryError
 			if errors.As(err, &ee) {
-				return fail(StageFilter, re.Err)
+				return LayerInfo{}, stats, b.fail(StageFilter, re.Err)
 			}
-			return fail(StageStream, re.Err)
+			return LayerInfo{}, stats, b.fail(StageStream, re.Err)
 		}
 		if ctx.Err() != nil {
-			return fail(StageStream, ctx.Err())
+			return LayerInfo{}, stats, b.fail(StageStream, ctx.Err())
 		}
-		return fail(StageCompress, err)
+		return LayerInfo{}, stats, b.fail(StageCompress, err)
 	}
 	if w, ok := stream.(Warner); ok {
-		warnings = append(warnings, w.Warnings()...)
+		b.warnings = append(b.warnings, w.Warnings()...)
 	}
-	for _, w := range warnings {
-		log.Warn(w)
+	for _, w := range b.warnings {
+		b.log.Warn(w)
 	}
 	li := LayerInfo{}
 	li.Media = lyr.Descriptor().MediaType
 	li.Digest, _ = lyr.Digest()
 	li.DiffID, _ = lyr.DiffID()
 	li.Size, _ = lyr.Size()
-
 	if lyr.Created() {
-		newBlobs = append(newBlobs, li.Digest)
+		b.newBlobs = append(b.newBlobs, li.Digest)
 	}
-	put := func(mt types.MediaType, b []byte) (v1.Descriptor, error) {
-		h, _, _ := v1.SHA256(bytes.NewReader(b))
-		_, statErr := s.Stat(ctx, h)
-		d, err := s.PutBytes(ctx, mt, b)
-		if err == nil && statErr != nil {
-			newBlobs = append(newBlobs, d.Digest)
-		}
-		return d, err
-	}
-	cfg, man, err := assemble(req, li, now)
+	return li, stats, nil
+}
+
+// manifest stores the snapshot's config and manifest; the manifest's
+// descriptor carries the annotations of its index.json entry.
+func (b *builder) manifest(ctx context.Context, li LayerInfo, now time.Time) (cfgDesc, mdesc v1.Descriptor, err error) {
+	cfg, man, err := assemble(*b.req, li, now)
 	if err != nil {
-		return fail(StageAssemble, err)
+		return cfgDesc, mdesc, b.fail(StageAssemble, err)
 	}
-	cfgDesc, err := put(types.OCIConfigJSON, cfg)
-	if err != nil {
-		return fail(StageStore, err)
+	if cfgDesc, err = b.put(ctx, types.OCIConfigJSON, cfg); err != nil {
+		return cfgDesc, mdesc, b.fail(StageStore, err)
 	}
 	man.Config = cfgDesc
 	mb, err := json.Marshal(man)
 	if err != nil {
-		return fail(StageAssemble, err)
+		return cfgDesc, mdesc, b.fail(StageAssemble, err)
 	}
-	mdesc, err := put(types.OCIManifestSchema1, mb)
-	if err != nil {
-		return fail(StageStore, err)
+	if mdesc, err = b.put(ctx, types.OCIManifestSchema1, mb); err != nil {
+		return cfgDesc, mdesc, b.fail(StageStore, err)
 	}
 	mdesc.Annotations = map[string]string{
-		oci.SlugAnnotation:    req.Slug,
-		oci.BackendAnnotation: req.Backend,
+		oci.SlugAnnotation:    b.req.Slug,
+		oci.BackendAnnotation: b.req.Backend,
 		oci.CreatedAnnotation: now.Format(time.RFC3339Nano),
 	}
-	res = &Result{
-		Slug: req.Slug, Tag: Tag(req.Slug), TimeTag: TimeTag(req.Slug, now),
-		Manifest: mdesc, Config: cfgDesc, Layer: li, Stats: stats, Warnings: warnings,
-		NewBlobs: newBlobs, Duration: time.Since(start), started: start,
+	return cfgDesc, mdesc, nil
+}
+
+// put stores a small blob, remembering it as new if it was not there.
+func (b *builder) put(ctx context.Context, mt types.MediaType, data []byte) (v1.Descriptor, error) {
+	h, _, _ := v1.SHA256(bytes.NewReader(data))
+	_, statErr := b.s.Stat(ctx, h)
+	d, err := b.s.PutBytes(ctx, mt, data)
+	if err == nil && statErr != nil {
+		b.newBlobs = append(b.newBlobs, d.Digest)
 	}
-	if inc != nil {
-		res.Index = inc.index
-		inc.info.Depth = len(req.Base.Layers) + 1
-		res.Incremental = &inc.info
-	}
-	return res, nil
+	return d, err
 }
 
 func assemble(req Request, li LayerInfo, now time.Time) ([]byte, *v1.Manifest, error) {

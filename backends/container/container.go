@@ -11,12 +11,12 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/bot-bottle/bb/backends/clitool"
 	"github.com/bot-bottle/bb/backends/tarcmd"
 	"github.com/bot-bottle/bb/bottle"
 	"github.com/bot-bottle/bb/snapshot"
@@ -59,33 +59,22 @@ func (r *Runtime) Name() string { return bottle.MacosContainer }
 // CheckName implements bottle.NameChecker.
 func (r *Runtime) CheckName(slug string) error { return bottle.CheckContainerName(slug) }
 
-func (r *Runtime) log() *slog.Logger {
-	if r.Logger == nil {
-		return slog.New(slog.DiscardHandler)
-	}
-	return r.Logger
-}
+func (r *Runtime) log() *slog.Logger { return clitool.Logger(r.Logger) }
 
 // ErrNoCLI is returned when the container CLI cannot be found.
 var ErrNoCLI = errors.New("the container CLI (Apple container) is not installed or not on PATH")
 
-func (r *Runtime) bin() (string, error) {
-	name := r.Binary
-	if name == "" {
-		name = DefaultBinary
-	}
-	p, err := exec.LookPath(name)
-	if err != nil {
-		return "", fmt.Errorf("macos-container: %w: %q not found (PATH=%s). Install it from https://github.com/apple/container/releases, "+
-			"or put its directory on the PATH bb runs with: a PATH set only in ~/.zshrc is missing from scripts and from `sh -lc`, "+
-			"which read ~/.profile and /etc/profile instead; BB_CONTAINER_BIN may name the binary: %v",
-			ErrNoCLI, name, os.Getenv("PATH"), err)
-	}
-	return p, nil
+// tool is the container CLI.
+var tool = clitool.Tool{
+	Backend: bottle.MacosContainer, Name: DefaultBinary, ErrMissing: ErrNoCLI,
+	Install:   "Install it from https://github.com/apple/container/releases",
+	LoginPATH: "a PATH set only in ~/.zshrc", Env: "BB_CONTAINER_BIN",
 }
 
+func (r *Runtime) bin() (string, error) { return tool.Lookup(r.Binary) }
+
 func (r *Runtime) run(ctx context.Context, bin string, args ...string) ([]byte, error) {
-	return tarcmd.Run(ctx, exec.CommandContext(ctx, bin, args...), "container "+strings.Join(args, " "))
+	return tool.Run(ctx, bin, args...)
 }
 
 // listed is one container of container list --format json, in the shape
@@ -151,15 +140,7 @@ func (l listed) state() string {
 }
 
 func (r *Runtime) list(ctx context.Context, bin string) ([]listed, error) {
-	out, err := r.run(ctx, bin, "list", "--all", "--format", "json")
-	if err != nil {
-		return nil, err
-	}
-	var ls []listed
-	if err := json.Unmarshal(bytes.TrimSpace(out), &ls); err != nil {
-		return nil, fmt.Errorf("parsing container list --format json: %w", err)
-	}
-	return ls, nil
+	return clitool.List[listed](ctx, tool, bin, "list", "--all", "--format", "json")
 }
 
 func (r *Runtime) find(ctx context.Context, bin, name string) (*listed, error) {
@@ -167,12 +148,7 @@ func (r *Runtime) find(ctx context.Context, bin, name string) (*listed, error) {
 	if err != nil {
 		return nil, err
 	}
-	for i := range ls {
-		if ls[i].id() == name {
-			return &ls[i], nil
-		}
-	}
-	return nil, nil
+	return clitool.Find(ls, name, (*listed).id), nil
 }
 
 // List implements bottle.Runtime.
@@ -240,8 +216,7 @@ func (r *Runtime) Prepare(ctx context.Context, slug string, opts bottle.PrepareO
 	p := &bottle.Prepared{Base: base}
 	switch opts.Method {
 	case "", MethodExec:
-		out, err := r.run(ctx, bin, append([]string{"exec", "--user", "root", name}, tarcmd.VersionArgs...)...)
-		if err := tarcmd.CheckRun(name, out, err); err != nil {
+		if err := tool.CheckTar(ctx, bin, name, "exec", "--user", "root", name); err != nil {
 			return nil, fmt.Errorf("%w; or snapshot it with --method export, which needs no tar in the guest", err)
 		}
 		p.Source = &ExecSource{Binary: bin, Name: name, OneFS: !opts.IncludeMounts}
@@ -403,10 +378,7 @@ func (r *Runtime) Load(ctx context.Context, snap bottle.Snapshot) (string, error
 	if err != nil {
 		return "", err
 	}
-	dir := r.TempDir
-	if dir == "" {
-		dir = filepath.Join(r.Home.Dir, "tmp")
-	}
+	dir := clitool.TempDir(r.Home, r.TempDir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
 	}
@@ -504,13 +476,12 @@ func (r *Runtime) Boot(ctx context.Context, snap bottle.Snapshot, committed stri
 	if err != nil {
 		return err
 	}
-	if l != nil {
-		if l.state() == "running" && !opts.Replace {
-			return fmt.Errorf("%s: %w (pass --replace to replace it)", name, bottle.ErrRunning)
-		}
-		if _, err := r.run(ctx, bin, "delete", "--force", name); err != nil {
-			return err
-		}
+	err = clitool.Replace(name, l != nil, l != nil && l.state() == "running", opts.Replace, func() error {
+		_, err := r.run(ctx, bin, "delete", "--force", name)
+		return err
+	})
+	if err != nil {
+		return err
 	}
 	if _, err := r.run(ctx, bin, "run", "--detach", "--name", name, QualifiedRef(committed)); err != nil {
 		return err

@@ -1,12 +1,12 @@
 // Package container is the macos-container backend: bottles are
 // containers of Apple's container CLI (macOS only, no Go API), which bb
 // runs as an external command ("container", found on PATH; see
-// Runtime.Binary).
+// Runtime.Binary) through backends/clitool, as the smolvm backend does.
 //
 //	list/inspect  container list --all --format json
 //	commit        container exec --user root NAME tar --create ... --file=- --directory=/ .
 //	              (default; --method export: container export NAME)
-//	install       container image load -i FILE, FILE an OCI layout tar (archive.WriteImage) whose
+//	load          container image load -i FILE, FILE an OCI layout tar (archive.WriteImage) whose
 //	              index.json names the image docker.io/library/bot-bottle-committed-SLUG:latest
 //	resume        container run --detach --name bot-bottle-SLUG REF, then /tmp and
 //	              /var/tmp recreated root:root 1777 through container exec

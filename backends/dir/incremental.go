@@ -139,67 +139,52 @@ func (w *pathWriter) entry(p string) error {
 		}
 		return fmt.Errorf("opening the directory of %s: %w", full, err)
 	}
+	hdr, fd, err := w.header(pfd, p, full)
+	if err != nil || hdr == nil {
+		return err
+	}
+	return w.emit(hdr, fd, full)
+}
+
+// header stats p (base name in the directory pfd, never followed) and
+// returns its tar header and, for a regular file or a directory, a
+// descriptor of it (-1 otherwise; emit closes it). A nil header
+// leaves the entry out: it vanished or is a socket.
+func (w *pathWriter) header(pfd int, p, full string) (*tar.Header, int, error) {
 	name := path.Base(p)
 	var st unix.Stat_t
 	if err := unix.Fstatat(pfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		if gone(err) {
 			w.warn("%s: vanished while the snapshot was taken", full)
-			return nil
+			return nil, -1, nil
 		}
-		return fmt.Errorf("stat %s: %w", full, err)
+		return nil, -1, fmt.Errorf("stat %s: %w", full, err)
 	}
 	hdr := &tar.Header{
 		Name: p, Mode: int64(st.Mode & 0o7777), Uid: int(st.Uid), Gid: int(st.Gid),
 		ModTime: time.Unix(st.Mtim.Sec, st.Mtim.Nsec), Format: tar.FormatPAX,
 	}
-	var fd = -1
-	defer func() {
-		if fd >= 0 {
-			unix.Close(fd)
-		}
-	}()
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFREG:
-		key := [2]uint64{st.Dev, st.Ino}
-		if st.Nlink > 1 {
-			if first, ok := w.links[key]; ok {
-				hdr.Typeflag, hdr.Linkname = tar.TypeLink, first
-				return w.tw.WriteHeader(hdr)
-			}
-		}
-		fd, err = unix.Openat(pfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
-		if err != nil {
-			if gone(err) {
-				w.warn("%s: vanished while the snapshot was taken", full)
-				return nil
-			}
-			return fmt.Errorf("opening %s: %w", full, err)
-		}
-		var fst unix.Stat_t
-		if err := unix.Fstat(fd, &fst); err != nil {
-			return fmt.Errorf("stat %s: %w", full, err)
-		}
-		if fst.Ino != st.Ino || fst.Dev != st.Dev || fst.Mode&unix.S_IFMT != unix.S_IFREG {
-			w.warn("%s: replaced while the snapshot was taken; left out", full)
-			return nil
-		}
-		hdr.Typeflag, hdr.Size = tar.TypeReg, fst.Size
-		if st.Nlink > 1 {
-			w.links[key] = p
-		}
+		return w.regular(pfd, name, p, full, &st, hdr)
 	case unix.S_IFDIR:
 		hdr.Typeflag, hdr.Name = tar.TypeDir, p+"/"
-		fd, err = unix.Openat(pfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-		if err != nil && !gone(err) {
-			return fmt.Errorf("opening %s: %w", full, err)
+		fd, err := unix.Openat(pfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			if !gone(err) {
+				return nil, -1, fmt.Errorf("opening %s: %w", full, err)
+			}
+			fd = -1 // vanished: the entry without its xattrs
 		}
+		return hdr, fd, nil
 	case unix.S_IFLNK:
 		hdr.Typeflag = tar.TypeSymlink
+		var err error
 		if hdr.Linkname, err = readlinkat(pfd, name); err != nil {
 			if gone(err) {
-				return nil
+				return nil, -1, nil
 			}
-			return fmt.Errorf("reading symlink %s: %w", full, err)
+			return nil, -1, fmt.Errorf("reading symlink %s: %w", full, err)
 		}
 	case unix.S_IFCHR, unix.S_IFBLK:
 		hdr.Typeflag = tar.TypeChar
@@ -210,22 +195,65 @@ func (w *pathWriter) entry(p string) error {
 	case unix.S_IFIFO:
 		hdr.Typeflag = tar.TypeFifo
 	default:
-		return nil // sockets: tar skips them too
+		return nil, -1, nil // sockets: tar skips them too
 	}
+	return hdr, -1, nil
+}
+
+// regular completes the header of a regular file: a hard link to the
+// first path of its inode already written, or the file, opened and
+// checked to be the one stat saw.
+func (w *pathWriter) regular(pfd int, name, p, full string, st *unix.Stat_t, hdr *tar.Header) (*tar.Header, int, error) {
+	key := [2]uint64{st.Dev, st.Ino}
+	if st.Nlink > 1 {
+		if first, ok := w.links[key]; ok {
+			hdr.Typeflag, hdr.Linkname = tar.TypeLink, first
+			return hdr, -1, nil
+		}
+	}
+	fd, err := unix.Openat(pfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		if gone(err) {
+			w.warn("%s: vanished while the snapshot was taken", full)
+			return nil, -1, nil
+		}
+		return nil, -1, fmt.Errorf("opening %s: %w", full, err)
+	}
+	var fst unix.Stat_t
+	if err := unix.Fstat(fd, &fst); err != nil {
+		unix.Close(fd)
+		return nil, -1, fmt.Errorf("stat %s: %w", full, err)
+	}
+	if fst.Ino != st.Ino || fst.Dev != st.Dev || fst.Mode&unix.S_IFMT != unix.S_IFREG {
+		unix.Close(fd)
+		w.warn("%s: replaced while the snapshot was taken; left out", full)
+		return nil, -1, nil
+	}
+	hdr.Typeflag, hdr.Size = tar.TypeReg, fst.Size
+	if st.Nlink > 1 {
+		w.links[key] = p
+	}
+	return hdr, fd, nil
+}
+
+// emit writes the entry: its xattrs (read through fd, when open), its
+// header and a regular file's content, padded if the file shrank. It
+// closes fd.
+func (w *pathWriter) emit(hdr *tar.Header, fd int, full string) error {
+	var f *os.File
 	if fd >= 0 {
+		f = os.NewFile(uintptr(fd), full)
+		defer f.Close()
 		if err := xattrs(fd, hdr); err != nil {
 			return fmt.Errorf("reading xattrs of %s: %w", full, err)
 		}
 	}
 	if err := w.tw.WriteHeader(hdr); err != nil {
-		return fmt.Errorf("writing tar entry %s: %w", p, err)
+		return fmt.Errorf("writing tar entry %s: %w", hdr.Name, err)
 	}
 	if hdr.Typeflag != tar.TypeReg || hdr.Size == 0 {
 		return nil
 	}
-	f := os.NewFile(uintptr(fd), full)
-	fd = -1
-	defer f.Close()
 	n, err := io.CopyBuffer(w.tw, io.LimitReader(f, hdr.Size), w.buf)
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", full, err)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/bot-bottle/bb/backends/dir"
+	"github.com/bot-bottle/bb/internal/testing/snaptest"
 	"github.com/bot-bottle/bb/oci"
 	"github.com/bot-bottle/bb/oci/layer"
 	"github.com/bot-bottle/bb/rootfs"
@@ -166,10 +167,10 @@ func TestIncrementalChainResumesLiveTree(t *testing.T) {
 
 	commit := func(wantDepth int) *snapshot.Result {
 		t.Helper()
-		res, err := snapshot.Commit(ctx, s, snapshot.Request{
+		res, err := snaptest.Commit(ctx, s, snapshot.Request{
 			Slug: "incr-chain", Backend: "dir", SourceName: root,
-			Source: &dir.Source{Dir: root, Tar: "tar", OneFS: true}, Keep: -1,
-		})
+			Source: &dir.Source{Dir: root, Tar: "tar", OneFS: true},
+		}, -1)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -237,10 +238,10 @@ func TestIncrementalChainResumesLiveTree(t *testing.T) {
 	}
 
 	// --full makes one layer again
-	res, err := snapshot.Commit(ctx, s, snapshot.Request{
+	res, err := snaptest.Commit(ctx, s, snapshot.Request{
 		Slug: "incr-chain", Backend: "dir", SourceName: root, Full: true,
-		Source: &dir.Source{Dir: root, Tar: "tar", OneFS: true}, Keep: -1,
-	})
+		Source: &dir.Source{Dir: root, Tar: "tar", OneFS: true},
+	}, -1)
 	must(err)
 	if res.Incremental.Depth != 1 || res.Incremental.Full != "--full" {
 		t.Fatalf("--full: %+v", res.Incremental)
@@ -264,8 +265,8 @@ func TestZstdChain(t *testing.T) {
 	}
 	commit := func() *snapshot.Result {
 		time.Sleep(1100 * time.Millisecond)
-		res, err := snapshot.Commit(ctx, s, snapshot.Request{Slug: "incr-zstd", Backend: "dir", Source: &dir.Source{Dir: root, OneFS: true},
-			Keep: -1, Layer: layer.Options{Compression: layer.Zstd}})
+		res, err := snaptest.Commit(ctx, s, snapshot.Request{Slug: "incr-zstd", Backend: "dir", Source: &dir.Source{Dir: root, OneFS: true},
+			Layer: layer.Options{Compression: layer.Zstd}}, -1)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -307,7 +308,7 @@ func TestChainSquashedAtMaxChain(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(root, fmt.Sprintf("f%03d", i)), []byte("x"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		res, err = snapshot.Commit(ctx, s, snapshot.Request{Slug: "incr-squash", Backend: "dir", Source: &dir.Source{Dir: root, OneFS: true}, Keep: 1})
+		res, err = snaptest.Commit(ctx, s, snapshot.Request{Slug: "incr-squash", Backend: "dir", Source: &dir.Source{Dir: root, OneFS: true}}, 1)
 		if err != nil {
 			t.Fatal(err)
 		}

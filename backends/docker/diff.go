@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bot-bottle/bb/rootfs"
 	"github.com/docker/docker/api/types/container"
 )
 
@@ -43,7 +44,7 @@ func newPlan(changes []container.FilesystemChange, excludes, mounts []string) *p
 	p := &plan{set: map[string]bool{}, deleted: map[string]bool{}}
 	for _, ch := range changes {
 		name := cleanRel(ch.Path)
-		if name == "" || hasDotDot(ch.Path) || below(name, ex) || below(name, mt) {
+		if name == "" || rootfs.HasDotDot(ch.Path) || below(name, ex) || below(name, mt) {
 			continue
 		}
 		if ex[name] && ch.Kind != container.ChangeAdd {
@@ -111,7 +112,7 @@ func (p *plan) rewrite(src io.Reader, w io.Writer, filter bool) error {
 		name := cleanRel(hdr.Name)
 		// The stream comes from the bottle: an entry that climbs out
 		// (..) or is absolute is not one tar --directory=/ makes.
-		if name == "" || hasDotDot(hdr.Name) || path.IsAbs(hdr.Name) || (filter && !p.set[name]) {
+		if name == "" || rootfs.HasDotDot(hdr.Name) || path.IsAbs(hdr.Name) || (filter && !p.set[name]) {
 			continue
 		}
 		hdr.Format = tar.FormatUnknown
@@ -204,15 +205,6 @@ func (s *rewriteStream) Close() error {
 // the root gives "".
 func cleanRel(n string) string {
 	return strings.TrimPrefix(path.Clean("/"+n), "/")
-}
-
-func hasDotDot(n string) bool {
-	for _, part := range strings.Split(n, "/") {
-		if part == ".." {
-			return true
-		}
-	}
-	return false
 }
 
 func cleanSet(paths []string) map[string]bool {

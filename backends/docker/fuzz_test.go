@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bot-bottle/bb/rootfs"
 	"github.com/docker/docker/api/types/container"
 )
 
@@ -73,7 +74,7 @@ func FuzzDockerDiff(f *testing.F) {
 	f.Fuzz(func(t *testing.T, changes string, stream []byte, filter bool) {
 		p := newPlan(parseChanges(changes), []string{"proc", "tmp"}, []string{"data"})
 		for i, n := range p.paths {
-			if n == "" || n == "." || path.IsAbs(n) || hasDotDot(n) || path.Clean(n) != n {
+			if n == "" || n == "." || path.IsAbs(n) || rootfs.HasDotDot(n) || path.Clean(n) != n {
 				t.Fatalf("plan path %q is not clean and relative", n)
 			}
 			if i > 0 && p.paths[i-1] >= n {
@@ -111,7 +112,7 @@ func FuzzDockerDiff(f *testing.F) {
 			if _, err := io.Copy(io.Discard, tr); err != nil {
 				t.Fatalf("rewrite emitted a damaged tar: %v", err)
 			}
-			if path.IsAbs(h.Name) || hasDotDot(h.Name) {
+			if path.IsAbs(h.Name) || rootfs.HasDotDot(h.Name) {
 				t.Fatalf("rewrite emitted %q", h.Name)
 			}
 			name := cleanRel(h.Name)

@@ -1,6 +1,6 @@
 // Package smolvm is the smolmachines backend: bottles are smolvm microVMs,
 // driven through the smolvm CLI ("smolvm", found on PATH; see
-// Runtime.Binary).
+// Runtime.Binary) with backends/clitool, as the container backend does.
 //
 //	list/inspect  smolvm machine ls --json
 //	commit        smolvm machine exec --name NAME -- true         (probe: fails while an
@@ -10,7 +10,7 @@
 //	              uncapped: the others capture at most 11 MiB)
 //	              or, with --method cp or when -i is unavailable, tar to
 //	              /var/tmp in the guest, smolvm machine cp NAME:FILE HOST, rm -f
-//	install       pack.Pack: the snapshot served on 127.0.0.1 for
+//	load          pack.Pack: the snapshot served on 127.0.0.1 for
 //	              smolvm pack create --image localhost:PORT/... -o <home>/state/SLUG/committed-smolmachine;
 //	              committed-image records the absolute path of committed-smolmachine.smolmachine
 //	resume        smolvm machine create --name NAME --from FILE.smolmachine,

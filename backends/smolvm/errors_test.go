@@ -17,6 +17,7 @@ import (
 	"github.com/bot-bottle/bb/bottle"
 	"github.com/bot-bottle/bb/internal/testing/backendtest"
 	"github.com/bot-bottle/bb/internal/testing/packserve"
+	"github.com/bot-bottle/bb/internal/testing/snaptest"
 	"github.com/bot-bottle/bb/internal/testing/testimage"
 	"github.com/bot-bottle/bb/oci"
 	"github.com/bot-bottle/bb/pack"
@@ -261,7 +262,7 @@ func bootFrom(t *testing.T, slug, dir string, cfg v1.Config) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := snapshot.Commit(ctx, s, snapshot.Request{Slug: slug, Source: &bbdir.Source{Dir: dir}, Base: snapshot.Base{Config: &v1.ConfigFile{Config: cfg}}, Keep: -1})
+	res, err := snaptest.Commit(ctx, s, snapshot.Request{Slug: slug, Source: &bbdir.Source{Dir: dir}, Base: snapshot.Base{Config: &v1.ConfigFile{Config: cfg}}}, -1)
 	if err != nil {
 		t.Fatal(err)
 	}

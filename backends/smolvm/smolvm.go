@@ -6,17 +6,16 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/bot-bottle/bb/backends/clitool"
 	"github.com/bot-bottle/bb/backends/tarcmd"
 	"github.com/bot-bottle/bb/bottle"
 	"github.com/bot-bottle/bb/oci"
@@ -68,12 +67,7 @@ func (r *Runtime) Name() string { return bottle.Smolmachines }
 // CheckName implements bottle.NameChecker.
 func (r *Runtime) CheckName(slug string) error { return bottle.CheckSmolvmName(slug) }
 
-func (r *Runtime) log() *slog.Logger {
-	if r.Logger == nil {
-		return slog.New(slog.DiscardHandler)
-	}
-	return r.Logger
-}
+func (r *Runtime) log() *slog.Logger { return clitool.Logger(r.Logger) }
 
 // ErrNoCLI is returned when the smolvm CLI cannot be found.
 var ErrNoCLI = errors.New("the smolvm CLI is not installed or not on PATH")
@@ -82,23 +76,17 @@ var ErrNoCLI = errors.New("the smolvm CLI is not installed or not on PATH")
 // a VM, as it does while an interactive session holds it.
 var ErrExecUnavailable = errors.New("smolvm exec is not available")
 
-func (r *Runtime) bin() (string, error) {
-	name := r.Binary
-	if name == "" {
-		name = DefaultBinary
-	}
-	p, err := exec.LookPath(name)
-	if err != nil {
-		return "", fmt.Errorf("smolmachines: %w: %q not found (PATH=%s). Install smolvm (https://github.com/smol-machines/smolvm), "+
-			"or put its directory on the PATH bb runs with: Homebrew's PATH set only in ~/.zshrc or ~/.zprofile is missing from scripts "+
-			"and from `sh -lc`, which read ~/.profile and /etc/profile; BB_SMOLVM_BIN may name the binary: %v",
-			ErrNoCLI, name, os.Getenv("PATH"), err)
-	}
-	return p, nil
+// tool is the smolvm CLI.
+var tool = clitool.Tool{
+	Backend: bottle.Smolmachines, Name: DefaultBinary, ErrMissing: ErrNoCLI,
+	Install:   "Install smolvm (https://github.com/smol-machines/smolvm)",
+	LoginPATH: "Homebrew's PATH set only in ~/.zshrc or ~/.zprofile", Env: "BB_SMOLVM_BIN",
 }
 
+func (r *Runtime) bin() (string, error) { return tool.Lookup(r.Binary) }
+
 func (r *Runtime) run(ctx context.Context, bin string, args ...string) ([]byte, error) {
-	return tarcmd.Run(ctx, exec.CommandContext(ctx, bin, args...), "smolvm "+strings.Join(args, " "))
+	return tool.Run(ctx, bin, args...)
 }
 
 // machine is one entry of smolvm machine ls --json.
@@ -111,15 +99,7 @@ type machine struct {
 }
 
 func (r *Runtime) machines(ctx context.Context, bin string) ([]machine, error) {
-	out, err := r.run(ctx, bin, "machine", "ls", "--json")
-	if err != nil {
-		return nil, err
-	}
-	var ms []machine
-	if err := json.Unmarshal(bytes.TrimSpace(out), &ms); err != nil {
-		return nil, fmt.Errorf("parsing smolvm machine ls --json: %w", err)
-	}
-	return ms, nil
+	return clitool.List[machine](ctx, tool, bin, "machine", "ls", "--json")
 }
 
 func (r *Runtime) find(ctx context.Context, bin, name string) (*machine, error) {
@@ -127,12 +107,7 @@ func (r *Runtime) find(ctx context.Context, bin, name string) (*machine, error) 
 	if err != nil {
 		return nil, err
 	}
-	for i := range ms {
-		if ms[i].Name == name {
-			return &ms[i], nil
-		}
-	}
-	return nil, nil
+	return clitool.Find(ms, name, func(m *machine) string { return m.Name }), nil
 }
 
 func info(slug string, m *machine) *bottle.Info {
@@ -214,8 +189,7 @@ func (r *Runtime) Prepare(ctx context.Context, slug string, opts bottle.PrepareO
 			return nil, fmt.Errorf("smolvm machine exec runs as uid %s in %s (its image's USER), so tar cannot read the whole filesystem: bb needs an image without USER (the launcher switches users itself)", uid, name)
 		}
 	}
-	out, err := r.exec(ctx, bin, name, tarcmd.VersionArgs...)
-	if err := tarcmd.CheckRun(name, out, err); err != nil {
+	if err := tool.CheckTar(ctx, bin, name, "machine", "exec", "--name", name, "--"); err != nil {
 		return nil, err
 	}
 	method := opts.Method
@@ -243,12 +217,7 @@ func (r *Runtime) Prepare(ctx context.Context, slug string, opts bottle.PrepareO
 	return &bottle.Prepared{Source: src, Base: base, CreatedBy: "bb commit (smolvm " + method + " tar)"}, nil
 }
 
-func (r *Runtime) tempDir() string {
-	if r.TempDir != "" {
-		return r.TempDir
-	}
-	return filepath.Join(r.Home.Dir, "tmp")
-}
+func (r *Runtime) tempDir() string { return clitool.TempDir(r.Home, r.TempDir) }
 
 // sessionEnv are variables of an exec's environment that belong to the
 // session, not to the image.
@@ -483,18 +452,18 @@ func (r *Runtime) Boot(ctx context.Context, snap bottle.Snapshot, committed stri
 	if err != nil {
 		return err
 	}
-	if m != nil {
-		if m.State == "running" && !opts.Replace {
-			return fmt.Errorf("%s: %w (pass --replace to replace it)", name, bottle.ErrRunning)
-		}
-		if m.State == "running" {
+	running := m != nil && m.State == "running"
+	err = clitool.Replace(name, m != nil, running, opts.Replace, func() error {
+		if running {
 			if _, err := r.run(ctx, bin, "machine", "stop", "--name", name); err != nil {
 				return err
 			}
 		}
-		if _, err := r.run(ctx, bin, "machine", "delete", "--name", name, "--force"); err != nil {
-			return err
-		}
+		_, err := r.run(ctx, bin, "machine", "delete", "--name", name, "--force")
+		return err
+	})
+	if err != nil {
+		return err
 	}
 	if _, err := r.run(ctx, bin, "machine", "create", "--name", name, "--from", committed); err != nil {
 		return err
