@@ -47,9 +47,10 @@ type ExportOptions struct {
 	// each image manifest directly, the layout older tools such as umoci
 	// 0.4.7 need (they take the metadata artifact for a second image).
 	NoMetadata bool
-	// Compression is CompressionAsStored (copy layers as they are) or
-	// CompressionGzip (recompress zstd layers as gzip; such an image gets
-	// a new manifest digest, its config and diffIDs stay).
+	// Compression is CompressionAsStored (copy layers as they are),
+	// CompressionGzip or CompressionZstd (recompress the layers of the
+	// other kind; such an image gets a new manifest digest, its config and
+	// diffIDs stay; the copy stays in the store for the next export).
 	Compression string
 	// Layout is LayoutSingle (one index.json entry per snapshot, the
 	// default) or LayoutReferrers (the image manifest and a referrers
@@ -93,8 +94,9 @@ type ExportResult struct {
 	Blobs    int             `json:"blobs"`
 	Bytes    int64           `json:"bytes"`
 	Duration time.Duration   `json:"duration"`
-	// Converted lists the slugs whose zstd layers were written as gzip
-	// (their manifest digest in the archive is new).
+	// Converted lists the slugs whose layers were written in another
+	// compression than stored (their manifest digest in the archive is
+	// new).
 	Converted []string `json:"converted,omitempty"`
 	// Zstd lists the slugs written with zstd layers, which docker load
 	// before Docker 23 cannot read (CompressionGzip converts them).
@@ -330,12 +332,12 @@ func Write(ctx context.Context, s *oci.Store, w io.Writer, images []Image, opts 
 		return nil, err
 	}
 	referrers := opts.Layout == LayoutReferrers
-	if opts.Compression == CompressionGzip {
+	if converting(opts.Compression) {
 		images = slices.Clone(images)
 		for i := range images {
-			img, changed, err := toGzip(ctx, s, images[i])
+			img, changed, err := convert(ctx, s, images[i], opts.Compression)
 			if err != nil {
-				return nil, fmt.Errorf("exporting %s with gzip layers: %w", images[i].Slug, err)
+				return nil, fmt.Errorf("exporting %s with %s layers: %w", images[i].Slug, opts.Compression, err)
 			}
 			images[i] = img
 			if changed {

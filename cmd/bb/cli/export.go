@@ -48,11 +48,14 @@ index.json entry; regctl finds referrers only through a second one).
 --no-metadata leaves the metadata out and names the image manifest
 itself.
 Blobs are copied as they are, without recompression, unless
---compression gzip is given: a snapshot whose layers are zstd (imported
-from another tool) is then written with gzip layers (same diffIDs and
-config, new layer digests and manifest), which Docker 20.10's docker
-load and other readers without zstd need (the gzip layers stay in the
-store, unreferenced, until bb gc removes them).
+--compression gzip or zstd is given: a snapshot whose layers are of the
+other kind is then written with its layers recompressed (same diffIDs
+and config, new layer digests and manifest). gzip is what Docker 20.10's
+docker load and other readers without zstd need; zstd is smaller and
+faster to decompress for readers that know it (Docker 23+, containerd
+1.5+, podman, skopeo, umoci, bb). The converted copy stays in bb's
+store, attached to the snapshot, so the next export or push in that
+compression reuses it; it goes when the snapshot goes.
 
 On the other host: bb import FILE, then bb resume SLUG.`,
 		Example: `  bb export demo -o demo.tar
@@ -91,10 +94,13 @@ On the other host: bb import FILE, then bb resume SLUG.`,
 				return printJSON(report, res)
 			}
 			for _, slug := range res.Zstd {
+				if compress == archive.CompressionZstd {
+					break // asked for
+				}
 				fmt.Fprintf(cmd.ErrOrStderr(), "note: %s has zstd layers, which docker load before Docker 23 cannot read; --compression gzip writes them as gzip\n", slug)
 			}
 			for _, slug := range res.Converted {
-				fmt.Fprintf(report, "%s: zstd layers written as gzip (new manifest digest)\n", slug)
+				fmt.Fprintf(report, "%s: layers written as %s (new manifest digest)\n", slug, compress)
 			}
 			for _, img := range res.Images {
 				md := ""
@@ -114,7 +120,7 @@ On the other host: bb import FILE, then bb resume SLUG.`,
 	f := cmd.Flags()
 	f.StringVarP(&out, "output", "o", "", "archive file to write (- for stdout); written atomically")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
-	f.StringVar(&compress, "compression", "as-stored", "layer compression: as-stored (copy blobs as they are) or gzip (write zstd layers as gzip, for Docker before 23 and other readers without zstd; such a snapshot gets a new manifest digest)")
+	f.StringVar(&compress, "compression", "as-stored", "layer compression: as-stored (copy blobs as they are), gzip (write zstd layers as gzip, for Docker before 23 and other readers without zstd) or zstd (write gzip layers as zstd: smaller); a converted snapshot gets a new manifest digest")
 	f.StringVar(&layout, "layout", "single", "index.json layout: single (one entry per snapshot: skopeo and crane take the image without a name) or referrers (the image plus a referrers tag entry: regctl artifact list, oras discover and umoci find image and metadata without extra flags)")
 	f.BoolVar(&noMetadata, "no-metadata", false, "leave the bottle metadata out (for umoci and other tools that want one manifest per name)")
 	return cmd
