@@ -55,12 +55,9 @@ func Push(ctx context.Context, store *oci.Store, src v1.Descriptor, dst string, 
 		return nil, fmt.Errorf("invalid destination %q: %w (want REGISTRY/REPO[:TAG])", dst, err)
 	}
 	stored := src
-	conv, err := convertForPush(ctx, store, src, opts)
+	src, conv, err := convertForPush(ctx, store, stored, opts)
 	if err != nil {
 		return nil, err
-	}
-	if conv != nil {
-		src = conv.Manifest
 	}
 	mb, err := store.ReadBlob(ctx, src.Digest, oci.MaxManifestSize)
 	if err != nil {
