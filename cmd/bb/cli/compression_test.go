@@ -8,9 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/bot-bottle/bb/internal/testing/fstree"
 	"github.com/bot-bottle/bb/internal/testing/testregistry"
-	"github.com/bot-bottle/bb/snapshot"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
@@ -47,22 +45,6 @@ func runTool(t *testing.T, name string, args ...string) []byte {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, msg)
 	}
 	return out
-}
-
-func sameTreeAs(t *testing.T, want, got string) {
-	t.Helper()
-	skip := fstree.Under(snapshot.DefaultExcludes...)
-	w, err := fstree.Walk(want, skip)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := fstree.Walk(got, skip)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d := fstree.Diff(w, g); len(d) > 0 {
-		t.Fatalf("trees differ:\n%s", strings.Join(d, "\n"))
-	}
 }
 
 type convertedPush struct {
@@ -117,7 +99,7 @@ func TestPushCompression(t *testing.T) {
 	testregistry.Require(t)
 	skopeo, crane := tool(t, "skopeo"), tool(t, "crane")
 	reg := testregistry.Start(t, testregistry.Options{})
-	src := bottleDir(t)
+	src := writeTree(t)
 	home1, home2 := t.TempDir(), t.TempDir()
 	mustRunBB(t, "--home", home1, "commit", "--from-dir", src, "--slug", "zstd-push")
 	stored, storedCfg := layerTypes(t, storedManifest(t, home1, "zstd-push"))
@@ -173,7 +155,7 @@ func TestPushCompression(t *testing.T) {
 	}
 	dst := filepath.Join(t.TempDir(), "rootfs")
 	mustRunBB(t, "--home", home2, "resume", "zstd-back", "--backend", "dir", "--dir", dst)
-	sameTreeAs(t, src, dst)
+	sameTree(t, src, dst)
 
 	// The pulled zstd snapshot goes up as gzip when asked.
 	ref2 := reg.Repo("zstd/back:v1")
