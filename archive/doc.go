@@ -58,8 +58,9 @@
 // annotations (dev.bot-bottle.slug, ...) say which bottle it is.
 //
 // Export copies blobs from the store as they are: no recompression
-// (unless ExportOptions.Compression asks for gzip in place of zstd), one
-// read each, fixed modes and times, so the same snapshot always gives the
+// (unless ExportOptions.Compression asks for gzip or zstd: then
+// snapshot.Convert makes, or finds, the snapshot's copy in that
+// compression), one read each, fixed modes and times, so the same snapshot always gives the
 // same bytes. Import reads the tar once, from a file or a pipe: each blob
 // goes into the store while its sha256 and size are checked against its
 // name and header, and, in the same pass, its uncompressed sha256 (a

@@ -7,4 +7,8 @@
 // the size of the root filesystem. The result is the layer's descriptor and
 // diffID; its bytes are the store's blob, so they can be read again (unlike
 // go-containerregistry's stream.Layer).
+//
+// Recompress turns a stored gzip layer into a zstd one or back, in one
+// streamed pass that checks the source blob's digest and size and its
+// diffID while it decompresses; a blob that fails leaves nothing behind.
 package layer
