@@ -111,7 +111,18 @@ func TestConvertRecordsReusesAndPrunes(t *testing.T) {
 	if got := conversions(t, s); len(got) != 2 {
 		t.Fatalf("recorded conversions %+v", got)
 	}
-	// Pruning r1 drops its copy; r2's stays (and keeps the shared layer).
+	// gc keeps the recorded copies, however old their blobs.
+	age(t, s)
+	if _, err := s.GC(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*snapshot.Conversion{c1, c2} {
+		if err := s.Complete(ctx, c.Manifest); err != nil {
+			t.Fatalf("gc removed part of a converted copy: %v", err)
+		}
+	}
+	// Pruning r1 drops its copy; r2's stays (and keeps the shared layer);
+	// gc then removes what only r1's copy used.
 	if err := snapshot.Prune(ctx, s, "conv", 0); err != nil {
 		t.Fatal(err)
 	}
@@ -119,8 +130,31 @@ func TestConvertRecordsReusesAndPrunes(t *testing.T) {
 	if _, ok := got[r1.Manifest.Digest.String()]; ok || len(got) != 1 {
 		t.Fatalf("after prune: %+v", got)
 	}
+	age(t, s)
+	if _, err := s.GC(ctx); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.Complete(ctx, c2.Manifest); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := s.Stat(ctx, c1.Manifest.Digest); err == nil {
+		t.Fatal("the pruned snapshot's converted manifest outlived gc")
+	}
+}
+
+// age makes every blob older than gc's grace period.
+func age(t *testing.T, s *oci.Store) {
+	t.Helper()
+	old := time.Now().Add(-2 * oci.GCGrace)
+	dir := filepath.Join(s.Root(), "blobs", "sha256")
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range es {
+		if err := os.Chtimes(filepath.Join(dir, e.Name()), old, old); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
