@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -134,4 +135,81 @@ func TestExportZstdAsGzip(t *testing.T) {
 	if _, err := archive.Export(ctx, e.m.Store, io.Discard, []string{"zdemo"}, archive.ExportOptions{Compression: "brotli"}); err == nil {
 		t.Error("unknown compression accepted")
 	}
+}
+
+// A gzip snapshot exported with --compression zstd: zstd layers whose
+// config and diffIDs are the stored ones, which skopeo decompresses to
+// those diffIDs and bb import reads back; the second export reuses the
+// converted copy the first left in the store.
+func TestExportGzipAsZstd(t *testing.T) {
+	ctx := context.Background()
+	needTool(t, "skopeo")
+	e := newEnv(t)
+	src := sourceTree(t, 128<<10)
+	res := e.commit(t, "zexp", src)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "z.tar")
+	r, err := archive.ExportFile(ctx, e.m.Store, file, []string{"zexp"}, archive.ExportOptions{Compression: archive.CompressionZstd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Converted) != 1 || r.Images[0].Digest == res.Snapshot.Manifest.Digest.String() {
+		t.Fatalf("export result %+v: want zexp converted", r)
+	}
+	blobs := func() int {
+		es, _ := os.ReadDir(filepath.Join(e.m.Store.Root(), "blobs", "sha256"))
+		return len(es)
+	}
+	n := blobs()
+	file2 := filepath.Join(dir, "z2.tar")
+	r2, err := archive.ExportFile(ctx, e.m.Store, file2, []string{"zexp"}, archive.ExportOptions{Compression: archive.CompressionZstd})
+	if err != nil || r2.Images[0].Digest != r.Images[0].Digest || blobs() != n {
+		t.Fatalf("second export %+v, %v: %d new blobs", r2, err, blobs()-n)
+	}
+	a, _ := os.ReadFile(file)
+	b, _ := os.ReadFile(file2)
+	if !bytes.Equal(a, b) {
+		t.Error("two zstd exports of the same snapshot differ")
+	}
+	var m v1.Manifest
+	files := map[string][]byte{}
+	for _, x := range entries(t, a) {
+		files[x.hdr.Name] = x.data
+	}
+	if err := json.Unmarshal(files[archive.BlobsDir+r.Images[0].Digest[len("sha256:"):]], &m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Config.Digest != res.Snapshot.Config.Digest || m.Layers[0].MediaType != types.OCILayerZStd {
+		t.Fatalf("exported manifest %+v", m)
+	}
+	if l := files[archive.BlobsDir+m.Layers[0].Digest.Hex]; len(l) < 4 || l[0] != 0x28 || l[1] != 0xb5 {
+		t.Fatal("exported layer is not zstd")
+	}
+	// skopeo reads and decompresses it: the layer comes out as its diffID.
+	out := filepath.Join(dir, "skopeo")
+	run(t, "skopeo", "copy", "-q", "--dest-decompress", "oci-archive:"+file, "dir:"+out)
+	cb, _ := e.m.Store.ReadBlob(ctx, res.Snapshot.Config.Digest, oci.MaxConfigSize)
+	var cfg v1.ConfigFile
+	if err := json.Unmarshal(cb, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range cfg.RootFS.DiffIDs {
+		got, err := os.ReadFile(filepath.Join(out, d.Hex))
+		if err != nil {
+			t.Fatalf("skopeo did not write layer %s: %v", d, err)
+		}
+		if h, _, _ := v1.SHA256(bytes.NewReader(got)); h != d {
+			t.Fatalf("skopeo decompressed the layer to %s, want %s", h, d)
+		}
+	}
+	// bb import reads it back; resume gives the committed tree.
+	h := newEnv(t)
+	if _, err := h.m.Import(ctx, bytes.NewReader(a), bottle.ImportOptions{Backend: bottle.Dir}); err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(t.TempDir(), "rootfs")
+	if _, err := h.m.Resume(ctx, "zexp", resumeInto(dst)); err != nil {
+		t.Fatal(err)
+	}
+	sameTree(t, src, dst)
 }

@@ -60,8 +60,9 @@
 // annotations (dev.bot-bottle.slug, ...) say which bottle it is.
 //
 // Export copies blobs from the store as they are: no recompression
-// (unless ExportOptions.Compression asks for gzip in place of zstd), one
-// read each, fixed modes and times, so the same snapshot always gives the
+// (unless ExportOptions.Compression asks for gzip or zstd: then
+// snapshot.Convert makes, or finds, the snapshot's copy in that
+// compression), one read each, fixed modes and times, so the same snapshot always gives the
 // same bytes. Write plans the whole archive (every blob checked to be in
 // the store with its size, index.json, manifest.json) before it emits the
 // first byte through Writer, the one tar writer of bb's archives: it

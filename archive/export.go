@@ -46,9 +46,10 @@ type ExportOptions struct {
 	// each image manifest directly, the layout older tools such as umoci
 	// 0.4.7 need (they take the metadata artifact for a second image).
 	NoMetadata bool
-	// Compression is CompressionAsStored (copy layers as they are) or
-	// CompressionGzip (recompress zstd layers as gzip; such an image gets
-	// a new manifest digest, its config and diffIDs stay).
+	// Compression is CompressionAsStored (copy layers as they are),
+	// CompressionGzip or CompressionZstd (recompress the layers of the
+	// other kind; such an image gets a new manifest digest, its config and
+	// diffIDs stay; the copy stays in the store for the next export).
 	Compression string
 	// Layout is LayoutSingle (one index.json entry per snapshot, the
 	// default) or LayoutReferrers (the image manifest and a referrers
@@ -92,8 +93,9 @@ type ExportResult struct {
 	Blobs    int             `json:"blobs"`
 	Bytes    int64           `json:"bytes"`
 	Duration time.Duration   `json:"duration"`
-	// Converted lists the slugs whose zstd layers were written as gzip
-	// (their manifest digest in the archive is new).
+	// Converted lists the slugs whose layers were written in another
+	// compression than stored (their manifest digest in the archive is
+	// new).
 	Converted []string `json:"converted,omitempty"`
 	// Zstd lists the slugs written with zstd layers, which docker load
 	// before Docker 23 cannot read (CompressionGzip converts them).
@@ -360,18 +362,18 @@ func Write(ctx context.Context, s *oci.Store, w io.Writer, images []Image, opts 
 	return res, nil
 }
 
-// convertImages recompresses the zstd layers of images as gzip when
-// compression asks for it, and lists the slugs it converted.
+// convertImages recompresses the layers of images into compression
+// when it asks for a conversion, and lists the slugs it converted.
 func convertImages(ctx context.Context, s *oci.Store, images []Image, compression string) ([]Image, []string, error) {
-	if compression != CompressionGzip {
+	if !converting(compression) {
 		return images, nil, nil
 	}
 	var converted []string
 	images = slices.Clone(images)
 	for i := range images {
-		img, changed, err := toGzip(ctx, s, images[i])
+		img, changed, err := convert(ctx, s, images[i], compression)
 		if err != nil {
-			return nil, nil, fmt.Errorf("exporting %s with gzip layers: %w", images[i].Slug, err)
+			return nil, nil, fmt.Errorf("exporting %s with %s layers: %w", images[i].Slug, compression, err)
 		}
 		images[i] = img
 		if changed {

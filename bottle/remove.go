@@ -46,7 +46,7 @@ func (m *Manager) Remove(ctx context.Context, ref string) ([]string, error) {
 			if slugWide && d.Annotations[oci.SlugAnnotation] == slug && (name == "" || snapshot.IsSnapshotTag(slug, name)) {
 				drop = true
 			}
-			if !slugWide && (d.ArtifactType == snapshot.MetadataArtifactType || d.ArtifactType == snapshot.IndexArtifactType) && d.Annotations[oci.SubjectAnnotation] == target.Digest.String() {
+			if !slugWide && (d.ArtifactType == snapshot.MetadataArtifactType || d.ArtifactType == snapshot.IndexArtifactType || d.ArtifactType == snapshot.ConvertedArtifactType) && d.Annotations[oci.SubjectAnnotation] == target.Digest.String() {
 				drop = true
 			}
 			if drop {

@@ -16,6 +16,10 @@
 //	the bottle's metadata.json as a referrer artifact (oras-go), with the
 //	referrers tag-schema fallback for registries without the referrers API
 //
+// With Options.Compression (gzip or zstd), what goes up is the
+// snapshot's copy in that compression (snapshot.Convert: made once, kept
+// in the store next to the snapshot, reused by the next push or export).
+//
 // Pull reads a manifest (bounded, digest verified; of an index, the
 // linux image for this host's architecture) and refuses, before any blob
 // is downloaded, what is not a container image (an artifact, an unknown

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bot-bottle/bb/oci/layer"
 	"github.com/google/go-containerregistry/pkg/authn"
 )
 
@@ -80,6 +81,10 @@ type Options struct {
 	// Repository are set): an error stops the pull with nothing
 	// downloaded, e.g. for a slug that is taken.
 	BeforeFetch func(ctx context.Context, res *PullResult) error
+	// Compression, if set (layer.Gzip or layer.Zstd), makes Push send the
+	// snapshot with its layers in that compression (see convert.go);
+	// empty sends them as stored.
+	Compression layer.Compression
 }
 
 func (o Options) withDefaults() (Options, error) {

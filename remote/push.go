@@ -35,6 +35,10 @@ type PushResult struct {
 	Metadata *v1.Descriptor `json:"metadata,omitempty"`
 	Warnings []string       `json:"warnings,omitempty"`
 	Duration time.Duration  `json:"duration"`
+	// Conversion, when Options.Compression was set, says which stored
+	// snapshot Digest is a converted copy of (or that it is the snapshot
+	// itself) and how many layers were recompressed.
+	Conversion *snapshot.Conversion `json:"conversion,omitempty"`
 }
 
 // Push sends the image src (a manifest in store) to dst,
@@ -49,6 +53,11 @@ func Push(ctx context.Context, store *oci.Store, src v1.Descriptor, dst string, 
 	ref, err := name.ParseReference(dst)
 	if err != nil {
 		return nil, fmt.Errorf("invalid destination %q: %w (want REGISTRY/REPO[:TAG])", dst, err)
+	}
+	stored := src
+	src, conv, err := convertForPush(ctx, store, stored, opts)
+	if err != nil {
+		return nil, err
 	}
 	man, err := store.Manifest(ctx, src)
 	if err != nil {
@@ -90,7 +99,7 @@ func Push(ctx context.Context, store *oci.Store, src v1.Descriptor, dst string, 
 	if err != nil {
 		return nil, err
 	}
-	res := &PushResult{Reference: ref.Name(), Digest: src.Digest, MediaType: mt, Size: int64(len(mb))}
+	res := &PushResult{Reference: ref.Name(), Digest: src.Digest, MediaType: mt, Size: int64(len(mb)), Conversion: conv}
 	res.Blobs, err = eachBlob(ctx, blobs, opts.Concurrency, BlobExists, func(ctx context.Context, b v1.Descriptor) (BlobResult, error) {
 		return c.pushBlob(ctx, st, store, b, mounts[b.Digest])
 	})
@@ -117,7 +126,7 @@ func Push(ctx context.Context, store *oci.Store, src v1.Descriptor, dst string, 
 	if err := st.record(reg, repoName, hs); err != nil {
 		opts.Logger.Warn("recording pushed blobs", "err", err)
 	}
-	raw, err := snapshot.GetMetadata(ctx, store, src.Digest)
+	raw, err := snapshot.GetMetadata(ctx, store, stored.Digest)
 	switch {
 	case errors.Is(err, oci.ErrNotFound):
 		res.Warnings = append(res.Warnings, "the snapshot has no bottle metadata in the store; bb pull will restore the image only")

@@ -9,4 +9,8 @@
 // go-containerregistry's stream.Layer). Write tells the store what the
 // blob holds (diffID, uncompressed size: oci.Store.RecordLayer), so a
 // later step finds the layer by its diffID without decompressing it.
+//
+// Recompress turns a stored gzip layer into a zstd one or back, in one
+// streamed pass that checks the source blob's digest and size and its
+// diffID while it decompresses; a blob that fails leaves nothing behind.
 package layer

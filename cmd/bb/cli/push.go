@@ -38,7 +38,10 @@ func (r *remoteFlags) options(g *globals, cmd *cobra.Command, meter *progress.Me
 }
 
 func newPush(g *globals) *cobra.Command {
-	var rf remoteFlags
+	var (
+		rf          remoteFlags
+		compression string
+	)
 	cmd := &cobra.Command{
 		Use:   "push SLUG|TAG|DIGEST REGISTRY/REPO[:TAG]",
 		Short: "Send a snapshot to an OCI registry",
@@ -58,12 +61,23 @@ a push that was interrupted resumes where the registry stopped accepting
 when run again. Interrupted (Ctrl-C, SIGTERM), bb push lets the chunk in
 flight end (for up to 30 s) before it stops: a chunk cut off half way
 makes distribution-based registries drop the whole upload; interrupt
-again to stop at once. Without a tag, "latest" is used.`,
+again to stop at once. Without a tag, "latest" is used.
+
+Layers go up as they are stored unless --compression asks for gzip or
+zstd: layers of the other kind are then recompressed (each checked
+against its digest and diffID while it is read) into a copy of the
+snapshot with the same config and a new manifest digest. The copy stays
+in bb's store, attached to the snapshot, so the next push or export in
+that compression reuses it; it goes when the snapshot goes.`,
 		Example: `  bb push demo registry.example.com/bottles/demo:v1
   bb push demo 127.0.0.1:5000/demo --json`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			comp, err := sendCompression(compression)
+			if err != nil {
+				return err
+			}
 			s, err := g.openStore()
 			if err != nil {
 				return err
@@ -73,7 +87,9 @@ again to stop at once. Without a tag, "latest" is used.`,
 				return err
 			}
 			meter := progress.Start(cmd.ErrOrStderr(), "push "+args[1])
-			res, err := remote.Push(ctx, s, src, args[1], rf.options(g, cmd, meter))
+			opts := rf.options(g, cmd, meter)
+			opts.Compression = comp
+			res, err := remote.Push(ctx, s, src, args[1], opts)
 			meter.Stop()
 			if err != nil {
 				return err
@@ -90,6 +106,10 @@ again to stop at once. Without a tag, "latest" is used.`,
 			fmt.Fprintf(out, "  sent %s in %s; %d blob(s) uploaded, %d resumed, %d already there (%s), %d mounted (%s)\n",
 				progress.Bytes(res.Sent), res.Duration.Round(1e7), counts[remote.BlobUploaded], counts[remote.BlobResumed],
 				counts[remote.BlobExists], progress.Bytes(res.Skipped), counts[remote.BlobMounted], progress.Bytes(res.Mounted))
+			if c := res.Conversion; c != nil && c.Converted {
+				fmt.Fprintf(out, "  layers sent as %s: a copy of the stored %s (%d layer(s) recompressed, %d reused), kept in the store for the next push\n",
+					comp, c.Source.Digest, c.Recompressed, c.Reused)
+			}
 			if res.Metadata != nil {
 				fmt.Fprintf(out, "  bottle metadata attached as %s\n", res.Metadata.Digest)
 			}
@@ -102,5 +122,6 @@ again to stop at once. Without a tag, "latest" is used.`,
 	}
 	rf.bind(cmd.Flags())
 	cmd.Flags().Int64Var(&rf.chunkSize, "chunk-size", remote.DefaultChunkSize, "upload blobs larger than this in chunks of this many bytes")
+	cmd.Flags().StringVar(&compression, "compression", "as-stored", "layer compression to send: as-stored, gzip (every reader; converts zstd layers) or zstd (smaller; Docker 23+, containerd 1.5+; converts gzip layers); a converted copy has a new manifest digest and stays in the store for the next push")
 	return cmd
 }

@@ -1,11 +1,14 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
+	"github.com/bot-bottle/bb/oci"
 	"github.com/bot-bottle/bb/registry"
 	"github.com/spf13/cobra"
 )
@@ -20,7 +23,61 @@ func newServe(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve the local store as an OCI registry on 127.0.0.1",
-		Long: `Serve bb's store as an OCI distribution registry, so that any registry
+		Long:  serveLong,
+		Example: `  bb serve
+  bb serve --addr 127.0.0.1:5000 --allow-push
+  bb serve --addr 127.0.0.1:5000 --allow-push --allow-delete
+  bb serve --addr 0.0.0.0:5443 --listen-any --htpasswd ./htpasswd --tls-cert cert.pem --tls-key key.pem`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			creds, err := serveCredentials(htpasswd, user, passwordFile)
+			if err != nil {
+				return err
+			}
+			opts.Credentials = creds
+			opts.Logger = g.logger(cmd.ErrOrStderr())
+			s, err := g.openStore()
+			if err != nil {
+				return err
+			}
+			srv, err := registry.Start(ctx, s, opts)
+			switch {
+			case errors.Is(err, registry.ErrNotLoopback):
+				return fmt.Errorf("refusing to listen on %s: not a loopback address; to serve other hosts add --listen-any and credentials (--htpasswd FILE, or --user NAME --password-file FILE)", opts.Addr)
+			case errors.Is(err, registry.ErrNoCredentials):
+				return fmt.Errorf("--listen-any needs credentials: --htpasswd FILE (htpasswd -B) or --user NAME --password-file FILE")
+			case err != nil:
+				return err
+			}
+			defer srv.Close()
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "serving %s at %s (%s); interrupt to stop\n", s.Root(), srv.URL(), serveMode(opts))
+			if err := printServed(ctx, out, cmd.ErrOrStderr(), s, srv); err != nil {
+				return err
+			}
+			select {
+			case <-ctx.Done():
+			case <-srv.Done():
+			}
+			return srv.Close()
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.Addr, "addr", registry.DefaultAddr, "listen address (port 0 picks a free port)")
+	f.BoolVar(&opts.AllowPush, "allow-push", false, "accept pushes into the store")
+	f.BoolVar(&opts.AllowDelete, "allow-delete", false, "accept DELETE of tags, manifests and unused blobs")
+	f.BoolVar(&opts.AllowNonLoopback, "listen-any", false, "allow a non-loopback --addr (requires credentials)")
+	f.StringVar(&htpasswd, "htpasswd", "", "require basic auth with the bcrypt entries of this htpasswd file")
+	f.StringVar(&user, "user", "", "require basic auth as this user (with --password-file)")
+	f.StringVar(&passwordFile, "password-file", "", "file whose first line is --user's password")
+	f.StringVar(&opts.TLSCert, "tls-cert", "", "serve HTTPS with this PEM certificate (with --tls-key)")
+	f.StringVar(&opts.TLSKey, "tls-key", "", "PEM key of --tls-cert")
+	return cmd
+}
+
+// serveLong is bb serve's help text.
+const serveLong = `Serve bb's store as an OCI distribution registry, so that any registry
 client on this host (docker, skopeo, crane, containerd, Apple's container,
 smolvm pack) can pull snapshots from it:
 
@@ -64,76 +121,38 @@ non-loopback --addr, --listen-any, and credentials: --htpasswd FILE
 FILE; use --tls-cert and --tls-key for HTTPS.
 
 It prints the address and the references it serves, then runs until
-interrupted.`,
-		Example: `  bb serve
-  bb serve --addr 127.0.0.1:5000 --allow-push
-  bb serve --addr 127.0.0.1:5000 --allow-push --allow-delete
-  bb serve --addr 0.0.0.0:5443 --listen-any --htpasswd ./htpasswd --tls-cert cert.pem --tls-key key.pem`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			creds, err := serveCredentials(htpasswd, user, passwordFile)
-			if err != nil {
-				return err
-			}
-			opts.Credentials = creds
-			opts.Logger = g.logger(cmd.ErrOrStderr())
-			s, err := g.openStore()
-			if err != nil {
-				return err
-			}
-			srv, err := registry.Start(ctx, s, opts)
-			switch {
-			case errors.Is(err, registry.ErrNotLoopback):
-				return fmt.Errorf("refusing to listen on %s: not a loopback address; to serve other hosts add --listen-any and credentials (--htpasswd FILE, or --user NAME --password-file FILE)", opts.Addr)
-			case errors.Is(err, registry.ErrNoCredentials):
-				return fmt.Errorf("--listen-any needs credentials: --htpasswd FILE (htpasswd -B) or --user NAME --password-file FILE")
-			case err != nil:
-				return err
-			}
-			defer srv.Close()
-			mode := "read-only"
-			switch {
-			case opts.AllowPush && opts.AllowDelete:
-				mode = "push and delete allowed"
-			case opts.AllowPush:
-				mode = "push allowed"
-			case opts.AllowDelete:
-				mode = "read-only, delete allowed"
-			}
-			if creds != nil {
-				mode += ", basic auth"
-			}
-			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "serving %s at %s (%s); interrupt to stop\n", s.Root(), srv.URL(), mode)
-			repos, err := registry.Repositories(ctx, s)
-			if err != nil {
-				return err
-			}
-			if len(repos) == 0 {
-				fmt.Fprintln(cmd.ErrOrStderr(), "the store has no snapshots yet (bb commit makes one)")
-			}
-			for _, r := range repos {
-				fmt.Fprintln(out, srv.Ref(r.Name, servedTag(r.Tags)))
-			}
-			select {
-			case <-ctx.Done():
-			case <-srv.Done():
-			}
-			return srv.Close()
-		},
+interrupted.`
+
+// serveMode describes what the registry accepts, for its first line.
+func serveMode(opts registry.Options) string {
+	mode := "read-only"
+	switch {
+	case opts.AllowPush && opts.AllowDelete:
+		mode = "push and delete allowed"
+	case opts.AllowPush:
+		mode = "push allowed"
+	case opts.AllowDelete:
+		mode = "read-only, delete allowed"
 	}
-	f := cmd.Flags()
-	f.StringVar(&opts.Addr, "addr", registry.DefaultAddr, "listen address (port 0 picks a free port)")
-	f.BoolVar(&opts.AllowPush, "allow-push", false, "accept pushes into the store")
-	f.BoolVar(&opts.AllowDelete, "allow-delete", false, "accept DELETE of tags, manifests and unused blobs")
-	f.BoolVar(&opts.AllowNonLoopback, "listen-any", false, "allow a non-loopback --addr (requires credentials)")
-	f.StringVar(&htpasswd, "htpasswd", "", "require basic auth with the bcrypt entries of this htpasswd file")
-	f.StringVar(&user, "user", "", "require basic auth as this user (with --password-file)")
-	f.StringVar(&passwordFile, "password-file", "", "file whose first line is --user's password")
-	f.StringVar(&opts.TLSCert, "tls-cert", "", "serve HTTPS with this PEM certificate (with --tls-key)")
-	f.StringVar(&opts.TLSKey, "tls-key", "", "PEM key of --tls-cert")
-	return cmd
+	if opts.Credentials != nil {
+		mode += ", basic auth"
+	}
+	return mode
+}
+
+// printServed lists the references srv serves, one a line.
+func printServed(ctx context.Context, out, errOut io.Writer, s *oci.Store, srv *registry.Server) error {
+	repos, err := registry.Repositories(ctx, s)
+	if err != nil {
+		return err
+	}
+	if len(repos) == 0 {
+		fmt.Fprintln(errOut, "the store has no snapshots yet (bb commit makes one)")
+	}
+	for _, r := range repos {
+		fmt.Fprintln(out, srv.Ref(r.Name, servedTag(r.Tags)))
+	}
+	return nil
 }
 
 // servedTag is the tag to print for a repository: latest when it has a

@@ -1,0 +1,64 @@
+package bottle_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/bot-bottle/bb/bottle"
+	"github.com/bot-bottle/bb/oci"
+	"github.com/bot-bottle/bb/oci/layer"
+	"github.com/bot-bottle/bb/snapshot"
+	"github.com/bot-bottle/bb/state"
+)
+
+// A converted copy of a snapshot (push or export --compression) goes
+// with the snapshot: bb rm of its history tag or of the slug drops it.
+func TestRemoveDropsConvertedCopies(t *testing.T) {
+	ctx := context.Background()
+	home := t.TempDir()
+	s, _ := oci.Open(filepath.Join(home, "oci"))
+	rt := &fakeRuntime{}
+	m := &bottle.Manager{Home: state.Home{Dir: home}, Store: s, Runtimes: map[string]bottle.Runtime{"docker": rt}}
+	var results []*bottle.CommitResult
+	for i := 0; i < 2; i++ {
+		data := tarOf(t, map[string]string{"a": strings.Repeat("v", i+1)})
+		rt.stream = func() io.ReadCloser { return io.NopCloser(bytes.NewReader(data)) }
+		r, err := m.Commit(ctx, "rmconv", bottle.CommitOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := snapshot.Convert(ctx, s, r.Snapshot.Manifest, layer.Zstd, layer.Options{}); err != nil {
+			t.Fatal(err)
+		}
+		results = append(results, r)
+	}
+	copies := func() map[string]bool {
+		idx, _ := s.Index(ctx)
+		out := map[string]bool{}
+		for _, e := range idx.Manifests {
+			if e.ArtifactType == snapshot.ConvertedArtifactType {
+				out[e.Annotations["dev.bot-bottle.subject"]] = true
+			}
+		}
+		return out
+	}
+	if c := copies(); len(c) != 2 {
+		t.Fatalf("converted copies %v", c)
+	}
+	if _, err := m.Remove(ctx, results[0].Snapshot.TimeTag); err != nil {
+		t.Fatal(err)
+	}
+	if c := copies(); len(c) != 1 || !c[results[1].Snapshot.Manifest.Digest.String()] {
+		t.Fatalf("after removing the old snapshot: %v", c)
+	}
+	if _, err := m.Remove(ctx, "rmconv"); err != nil {
+		t.Fatal(err)
+	}
+	if c := copies(); len(c) != 0 {
+		t.Fatalf("after removing the slug: %v", c)
+	}
+}

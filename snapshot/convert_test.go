@@ -1,0 +1,231 @@
+package snapshot_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bot-bottle/bb/oci"
+	"github.com/bot-bottle/bb/oci/layer"
+	"github.com/bot-bottle/bb/snapshot"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+func manifestOf(t *testing.T, s *oci.Store, h v1.Hash) *v1.Manifest {
+	t.Helper()
+	b, err := s.ReadBlob(context.Background(), h, oci.MaxManifestSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := v1.ParseManifest(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func conversions(t *testing.T, s *oci.Store) map[string]v1.Descriptor {
+	t.Helper()
+	idx, err := s.Index(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]v1.Descriptor{}
+	for _, e := range idx.Manifests {
+		if e.ArtifactType == snapshot.ConvertedArtifactType {
+			out[e.Annotations["dev.bot-bottle.subject"]] = e
+		}
+	}
+	return out
+}
+
+// A conversion is made once, recorded next to its snapshot, reused by
+// the next call and by a snapshot that shares the layer, and goes with
+// the snapshot.
+func TestConvertRecordsReusesAndPrunes(t *testing.T) {
+	ctx := context.Background()
+	s, _ := oci.Open(t.TempDir())
+	r1 := build(t, s, "conv", strings.Repeat("one ", 5000), time.Now().Add(-time.Minute))
+	if err := snapshot.Publish(ctx, s, r1, -1); err != nil {
+		t.Fatal(err)
+	}
+	r2, err := snapshot.Build(ctx, s, snapshot.Request{
+		Slug: "conv", Backend: "dir", SourceName: "test", Source: files{"g": "two"},
+		Base: snapshot.Base{Layers: []snapshot.LayerInfo{r1.Layer}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := snapshot.Publish(ctx, s, r2, -1); err != nil {
+		t.Fatal(err)
+	}
+
+	c1, err := snapshot.Convert(ctx, s, r1.Manifest, layer.Zstd, layer.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c1.Converted || c1.Recompressed != 1 || c1.Source.Digest != r1.Manifest.Digest || c1.Manifest.Digest == r1.Manifest.Digest {
+		t.Fatalf("first conversion %+v", c1)
+	}
+	m1 := manifestOf(t, s, c1.Manifest.Digest)
+	if m1.Config.Digest != r1.Config.Digest || m1.Layers[0].MediaType != types.OCILayerZStd || m1.Annotations[oci.SlugAnnotation] != "conv" {
+		t.Fatalf("converted manifest %+v", m1)
+	}
+	if err := s.Complete(ctx, c1.Manifest); err != nil {
+		t.Fatal(err)
+	}
+	again, err := snapshot.Convert(ctx, s, r1.Manifest, layer.Zstd, layer.Options{})
+	if err != nil || again.Manifest.Digest != c1.Manifest.Digest || again.Recompressed != 0 {
+		t.Fatalf("second conversion %+v, %v: want the recorded copy", again, err)
+	}
+	c2, err := snapshot.Convert(ctx, s, r2.Manifest, layer.Zstd, layer.Options{})
+	if err != nil || c2.Recompressed != 1 || c2.Reused != 1 {
+		t.Fatalf("conversion of the chain %+v, %v: want the shared layer reused", c2, err)
+	}
+	if m2 := manifestOf(t, s, c2.Manifest.Digest); m2.Layers[0].Digest != m1.Layers[0].Digest {
+		t.Fatalf("shared layer converted twice: %s, %s", m2.Layers[0].Digest, m1.Layers[0].Digest)
+	}
+	// Nothing to do: already zstd, or already gzip.
+	for _, c := range []struct {
+		d  v1.Descriptor
+		to layer.Compression
+	}{{c1.Manifest, layer.Zstd}, {r1.Manifest, layer.Gzip}} {
+		n, err := snapshot.Convert(ctx, s, c.d, c.to, layer.Options{})
+		if err != nil || n.Converted || n.Manifest.Digest != c.d.Digest {
+			t.Fatalf("%s as %s: %+v, %v", c.d.Digest, c.to, n, err)
+		}
+	}
+	// The slug's tags and history are untouched.
+	if cur, _ := s.Resolve(ctx, "conv"); cur.Digest != r2.Manifest.Digest {
+		t.Fatalf("slug tag moved to %s", cur.Digest)
+	}
+	if es, _ := snapshot.List(ctx, s, "conv"); len(es) != 2 {
+		t.Fatalf("history %+v", es)
+	}
+	if got := conversions(t, s); len(got) != 2 {
+		t.Fatalf("recorded conversions %+v", got)
+	}
+	// gc keeps the recorded copies, however old their blobs.
+	age(t, s)
+	if _, err := s.GC(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*snapshot.Conversion{c1, c2} {
+		if err := s.Complete(ctx, c.Manifest); err != nil {
+			t.Fatalf("gc removed part of a converted copy: %v", err)
+		}
+	}
+	// Pruning r1 drops its copy; r2's stays (and keeps the shared layer);
+	// gc then removes what only r1's copy used.
+	if err := snapshot.Prune(ctx, s, "conv", 0); err != nil {
+		t.Fatal(err)
+	}
+	got := conversions(t, s)
+	if _, ok := got[r1.Manifest.Digest.String()]; ok || len(got) != 1 {
+		t.Fatalf("after prune: %+v", got)
+	}
+	age(t, s)
+	if _, err := s.GC(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Complete(ctx, c2.Manifest); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Stat(ctx, c1.Manifest.Digest); err == nil {
+		t.Fatal("the pruned snapshot's converted manifest outlived gc")
+	}
+}
+
+// age makes every blob older than gc's grace period.
+func age(t *testing.T, s *oci.Store) {
+	t.Helper()
+	old := time.Now().Add(-2 * oci.GCGrace)
+	dir := filepath.Join(s.Root(), "blobs", "sha256")
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range es {
+		if err := os.Chtimes(filepath.Join(dir, e.Name()), old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A layer whose bytes do not decompress to the config's diffID is
+// refused and leaves nothing in the store.
+func TestRecompressChecksDiffIDAndDigest(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	s, _ := oci.Open(root)
+	r := build(t, s, "bad", "content", time.Now())
+	l := r.Manifest
+	m := manifestOf(t, s, l.Digest)
+	blobs := func() int {
+		es, _ := os.ReadDir(filepath.Join(root, "blobs", "sha256"))
+		return len(es)
+	}
+	before := blobs()
+	wrong := r.Layer.Digest // a sha256 that is not the diffID
+	if _, err := layer.Recompress(ctx, s, m.Layers[0], wrong, layer.Zstd, layer.Options{}); err == nil || !strings.Contains(err.Error(), "diffID") {
+		t.Fatalf("wrong diffID: %v", err)
+	}
+	short := m.Layers[0]
+	short.Size--
+	if _, err := layer.Recompress(ctx, s, short, r.Layer.DiffID, layer.Zstd, layer.Options{}); err == nil || !strings.Contains(err.Error(), "bytes") {
+		t.Fatalf("wrong size: %v", err)
+	}
+	if n := blobs(); n != before {
+		t.Fatalf("refused recompressions left %d blobs", n-before)
+	}
+	ok, err := layer.Recompress(ctx, s, m.Layers[0], r.Layer.DiffID, layer.Zstd, layer.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := ok.DiffID(); d != r.Layer.DiffID {
+		t.Fatalf("diffID %s, want %s", d, r.Layer.DiffID)
+	}
+}
+
+// A Docker schema 2 manifest converted to zstd becomes an OCI manifest.
+func TestConvertDockerManifestToZstd(t *testing.T) {
+	ctx := context.Background()
+	s, _ := oci.Open(t.TempDir())
+	r := build(t, s, "dock", "content", time.Now())
+	b, _ := s.ReadBlob(ctx, r.Manifest.Digest, oci.MaxManifestSize)
+	var raw map[string]any
+	if err := json.Unmarshal(b, &raw); err != nil {
+		t.Fatal(err)
+	}
+	raw["mediaType"] = string(types.DockerManifestSchema2)
+	raw["config"].(map[string]any)["mediaType"] = string(types.DockerConfigJSON)
+	for _, l := range raw["layers"].([]any) {
+		l.(map[string]any)["mediaType"] = string(types.DockerLayer)
+	}
+	nb, _ := json.Marshal(raw)
+	d, err := s.PutBytes(ctx, types.DockerManifestSchema2, nb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := snapshot.Convert(ctx, s, d, layer.Zstd, layer.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := manifestOf(t, s, c.Manifest.Digest)
+	if c.Manifest.MediaType != types.OCIManifestSchema1 || m.MediaType != types.OCIManifestSchema1 || m.Config.MediaType != types.OCIConfigJSON || m.Layers[0].MediaType != types.OCILayerZStd {
+		t.Fatalf("converted %+v: %+v", c, m)
+	}
+	if len(conversions(t, s)) != 0 {
+		t.Fatal("a copy of an untagged manifest was recorded")
+	}
+	back, err := snapshot.Convert(ctx, s, c.Manifest, layer.Gzip, layer.Options{})
+	if err != nil || manifestOf(t, s, back.Manifest.Digest).Layers[0].MediaType != types.OCILayer {
+		t.Fatalf("back to gzip: %+v, %v", back, err)
+	}
+}
