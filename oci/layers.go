@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -161,17 +162,25 @@ func (s *Store) TarSize(diffID, h v1.Hash) (int64, bool) {
 }
 
 // findLayer returns the most recently recorded blob holding diffID that
-// is in the store with its size, touching it. Entries whose blob is gone
-// are dropped. Call it with the store's lock and the index's mu held.
+// is in the store with its size, touching it; a gzip blob comes before
+// the others (a zstd copy made for a push or an export must not turn the
+// next snapshot's layers into zstd, which Docker before 23 cannot load).
+// Entries whose blob is gone are dropped. Call it with the store's lock
+// and the index's mu held.
 func (s *Store) findLayer(diffID v1.Hash) (StoredLayer, bool) {
 	x := &s.sh.layers
-	list := x.byDiffID[diffID]
-	for i := len(list) - 1; i >= 0; i-- {
-		l := list[i]
-		if _, ok := s.touch(l.Digest, l.Size); ok {
-			return l, true
+	for _, gzipOnly := range []bool{true, false} {
+		list := slices.Clone(x.byDiffID[diffID])
+		for i := len(list) - 1; i >= 0; i-- {
+			l := list[i]
+			if gzipOnly && l.MediaType != types.OCILayer && l.MediaType != types.DockerLayer {
+				continue
+			}
+			if _, ok := s.touch(l.Digest, l.Size); ok {
+				return l, true
+			}
+			x.drop(diffID, l.Digest)
 		}
-		x.drop(diffID, l.Digest)
 	}
 	return StoredLayer{}, false
 }

@@ -187,3 +187,30 @@ func TestManifestVerifies(t *testing.T) {
 		t.Error("Config accepted a blob that does not hash to its digest")
 	}
 }
+
+// TestLayerByDiffIDPrefersGzip: a zstd copy of a layer (made for a push
+// or an export) written after the gzip one is not what the next commit
+// builds on.
+func TestLayerByDiffIDPrefersGzip(t *testing.T) {
+	ctx := context.Background()
+	s, err := oci.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tar := bytes.Repeat([]byte("z"), 8192)
+	gz, diffID := putImage(t, s, "gz", tar)
+	zl, err := layer.Write(ctx, s, bytes.NewReader(tar), layer.Options{Compression: layer.Zstd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := zl.DiffID(); d != diffID {
+		t.Fatalf("zstd copy has diffID %s, want %s", d, diffID)
+	}
+	got, err := s.LayerByDiffID(ctx, diffID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Digest != gz.Digest || got.MediaType != types.OCILayer {
+		t.Fatalf("LayerByDiffID = %s (%s), want the gzip blob %s", got.Digest, got.MediaType, gz.Digest)
+	}
+}
