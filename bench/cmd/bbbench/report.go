@@ -96,15 +96,41 @@ func (e *benchEnv) targets() []target {
 		sizeRatio(10, "second commit's new layer ÷ the change as tar | gzip -1 ("+b+")", "incr10-second-"+b, "incr10-gzip", 1.2)
 	}
 	sizeRatio(10, "push of the second snapshot (bytes stored by the registry) ÷ its new layer (dir)", "incr10-push", "incr10-second-dir", 1.3)
-	for _, id := range []string{"incr10-scale-big", "incr10-scale-files", "incr10-scale-files-incr", "incr10-first-dir", "incr10-second-dir"} {
+	for _, id := range []string{"incr10-first-dir", "incr10-second-dir", "incr10-scale-big-small", "incr10-scale-big",
+		"incr10-scale-files-small", "incr10-scale-files", "incr10-scale-files-incr-small", "incr10-scale-files-incr"} {
 		if s := e.step(id); s != nil {
 			v := float64(s.Median.RSSKiB) / 1024
-			ts = append(ts, target{Issue: 10, Label: "peak RSS: " + s.Name, Value: v, Limit: 100, Unit: "MiB", Pass: v <= 100})
+			ts = append(ts, target{Issue: 10, Label: "bb peak RSS: " + s.Name, Value: v, Limit: 100, Unit: "MiB", Pass: v <= 100})
 		}
 	}
-	if a, b := e.step("incr10-scale-big"), e.step("incr10-first-dir"); a != nil && b != nil && mbps(b) > 0 {
-		v := mbps(a) / mbps(b)
-		ts = append(ts, target{Issue: 10, Label: "commit MB/s, big tree ÷ 600 MB tree (linear growth: ~1)", Value: v, Limit: 0.8, Unit: "×", AtMin: true, Pass: v >= 0.8})
+	ts = append(ts, e.linearity()...)
+	return ts
+}
+
+// linearity compares the time per byte (per entry for the many-files
+// trees) of each scale step with that of its tree a tenth of the size:
+// 1.0× is linear growth.
+func (e *benchEnv) linearity() []target {
+	var ts []target
+	for _, c := range []struct{ big, small, unit string }{
+		{"incr10-scale-big", "incr10-scale-big-small", "byte"},
+		{"incr10-scale-files", "incr10-scale-files-small", "entry"},
+		{"incr10-scale-files-incr", "incr10-scale-files-incr-small", "entry"},
+	} {
+		a, b := e.step(c.big), e.step(c.small)
+		if a == nil || b == nil || a.Median.Wall == 0 || b.Median.Wall == 0 {
+			continue
+		}
+		na, nb := float64(a.Basis), float64(b.Basis)
+		if c.unit == "entry" {
+			na, nb = float64(a.Entries), float64(b.Entries)
+		}
+		if na == 0 || nb == 0 {
+			continue
+		}
+		v := (a.Median.Wall / na) / (b.Median.Wall / nb)
+		label := fmt.Sprintf("linear growth: time per %s, %s ÷ %s (%.1f s ÷ %.1f s for %.1f× the size)", c.unit, a.Name, b.Name, a.Median.Wall, b.Median.Wall, na/nb)
+		ts = append(ts, target{Issue: 10, Label: label, Value: v, Limit: 1.2, Unit: "×", Pass: v <= 1.2})
 	}
 	return ts
 }
