@@ -88,6 +88,8 @@ type target struct {
 	Unit  string  `json:"unit"` // "×" or "MiB"
 	AtMin bool    `json:"at_least,omitempty"`
 	Pass  bool    `json:"pass"`
+	// Missing: a step the target needs did not run.
+	Missing bool `json:"missing,omitempty"`
 }
 
 // report is the raw JSON written next to results.md.
