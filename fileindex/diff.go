@@ -199,6 +199,13 @@ func (d *differ) load(ctx context.Context, open func() (io.ReadCloser, error)) e
 	}
 	rw := RacyWindow
 	d.racyFrom = FromTime(r.Listed.Go().Add(-rw))
+	// Sized exactly: growing by append would hold the old and the new
+	// array at once (a million entries: 32 MB each).
+	n, err := countRecords(open)
+	if err != nil {
+		return err
+	}
+	d.olds = make([]oldEntry, 0, n)
 	var e Entry
 	for {
 		p, link, err := r.nextBytes(&e, true)
@@ -227,6 +234,29 @@ func (d *differ) load(ctx context.Context, open func() (io.ReadCloser, error)) e
 	})
 	d.olds = slices.Clip(d.olds)
 	return nil
+}
+
+// countRecords counts the records of a listing (an upper bound of its
+// entries: the root is one of them).
+func countRecords(open func() (io.ReadCloser, error)) (int, error) {
+	rc, err := open()
+	if err != nil {
+		return 0, fmt.Errorf("opening the previous file index: %w", err)
+	}
+	defer rc.Close()
+	r, err := NewReader(rc)
+	if err != nil {
+		return 0, fmt.Errorf("previous file index: %w", err)
+	}
+	n := 0
+	for {
+		if err := r.skip(); errors.Is(err, io.EOF) {
+			return n, nil
+		} else if err != nil {
+			return 0, fmt.Errorf("previous file index: %w", err)
+		}
+		n++
+	}
 }
 
 // scan reads the newer listing: added and changed entries go to Paths.

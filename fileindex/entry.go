@@ -56,6 +56,22 @@ func (t Time) Go() time.Time { return time.Unix(t.Sec, t.Nsec) }
 // String prints t the way find's %T@ does (seconds, a dot, nanoseconds).
 func (t Time) String() string { return fmt.Sprintf("%d.%09d", t.Sec, t.Nsec) }
 
+// appendTo appends t as String prints it, without fmt.
+func (t Time) appendTo(b []byte) []byte {
+	if t.Sec < 0 || t.Nsec < 0 || t.Nsec > 999999999 {
+		return append(b, t.String()...)
+	}
+	b = strconv.AppendInt(b, t.Sec, 10)
+	var frac [10]byte
+	frac[0] = '.'
+	n := t.Nsec
+	for i := 9; i >= 1; i-- {
+		frac[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return append(b, frac[:]...)
+}
+
 // ParseTime parses "SEC[.FRACTION]"; digits beyond nanoseconds are dropped.
 func ParseTime(s string) (Time, error) {
 	sec, frac, _ := strings.Cut(s, ".")
@@ -96,9 +112,9 @@ func AppendRecord(b []byte, e *Entry) []byte {
 	b = append(b, ' ')
 	b = strconv.AppendInt(b, e.Size, 10)
 	b = append(b, ' ')
-	b = append(b, e.Mtime.String()...)
+	b = e.Mtime.appendTo(b)
 	b = append(b, ' ')
-	b = append(b, e.Ctime.String()...)
+	b = e.Ctime.appendTo(b)
 	b = append(b, ' ')
 	b = strconv.AppendUint(b, e.Ino, 10)
 	b = append(b, ' ')
@@ -174,6 +190,19 @@ func (r *Reader) nextBytes(e *Entry, parse bool) (path, link []byte, err error) 
 			return path, link, err
 		}
 	}
+}
+
+// skip reads past one record without looking at it.
+func (r *Reader) skip() error {
+	for i := 0; i < 3; i++ {
+		if _, err := r.field(); err != nil {
+			if i > 0 {
+				err = unexpected(err)
+			}
+			return err
+		}
+	}
+	return nil
 }
 
 func (r *Reader) field() ([]byte, error) {

@@ -81,3 +81,11 @@ func TestDiffLargeListing(t *testing.T) {
 		}
 	}
 }
+
+func TestAppendTimeMatchesString(t *testing.T) {
+	for _, tm := range []Time{{0, 0}, {1700000000, 123456789}, {1, 5}, {-2, 500000000}, {1, 999999999}, {1, 1e9}} {
+		if got := string(tm.appendTo([]byte("x"))); got != "x"+tm.String() {
+			t.Errorf("appendTo(%+v) = %q, want %q", tm, got, "x"+tm.String())
+		}
+	}
+}
