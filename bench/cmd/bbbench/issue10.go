@@ -383,13 +383,19 @@ func (e *benchEnv) scaleSteps(ctx context.Context) []*step {
 	var steps []*step
 	home := filepath.Join(e.cfg.Work, "home-scale")
 	e.onCleanup(func() { _ = os.RemoveAll(home) })
+	sizes := map[string]struct{ n, entries int64 }{}
 	add := func(id, name string, t *incrTree, err error, incremental bool) {
 		if err != nil {
 			steps = append(steps, &step{ID: id, Issue: 10, Group: "scale", Name: name, Skip: err.Error()})
 			return
 		}
 		_ = os.RemoveAll(filepath.Join(t.Dir, "home/agent"))
-		n, entries, _ := tarSize(ctx, t.Dir)
+		sz, ok := sizes[t.Dir]
+		if !ok { // a tar pass over a million files takes minutes: once per tree
+			sz.n, sz.entries, _ = tarSize(ctx, t.Dir)
+			sizes[t.Dir] = sz
+		}
+		n, entries := sz.n, sz.entries
 		argv := e.bbArgv("--home", home, "commit", "--from-dir", t.Dir, "--slug", "scale", "--json")
 		s := &step{ID: id, Issue: 10, Group: "scale: bb commit --from-dir", Tool: "bb", Basis: n, Entries: entries,
 			Name: fmt.Sprintf("%s (%s as tar, %d entries)", name, human(n), entries), Cmd: shJoin(argv),
