@@ -289,14 +289,17 @@ func renderMarkdown(rep *report) string {
 				if !t.Pass {
 					ok = "**missed**"
 				}
+				lim := fmt.Sprintf("%s %.2f%s", op, t.Limit, t.Unit)
+				if t.Unit == "MiB" {
+					lim = fmt.Sprintf("%s %.0f MiB", op, t.Limit)
+				}
 				if t.Missing {
-					fmt.Fprintf(&b, "| %s | not measured in this run | %s %.2f%s | not run |\n", strings.ReplaceAll(t.Label, "|", `\|`), op, t.Limit, t.Unit)
+					fmt.Fprintf(&b, "| %s | not measured in this run | %s | not run |\n", strings.ReplaceAll(t.Label, "|", `\|`), lim)
 					continue
 				}
 				val := fmt.Sprintf("%.2f%s", t.Value, t.Unit)
-				lim := fmt.Sprintf("%s %.2f%s", op, t.Limit, t.Unit)
 				if t.Unit == "MiB" {
-					val, lim = fmt.Sprintf("%.0f MiB", t.Value), fmt.Sprintf("%s %.0f MiB", op, t.Limit)
+					val = fmt.Sprintf("%.0f MiB", t.Value)
 				}
 				fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", strings.ReplaceAll(t.Label, "|", `\|`), val, lim, ok)
 			}
