@@ -56,6 +56,22 @@ func (t Time) Go() time.Time { return time.Unix(t.Sec, t.Nsec) }
 // String prints t the way find's %T@ does (seconds, a dot, nanoseconds).
 func (t Time) String() string { return fmt.Sprintf("%d.%09d", t.Sec, t.Nsec) }
 
+// appendTo appends t as String prints it, without fmt.
+func (t Time) appendTo(b []byte) []byte {
+	if t.Sec < 0 || t.Nsec < 0 || t.Nsec > 999999999 {
+		return append(b, t.String()...)
+	}
+	b = strconv.AppendInt(b, t.Sec, 10)
+	var frac [10]byte
+	frac[0] = '.'
+	n := t.Nsec
+	for i := 9; i >= 1; i-- {
+		frac[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return append(b, frac[:]...)
+}
+
 // ParseTime parses "SEC[.FRACTION]"; digits beyond nanoseconds are dropped.
 func ParseTime(s string) (Time, error) {
 	sec, frac, _ := strings.Cut(s, ".")
@@ -96,9 +112,9 @@ func AppendRecord(b []byte, e *Entry) []byte {
 	b = append(b, ' ')
 	b = strconv.AppendInt(b, e.Size, 10)
 	b = append(b, ' ')
-	b = append(b, e.Mtime.String()...)
+	b = e.Mtime.appendTo(b)
 	b = append(b, ' ')
-	b = append(b, e.Ctime.String()...)
+	b = e.Ctime.appendTo(b)
 	b = append(b, ' ')
 	b = strconv.AppendUint(b, e.Ino, 10)
 	b = append(b, ' ')
@@ -117,8 +133,10 @@ func Header(t time.Time) string { return Magic + " " + FromTime(t).String() + "\
 type Reader struct {
 	r *bufio.Reader
 	// Listed is when the listing started.
-	Listed Time
-	n      int64
+	Listed  Time
+	n       int64
+	scratch []byte
+	head    []byte // the last record's head, when nextRaw did not parse it
 }
 
 // NewReader reads the header of a listing.
@@ -162,6 +180,31 @@ func (r *Reader) Next(e *Entry) error {
 	}
 }
 
+// nextBytes is Next without the string copies: path and link are valid
+// until the next read and e's strings are left alone; without parse, e
+// is not filled in at all (the head is skipped).
+func (r *Reader) nextBytes(e *Entry, parse bool) (path, link []byte, err error) {
+	for {
+		path, link, err = r.nextRaw(e, parse)
+		if err != nil || len(path) > 0 {
+			return path, link, err
+		}
+	}
+}
+
+// skip reads past one record without looking at it.
+func (r *Reader) skip() error {
+	for i := 0; i < 3; i++ {
+		if _, err := r.field(); err != nil {
+			if i > 0 {
+				err = unexpected(err)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
 func (r *Reader) field() ([]byte, error) {
 	b, err := r.r.ReadSlice(0)
 	if errors.Is(err, bufio.ErrBufferFull) {
@@ -174,31 +217,53 @@ func (r *Reader) field() ([]byte, error) {
 }
 
 func (r *Reader) next(e *Entry) error {
-	head, err := r.field()
-	if errors.Is(err, io.EOF) {
-		if len(head) == 0 {
-			return io.EOF
-		}
-		return io.ErrUnexpectedEOF
-	}
+	p, l, err := r.nextRaw(e, true)
 	if err != nil {
 		return err
 	}
-	r.n++
-	if err := parseHead(head, e); err != nil {
-		return fmt.Errorf("file listing record %d: %w", r.n, err)
-	}
-	p, err := r.field()
-	if err != nil {
-		return unexpected(err)
-	}
-	e.Path = cleanPath(string(p))
-	l, err := r.field()
-	if err != nil {
-		return unexpected(err)
-	}
+	e.Path = string(p)
 	e.Link = string(l)
 	return nil
+}
+
+// nextRaw reads one record: the head into e when parse is set (else
+// r.head keeps it for parseHead), the path (cleaned) and link target as
+// bytes valid until the next read.
+func (r *Reader) nextRaw(e *Entry, parse bool) (path, link []byte, err error) {
+	head, err := r.field()
+	if errors.Is(err, io.EOF) {
+		if len(head) == 0 {
+			return nil, nil, io.EOF
+		}
+		return nil, nil, io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	r.n++
+	if parse {
+		if err := parseHead(head, e); err != nil {
+			return nil, nil, fmt.Errorf("file listing record %d: %w", r.n, err)
+		}
+		r.scratch = r.scratch[:0]
+	} else {
+		// ReadSlice's buffer is only valid until the next read.
+		r.scratch = append(r.scratch[:0], head...)
+	}
+	h := len(r.scratch)
+	p, err := r.field()
+	if err != nil {
+		return nil, nil, unexpected(err)
+	}
+	r.scratch = append(r.scratch, p...)
+	n := len(r.scratch)
+	l, err := r.field()
+	if err != nil {
+		return nil, nil, unexpected(err)
+	}
+	r.scratch = append(r.scratch, l...)
+	r.head = r.scratch[:h]
+	return cleanPathBytes(r.scratch[h:n]), r.scratch[n:], nil
 }
 
 func unexpected(err error) error {
@@ -208,28 +273,50 @@ func unexpected(err error) error {
 	return err
 }
 
-// cleanPath strips find's "./" and any leading slashes.
-func cleanPath(p string) string {
-	p = strings.TrimPrefix(p, "./")
-	if p == "." {
-		return ""
+// cleanPathBytes strips find's "./" and any leading slashes.
+func cleanPathBytes(p []byte) []byte {
+	p = bytes.TrimPrefix(p, []byte("./"))
+	if len(p) == 1 && p[0] == '.' {
+		return p[:0]
 	}
-	return strings.TrimLeft(p, "/")
+	return bytes.TrimLeft(p, "/")
 }
 
 func parseHead(b []byte, e *Entry) error {
-	f := bytes.Fields(b)
-	if len(f) != 9 || len(f[0]) != 1 {
+	// Nine space-separated fields, split without allocating (this runs
+	// once per entry, up to three times per listing in a Diff).
+	var f [9][]byte
+	n := 0
+	for i := 0; i < len(b); {
+		for i < len(b) && b[i] == ' ' {
+			i++
+		}
+		if i == len(b) {
+			break
+		}
+		j := i
+		for j < len(b) && b[j] != ' ' {
+			j++
+		}
+		if n == len(f) {
+			n++
+			break
+		}
+		f[n] = b[i:j]
+		n++
+		i = j
+	}
+	if n != len(f) || len(f[0]) != 1 {
 		return fmt.Errorf("malformed record %q", trunc(string(b)))
 	}
 	e.Type = f[0][0]
 	var err error
-	num := func(s []byte, base int, bits int) uint64 {
+	num := func(s []byte, base uint64, bits int) uint64 {
 		if err != nil {
 			return 0
 		}
 		var v uint64
-		v, err = strconv.ParseUint(string(s), base, bits)
+		v, err = parseUint(s, base, bits)
 		return v
 	}
 	e.Mode = uint32(num(f[1], 8, 32))
@@ -241,10 +328,10 @@ func parseHead(b []byte, e *Entry) error {
 	if err != nil {
 		return fmt.Errorf("malformed record %q: %w", trunc(string(b)), err)
 	}
-	if e.Mtime, err = ParseTime(string(f[5])); err != nil {
+	if e.Mtime, err = parseTimeBytes(f[5]); err != nil {
 		return err
 	}
-	if e.Ctime, err = ParseTime(string(f[6])); err != nil {
+	if e.Ctime, err = parseTimeBytes(f[6]); err != nil {
 		return err
 	}
 	switch e.Type {
@@ -253,4 +340,59 @@ func parseHead(b []byte, e *Entry) error {
 		return fmt.Errorf("unknown entry type %q", e.Type)
 	}
 	return nil
+}
+
+var errSyntax = errors.New("invalid number")
+
+// parseUint is strconv.ParseUint for base 8 or 10 on bytes (no sign, no
+// underscores, no prefix), without a string conversion.
+func parseUint(s []byte, base uint64, bits int) (uint64, error) {
+	if len(s) == 0 {
+		return 0, errSyntax
+	}
+	limit := uint64(1)<<uint(bits) - 1
+	if bits == 64 {
+		limit = ^uint64(0)
+	}
+	var v uint64
+	for _, c := range s {
+		d := uint64(c) - '0'
+		if c < '0' || d >= base {
+			return 0, errSyntax
+		}
+		if v > (limit-d)/base {
+			return 0, strconv.ErrRange
+		}
+		v = v*base + d
+	}
+	return v, nil
+}
+
+// parseTimeBytes is ParseTime on bytes: the fast path for the usual
+// "SEC.NANOS" of non-negative times, ParseTime for the rest.
+func parseTimeBytes(b []byte) (Time, error) {
+	sec, frac, _ := bytes.Cut(b, []byte{'.'})
+	if len(sec) == 0 || sec[0] == '-' || sec[0] == '+' {
+		return ParseTime(string(b))
+	}
+	n, err := parseUint(sec, 10, 63)
+	if err != nil {
+		return Time{}, fmt.Errorf("bad time %q", b)
+	}
+	var ns int64
+	for i := 0; i < 9; i++ {
+		ns *= 10
+		if i < len(frac) {
+			if frac[i] < '0' || frac[i] > '9' {
+				return Time{}, fmt.Errorf("bad time %q", b)
+			}
+			ns += int64(frac[i] - '0')
+		}
+	}
+	for _, c := range frac[min(len(frac), 9):] {
+		if c < '0' || c > '9' {
+			return Time{}, fmt.Errorf("bad time %q", b)
+		}
+	}
+	return Time{Sec: int64(n), Nsec: ns}, nil
 }

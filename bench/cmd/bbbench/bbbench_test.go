@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"os/exec"
@@ -147,5 +148,52 @@ func TestShJoinQuotes(t *testing.T) {
 	}
 	if string(out) != "tar\n--xattrs-include=*\nit's\na b\n" {
 		t.Fatalf("shJoin round trip: %q", out)
+	}
+}
+
+func TestIssue10TargetsListEveryRatioAndMarkMissingOnes(t *testing.T) {
+	st := func(id string, wall float64, out int64, basis, entries int64) *step {
+		return &step{ID: id, Issue: 10, Group: "g", Name: id, Basis: basis, Entries: entries, Median: &sample{Wall: wall, Out: out, RSSKiB: 40 << 10}}
+	}
+	rep := &report{Host: map[string]string{}, Steps: []*step{
+		st("incr10-first-dir", 10, 300, 0, 0), st("incr10-second-dir", 2, 30, 0, 0), st("incr10-gzip", 1, 25, 0, 0),
+		st("incr10-scale-big-small", 10, 0, 1e9, 0), st("incr10-scale-big", 110, 0, 10e9, 0),
+	}}
+	e := &benchEnv{cfg: &config{Issues: map[int]bool{10: true}}, rep: rep}
+	rep.Targets = e.targets()
+	want := map[string]string{
+		"dir backend: second commit ÷ first commit":                               "0.20 pass",
+		"dir backend: second commit's new layer ÷ the change as tar | gzip -1":    "1.20 pass",
+		"Docker (1 GB bottle): bb commit --no-load (incremental) ÷ docker commit": "missing",
+		"container stand-in, --no-load: second commit ÷ first commit":             "missing",
+	}
+	found := 0
+	for _, tg := range rep.Targets {
+		w, ok := want[tg.Label]
+		if !ok {
+			if strings.HasPrefix(tg.Label, "linear growth: time per byte") {
+				if tg.Missing || tg.Value < 1.09 || tg.Value > 1.11 || !tg.Pass {
+					t.Errorf("linearity %+v", tg)
+				}
+			}
+			continue
+		}
+		found++
+		got := "missing"
+		if !tg.Missing {
+			got = fmt.Sprintf("%.2f", tg.Value)
+			if tg.Pass {
+				got += " pass"
+			}
+		}
+		if got != w {
+			t.Errorf("%s: %s, want %s", tg.Label, got, w)
+		}
+	}
+	if found != len(want) {
+		t.Errorf("found %d of %d targets: %+v", found, len(want), rep.Targets)
+	}
+	if md := renderMarkdown(rep); !strings.Contains(md, "not measured in this run") || !strings.Contains(md, "side by side") {
+		t.Errorf("report lacks the missing rows:\n%s", md)
 	}
 }

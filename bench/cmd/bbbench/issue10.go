@@ -372,22 +372,32 @@ func (e *benchEnv) issue10(ctx context.Context) []*step {
 }
 
 // scaleSteps: bb commit --from-dir of a 10 GB tree and of a tree of 1M
-// small files (full, then incremental after a small change), for time
-// per byte or entry and peak RSS.
+// small files (full, then incremental after a small change), each next
+// to a tree a tenth of its size (BENCH_SCALE_SMALL_GB, _SMALL_FILES), for
+// time per byte or entry (linear growth) and peak RSS.
 func (e *benchEnv) scaleSteps(ctx context.Context) []*step {
 	gb := envInt("BENCH_SCALE_GB", 10)
+	smallGB := envInt("BENCH_SCALE_SMALL_GB", max(gb/10, 1))
 	nfiles := envInt("BENCH_SCALE_FILES", 1000000)
+	smallFiles := envInt("BENCH_SCALE_SMALL_FILES", max(nfiles/10, 1000))
 	var steps []*step
 	home := filepath.Join(e.cfg.Work, "home-scale")
 	e.onCleanup(func() { _ = os.RemoveAll(home) })
+	sizes := map[string]struct{ n, entries int64 }{}
 	add := func(id, name string, t *incrTree, err error, incremental bool) {
 		if err != nil {
 			steps = append(steps, &step{ID: id, Issue: 10, Group: "scale", Name: name, Skip: err.Error()})
 			return
 		}
-		n, entries, _ := tarSize(ctx, t.Dir)
+		_ = os.RemoveAll(filepath.Join(t.Dir, "home/agent"))
+		sz, ok := sizes[t.Dir]
+		if !ok { // a tar pass over a million files takes minutes: once per tree
+			sz.n, sz.entries, _ = tarSize(ctx, t.Dir)
+			sizes[t.Dir] = sz
+		}
+		n, entries := sz.n, sz.entries
 		argv := e.bbArgv("--home", home, "commit", "--from-dir", t.Dir, "--slug", "scale", "--json")
-		s := &step{ID: id, Issue: 10, Group: "scale: bb commit --from-dir", Tool: "bb", Basis: n,
+		s := &step{ID: id, Issue: 10, Group: "scale: bb commit --from-dir", Tool: "bb", Basis: n, Entries: entries,
 			Name: fmt.Sprintf("%s (%s as tar, %d entries)", name, human(n), entries), Cmd: shJoin(argv),
 			before: func(ctx context.Context) error { return os.RemoveAll(home) },
 			run: func(ctx context.Context) (sample, error) {
@@ -420,11 +430,21 @@ func (e *benchEnv) scaleSteps(ctx context.Context) []*step {
 		}
 		steps = append(steps, s)
 	}
-	big, err := genIncrTree(filepath.Join(e.cfg.Bench, fmt.Sprintf("scale-%dg", gb)), 1000, gb<<10, false)
-	add("incr10-scale-big", fmt.Sprintf("%d GB tree", gb), big, err, false)
-	many, err := genIncrTree(filepath.Join(e.cfg.Bench, fmt.Sprintf("scale-%df", nfiles)), nfiles, 0, true)
-	add("incr10-scale-files", fmt.Sprintf("%d small files", nfiles), many, err, false)
-	add("incr10-scale-files-incr", fmt.Sprintf("%d small files", nfiles), many, err, true)
+	for _, size := range []struct {
+		id string
+		gb int
+	}{{"incr10-scale-big-small", smallGB}, {"incr10-scale-big", gb}} {
+		t, err := genIncrTree(filepath.Join(e.cfg.Bench, fmt.Sprintf("scale-%dg", size.gb)), 1000, size.gb<<10, false)
+		add(size.id, fmt.Sprintf("%d GB tree", size.gb), t, err, false)
+	}
+	for _, size := range []struct {
+		id    string
+		files int
+	}{{"incr10-scale-files-small", smallFiles}, {"incr10-scale-files", nfiles}} {
+		t, err := genIncrTree(filepath.Join(e.cfg.Bench, fmt.Sprintf("scale-%df", size.files)), size.files, 0, true)
+		add(size.id, fmt.Sprintf("%d small files", size.files), t, err, false)
+		add(strings.Replace(size.id, "files", "files-incr", 1), fmt.Sprintf("%d small files", size.files), t, err, true)
+	}
 	return steps
 }
 
@@ -433,7 +453,7 @@ func (e *benchEnv) scaleSteps(ctx context.Context) []*step {
 // container's root filesystem the bench tree (a symlink in the
 // stand-in's state), as setupStandin does for smolvm.
 func (e *benchEnv) setupContainerStandin(ctx context.Context, tree string) (*standin, error) {
-	pkg := filepath.Join(e.cfg.Root, "internal", "standin", "container")
+	pkg := filepath.Join(e.cfg.Root, "internal", "testing", "standin", "container")
 	if _, err := os.Stat(pkg); err != nil {
 		return nil, fmt.Errorf("the container stand-in (internal/testing/standin/container) is not in this checkout")
 	}

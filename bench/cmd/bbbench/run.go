@@ -60,6 +60,9 @@ type step struct {
 	Ref bool `json:"ref,omitempty"`
 	// Basis is the byte count MB/s divides; 0 uses the step's output size.
 	Basis int64 `json:"basis_bytes,omitempty"`
+	// Entries is the number of entries of the tree a step reads (scale
+	// steps: time per entry).
+	Entries int64 `json:"entries,omitempty"`
 	// Daemon says the work happens in dockerd, whose memory the RSS
 	// column does not include.
 	Daemon bool `json:"daemon,omitempty"`
@@ -85,6 +88,8 @@ type target struct {
 	Unit  string  `json:"unit"` // "×" or "MiB"
 	AtMin bool    `json:"at_least,omitempty"`
 	Pass  bool    `json:"pass"`
+	// Missing: a step the target needs did not run.
+	Missing bool `json:"missing,omitempty"`
 }
 
 // report is the raw JSON written next to results.md.
