@@ -37,7 +37,7 @@ type standin struct {
 // setupStandin builds the smolvm stand-in from this checkout and registers
 // the guest directory as the running machine bot-bottle-bench.
 func (e *benchEnv) setupStandin(ctx context.Context, guest string) (*standin, error) {
-	pkg := filepath.Join(e.cfg.Root, "internal", "standin", "smolvm")
+	pkg := filepath.Join(e.cfg.Root, "internal", "testing", "standin", "smolvm")
 	if _, err := os.Stat(pkg); err != nil {
 		return nil, fmt.Errorf("the smolvm stand-in (internal/testing/standin/smolvm) is not in this checkout yet")
 	}
