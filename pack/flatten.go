@@ -51,6 +51,15 @@ type Flattened struct {
 // compressed again (pgzip, all cores): gzip streams cannot be cut at an
 // entry without decompressing them.
 func Flatten(ctx context.Context, s *oci.Store, manifest v1.Hash, opts layer.Options) (*Flattened, error) {
+	return FlattenTee(ctx, s, manifest, opts, nil)
+}
+
+// FlattenTee is Flatten that also writes the flattened layer's
+// uncompressed tar to tee as it makes it, so that a caller that needs it
+// does not decompress the chain again. When FlattenTee returns without
+// error, tee has received the whole tar; an error of tee's is ignored
+// (tee stops receiving).
+func FlattenTee(ctx context.Context, s *oci.Store, manifest v1.Hash, opts layer.Options, tee io.Writer) (*Flattened, error) {
 	mb, err := s.ReadBlob(ctx, manifest, oci.MaxManifestSize)
 	if err != nil {
 		return nil, err
@@ -67,7 +76,10 @@ func Flatten(ctx context.Context, s *oci.Store, manifest v1.Hash, opts layer.Opt
 	if err != nil {
 		return nil, fmt.Errorf("parsing config %s: %w", man.Config.Digest, err)
 	}
-	fl, err := flatLayer(ctx, s, manifest, opts)
+	if tee != nil {
+		tee = &stickyWriter{w: tee}
+	}
+	fl, err := flatLayer(ctx, s, manifest, opts, tee)
 	if err != nil {
 		return nil, fmt.Errorf("flattening %s: %w", manifest, err)
 	}
@@ -165,13 +177,13 @@ type flat struct {
 // flatLayer writes the merged layers of manifest into s as one layer:
 // stitched from the first layer's compressed blocks when it is gzip and
 // the output is too, else compressed whole.
-func flatLayer(ctx context.Context, s *oci.Store, manifest v1.Hash, opts layer.Options) (*flat, error) {
+func flatLayer(ctx context.Context, s *oci.Store, manifest v1.Hash, opts layer.Options, tee io.Writer) (*flat, error) {
 	f, layers, err := newFlattener(ctx, s, manifest)
 	if err != nil {
 		return nil, err
 	}
 	if len(layers) > 0 && (opts.Compression == "" || opts.Compression == layer.Gzip) && isGzip(layers[0]) {
-		fl, err := f.stitch(ctx, s, layers, opts.Level)
+		fl, err := f.stitch(ctx, s, layers, opts.Level, tee)
 		if err == nil {
 			fl.nlayers = len(layers)
 			return fl, nil
@@ -185,12 +197,30 @@ func flatLayer(ctx context.Context, s *oci.Store, manifest v1.Hash, opts layer.O
 		pw.CloseWithError(f.merge(ctx, layers, pw))
 	}()
 	defer pr.Close()
-	lyr, err := layer.Write(ctx, s, pr, opts)
+	var r io.Reader = pr
+	if tee != nil {
+		r = io.TeeReader(pr, tee)
+	}
+	lyr, err := layer.Write(ctx, s, r, opts)
 	if err != nil {
 		return nil, err
 	}
 	diffID, _ := lyr.DiffID()
 	return &flat{desc: lyr.Descriptor(), diffID: diffID, created: lyr.Created(), nlayers: len(layers)}, nil
+}
+
+// stickyWriter writes to w until w fails, then drops what follows and
+// reports success: a failing tee does not fail the flatten.
+type stickyWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (s *stickyWriter) Write(p []byte) (int, error) {
+	if s.err == nil {
+		_, s.err = s.w.Write(p)
+	}
+	return len(p), nil
 }
 
 // isGzip reports whether layer l's blob is gzip (by its first bytes).

@@ -5,7 +5,6 @@ import (
 	"bufio"
 	"bytes"
 	"compress/flate"
-	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -24,6 +23,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	kflate "github.com/klauspost/compress/flate"
+	kgzip "github.com/klauspost/compress/gzip"
 )
 
 // Stitching: the flattened layer reuses the compressed bytes of the
@@ -54,22 +54,14 @@ const (
 
 var syncMarker = []byte{0, 0, 0xff, 0xff}
 
-// countReader counts the compressed bytes the decompressor consumed.
+// countReader counts the compressed bytes read from the blob.
 type countReader struct {
-	br *bufio.Reader
-	n  int64
-}
-
-func (c *countReader) ReadByte() (byte, error) {
-	b, err := c.br.ReadByte()
-	if err == nil {
-		c.n++
-	}
-	return b, err
+	r io.Reader
+	n int64
 }
 
 func (c *countReader) Read(p []byte) (int, error) {
-	n, err := c.br.Read(p)
+	n, err := c.r.Read(p)
 	c.n += int64(n)
 	return n, err
 }
@@ -100,6 +92,7 @@ type emitter struct {
 	size  int64
 	diff  hash.Hash
 	tail  []byte // the last deflateDict bytes of the new tar
+	tee   io.Writer
 }
 
 func newEmitter(w io.Writer, level int) (*emitter, error) {
@@ -115,6 +108,9 @@ func newEmitter(w io.Writer, level int) (*emitter, error) {
 }
 
 func (e *emitter) account(p []byte) {
+	if e.tee != nil {
+		_, _ = e.tee.Write(p)
+	}
 	e.crc = crc32.Update(e.crc, crc32.IEEETable, p)
 	e.size += int64(len(p))
 	e.diff.Write(p)
@@ -278,15 +274,102 @@ func (s *stitcher) verify(b *block) bool {
 	return bytes.Equal(got, b.data[:n])
 }
 
-// baseReader is the first layer's tar as its tar.Reader reads it: it
-// stops at every block boundary to find the block's compressed start,
-// and hands complete blocks to the stitcher.
+// produceBlocks decompresses the first layer (one gzip member, the
+// whole blob) block by block, on its own goroutine, and sends each block
+// with where its compressed bytes start and end (-1: unknown, not to be
+// copied); the last one, partial, has cend -1. A failure is sent on
+// errc, errNoStitch if the blob does not start with a gzip member.
+func produceBlocks(ctx context.Context, blob *os.File, out chan<- *block, errc chan<- error) {
+	defer close(out)
+	fail := func(err error) { errc <- err }
+	fi, err := blob.Stat()
+	if err != nil {
+		fail(err)
+		return
+	}
+	cr := &countReader{r: io.NewSectionReader(blob, 0, fi.Size())}
+	br := bufio.NewReaderSize(cr, 256<<10)
+	consumed := func() int64 { return cr.n - int64(br.Buffered()) }
+	zr, err := kgzip.NewReader(br)
+	if err != nil {
+		fail(fmt.Errorf("%w: %v", errNoStitch, err))
+		return
+	}
+	zr.Multistream(false)
+	// read fills buf from the member and any members after it (their
+	// blocks are decompressed, never copied: reusable turns false).
+	reusable := true
+	read := func(buf []byte) (int, error) {
+		n := 0
+		for n < len(buf) {
+			k, err := io.ReadFull(zr, buf[n:])
+			n += k
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+				return n, err
+			}
+			if consumed() == fi.Size() {
+				return n, io.EOF
+			}
+			reusable = false
+			if err := zr.Reset(br); err != nil {
+				return n, err
+			}
+			zr.Multistream(false)
+		}
+		return n, nil
+	}
+	var prev []byte
+	var start int64
+	cstart := consumed()
+	for {
+		if err := ctx.Err(); err != nil {
+			fail(err)
+			return
+		}
+		b := &block{start: start, cstart: cstart, cend: -1, data: make([]byte, stitchBlock)}
+		if len(prev) > 0 {
+			b.dict = prev[len(prev)-deflateDict:]
+		}
+		n, err := read(b.data)
+		b.data = b.data[:n]
+		start += int64(n)
+		if !reusable {
+			b.cstart = -1
+		}
+		if err == nil {
+			// A whole block: the decompressor stands at its end.
+			if reusable {
+				b.cend = findSync(blob, consumed())
+			}
+			cstart = b.cend
+			prev = b.data
+			out <- b
+			continue
+		}
+		if !errors.Is(err, io.EOF) {
+			fail(err)
+			return
+		}
+		if n > 0 {
+			out <- b
+		}
+		return
+	}
+}
+
+// baseReader is the first layer's tar as its tar.Reader reads it, from
+// the blocks produceBlocks sends; it hands every block it has read
+// through to the stitcher.
 type baseReader struct {
-	zr     io.Reader
-	cr     *countReader
+	blocks <-chan *block
+	errc   <-chan error
 	s      *stitcher
 	pos    int64
 	cur    *block
+	off    int  // read offset in cur.data
 	inData bool // reading an entry's data: its fate is known
 	err    error
 }
@@ -295,53 +378,34 @@ func (r *baseReader) Read(p []byte) (int, error) {
 	if r.err != nil {
 		return 0, r.err
 	}
-	next := r.cur.start + stitchBlock
-	if int64(len(p)) > next-r.pos {
-		p = p[:next-r.pos]
+	if r.cur == nil {
+		b, ok := <-r.blocks
+		if !ok {
+			r.err = io.EOF
+			select {
+			case err := <-r.errc:
+				r.err = err
+			default:
+			}
+			return 0, r.err
+		}
+		r.cur, r.off = b, 0
 	}
-	n, err := r.zr.Read(p)
-	r.cur.data = append(r.cur.data, p[:n]...)
+	n := copy(p, r.cur.data[r.off:])
+	r.off += n
 	r.pos += int64(n)
 	if r.inData {
 		r.s.known = r.pos
 	}
-	if r.pos == next {
-		r.boundary()
-	}
-	if errors.Is(err, io.EOF) {
-		r.err = io.EOF
-		r.finish()
-	}
-	if e := r.s.emitReady(); e != nil && err == nil {
-		err = e
-		r.err = e
-	}
-	return n, err
-}
-
-// boundary ends the current block at r.pos and starts the next one,
-// finding where its compressed bytes start: right after the sync flush
-// that follows the bytes consumed so far.
-func (r *baseReader) boundary() {
-	c := findSync(r.s.blob, r.cr.n)
-	r.cur.cend = c
-	prev := r.cur
-	r.s.pending = append(r.s.pending, prev)
-	dict := prev.data
-	if len(dict) > deflateDict {
-		dict = dict[len(dict)-deflateDict:]
-	}
-	r.cur = &block{start: r.pos, cstart: c, cend: -1, dict: append([]byte(nil), dict...), data: make([]byte, 0, stitchBlock)}
-}
-
-// finish hands over the last (partial) block: never copied, it ends the
-// member.
-func (r *baseReader) finish() {
-	if len(r.cur.data) > 0 {
-		r.cur.cend = -1
+	if r.off == len(r.cur.data) {
 		r.s.pending = append(r.s.pending, r.cur)
+		r.cur = nil
 	}
-	r.cur = &block{start: r.pos, cstart: -1, cend: -1}
+	if err := r.s.emitReady(); err != nil {
+		r.err = err
+		return n, err
+	}
+	return n, nil
 }
 
 // findSync returns the offset just past the one sync flush that ends
@@ -378,7 +442,7 @@ var errNoStitch = errors.New("the first layer is not a single gzip member")
 
 // stitch writes the flattened layer of layers (the first one gzip) into
 // s, reusing the first layer's compressed blocks.
-func (f *flattener) stitch(ctx context.Context, s *oci.Store, layers []v1.Layer, level int) (*flat, error) {
+func (f *flattener) stitch(ctx context.Context, s *oci.Store, layers []v1.Layer, level int, tee io.Writer) (*flat, error) {
 	if level == 0 {
 		level = layer.DefaultLevel
 	}
@@ -400,6 +464,7 @@ func (f *flattener) stitch(ctx context.Context, s *oci.Store, layers []v1.Layer,
 	if err != nil {
 		return nil, err
 	}
+	e.tee = tee
 	st := &stitcher{e: e, blob: blob}
 	if err := f.stitchBase(ctx, st); err != nil {
 		if errors.Is(err, errNoStitch) {
@@ -432,15 +497,16 @@ func (f *flattener) stitch(ctx context.Context, s *oci.Store, layers []v1.Layer,
 
 // stitchBase reads the first layer's tar and hands its kept bytes to st.
 func (f *flattener) stitchBase(ctx context.Context, st *stitcher) error {
-	cr := &countReader{br: bufio.NewReaderSize(io.NewSectionReader(st.blob, 0, 1<<62), 256<<10)}
-	zr, err := gzip.NewReader(cr)
-	if err != nil {
-		return fmt.Errorf("%w: %v", errNoStitch, err)
-	}
-	zr.Multistream(false)
-	// The member's deflate data starts after the header gzip.NewReader
-	// just consumed.
-	r := &baseReader{zr: zr, cr: cr, s: st, cur: &block{cstart: cr.n, cend: -1, data: make([]byte, 0, stitchBlock)}}
+	ctx, cancel := context.WithCancel(ctx)
+	blocks := make(chan *block, 2)
+	errc := make(chan error, 1)
+	go produceBlocks(ctx, st.blob, blocks, errc)
+	defer func() {
+		cancel()
+		for range blocks { // let the producer end
+		}
+	}()
+	r := &baseReader{blocks: blocks, errc: errc, s: st}
 	tr := tar.NewReader(r)
 	hidden := false
 	for {
@@ -486,9 +552,6 @@ func (f *flattener) stitchBase(ctx context.Context, st *stitcher) error {
 	// be the whole blob.
 	if _, err := io.Copy(io.Discard, r); err != nil {
 		return err
-	}
-	if fi, err := st.blob.Stat(); err != nil || fi.Size() != cr.n {
-		return errNoStitch
 	}
 	st.known = 1 << 62
 	return st.emitReady()
