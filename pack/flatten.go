@@ -47,9 +47,11 @@ type Flattened struct {
 //
 // The upper layers (all but the first, small for an incremental chain)
 // are read twice, once to learn what they hide and once to copy them;
-// memory holds their paths, not the first layer's. The merged tar is
-// compressed again (pgzip, all cores): gzip streams cannot be cut at an
-// entry without decompressing them.
+// memory holds their paths, not the first layer's. When the first layer
+// is gzip, as bb writes it, and the output is gzip too, its compressed
+// blocks that lose nothing are copied as they are and only the rest is
+// compressed again (stitch.go); otherwise the merged tar is compressed
+// whole (pgzip, all cores).
 func Flatten(ctx context.Context, s *oci.Store, manifest v1.Hash, opts layer.Options) (*Flattened, error) {
 	return FlattenTee(ctx, s, manifest, opts, nil)
 }
