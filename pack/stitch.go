@@ -408,13 +408,16 @@ func (r *baseReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// findSync returns the offset just past the one sync flush that ends
-// within a few bytes of consumed (where the decompressor stood when it
-// had produced a whole block), or -1. After the last symbol of a block
-// come at most 15 bits of end-of-block code and the 3 bits of the empty
+// findSync returns the offset just past the one sync flush found within
+// a few bytes of consumed (where the decompressor stood when it had
+// produced a whole block), or -1. After the last symbol of a block come
+// at most 15 bits of end-of-block code and the 3 bits of the empty
 // stored block's header, so the marker starts at most 3 bytes after
-// consumed; the byte before the marker holds that header and its
-// padding, so it is never 0xff and no other match fits in the window.
+// consumed (and the decompressor reads at most 2 bytes ahead of the
+// bits it used); the byte before the marker holds that header and its
+// zero padding, so it is never 0xff. No match, or more than one, and
+// the blocks on either side are compressed again; a block is copied
+// only after its start decodes to its own first bytes (stitcher.verify).
 func findSync(blob io.ReaderAt, consumed int64) int64 {
 	lo := max(0, consumed-4)
 	var w [16]byte
