@@ -12,9 +12,13 @@
 // (OUT.smolmachine) into place only when smolvm succeeded, so a failed
 // pack leaves the previous artifact untouched.
 //
-// smolvm flattens an image's layers with an in-guest copy that mishandles
-// hard links across layers, so Pack accepts single-layer images only
-// (bb's smolmachines snapshots always are).
+// smolvm merges an image's layers with an in-guest cp -a that never
+// applies whiteouts and mishandles hard links across layers, so Pack
+// hands it one layer: an image of several (an incremental chain) is
+// flattened first (Flatten). The flattened layer copies the compressed
+// blocks of the first layer that the later layers leave alone and
+// compresses only the rest again (stitch.go), so its cost follows the
+// change, not the size of the root filesystem.
 //
 // The registry is injected (Options.Serve): pack depends on no registry
 // implementation, and tests can serve from anything that answers the

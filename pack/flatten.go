@@ -31,6 +31,10 @@ type Flattened struct {
 	// NewBlobs are the blobs Flatten added (nothing references them: the
 	// caller discards them when it is done).
 	NewBlobs []v1.Hash
+	// Copied counts the bytes of the first layer's tar whose compressed
+	// bytes were reused, Recompressed those compressed again (see
+	// stitch.go); the upper layers are always compressed again.
+	Copied, Recompressed int64
 }
 
 // Flatten merges the layers of the image manifest (in s) into one layer
@@ -43,10 +47,21 @@ type Flattened struct {
 //
 // The upper layers (all but the first, small for an incremental chain)
 // are read twice, once to learn what they hide and once to copy them;
-// memory holds their paths, not the first layer's. The merged tar is
-// compressed again (pgzip, all cores): gzip streams cannot be cut at an
-// entry without decompressing them.
+// memory holds their paths, not the first layer's. When the first layer
+// is gzip, as bb writes it, and the output is gzip too, its compressed
+// blocks that lose nothing are copied as they are and only the rest is
+// compressed again (stitch.go); otherwise the merged tar is compressed
+// whole (pgzip, all cores).
 func Flatten(ctx context.Context, s *oci.Store, manifest v1.Hash, opts layer.Options) (*Flattened, error) {
+	return FlattenTee(ctx, s, manifest, opts, nil)
+}
+
+// FlattenTee is Flatten that also writes the flattened layer's
+// uncompressed tar to tee as it makes it, so that a caller that needs it
+// does not decompress the chain again. When FlattenTee returns without
+// error, tee has received the whole tar; an error of tee's is ignored
+// (tee stops receiving).
+func FlattenTee(ctx context.Context, s *oci.Store, manifest v1.Hash, opts layer.Options, tee io.Writer) (*Flattened, error) {
 	mb, err := s.ReadBlob(ctx, manifest, oci.MaxManifestSize)
 	if err != nil {
 		return nil, err
@@ -63,24 +78,23 @@ func Flatten(ctx context.Context, s *oci.Store, manifest v1.Hash, opts layer.Opt
 	if err != nil {
 		return nil, fmt.Errorf("parsing config %s: %w", man.Config.Digest, err)
 	}
-	pr, nlayers, err := Merged(ctx, s, manifest)
-	if err != nil {
-		return nil, err
+	if tee != nil {
+		tee = &stickyWriter{w: tee}
 	}
-	defer pr.Close()
-	lyr, err := layer.Write(ctx, s, pr, opts)
+	fl, err := flatLayer(ctx, s, manifest, opts, tee)
 	if err != nil {
 		return nil, fmt.Errorf("flattening %s: %w", manifest, err)
 	}
-	out := &Flattened{}
-	if lyr.Created() {
-		out.NewBlobs = append(out.NewBlobs, lyr.Descriptor().Digest)
+	out := &Flattened{Copied: fl.copied, Recompressed: fl.recompressed}
+	if fl.created {
+		out.NewBlobs = append(out.NewBlobs, fl.desc.Digest)
 	}
 	fail := func(err error) (*Flattened, error) {
 		_ = s.Discard(context.WithoutCancel(ctx), out.NewBlobs)
 		return nil, err
 	}
-	diffID, _ := lyr.DiffID()
+	nlayers := fl.nlayers
+	diffID := fl.diffID
 	cfg.RootFS.DiffIDs = []v1.Hash{diffID}
 	created := cfg.Created
 	cfg.History = []v1.History{{Created: created, CreatedBy: fmt.Sprintf("bb: %d layers of %s flattened", nlayers, manifest)}}
@@ -103,7 +117,7 @@ func Flatten(ctx context.Context, s *oci.Store, manifest v1.Hash, opts layer.Opt
 	}
 	nm := *man
 	nm.Config = cd
-	nm.Layers = []v1.Descriptor{lyr.Descriptor()}
+	nm.Layers = []v1.Descriptor{fl.desc}
 	nmb, err := json.Marshal(&nm)
 	if err != nil {
 		return fail(err)
@@ -123,25 +137,104 @@ func Flatten(ctx context.Context, s *oci.Store, manifest v1.Hash, opts layer.Opt
 // merged into one (see Flatten), and returns how many layers it merges.
 // The stream ends with an error if a layer cannot be read or merged.
 func Merged(ctx context.Context, s *oci.Store, manifest v1.Hash) (io.ReadCloser, int, error) {
-	img, err := s.Image(ctx, manifest)
+	f, layers, err := newFlattener(ctx, s, manifest)
 	if err != nil {
 		return nil, 0, err
-	}
-	layers, err := img.Layers()
-	if err != nil {
-		return nil, 0, err
-	}
-	f := &flattener{marks: map[string]*mark{}}
-	for i := 1; i < len(layers); i++ {
-		if err := f.scan(ctx, layers[i], i); err != nil {
-			return nil, 0, fmt.Errorf("reading layer %d of %s: %w", i, manifest, err)
-		}
 	}
 	pr, pw := io.Pipe()
 	go func() {
 		pw.CloseWithError(f.merge(ctx, layers, pw))
 	}()
 	return pr, len(layers), nil
+}
+
+// newFlattener reads what the upper layers of the image manifest hide.
+func newFlattener(ctx context.Context, s *oci.Store, manifest v1.Hash) (*flattener, []v1.Layer, error) {
+	img, err := s.Image(ctx, manifest)
+	if err != nil {
+		return nil, nil, err
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return nil, nil, err
+	}
+	f := &flattener{marks: map[string]*mark{}}
+	for i := 1; i < len(layers); i++ {
+		if err := f.scan(ctx, layers[i], i); err != nil {
+			return nil, nil, fmt.Errorf("reading layer %d of %s: %w", i, manifest, err)
+		}
+	}
+	return f, layers, nil
+}
+
+// flat is the flattened layer written into the store.
+type flat struct {
+	desc                 v1.Descriptor
+	diffID               v1.Hash
+	created              bool
+	nlayers              int
+	copied, recompressed int64
+}
+
+// flatLayer writes the merged layers of manifest into s as one layer:
+// stitched from the first layer's compressed blocks when it is gzip and
+// the output is too, else compressed whole.
+func flatLayer(ctx context.Context, s *oci.Store, manifest v1.Hash, opts layer.Options, tee io.Writer) (*flat, error) {
+	f, layers, err := newFlattener(ctx, s, manifest)
+	if err != nil {
+		return nil, err
+	}
+	if len(layers) > 0 && (opts.Compression == "" || opts.Compression == layer.Gzip) && isGzip(layers[0]) {
+		fl, err := f.stitch(ctx, s, layers, opts.Level, tee)
+		if err == nil {
+			fl.nlayers = len(layers)
+			return fl, nil
+		}
+		if !errors.Is(err, errNoStitch) {
+			return nil, err
+		}
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		pw.CloseWithError(f.merge(ctx, layers, pw))
+	}()
+	defer pr.Close()
+	var r io.Reader = pr
+	if tee != nil {
+		r = io.TeeReader(pr, tee)
+	}
+	lyr, err := layer.Write(ctx, s, r, opts)
+	if err != nil {
+		return nil, err
+	}
+	diffID, _ := lyr.DiffID()
+	return &flat{desc: lyr.Descriptor(), diffID: diffID, created: lyr.Created(), nlayers: len(layers)}, nil
+}
+
+// stickyWriter writes to w until w fails, then drops what follows and
+// reports success: a failing tee does not fail the flatten.
+type stickyWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (s *stickyWriter) Write(p []byte) (int, error) {
+	if s.err == nil {
+		_, s.err = s.w.Write(p)
+	}
+	return len(p), nil
+}
+
+// isGzip reports whether layer l's blob is gzip (by its first bytes).
+func isGzip(l v1.Layer) bool {
+	rc, err := l.Compressed()
+	if err != nil {
+		return false
+	}
+	defer rc.Close()
+	var head [2]byte
+	_, err = io.ReadFull(rc, head[:])
+	return err == nil && head[0] == 0x1f && head[1] == 0x8b
 }
 
 // mark records, per path, the highest layer that has it as a

@@ -2,7 +2,12 @@ package pack_test
 
 import (
 	"archive/tar"
+	"compress/gzip"
 	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -117,5 +122,91 @@ func TestFlattenChain(t *testing.T) {
 	// bb hands smolvm pack the flattened image of a chain
 	if _, err := pack.Pack(ctx, s, desc, "flat", filepath.Join(t.TempDir(), "out"), opts(packserve.Serve)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestFlattenReusesBlocks: on a first layer of several gzip blocks, the
+// flattened layer copies the compressed blocks the upper layer leaves
+// alone, compresses again the ones it cuts into, and still extracts to
+// exactly the live tree; its gzip trailer and diffID are those of what
+// it decompresses to.
+func TestFlattenReusesBlocks(t *testing.T) {
+	s := setup(t)
+	ctx := context.Background()
+	root := t.TempDir()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := rand.New(rand.NewPCG(7, 7))
+	w := func(p string, n int, text bool) {
+		must(os.MkdirAll(filepath.Dir(filepath.Join(root, p)), 0o755))
+		b := make([]byte, n)
+		for i := range b {
+			if text {
+				b[i] = "abcdefgh ijklmnop\n"[r.IntN(18)]
+			} else {
+				b[i] = byte(r.Uint32())
+			}
+		}
+		must(os.WriteFile(filepath.Join(root, p), b, 0o644))
+	}
+	for i := range 6 {
+		w(fmt.Sprintf("bin/b%d", i), 900<<10+i*1000, false)
+	}
+	for i := range 400 {
+		w(fmt.Sprintf("src/d%02d/f%03d.txt", i/40, i), 2000+r.IntN(6000), true)
+	}
+	for i := 6; i < 10; i++ {
+		w(fmt.Sprintf("bin/b%d", i), 700<<10, false)
+	}
+	commit := func() v1.Descriptor {
+		time.Sleep(1100 * time.Millisecond) // out of the listing's racy window
+		res, err := snapshot.Commit(ctx, s, snapshot.Request{Slug: "reuse", Backend: "dir", Source: &dir.Source{Dir: root, OneFS: true}, Keep: -1})
+		must(err)
+		return res.Manifest
+	}
+	commit()
+	w("src/d05/f210.txt", 3000, true)              // rewritten, mid-layer
+	must(os.Remove(filepath.Join(root, "bin/b2"))) // deleted
+	must(os.Remove(filepath.Join(root, "src/d09/f390.txt")))
+	must(os.Chmod(filepath.Join(root, "src/d07"), 0o700))
+	w("work/new", 5000, true)
+	desc := commit()
+	fl, err := pack.Flatten(ctx, s, desc.Digest, layer.Options{})
+	must(err)
+	defer func() { must(s.Discard(ctx, fl.NewBlobs)) }()
+	t.Logf("copied %d bytes compressed, compressed %d again", fl.Copied, fl.Recompressed)
+	if fl.Copied < 4<<20 || fl.Recompressed == 0 {
+		t.Errorf("copied %d, recompressed %d: want most blocks copied and the cut ones compressed again", fl.Copied, fl.Recompressed)
+	}
+	flat, err := s.Image(ctx, fl.Manifest.Digest)
+	must(err)
+	ls, _ := flat.Layers()
+	cf, err := flat.ConfigFile()
+	must(err)
+	// The standard library's gzip reader checks the trailer's CRC-32 and size.
+	rc, err := ls[0].Compressed()
+	must(err)
+	zr, err := gzip.NewReader(rc)
+	must(err)
+	h := sha256.New()
+	_, err = io.Copy(h, zr)
+	must(err)
+	rc.Close()
+	if got := fmt.Sprintf("sha256:%x", h.Sum(nil)); got != cf.RootFS.DiffIDs[0].String() {
+		t.Fatalf("flattened layer decompresses to %s, config says %s", got, cf.RootFS.DiffIDs[0])
+	}
+	out := filepath.Join(t.TempDir(), "x")
+	must(rootfs.ExtractImage(ctx, flat, out, rootfs.Options{}))
+	skip := func(p string) bool { return p == "tmp" || strings.HasPrefix(p, "tmp/") }
+	want, err := fstree.Walk(root, skip)
+	must(err)
+	got, err := fstree.Walk(out, skip)
+	must(err)
+	if d := fstree.Diff(want, got); len(d) > 0 {
+		t.Fatalf("flattened tree differs:\n%s", strings.Join(d, "\n"))
 	}
 }

@@ -46,6 +46,11 @@ type Options struct {
 	// Layer tunes the compression of the flattened layer made for an
 	// image of several layers.
 	Layer layer.Options
+	// Tee, if set, receives the uncompressed tar of the layer Pack makes
+	// when it flattens an image of several layers (nothing for an image
+	// of one layer). When such a Pack returns without error, Tee has
+	// received the whole tar.
+	Tee io.Writer
 }
 
 // Error is a failed smolvm pack create, with what smolvm said.
@@ -97,10 +102,11 @@ func Pack(ctx context.Context, s *oci.Store, manifest v1.Descriptor, slug, out s
 		// smolvm merges layers with cp -a and never applies whiteouts:
 		// hand it one layer made from the chain.
 		log.Info("flattening the snapshot's layers for smolvm", "layers", len(m.Layers))
-		fl, err := Flatten(ctx, s, manifest.Digest, opts.Layer)
+		fl, err := FlattenTee(ctx, s, manifest.Digest, opts.Layer, opts.Tee)
 		if err != nil {
 			return "", fmt.Errorf("%w: %v", ErrLayers, err)
 		}
+		log.Info("flattened", "copied_bytes", fl.Copied, "recompressed_bytes", fl.Recompressed)
 		defer func() { _ = s.Discard(context.WithoutCancel(ctx), fl.NewBlobs) }()
 		manifest = fl.Manifest
 	}

@@ -2,11 +2,14 @@ package smolvm
 
 import (
 	"archive/tar"
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path"
+	"path/filepath"
 	"strings"
 
 	"github.com/bot-bottle/bb/oci"
@@ -223,4 +226,76 @@ type zipReader struct {
 func (z *zipReader) Close() error {
 	z.Reader.Close()
 	return z.c.Close()
+}
+
+// restoreTee builds the restore tar of a chain from the flattened tar
+// pack.Pack hands out while it makes it (pack.Options.Tee), so that the
+// commit does not decompress and merge the chain a second time.
+type restoreTee struct {
+	pw   *io.PipeWriter
+	done chan error
+	tmp  string
+}
+
+// startRestoreTee sets opts.Tee when manifest is a chain (Pack flattens
+// it) and returns the tee that writes its restore tar; nil, leaving opts
+// alone, for a single layer or when the tee cannot start (the caller
+// then reads the snapshot with buildRestore).
+func startRestoreTee(ctx context.Context, s *oci.Store, manifest v1.Hash, path string, opts *pack.Options) *restoreTee {
+	img, err := s.Image(ctx, manifest)
+	if err != nil {
+		return nil
+	}
+	if ls, err := img.Layers(); err != nil || len(ls) < 2 {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil
+	}
+	t := &restoreTee{done: make(chan error, 1), tmp: path + ".tee"}
+	f, err := os.OpenFile(t.tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil
+	}
+	pr, pw := io.Pipe()
+	t.pw = pw
+	go func() {
+		bw := bufio.NewWriterSize(f, 1<<20)
+		_, err := WriteRestore(ctx, pr, bw)
+		if err == nil {
+			_, err = io.Copy(io.Discard, pr) // what follows the end of the archive
+		}
+		if err == nil {
+			err = bw.Flush()
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		// A failed restore stops taking the tar: Pack goes on without it.
+		pr.CloseWithError(err)
+		t.done <- err
+	}()
+	opts.Tee = pw
+	return t
+}
+
+// finish ends the tee after Pack returned packErr and, if both
+// succeeded, moves the restore tar to path.
+func (t *restoreTee) finish(path string, packErr error) error {
+	if packErr != nil {
+		t.pw.CloseWithError(packErr)
+	} else {
+		t.pw.Close()
+	}
+	err := <-t.done
+	if err == nil && packErr == nil {
+		err = os.Rename(t.tmp, path)
+	}
+	if err != nil || packErr != nil {
+		_ = os.Remove(t.tmp)
+	}
+	if err == nil {
+		err = packErr
+	}
+	return err
 }

@@ -358,14 +358,23 @@ func (r *Runtime) Load(ctx context.Context, snap bottle.Snapshot) (string, error
 	old := bottle.SmolmachineArtifact(r.Home, snap.Slug)
 	_ = os.Remove(old + ManifestSuffix)
 	_ = os.Remove(old + RestoreSuffix)
+	// The restore tar is made now, while the commit reads the snapshot
+	// anyway (from the flattened tar as Pack makes it, for a chain), so
+	// that a resume need not read the whole layer again.
+	tee := startRestoreTee(ctx, snap.Store, snap.Manifest.Digest, old+RestoreSuffix, &opts)
 	art, err := pack.Pack(ctx, snap.Store, snap.Manifest, snap.Slug, ArtifactBase(r.Home, snap.Slug), opts)
+	var rerr error
+	if tee != nil {
+		rerr = tee.finish(art+RestoreSuffix, err)
+	}
 	if err != nil {
 		return "", err
 	}
-	// The restore tar is made now, while the commit reads the snapshot
-	// anyway, so that a resume need not read the whole layer again.
-	if _, err := buildRestore(ctx, snap.Store, snap.Manifest.Digest, art+RestoreSuffix); err != nil {
-		r.log().Warn("preparing the restore of what smolvm's pack loses; the resume will prepare it", "err", err)
+	if tee == nil {
+		_, rerr = buildRestore(ctx, snap.Store, snap.Manifest.Digest, art+RestoreSuffix)
+	}
+	if rerr != nil {
+		r.log().Warn("preparing the restore of what smolvm's pack loses; the resume will prepare it", "err", rerr)
 		_ = os.Remove(art + RestoreSuffix)
 	}
 	// Which snapshot the artifact holds, for the restore after a boot

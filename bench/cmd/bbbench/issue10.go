@@ -227,6 +227,14 @@ func (e *benchEnv) issue10(ctx context.Context) []*step {
 		bp.id, bp.name = "smol-pack", "smolvm stand-in (stream, store, flatten, serve, pack)"
 		bp.argv = bp.argv[:len(bp.argv)-1]
 		backends = append(backends, bp)
+		if before := os.Getenv("BENCH_BB_BEFORE"); before != "" {
+			// Another bb binary (an older build) on the same steps, in the
+			// same run: before/after numbers of a change to the pack path.
+			bb := bp
+			bb.id, bb.name = "smol-pack-before", bp.name+", bb "+before
+			bb.argv = append([]string{before}, bp.argv[1:]...)
+			backends = append(backends, bb)
+		}
 	}
 	commitOnce := func(ctx context.Context, b backend) (*commitJSON, *cmdResult, error) {
 		r, err := measure(ctx, b.env, b.argv...)

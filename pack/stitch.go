@@ -1,0 +1,561 @@
+package pack
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"compress/flate"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"hash/crc32"
+	"io"
+	"os"
+	"path"
+	"strings"
+
+	"github.com/bot-bottle/bb/oci"
+	"github.com/bot-bottle/bb/oci/layer"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	kflate "github.com/klauspost/compress/flate"
+	kgzip "github.com/klauspost/compress/gzip"
+)
+
+// Stitching: the flattened layer reuses the compressed bytes of the
+// first layer wherever they did not change.
+//
+// bb writes gzip layers with pgzip (layer.Write): one gzip member whose
+// deflate stream is cut every layer.DefaultBlockSize uncompressed bytes
+// by a sync flush (an empty stored block, 00 00 ff ff, byte-aligned),
+// each block compressed with the 32 KiB before it as its dictionary. A
+// block's compressed bytes therefore decode to the same bytes anywhere
+// in another deflate stream, provided the 32 KiB before them are the
+// same. The flattened layer is one gzip member: the first layer's tar
+// with the entries the upper layers hide (and its end-of-archive) cut
+// out, then the upper layers' entries. Every block of the first layer
+// that loses nothing, and whose 32 KiB before lose nothing, is copied
+// compressed; the rest is compressed again. The trailer's CRC-32 and
+// size are those of the new tar, so a mistake here fails every gzip
+// reader's check instead of passing unnoticed.
+//
+// A first layer written otherwise (no sync flush at the block
+// boundaries) is simply compressed again, block by block.
+
+const (
+	stitchBlock  = layer.DefaultBlockSize
+	deflateDict  = 32 << 10
+	verifyPrefix = 4 << 10
+)
+
+var syncMarker = []byte{0, 0, 0xff, 0xff}
+
+// countReader counts the compressed bytes read from the blob.
+type countReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// span is a byte range [a, b) of the first layer's tar; b < 0 while open.
+type span struct{ a, b int64 }
+
+// block is one pgzip block of the first layer.
+type block struct {
+	start  int64  // offset in the tar
+	data   []byte // its uncompressed bytes
+	dict   []byte // the 32 KiB before it
+	cstart int64  // its compressed bytes in the blob, -1 if unknown
+	cend   int64
+}
+
+func (b *block) end() int64 { return b.start + int64(len(b.data)) }
+
+// emitter writes the flattened layer: a gzip header, deflate data
+// (copied blocks and freshly compressed bytes), the gzip trailer.
+type emitter struct {
+	out   *bufio.Writer
+	level int
+	zw    *kflate.Writer
+	fresh bool // zw must be reset before its next write
+	dirty bool // zw holds bytes not yet flushed
+	crc   uint32
+	size  int64
+	diff  hash.Hash
+	tail  []byte // the last deflateDict bytes of the new tar
+	tee   io.Writer
+}
+
+func newEmitter(w io.Writer, level int) (*emitter, error) {
+	e := &emitter{out: bufio.NewWriterSize(w, 1<<20), level: level, diff: sha256.New(), fresh: true}
+	zw, err := kflate.NewWriter(io.Discard, level)
+	if err != nil {
+		return nil, err
+	}
+	e.zw = zw
+	// gzip header: deflate, no flags, no mtime, OS unknown.
+	_, err = e.out.Write([]byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff})
+	return e, err
+}
+
+func (e *emitter) account(p []byte) {
+	if e.tee != nil {
+		_, _ = e.tee.Write(p)
+	}
+	e.crc = crc32.Update(e.crc, crc32.IEEETable, p)
+	e.size += int64(len(p))
+	e.diff.Write(p)
+	if len(p) >= deflateDict {
+		e.tail = append(e.tail[:0], p[len(p)-deflateDict:]...)
+		return
+	}
+	e.tail = append(e.tail, p...)
+	if over := len(e.tail) - deflateDict; over > 0 {
+		e.tail = append(e.tail[:0], e.tail[over:]...)
+	}
+}
+
+// Write compresses p into the layer.
+func (e *emitter) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if e.fresh {
+		e.zw.ResetDict(e.out, e.tail)
+		e.fresh = false
+	}
+	e.account(p)
+	e.dirty = true
+	return e.zw.Write(p)
+}
+
+// copyBlock appends a block's compressed bytes (read from blob) as they
+// are; data is what they decode to.
+func (e *emitter) copyBlock(blob io.ReaderAt, b *block) error {
+	if e.dirty {
+		if err := e.zw.Flush(); err != nil {
+			return err
+		}
+		e.dirty = false
+	}
+	e.fresh = true
+	if _, err := io.Copy(e.out, io.NewSectionReader(blob, b.cstart, b.cend-b.cstart)); err != nil {
+		return err
+	}
+	e.account(b.data)
+	return nil
+}
+
+// close ends the deflate stream and writes the gzip trailer.
+func (e *emitter) close() error {
+	if e.fresh {
+		e.zw.ResetDict(e.out, e.tail)
+	}
+	if err := e.zw.Close(); err != nil {
+		return err
+	}
+	var t [8]byte
+	binary.LittleEndian.PutUint32(t[:4], e.crc)
+	binary.LittleEndian.PutUint32(t[4:], uint32(e.size))
+	if _, err := e.out.Write(t[:]); err != nil {
+		return err
+	}
+	return e.out.Flush()
+}
+
+// stitcher cuts the first layer's tar and decides, block by block, what
+// is copied and what is compressed again.
+type stitcher struct {
+	e       *emitter
+	blob    *os.File
+	pending []*block
+	cuts    []span // removed ranges, in order
+	known   int64  // the fate of every byte before this offset is known
+	// Counters for the log and tests.
+	copied, recompressed int64
+}
+
+// cut removes [a, ∞) until closed by closeCut.
+func (s *stitcher) cut(a int64) { s.cuts = append(s.cuts, span{a, -1}) }
+
+func (s *stitcher) closeCut(b int64) {
+	if n := len(s.cuts); n > 0 && s.cuts[n-1].b < 0 {
+		s.cuts[n-1].b = b
+	}
+}
+
+// intersects reports whether a cut meets [a, b).
+func (s *stitcher) intersects(a, b int64) bool {
+	for _, c := range s.cuts {
+		if c.a < b && (c.b < 0 || c.b > a) {
+			return true
+		}
+	}
+	return false
+}
+
+// emitReady emits every pending block whose fate is known.
+func (s *stitcher) emitReady() error {
+	for len(s.pending) > 0 && s.pending[0].end() <= s.known {
+		b := s.pending[0]
+		s.pending = s.pending[1:]
+		if err := s.emit(b); err != nil {
+			return err
+		}
+		// Cuts entirely before the next block's dictionary are done with.
+		lo := b.end() - deflateDict
+		i := 0
+		for i < len(s.cuts) && s.cuts[i].b >= 0 && s.cuts[i].b <= lo {
+			i++
+		}
+		s.cuts = s.cuts[i:]
+	}
+	return nil
+}
+
+func (s *stitcher) emit(b *block) error {
+	a, z := b.start, b.end()
+	if !s.intersects(max(0, a-deflateDict), z) && b.cstart >= 0 && b.cend > b.cstart && s.verify(b) {
+		s.copied += z - a
+		return s.e.copyBlock(s.blob, b)
+	}
+	// Compress again what is left of it.
+	p := a
+	for _, c := range s.cuts {
+		if c.b >= 0 && c.b <= p {
+			continue
+		}
+		if c.a >= z {
+			break
+		}
+		if c.a > p {
+			if _, err := s.e.Write(b.data[p-a : c.a-a]); err != nil {
+				return err
+			}
+			s.recompressed += c.a - p
+		}
+		if c.b < 0 || c.b >= z {
+			return nil
+		}
+		p = c.b
+	}
+	if p < z {
+		if _, err := s.e.Write(b.data[p-a:]); err != nil {
+			return err
+		}
+		s.recompressed += z - p
+	}
+	return nil
+}
+
+// verify decodes the start of the block's compressed bytes with its
+// dictionary: they must give its first bytes and end with a sync flush.
+func (s *stitcher) verify(b *block) bool {
+	var tail [4]byte
+	if _, err := s.blob.ReadAt(tail[:], b.cend-4); err != nil || !bytes.Equal(tail[:], syncMarker) {
+		return false
+	}
+	zr := flate.NewReaderDict(io.NewSectionReader(s.blob, b.cstart, b.cend-b.cstart), b.dict)
+	defer zr.Close()
+	n := min(verifyPrefix, len(b.data))
+	got := make([]byte, n)
+	if _, err := io.ReadFull(zr, got); err != nil {
+		return false
+	}
+	return bytes.Equal(got, b.data[:n])
+}
+
+// produceBlocks decompresses the first layer (one gzip member, the
+// whole blob) block by block, on its own goroutine, and sends each block
+// with where its compressed bytes start and end (-1: unknown, not to be
+// copied); the last one, partial, has cend -1. A failure is sent on
+// errc, errNoStitch if the blob does not start with a gzip member.
+func produceBlocks(ctx context.Context, blob *os.File, out chan<- *block, errc chan<- error) {
+	defer close(out)
+	fail := func(err error) { errc <- err }
+	fi, err := blob.Stat()
+	if err != nil {
+		fail(err)
+		return
+	}
+	cr := &countReader{r: io.NewSectionReader(blob, 0, fi.Size())}
+	br := bufio.NewReaderSize(cr, 256<<10)
+	consumed := func() int64 { return cr.n - int64(br.Buffered()) }
+	zr, err := kgzip.NewReader(br)
+	if err != nil {
+		fail(fmt.Errorf("%w: %v", errNoStitch, err))
+		return
+	}
+	zr.Multistream(false)
+	// read fills buf from the member and any members after it (their
+	// blocks are decompressed, never copied: reusable turns false).
+	reusable := true
+	read := func(buf []byte) (int, error) {
+		n := 0
+		for n < len(buf) {
+			k, err := io.ReadFull(zr, buf[n:])
+			n += k
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+				return n, err
+			}
+			if consumed() == fi.Size() {
+				return n, io.EOF
+			}
+			reusable = false
+			if err := zr.Reset(br); err != nil {
+				return n, err
+			}
+			zr.Multistream(false)
+		}
+		return n, nil
+	}
+	var prev []byte
+	var start int64
+	cstart := consumed()
+	for {
+		if err := ctx.Err(); err != nil {
+			fail(err)
+			return
+		}
+		b := &block{start: start, cstart: cstart, cend: -1, data: make([]byte, stitchBlock)}
+		if len(prev) > 0 {
+			b.dict = prev[len(prev)-deflateDict:]
+		}
+		n, err := read(b.data)
+		b.data = b.data[:n]
+		start += int64(n)
+		if !reusable {
+			b.cstart = -1
+		}
+		if err == nil {
+			// A whole block: the decompressor stands at its end.
+			if reusable {
+				b.cend = findSync(blob, consumed())
+			}
+			cstart = b.cend
+			prev = b.data
+			out <- b
+			continue
+		}
+		if !errors.Is(err, io.EOF) {
+			fail(err)
+			return
+		}
+		if n > 0 {
+			out <- b
+		}
+		return
+	}
+}
+
+// baseReader is the first layer's tar as its tar.Reader reads it, from
+// the blocks produceBlocks sends; it hands every block it has read
+// through to the stitcher.
+type baseReader struct {
+	blocks <-chan *block
+	errc   <-chan error
+	s      *stitcher
+	pos    int64
+	cur    *block
+	off    int  // read offset in cur.data
+	inData bool // reading an entry's data: its fate is known
+	err    error
+}
+
+func (r *baseReader) Read(p []byte) (int, error) {
+	if r.err != nil {
+		return 0, r.err
+	}
+	if r.cur == nil {
+		b, ok := <-r.blocks
+		if !ok {
+			r.err = io.EOF
+			select {
+			case err := <-r.errc:
+				r.err = err
+			default:
+			}
+			return 0, r.err
+		}
+		r.cur, r.off = b, 0
+	}
+	n := copy(p, r.cur.data[r.off:])
+	r.off += n
+	r.pos += int64(n)
+	if r.inData {
+		r.s.known = r.pos
+	}
+	if r.off == len(r.cur.data) {
+		r.s.pending = append(r.s.pending, r.cur)
+		r.cur = nil
+	}
+	if err := r.s.emitReady(); err != nil {
+		r.err = err
+		return n, err
+	}
+	return n, nil
+}
+
+// findSync returns the offset just past the one sync flush found within
+// a few bytes of consumed (where the decompressor stood when it had
+// produced a whole block), or -1. After the last symbol of a block come
+// at most 15 bits of end-of-block code and the 3 bits of the empty
+// stored block's header, so the marker starts at most 3 bytes after
+// consumed (and the decompressor reads at most 2 bytes ahead of the
+// bits it used); the byte before the marker holds that header and its
+// zero padding, so it is never 0xff. No match, or more than one, and
+// the blocks on either side are compressed again; a block is copied
+// only after its start decodes to its own first bytes (stitcher.verify).
+func findSync(blob io.ReaderAt, consumed int64) int64 {
+	lo := max(0, consumed-4)
+	var w [16]byte
+	n, _ := blob.ReadAt(w[:], lo)
+	buf := w[:n]
+	found := int64(-1)
+	for i := 0; i+len(syncMarker) < len(buf); i++ {
+		if !bytes.Equal(buf[i:i+4], syncMarker) {
+			continue
+		}
+		if next := buf[i+4]; (next>>1)&3 == 3 { // reserved block type
+			continue
+		}
+		if found >= 0 {
+			return -1
+		}
+		found = lo + int64(i) + 4
+	}
+	return found
+}
+
+// errNoStitch: the first layer is not one gzip member; Flatten
+// compresses the whole merged tar instead.
+var errNoStitch = errors.New("the first layer is not a single gzip member")
+
+// stitch writes the flattened layer of layers (the first one gzip) into
+// s, reusing the first layer's compressed blocks.
+func (f *flattener) stitch(ctx context.Context, s *oci.Store, layers []v1.Layer, level int, tee io.Writer) (*flat, error) {
+	if level == 0 {
+		level = layer.DefaultLevel
+	}
+	dgst, err := layers[0].Digest()
+	if err != nil {
+		return nil, err
+	}
+	blob, err := s.Blob(ctx, dgst)
+	if err != nil {
+		return nil, err
+	}
+	defer blob.Close()
+	w, err := s.NewWriter(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer w.Close()
+	e, err := newEmitter(w, level)
+	if err != nil {
+		return nil, err
+	}
+	e.tee = tee
+	st := &stitcher{e: e, blob: blob}
+	if err := f.stitchBase(ctx, st); err != nil {
+		if errors.Is(err, errNoStitch) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("layer 0: %w", err)
+	}
+	tw := tar.NewWriter(e)
+	for j := 1; j < len(layers); j++ {
+		if err := f.copyLayer(ctx, layers[j], j, tw); err != nil {
+			return nil, fmt.Errorf("layer %d: %w", j, err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	if err := e.close(); err != nil {
+		return nil, err
+	}
+	digest, size, err := w.Commit(ctx, v1.Hash{}, -1)
+	if err != nil {
+		return nil, err
+	}
+	return &flat{
+		desc:    v1.Descriptor{MediaType: types.OCILayer, Digest: digest, Size: size},
+		diffID:  v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(e.diff.Sum(nil))},
+		created: w.Created(), copied: st.copied, recompressed: st.recompressed,
+	}, nil
+}
+
+// stitchBase reads the first layer's tar and hands its kept bytes to st.
+func (f *flattener) stitchBase(ctx context.Context, st *stitcher) error {
+	ctx, cancel := context.WithCancel(ctx)
+	blocks := make(chan *block, 2)
+	errc := make(chan error, 1)
+	go produceBlocks(ctx, st.blob, blocks, errc)
+	defer func() {
+		cancel()
+		for range blocks { // let the producer end
+		}
+	}()
+	r := &baseReader{blocks: blocks, errc: errc, s: st}
+	tr := tar.NewReader(r)
+	hidden := false
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		// The next header starts at the block after the data just read.
+		start := (r.pos + 511) &^ 511
+		h, err := tr.Next()
+		if hidden {
+			st.closeCut(start)
+		}
+		if errors.Is(err, io.EOF) {
+			// The end-of-archive and anything after it go.
+			st.cut(start)
+			break
+		}
+		if err != nil {
+			return err
+		}
+		name := clean(h.Name)
+		hidden = name == "" || strings.HasPrefix(path.Base(name), whiteoutPrefix) || f.hidden(0, name)
+		if !hidden && h.Typeflag == tar.TypeLink {
+			if t := clean(h.Linkname); f.hidden(0, t) {
+				return fmt.Errorf("hard link %s points to %s, which a later layer replaces: this chain cannot be flattened without a copy of the file", name, t)
+			}
+		}
+		if hidden {
+			st.cut(start)
+		}
+		st.known = r.pos
+		if err := st.emitReady(); err != nil {
+			return err
+		}
+		r.inData = true
+		_, err = io.Copy(io.Discard, tr)
+		r.inData = false
+		if err != nil {
+			return err
+		}
+	}
+	// Read to the end of the member (its CRC is checked there): it must
+	// be the whole blob.
+	if _, err := io.Copy(io.Discard, r); err != nil {
+		return err
+	}
+	st.known = 1 << 62
+	return st.emitReady()
+}
