@@ -164,7 +164,7 @@ func TestFlattenReusesBlocks(t *testing.T) {
 	}
 	commit := func() v1.Descriptor {
 		time.Sleep(1100 * time.Millisecond) // out of the listing's racy window
-		res, err := snapshot.Commit(ctx, s, snapshot.Request{Slug: "reuse", Backend: "dir", Source: &dir.Source{Dir: root, OneFS: true}, Keep: -1})
+		res, err := snaptest.Commit(ctx, s, snapshot.Request{Slug: "reuse", Backend: "dir", Source: &dir.Source{Dir: root, OneFS: true}}, -1)
 		must(err)
 		return res.Manifest
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/bot-bottle/bb/backends/dir"
+	"github.com/bot-bottle/bb/internal/testing/snaptest"
 	"github.com/bot-bottle/bb/oci"
 	"github.com/bot-bottle/bb/oci/layer"
 	"github.com/bot-bottle/bb/pack"
@@ -94,7 +95,7 @@ func TestRestoreTeeMatches(t *testing.T) {
 	}
 	commit := func() v1.Hash {
 		time.Sleep(1100 * time.Millisecond) // out of the listing's racy window
-		res, err := snapshot.Commit(ctx, s, snapshot.Request{Slug: "tee", Backend: "dir", Source: &dir.Source{Dir: root, OneFS: true}, Keep: -1})
+		res, err := snaptest.Commit(ctx, s, snapshot.Request{Slug: "tee", Backend: "dir", Source: &dir.Source{Dir: root, OneFS: true}}, -1)
 		must(err)
 		return res.Manifest.Digest
 	}
