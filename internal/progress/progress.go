@@ -1,5 +1,3 @@
-// Package progress draws a one-line progress display (bytes, throughput,
-// elapsed) on a terminal, and nothing when the output is not a terminal.
 package progress
 
 import (
