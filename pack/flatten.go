@@ -62,21 +62,13 @@ func Flatten(ctx context.Context, s *oci.Store, manifest v1.Hash, opts layer.Opt
 // error, tee has received the whole tar; an error of tee's is ignored
 // (tee stops receiving).
 func FlattenTee(ctx context.Context, s *oci.Store, manifest v1.Hash, opts layer.Options, tee io.Writer) (*Flattened, error) {
-	mb, err := s.ReadBlob(ctx, manifest, oci.MaxManifestSize)
+	man, err := s.Manifest(ctx, v1.Descriptor{Digest: manifest})
 	if err != nil {
 		return nil, err
 	}
-	man, err := v1.ParseManifest(bytes.NewReader(mb))
-	if err != nil {
-		return nil, fmt.Errorf("parsing manifest %s: %w", manifest, err)
-	}
-	cb, err := s.ReadBlob(ctx, man.Config.Digest, oci.MaxConfigSize)
+	cfg, err := s.Config(ctx, man.Config.Digest)
 	if err != nil {
 		return nil, err
-	}
-	cfg, err := v1.ParseConfigFile(bytes.NewReader(cb))
-	if err != nil {
-		return nil, fmt.Errorf("parsing config %s: %w", man.Config.Digest, err)
 	}
 	if tee != nil {
 		tee = &stickyWriter{w: tee}

@@ -94,13 +94,9 @@ func Convert(ctx context.Context, s *oci.Store, src v1.Descriptor, to layer.Comp
 		conv.Manifest, conv.Converted = d, true
 		return conv, nil
 	}
-	cb, err := s.ReadBlob(ctx, m.Config.Digest, oci.MaxConfigSize)
+	cfg, err := s.Config(ctx, m.Config.Digest)
 	if err != nil {
 		return nil, fmt.Errorf("config of %s: %w", src.Digest, err)
-	}
-	var cfg v1.ConfigFile
-	if err := json.Unmarshal(cb, &cfg); err != nil {
-		return nil, fmt.Errorf("config %s: %w", m.Config.Digest, err)
 	}
 	if len(cfg.RootFS.DiffIDs) != len(m.Layers) {
 		return nil, fmt.Errorf("manifest %s has %d layers, its config %d diff_ids: the snapshot is damaged", src.Digest, len(m.Layers), len(cfg.RootFS.DiffIDs))
