@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/bot-bottle/bb/internal/iox"
 )
 
 // The generated content is deterministic for a given seed, so every run of
@@ -289,12 +291,12 @@ func writeWork(dst io.Writer, opts workOptions) (int64, error) {
 		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: p, Mode: mode, Size: n, Uid: id, Gid: id, ModTime: time.Now().Truncate(time.Second)}); err != nil {
 			return err
 		}
-		cw := &countWriter{w: tw}
+		cw := &iox.CountingWriter{W: tw}
 		if err := fill(cw); err != nil {
 			return err
 		}
-		if cw.n != n {
-			return fmt.Errorf("gen-work: %s: wrote %d bytes, declared %d", p, cw.n, n)
+		if cw.Count() != n {
+			return fmt.Errorf("gen-work: %s: wrote %d bytes, declared %d", p, cw.Count(), n)
 		}
 		total += n
 		return nil
@@ -365,13 +367,3 @@ func writeWork(dst io.Writer, opts workOptions) (int64, error) {
 // workDeletes are the base image's files the agent work deletes.
 var workDeletes = []string{"/" + binName(2), "/etc/motd"}
 
-type countWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
-}
