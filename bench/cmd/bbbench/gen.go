@@ -366,4 +366,3 @@ func writeWork(dst io.Writer, opts workOptions) (int64, error) {
 
 // workDeletes are the base image's files the agent work deletes.
 var workDeletes = []string{"/" + binName(2), "/etc/motd"}
-
