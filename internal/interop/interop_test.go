@@ -336,7 +336,7 @@ func TestInterop(t *testing.T) {
 		bb(t, "--home", f.home, "import", "../../testdata/images/zstd-oci.tar", "--as", slug, "--backend", "dir")
 		file := filepath.Join(t.TempDir(), "gz.tar")
 		out := bb(t, "--home", f.home, "export", slug, "--compression", "gzip", "-o", file)
-		contains(t, "bb export --compression gzip", out, "zstd layers written as gzip")
+		contains(t, "bb export --compression gzip", out, "layers written as gzip")
 		ref := "bot-bottle-committed-" + slug + ":latest"
 		t.Cleanup(func() { _ = exec.Command("docker", "rmi", "-f", ref).Run() })
 		sh(t, "docker", "load", "-i", file)
