@@ -37,6 +37,14 @@ type StreamRequest struct {
 	Excludes []string
 }
 
+// LayerTee is implemented by streams that take a copy of the layer's
+// uncompressed tar as Build stores it: every byte whose sha256 is the
+// layer's diffID, in order (for example to load it into a runtime while
+// it is being compressed). A failed write only ends the copy.
+type LayerTee interface {
+	LayerTee() io.Writer
+}
+
 // Warner is implemented by streams that met non-fatal problems, such as
 // GNU tar's exit status 1 (a file changed while it was read).
 type Warner interface {
@@ -94,8 +102,10 @@ type Result struct {
 	TimeTag  string
 	Manifest v1.Descriptor
 	Config   v1.Descriptor
-	Layer    LayerInfo
-	Stats    FilterStats
+	// RawManifest and RawConfig are the manifest and config as stored.
+	RawManifest, RawConfig []byte `json:"-"`
+	Layer                  LayerInfo
+	Stats                  FilterStats
 	// NewBlobs are the blobs this snapshot added to the store.
 	NewBlobs []v1.Hash
 	// Current reports whether Publish made this snapshot the slug's
@@ -423,7 +433,7 @@ func Build(ctx context.Context, s *oci.Store, req Request) (res *Result, err err
 		statsc <- st
 		pw.CloseWithError(err)
 	}()
-	lyr, err := layer.Write(ctx, s, pr, req.Layer)
+	lyr, err := layer.Write(ctx, s, pr, layerOptions(req.Layer, stream))
 	pr.CloseWithError(errors.New("snapshot aborted"))
 	stats := <-statsc
 	if err != nil {
@@ -488,7 +498,7 @@ func Build(ctx context.Context, s *oci.Store, req Request) (res *Result, err err
 	}
 	res = &Result{
 		Slug: req.Slug, Tag: Tag(req.Slug), TimeTag: TimeTag(req.Slug, now),
-		Manifest: mdesc, Config: cfgDesc, Layer: li, Stats: stats, Warnings: warnings,
+		Manifest: mdesc, Config: cfgDesc, RawManifest: mb, RawConfig: cfg, Layer: li, Stats: stats, Warnings: warnings,
 		NewBlobs: newBlobs, Duration: time.Since(start), started: start,
 	}
 	if inc != nil {
@@ -497,6 +507,14 @@ func Build(ctx context.Context, s *oci.Store, req Request) (res *Result, err err
 		res.Incremental = &inc.info
 	}
 	return res, nil
+}
+
+// layerOptions are opts with the stream's LayerTee, if it has one.
+func layerOptions(opts layer.Options, stream io.Reader) layer.Options {
+	if t, ok := stream.(LayerTee); ok && opts.Tee == nil {
+		opts.Tee = t.LayerTee()
+	}
+	return opts
 }
 
 func assemble(req Request, li LayerInfo, now time.Time) ([]byte, *v1.Manifest, error) {
