@@ -219,7 +219,7 @@ func (m *Manager) prepare(ctx context.Context, rt Runtime, slug, backend string,
 		if prep != nil && prep.Release != nil {
 			prep.Release()
 		}
-		if self && errors.Is(err, ErrNotRunning) {
+		if self && (errors.Is(err, ErrNotRunning) || errors.Is(err, ErrNoBottle)) {
 			return nil, nil, err
 		}
 		return nil, nil, &snapshot.Error{Stage: snapshot.StageStream, Slug: slug, Err: err}
