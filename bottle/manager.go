@@ -111,25 +111,17 @@ func (m *Manager) Commit(ctx context.Context, slug string, opts CommitOptions) (
 	if err := checkName(rt, slug); err != nil {
 		return nil, err
 	}
-	var info *Info
-	if opts.Prepare.Dir != "" {
-		if _, ok := rt.(SourceRecorder); !ok {
-			return nil, fmt.Errorf("the %s backend does not snapshot a directory: --from-dir is for the dir backend", backend)
-		}
-		info = &Info{Slug: slug, Name: opts.Prepare.Dir, Backend: backend, Running: true}
-	} else if info, err = rt.Inspect(ctx, slug); err != nil {
-		return nil, err
-	}
-	if !info.Running {
-		return nil, fmt.Errorf("%s (%s): %w; start it first, bb commit snapshots running bottles", info.Name, backend, ErrNotRunning)
-	}
 	popts := opts.Prepare
 	if popts.Previous == nil {
 		popts.Previous = m.previousConfig(ctx, slug)
 	}
-	prep, err := rt.Prepare(ctx, slug, popts)
+	popts.Loading = !opts.NoLoad
+	info, prep, err := m.prepare(ctx, rt, slug, backend, popts)
 	if err != nil {
-		return nil, &snapshot.Error{Stage: snapshot.StageStream, Slug: slug, Err: err}
+		return nil, err
+	}
+	if prep.Release != nil {
+		defer prep.Release()
 	}
 	timings := map[string]time.Duration{}
 	t0 := time.Now()
@@ -149,7 +141,8 @@ func (m *Manager) Commit(ctx context.Context, slug string, opts CommitOptions) (
 	committed := ""
 	if !opts.NoLoad {
 		t1 := time.Now()
-		committed, err = rt.Load(ctx, Snapshot{Slug: slug, Store: m.Store, Manifest: res.Manifest})
+		committed, err = rt.Load(ctx, Snapshot{Slug: slug, Store: m.Store, Manifest: res.Manifest,
+			RawManifest: res.RawManifest, RawConfig: res.RawConfig, Prepared: prep})
 		if err != nil {
 			return rollback(snapshot.StageLoad, err)
 		}
@@ -193,6 +186,49 @@ func (m *Manager) Commit(ctx context.Context, slug string, opts CommitOptions) (
 		Warnings: res.Warnings, Duration: time.Since(start), Timings: timings,
 		Incremental: res.Incremental,
 	}, nil
+}
+
+// prepare checks that the bottle runs and prepares its stream; a
+// SelfInspecting runtime checks it in Prepare.
+func (m *Manager) prepare(ctx context.Context, rt Runtime, slug, backend string, popts PrepareOptions) (*Info, *Prepared, error) {
+	var info *Info
+	_, self := rt.(SelfInspecting)
+	switch {
+	case popts.Dir != "":
+		if _, ok := rt.(SourceRecorder); !ok {
+			return nil, nil, fmt.Errorf("the %s backend does not snapshot a directory: --from-dir is for the dir backend", backend)
+		}
+		info = &Info{Slug: slug, Name: popts.Dir, Backend: backend, Running: true}
+	case self:
+	default:
+		var err error
+		if info, err = rt.Inspect(ctx, slug); err != nil {
+			return nil, nil, err
+		}
+		if !info.Running {
+			return nil, nil, notRunning(info, backend)
+		}
+	}
+	prep, err := rt.Prepare(ctx, slug, popts)
+	if err == nil && info == nil {
+		if info = prep.Info; info == nil {
+			err = fmt.Errorf("the %s backend did not say which bottle it prepared", backend)
+		}
+	}
+	if err != nil {
+		if prep != nil && prep.Release != nil {
+			prep.Release()
+		}
+		if self && (errors.Is(err, ErrNotRunning) || errors.Is(err, ErrNoBottle)) {
+			return nil, nil, err
+		}
+		return nil, nil, &snapshot.Error{Stage: snapshot.StageStream, Slug: slug, Err: err}
+	}
+	return info, prep, nil
+}
+
+func notRunning(info *Info, backend string) error {
+	return fmt.Errorf("%s (%s): %w; start it first, bb commit snapshots running bottles", info.Name, backend, ErrNotRunning)
 }
 
 // previousConfig returns the config of slug's current snapshot, or nil.

@@ -88,6 +88,10 @@ type PrepareOptions struct {
 	// config (smolvm) takes as the base: a resumed bottle's base image is
 	// its last snapshot.
 	Previous *v1.ConfigFile
+	// Loading says that the commit loads the snapshot into the runtime
+	// once it is built: a runtime may start that load while the snapshot
+	// is still being built (see Snapshot.Prepared and Prepared.Release).
+	Loading bool
 }
 
 // Prepared is what a runtime hands to the snapshot pipeline.
@@ -98,6 +102,21 @@ type Prepared struct {
 	Excludes []string
 	// CreatedBy describes the method, for the history entry.
 	CreatedBy string
+	// Info is the bottle as Prepare found it, set by a runtime that
+	// inspects the bottle in Prepare (see SelfInspecting).
+	Info *Info
+	// Release, if set, is called once the commit is over, whether it
+	// succeeded or not: it ends what Prepare started and Load did not
+	// take over (an early load into the runtime).
+	Release func()
+}
+
+// SelfInspecting is a runtime whose Prepare inspects the bottle itself,
+// fails with ErrNotRunning when it does not run, and returns it in
+// Prepared.Info: Commit then does not call Inspect first, so the bottle
+// is inspected once.
+type SelfInspecting interface {
+	PrepareInspects()
 }
 
 // Snapshot is a stored image that a runtime is asked to load.
@@ -105,6 +124,14 @@ type Snapshot struct {
 	Slug     string
 	Store    *oci.Store
 	Manifest v1.Descriptor
+	// RawManifest and RawConfig are the snapshot's manifest and config
+	// as the commit just built them; nil means the runtime reads them
+	// from the store (a resume, an import).
+	RawManifest, RawConfig []byte
+	// Prepared is what the runtime's Prepare returned for the commit that
+	// built the snapshot (nil otherwise): a runtime that started loading
+	// the snapshot while it was built finishes that load.
+	Prepared *Prepared
 }
 
 // ResumeOptions tune Boot.

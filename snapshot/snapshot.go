@@ -37,6 +37,14 @@ type StreamRequest struct {
 	Excludes []string
 }
 
+// LayerTee is implemented by streams that take a copy of the layer's
+// uncompressed tar as Build stores it: every byte whose sha256 is the
+// layer's diffID, in order (for example to load it into a runtime while
+// it is being compressed). A failed write only ends the copy.
+type LayerTee interface {
+	LayerTee() io.Writer
+}
+
 // Warner is implemented by streams that met non-fatal problems, such as
 // GNU tar's exit status 1 (a file changed while it was read).
 type Warner interface {
@@ -95,8 +103,10 @@ type Result struct {
 	TimeTag  string
 	Manifest v1.Descriptor
 	Config   v1.Descriptor
-	Layer    LayerInfo
-	Stats    FilterStats
+	// RawManifest and RawConfig are the manifest and config as stored.
+	RawManifest, RawConfig []byte `json:"-"`
+	Layer                  LayerInfo
+	Stats                  FilterStats
 	// NewBlobs are the blobs this snapshot added to the store.
 	NewBlobs []v1.Hash
 	// Current reports whether Publish made this snapshot the slug's
@@ -397,7 +407,8 @@ func Build(ctx context.Context, s *oci.Store, req Request) (res *Result, err err
 	}
 	res = &Result{
 		Slug: req.Slug, Tag: Tag(req.Slug), TimeTag: TimeTag(req.Slug, now),
-		Manifest: mdesc, Config: cfgDesc, Layer: li, Stats: stats, Warnings: b.warnings,
+		Manifest: mdesc, Config: cfgDesc, RawManifest: b.rawManifest, RawConfig: b.rawConfig,
+		Layer: li, Stats: stats, Warnings: b.warnings,
 		NewBlobs: b.newBlobs, Duration: time.Since(start), started: start,
 	}
 	if inc != nil {
@@ -417,6 +428,8 @@ type builder struct {
 	excludes []string
 	newBlobs []v1.Hash
 	warnings []string
+	// rawConfig and rawManifest are the bytes manifest stored.
+	rawConfig, rawManifest []byte
 }
 
 func (b *builder) fail(st Stage, err error) error {
@@ -447,7 +460,7 @@ func (b *builder) layer(ctx context.Context) (LayerInfo, FilterStats, error) {
 		statsc <- st
 		pw.CloseWithError(err)
 	}()
-	lyr, err := layer.Write(ctx, b.s, pr, req.Layer)
+	lyr, err := layer.Write(ctx, b.s, pr, layerOptions(req.Layer, stream))
 	pr.CloseWithError(errors.New("snapshot aborted"))
 	stats := <-statsc
 	if err != nil {
@@ -504,6 +517,7 @@ func (b *builder) manifest(ctx context.Context, li LayerInfo, now time.Time) (cf
 		oci.BackendAnnotation: b.req.Backend,
 		oci.CreatedAnnotation: now.Format(time.RFC3339Nano),
 	}
+	b.rawConfig, b.rawManifest = cfg, mb
 	return cfgDesc, mdesc, nil
 }
 
@@ -516,6 +530,14 @@ func (b *builder) put(ctx context.Context, mt types.MediaType, data []byte) (v1.
 		b.newBlobs = append(b.newBlobs, d.Digest)
 	}
 	return d, err
+}
+
+// layerOptions are opts with the stream's LayerTee, if it has one.
+func layerOptions(opts layer.Options, stream io.Reader) layer.Options {
+	if t, ok := stream.(LayerTee); ok && opts.Tee == nil {
+		opts.Tee = t.LayerTee()
+	}
+	return opts
 }
 
 func assemble(req Request, li LayerInfo, now time.Time) ([]byte, *v1.Manifest, error) {

@@ -89,7 +89,28 @@
 // uncompressed size, and the daemon spools fewer bytes. If the daemon
 // refuses them, the load is retried with the layers decompressed from the
 // store on the fly. When the daemon already has the image (same
-// config digest) it is only tagged. On the bottle above, loading the
-// incremental snapshot takes 2.1 s against 12.5 s for the flattened one,
-// and a whole commit with its load 2.9 s against 14.4 s.
+// config digest) it is only tagged. Load takes the manifest and config
+// the commit just built (bottle.Snapshot.RawManifest, RawConfig) and
+// reads them from the store only on a resume.
+//
+// A commit that loads its snapshot and reads the bottle on the host
+// starts the load early (earlyLoad): the uncompressed layer goes to the
+// daemon as the pipeline hashes and compresses it (a snapshot.LayerTee),
+// so the daemon spools it meanwhile and has no gzip to read. A
+// docker-archive entry needs its size up front: a dry run of the same
+// pipeline over the files' headers alone (fstatat and xattrs, no file
+// opened) plans it; the config and manifest.json come last, once the
+// snapshot is stored, since the daemon reads manifest.json only after it
+// has spooled the whole archive. A layer that does not come out at the
+// planned size (the bottle changed meanwhile), another base, or a
+// failure abandons the early load before manifest.json: the daemon keeps
+// nothing, and Load sends the snapshot from the store as above. The
+// daemon checks the layer's diffID and the image ID against the stored
+// config, so what it loads is the stored snapshot. On the bench bottle
+// (1.1 GB, 160 MB changed) of a saturated 2-core machine, the load then
+// ended 5.7 s (median) after the snapshot was stored, where the daemon's
+// own load of the same diff layer took 14.8 s; the snapshot itself
+// takes longer meanwhile (the daemon spools the layer while bb
+// compresses it, and the plan costs a pass over the changed paths'
+// metadata, 0.3 s of CPU).
 package docker

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/bot-bottle/bb/snapshot"
 	"golang.org/x/sys/unix"
 )
 
@@ -53,6 +54,10 @@ type hostTar struct {
 	buf   []byte
 	xbuf  []byte
 	vbuf  []byte
+	// sizes, when set, makes a dry run: regular files are written
+	// without their data, with size 0, and their sizes are kept here by
+	// name (see plannedTarSize).
+	sizes map[string]int64
 
 	mu       sync.Mutex
 	warnings []string
@@ -76,12 +81,17 @@ type hostStream struct {
 // the reader, which would skip them): only then does the stream end
 // without an error.
 func startHostTar(ctx context.Context, merged string, paths []string, verify func(context.Context) error) (io.ReadCloser, error) {
+	return startHostTarSizes(ctx, merged, paths, verify, nil)
+}
+
+// startHostTarSizes is startHostTar, a dry run when sizes is set.
+func startHostTarSizes(ctx context.Context, merged string, paths []string, verify func(context.Context) error, sizes map[string]int64) (*hostStream, error) {
 	root, err := unix.Open(merged, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("opening the bottle's merged directory %s: %w", merged, err)
 	}
 	pr, pw := io.Pipe()
-	h := &hostTar{root: root, links: map[[2]uint64]string{}, buf: make([]byte, 256<<10), xbuf: make([]byte, 64<<10), vbuf: make([]byte, 64<<10)}
+	h := &hostTar{root: root, links: map[[2]uint64]string{}, buf: make([]byte, 256<<10), xbuf: make([]byte, 64<<10), vbuf: make([]byte, 64<<10), sizes: sizes}
 	s := &hostStream{pr: pr, h: h, done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
@@ -247,6 +257,9 @@ func (h *hostTar) entry(pfd int, name, base string) error {
 		}
 		h.links[key] = name
 	}
+	if h.sizes != nil && (typ == unix.S_IFDIR || typ == unix.S_IFREG) {
+		return h.dryEntry(pfd, name, base, hdr, &st)
+	}
 	switch typ {
 	case unix.S_IFDIR:
 		hdr.Typeflag, hdr.Name = tar.TypeDir, hdr.Name+"/"
@@ -313,6 +326,11 @@ func (h *hostTar) file(pfd int, base string, hdr *tar.Header, lst *unix.Stat_t) 
 	hdr.Mode, hdr.Uid, hdr.Gid = int64(st.Mode&0o7777), int(st.Uid), int(st.Gid)
 	hdr.ModTime = time.Unix(st.Mtim.Sec, st.Mtim.Nsec)
 	hdr.PAXRecords = h.xattrs(fd)
+	if h.sizes != nil {
+		h.sizes[strings.TrimPrefix(hdr.Name, "./")] = st.Size
+		hdr.Size = 0
+		return h.tw.WriteHeader(hdr)
+	}
 	if err := h.tw.WriteHeader(hdr); err != nil {
 		return err
 	}
@@ -341,6 +359,45 @@ func isReadErr(err error) bool {
 	return errors.As(err, &pe)
 }
 
+// dryEntry writes the header of a directory or regular file for a dry
+// run, from the fstatat of the entry and the xattrs read by path (the
+// entry's name below the descriptor of its directory, not followed),
+// without opening it: a regular file's size is kept in h.sizes.
+func (h *hostTar) dryEntry(pfd int, name, base string, hdr *tar.Header, st *unix.Stat_t) error {
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		hdr.Typeflag, hdr.Name = tar.TypeDir, hdr.Name+"/"
+	} else {
+		hdr.Typeflag = tar.TypeReg
+		h.sizes[name] = st.Size
+	}
+	hdr.PAXRecords = h.xattrsAt(fmt.Sprintf("/proc/self/fd/%d/%s", pfd, base))
+	return h.tw.WriteHeader(hdr)
+}
+
+// xattrsAt is xattrs for the path p, whose last component is not
+// followed.
+func (h *hostTar) xattrsAt(p string) map[string]string {
+	n, err := unix.Llistxattr(p, h.xbuf)
+	if err != nil || n == 0 {
+		return nil
+	}
+	var recs map[string]string
+	for _, name := range strings.Split(strings.TrimRight(string(h.xbuf[:n]), "\x00"), "\x00") {
+		if !strings.HasPrefix(name, "user.") && !strings.HasPrefix(name, "security.") {
+			continue
+		}
+		m, err := unix.Lgetxattr(p, name, h.vbuf)
+		if err != nil {
+			continue
+		}
+		if recs == nil {
+			recs = map[string]string{}
+		}
+		recs["SCHILY.xattr."+name] = string(h.vbuf[:m])
+	}
+	return recs
+}
+
 // xattrs returns the user.* and security.* xattrs of fd as PAX records.
 func (h *hostTar) xattrs(fd int) map[string]string {
 	n, err := unix.Flistxattr(fd, h.xbuf)
@@ -362,4 +419,69 @@ func (h *hostTar) xattrs(fd int) map[string]string {
 		recs["SCHILY.xattr."+name] = string(h.vbuf[:m])
 	}
 	return recs
+}
+
+// maxPlannedFile is the largest file plannedTarSize plans: a larger one
+// needs a PAX size record, which a dry run's header (size 0) lacks.
+const maxPlannedFile = 1<<33 - 1
+
+// plannedTarSize returns the size of the layer tar that streaming pl
+// from the merged directory gives, once rewritten (plan.rewrite) and
+// filtered (snapshot.Filter with excludes), as the bottle's files are
+// now: it runs the same pipeline on the files' headers alone and adds
+// their data's size. A bottle that changes meanwhile streams another
+// size; whoever uses this must compare it with what was streamed.
+func plannedTarSize(ctx context.Context, merged string, pl *plan, excludes []string) (int64, error) {
+	sizes := map[string]int64{}
+	hs, err := startHostTarSizes(ctx, merged, pl.paths, func(context.Context) error { return nil }, sizes)
+	if err != nil {
+		return 0, err
+	}
+	rs := newRewriteStream(hs, pl, false)
+	defer rs.Close()
+	pr, pw := io.Pipe()
+	defer pr.Close()
+	go func() {
+		_, err := snapshot.Filter(rs, pw, snapshot.FilterOptions{Excludes: excludes})
+		pw.CloseWithError(err)
+	}()
+	cr := &countingReader{r: pr}
+	tr := tar.NewReader(cr)
+	var files []string
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return 0, err
+		}
+		if hdr.Typeflag == tar.TypeReg && hdr.Size == 0 {
+			files = append(files, cleanRel(hdr.Name))
+		}
+	}
+	if _, err := io.Copy(io.Discard, cr); err != nil {
+		return 0, err
+	}
+	rs.Close() // the dry run is over: sizes is complete
+	n := cr.n
+	for _, f := range files {
+		sz := sizes[f]
+		if sz > maxPlannedFile {
+			return 0, fmt.Errorf("%s is too large to plan", f)
+		}
+		n += (sz + 511) &^ 511
+	}
+	return n, nil
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }

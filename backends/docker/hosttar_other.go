@@ -14,3 +14,7 @@ func startHostTar(context.Context, string, []string, func(context.Context) error
 }
 
 func findSparse(string, []string) (string, bool) { return "", false }
+
+func plannedTarSize(context.Context, string, *plan, []string) (int64, error) {
+	return 0, noUpper("not on Linux")
+}

@@ -2,6 +2,7 @@ package docker
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -27,17 +28,19 @@ import (
 
 // Load implements bottle.Runtime: it loads the snapshot into the daemon
 // as bot-bottle-committed-<slug>:latest. If the daemon already has the
-// image (its ID is the snapshot's config digest) it is only tagged;
-// otherwise a docker-archive is streamed into the daemon's load (gzip
-// layers as stored, see sentCompressed), leaving out the layers whose chain of diffIDs the daemon has.
-// The previous image of that name is removed if nothing else uses it.
+// image (its ID is the snapshot's config digest) it is only tagged. A
+// commit that started loading the snapshot while it was built (see
+// earlyLoad) finishes that load. Otherwise a docker-archive is streamed
+// into the daemon's load (gzip layers as stored, see sentCompressed),
+// leaving out the layers whose chain of diffIDs the daemon has. The
+// previous image of that name is removed if nothing else uses it.
 func (r *Runtime) Load(ctx context.Context, snap bottle.Snapshot) (string, error) {
 	c, err := r.api()
 	if err != nil {
 		return "", err
 	}
 	ref := bottle.CommittedRef(snap.Slug)
-	im, err := readImage(ctx, snap.Store, snap.Manifest)
+	im, err := readImage(ctx, snap)
 	if err != nil {
 		return "", err
 	}
@@ -59,8 +62,16 @@ func (r *Runtime) Load(ctx context.Context, snap bottle.Snapshot) (string, error
 	} else if !cerrdefs.IsNotFound(err) {
 		return "", fmt.Errorf("inspecting image %s: %w", want, err)
 	}
-	have := r.daemonLayers(ctx, c, im, prev)
 	start := time.Now()
+	if e := earlyOf(snap); e != nil {
+		if err := e.finish(im, ref); err == nil {
+			return r.loaded(ctx, c, im, ref, prevID, len(im.man.Layers)-1, "uncompressed layer, sent while it was built", e.start)
+		} else if ctx.Err() == nil {
+			r.log().Info("loading the snapshot from the store (the load started while the layer was built did not work)", "image", ref, "err", err)
+		}
+		start = time.Now()
+	}
+	have := r.daemonLayers(ctx, c, im, prev)
 	mode := "gzip layers"
 	err = r.load(ctx, c, snap.Store, im, have, ref, true)
 	if err != nil && have > 0 && strings.Contains(err.Error(), "no such file") {
@@ -78,6 +89,24 @@ func (r *Runtime) Load(ctx context.Context, snap bottle.Snapshot) (string, error
 	if err != nil {
 		return "", err
 	}
+	return r.loaded(ctx, c, im, ref, prevID, have, mode, start)
+}
+
+// earlyOf returns the early load of the commit that built snap, if any.
+func earlyOf(snap bottle.Snapshot) *earlyLoad {
+	if snap.Prepared == nil {
+		return nil
+	}
+	if s, ok := snap.Prepared.Source.(*source); ok {
+		return s.early
+	}
+	return nil
+}
+
+// loaded checks that the daemon's image of ref is im, and drops the
+// image ref named before (prevID).
+func (r *Runtime) loaded(ctx context.Context, c Client, im *storedImage, ref, prevID string, have int, mode string, start time.Time) (string, error) {
+	want := im.man.Config.Digest.String()
 	got, err := c.ImageInspect(ctx, ref)
 	if err != nil {
 		return "", fmt.Errorf("inspecting the loaded image %s: %w", ref, err)
@@ -90,7 +119,7 @@ func (r *Runtime) Load(ctx context.Context, snap bottle.Snapshot) (string, error
 	return ref, nil
 }
 
-// storedImage is a snapshot's manifest and config, read from the store.
+// storedImage is a snapshot's manifest and config.
 type storedImage struct {
 	man       *v1.Manifest
 	cfg       *v1.ConfigFile
@@ -98,20 +127,34 @@ type storedImage struct {
 	baseImage string
 }
 
-func readImage(ctx context.Context, s *oci.Store, desc v1.Descriptor) (*storedImage, error) {
-	man, err := s.Manifest(ctx, desc)
-	if err != nil {
-		return nil, err
+// readImage parses the snapshot's manifest and config: those the commit
+// just built, else those in the store.
+func readImage(ctx context.Context, snap bottle.Snapshot) (*storedImage, error) {
+	desc, s := snap.Manifest, snap.Store
+	mb := snap.RawManifest
+	if mb == nil {
+		var err error
+		if mb, err = s.ReadBlob(ctx, desc.Digest, oci.MaxManifestSize); err != nil {
+			return nil, err
+		}
+	} else if h, _, err := v1.SHA256(bytes.NewReader(mb)); err != nil || h != desc.Digest {
+		return nil, fmt.Errorf("the manifest handed over is not %s", desc.Digest)
 	}
-	cfg, err := s.Config(ctx, man.Config.Digest)
+	man, err := v1.ParseManifest(bytes.NewReader(mb))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("parsing manifest %s: %w", desc.Digest, err)
 	}
-	// The archive carries the config's bytes as stored: its digest is
-	// the image ID.
-	cb, err := s.ReadBlob(ctx, man.Config.Digest, oci.MaxConfigSize)
+	cb := snap.RawConfig
+	if cb == nil {
+		if cb, err = s.ReadBlob(ctx, man.Config.Digest, oci.MaxConfigSize); err != nil {
+			return nil, err
+		}
+	} else if h, _, err := v1.SHA256(bytes.NewReader(cb)); err != nil || h != man.Config.Digest {
+		return nil, fmt.Errorf("the config handed over is not %s", man.Config.Digest)
+	}
+	cfg, err := v1.ParseConfigFile(bytes.NewReader(cb))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("parsing config %s: %w", man.Config.Digest, err)
 	}
 	if len(cfg.RootFS.DiffIDs) != len(man.Layers) {
 		return nil, fmt.Errorf("image %s has %d layers but %d diffIDs", desc.Digest, len(man.Layers), len(cfg.RootFS.DiffIDs))

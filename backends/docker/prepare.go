@@ -13,6 +13,7 @@ import (
 	"github.com/bot-bottle/bb/bottle"
 	"github.com/bot-bottle/bb/snapshot"
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/image"
 )
 
 // Methods of streaming a bottle's root filesystem.
@@ -23,7 +24,8 @@ const (
 
 // Prepare implements bottle.Runtime: it checks the bottle and the method,
 // lists the mount points to leave out, and works out the base of the
-// snapshot (ingesting the base image's layers into the store once).
+// snapshot (ingesting the base image's layers into the store once). It
+// inspects the container once (bottle.SelfInspecting).
 func (r *Runtime) Prepare(ctx context.Context, slug string, opts bottle.PrepareOptions) (*bottle.Prepared, error) {
 	ci, err := r.inspect(ctx, slug)
 	if err != nil {
@@ -32,8 +34,67 @@ func (r *Runtime) Prepare(ctx context.Context, slug string, opts bottle.PrepareO
 	c, _ := r.api()
 	name := bottle.Name(slug)
 	if ci.State == nil || !(ci.State.Running || ci.State.Paused) {
-		return nil, fmt.Errorf("container %s: %w", name, bottle.ErrNotRunning)
+		return nil, fmt.Errorf("%s (%s): %w; start it first, bb commit snapshots running bottles", name, bottle.Docker, bottle.ErrNotRunning)
 	}
+	method, err := chooseMethod(ci, name, opts)
+	if err != nil {
+		return nil, err
+	}
+	var mounts []string
+	if !opts.IncludeMounts {
+		for _, m := range ci.Mounts {
+			if d := cleanRel(m.Destination); d != "" {
+				mounts = append(mounts, d)
+			}
+		}
+	}
+	ii, err := c.ImageInspect(ctx, ci.Image)
+	if err != nil {
+		return nil, fmt.Errorf("inspecting image %s of container %s: %w", ci.Config.Image, name, err)
+	}
+	base := snapshot.Base{Ref: ci.Config.Image}
+	base.Config = r.storedConfig(ctx, ii)
+	if base.Config == nil {
+		base.Config = configFromInspect(ii)
+	}
+	upper, incremental := r.incremental(ctx, c, ci, ii, opts, &base)
+	base.Config = bottle.ApplyProcess(base.Config, processOf(ci), opts.KeepEnv)
+	hostRead := false
+	if incremental && upper != nil && method == MethodExec {
+		if err := checkMerged(upper.merged); err != nil {
+			r.log().Debug("streaming through tar in the bottle", "container", name, "why", err)
+		} else {
+			hostRead = true
+		}
+	}
+	if method == MethodExec && !hostRead {
+		if err := r.checkTar(ctx, c, ci.ID, name); err != nil {
+			return nil, err
+		}
+	}
+	src := &source{c: c, log: r.log(), id: ci.ID, name: name, method: method,
+		pause: opts.Pause && !ci.State.Paused, oneFS: !opts.IncludeMounts, diff: incremental, mounts: mounts, upper: upper, hostRead: hostRead, started: ci.State.StartedAt,
+		checkTar: func(ctx context.Context) error { return r.checkTar(ctx, c, ci.ID, name) }}
+	if opts.Loading && hostRead {
+		src.loadBase = ii.RootFS.Layers
+	}
+	return &bottle.Prepared{
+		Source:    src,
+		Base:      base,
+		Excludes:  mounts,
+		CreatedBy: createdBy(method, hostRead, incremental, opts.Pause && !ci.State.Paused),
+		Info: &bottle.Info{Slug: slug, Name: name, Backend: bottle.Docker,
+			Running: ci.State.Running || ci.State.Paused, Image: ci.Config.Image},
+		Release: src.release,
+	}, nil
+}
+
+// PrepareInspects implements bottle.SelfInspecting.
+func (r *Runtime) PrepareInspects() {}
+
+// chooseMethod returns the method of streaming the bottle: opts.Method,
+// else exec, or export for a paused bottle or with opts.Pause.
+func chooseMethod(ci container.InspectResponse, name string, opts bottle.PrepareOptions) (string, error) {
 	method := opts.Method
 	if method == "" {
 		method = MethodExec
@@ -44,59 +105,44 @@ func (r *Runtime) Prepare(ctx context.Context, slug string, opts bottle.PrepareO
 	switch method {
 	case MethodExec:
 		if opts.Pause {
-			return nil, fmt.Errorf("--pause needs --method export: the daemon refuses exec into a paused container")
+			return "", fmt.Errorf("--pause needs --method export: the daemon refuses exec into a paused container")
 		}
 		if ci.State.Paused {
-			return nil, fmt.Errorf("container %s is paused and the daemon refuses exec into it: use --method export, or unpause it", name)
+			return "", fmt.Errorf("container %s is paused and the daemon refuses exec into it: use --method export, or unpause it", name)
 		}
-		// Checked below, once it is known whether the stream needs it.
+		// Prepare checks tar once it is known whether the stream needs it.
 	case MethodExport:
 		if opts.IncludeMounts && len(ci.Mounts) > 0 {
-			return nil, fmt.Errorf("--include-mounts needs --method exec: the daemon's export leaves volumes and bind mounts out")
+			return "", fmt.Errorf("--include-mounts needs --method exec: the daemon's export leaves volumes and bind mounts out")
 		}
 	default:
-		return nil, fmt.Errorf("unknown method %q for docker bottles: use %s or %s", method, MethodExec, MethodExport)
+		return "", fmt.Errorf("unknown method %q for docker bottles: use %s or %s", method, MethodExec, MethodExport)
 	}
-	var mounts []string
-	if !opts.IncludeMounts {
-		for _, m := range ci.Mounts {
-			if d := cleanRel(m.Destination); d != "" {
-				mounts = append(mounts, d)
-			}
-		}
-	}
+	return method, nil
+}
 
-	ii, err := c.ImageInspect(ctx, ci.Image)
-	if err != nil {
-		return nil, fmt.Errorf("inspecting image %s of container %s: %w", ci.Config.Image, name, err)
-	}
-	base := snapshot.Base{Ref: ci.Config.Image}
-	base.Config = r.storedConfig(ctx, ii)
-	if base.Config == nil {
-		base.Config = configFromInspect(ii)
-	}
-	incremental := true
+// incremental decides whether the snapshot builds on the base image's
+// layers, and if so puts them into base; upper is the container's
+// writable layer where this process can read it.
+func (r *Runtime) incremental(ctx context.Context, c Client, ci container.InspectResponse, ii image.InspectResponse, opts bottle.PrepareOptions, base *snapshot.Base) (upper *upperLayer, ok bool) {
+	name := strings.TrimPrefix(ci.Name, "/")
 	switch {
-	case opts.Full:
-		incremental = false
+	case opts.Full, r.Store == nil, len(ii.RootFS.Layers) == 0:
+		return nil, false
 	case opts.IncludeMounts && len(ci.Mounts) > 0:
 		r.log().Info("mounts are included: making a full snapshot (the change list does not cover mounts)", "container", name)
-		incremental = false
-	case r.Store == nil:
-		incremental = false
-	case len(ii.RootFS.Layers) == 0:
-		incremental = false
+		return nil, false
 	case len(ii.RootFS.Layers) >= r.maxBaseLayers():
 		r.log().Info("the base image is deep: flattening this snapshot into one layer", "container", name, "layers", len(ii.RootFS.Layers), "max", r.maxBaseLayers())
-		incremental = false
+		return nil, false
 	}
-	var upper *upperLayer
-	if incremental && r.ChangeList != ChangesDaemon {
+	if r.ChangeList != ChangesDaemon {
+		var err error
 		if upper, err = findUpper(ci); err != nil {
 			r.log().Debug("asking the daemon for the change list", "container", name, "why", err)
 		}
 	}
-	if incremental && upper == nil {
+	if upper == nil {
 		// The change list is JSON: a name that is not UTF-8 arrives with
 		// U+FFFD in place of its bytes and cannot be found again. (The
 		// upper directory's names are bytes.)
@@ -104,60 +150,37 @@ func (r *Runtime) Prepare(ctx context.Context, slug string, opts bottle.PrepareO
 			for _, ch := range changes {
 				if strings.ContainsRune(ch.Path, utf8.RuneError) {
 					r.log().Info("a changed path is not UTF-8, so the daemon's change list cannot name it: making a full snapshot", "container", name, "path", ch.Path)
-					incremental = false
-					break
+					return nil, false
 				}
 			}
 		}
 	}
-	if incremental {
-		layers, cf, err := r.baseLayers(ctx, c, ii)
-		if err != nil {
-			r.log().Warn("cannot build on the base image's layers; making a full snapshot", "container", name, "err", err)
-			incremental = false
-		} else {
-			base.Layers, base.Config, base.ConfigDigest = layers, cf, imageID(ii)
-		}
+	layers, cf, err := r.baseLayers(ctx, c, ii)
+	if err != nil {
+		r.log().Warn("cannot build on the base image's layers; making a full snapshot", "container", name, "err", err)
+		return nil, false
 	}
-	base.Config = bottle.ApplyProcess(base.Config, processOf(ci), opts.KeepEnv)
-	kind := "full"
-	hostRead := false
-	if !incremental {
-		upper = nil
-	}
-	if incremental {
-		kind = "diff"
-		if upper != nil && method == MethodExec {
-			if err := checkMerged(upper.merged); err != nil {
-				r.log().Debug("streaming through tar in the bottle", "container", name, "why", err)
-			} else {
-				hostRead = true
-			}
-		}
-	}
-	if method == MethodExec && !hostRead {
-		if err := r.checkTar(ctx, c, ci.ID, name); err != nil {
-			return nil, err
-		}
-	}
+	base.Layers, base.Config, base.ConfigDigest = layers, cf, imageID(ii)
+	return upper, true
+}
+
+// createdBy describes the snapshot's method for its history entry.
+func createdBy(method string, hostRead, incremental, paused bool) string {
 	how := "docker exec tar"
 	if hostRead {
 		how = "read from the overlay mount"
 	}
 	if method == MethodExport {
 		how = "docker export"
-		if opts.Pause && !ci.State.Paused {
+		if paused {
 			how += ", paused"
 		}
 	}
-	return &bottle.Prepared{
-		Source: &source{c: c, log: r.log(), id: ci.ID, name: name, method: method,
-			pause: opts.Pause && !ci.State.Paused, oneFS: !opts.IncludeMounts, diff: incremental, mounts: mounts, upper: upper, hostRead: hostRead, started: ci.State.StartedAt,
-			checkTar: func(ctx context.Context) error { return r.checkTar(ctx, c, ci.ID, name) }},
-		Base:      base,
-		Excludes:  mounts,
-		CreatedBy: fmt.Sprintf("bb commit (%s, %s)", how, kind),
-	}, nil
+	kind := "full"
+	if incremental {
+		kind = "diff"
+	}
+	return fmt.Sprintf("bb commit (%s, %s)", how, kind)
 }
 
 // checkTar makes sure the bottle has GNU tar.
@@ -202,6 +225,36 @@ type source struct {
 	started string
 	// checkTar checks the bottle's tar (Runtime.checkTar).
 	checkTar func(ctx context.Context) error
+	// loadBase, when set, are the diffIDs of the base image in the
+	// daemon, and the commit loads the snapshot: a host read then starts
+	// the load early (see earlyLoad).
+	loadBase []string
+	// early is the early load the stream started, if any.
+	early *earlyLoad
+}
+
+// release ends the early load if Load did not finish it.
+func (s *source) release() {
+	if s.early != nil {
+		s.early.release()
+	}
+}
+
+// startEarly plans the size of the layer that streaming pl gives and
+// starts the daemon's load of it. Without a plan the load waits for the
+// store, as usual.
+func (s *source) startEarly(ctx context.Context, pl *plan, excludes []string) {
+	if s.loadBase == nil || s.early != nil {
+		return
+	}
+	start := time.Now()
+	n, err := plannedTarSize(ctx, s.upper.merged, pl, excludes)
+	if err != nil {
+		s.log.Debug("not loading into the daemon while the layer is built", "container", s.name, "why", err)
+		return
+	}
+	s.log.Debug("loading into the daemon while the layer is built", "container", s.name, "planned_bytes", n, "planning_took", time.Since(start).Round(time.Millisecond))
+	s.early = startEarlyLoad(ctx, s.c, s.log, n, s.loadBase)
 }
 
 // Stream implements snapshot.Source.
@@ -231,7 +284,27 @@ func (s *source) Stream(ctx context.Context, req snapshot.StreamRequest) (io.Rea
 	if unpause != nil {
 		rc = &hookCloser{ReadCloser: rc, after: unpause}
 	}
+	if s.early != nil {
+		rc = &teeStream{ReadCloser: rc, tee: s.early}
+	}
 	return rc, nil
+}
+
+// teeStream hands the early load to the snapshot pipeline.
+type teeStream struct {
+	io.ReadCloser
+	tee io.Writer
+}
+
+// LayerTee implements snapshot.LayerTee.
+func (t *teeStream) LayerTee() io.Writer { return t.tee }
+
+// Warnings implements snapshot.Warner by asking the wrapped stream.
+func (t *teeStream) Warnings() []string {
+	if w, ok := t.ReadCloser.(snapshot.Warner); ok {
+		return w.Warnings()
+	}
+	return nil
 }
 
 func (s *source) open(ctx context.Context, req snapshot.StreamRequest) (io.ReadCloser, error) {
@@ -262,6 +335,7 @@ func (s *source) open(ctx context.Context, req snapshot.StreamRequest) (io.ReadC
 		}
 		return newRewriteStream(es, pl, false), nil
 	case pl != nil && s.hostRead:
+		s.startEarly(ctx, pl, req.Excludes)
 		hs, err := startHostTar(ctx, s.upper.merged, pl.paths, s.stillRunning)
 		if err != nil {
 			return nil, err

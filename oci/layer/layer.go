@@ -40,6 +40,9 @@ type Options struct {
 	// Docker before 23 and other older readers cannot read it (bb export
 	// --compression gzip converts).
 	Compression Compression
+	// Tee, if set, receives the uncompressed tar as it is hashed (its
+	// sha256 is the diffID). A failed write only ends the copies to it.
+	Tee io.Writer
 }
 
 // Layer is a compressed layer Write added to (or found in) an oci.Store.
@@ -113,6 +116,9 @@ func Write(ctx context.Context, s *oci.Store, r io.Reader, opts Options) (*Layer
 	}
 	diff := sha256.New()
 	dst := io.MultiWriter(diff, zw)
+	if opts.Tee != nil {
+		dst = io.MultiWriter(diff, zw, &teeWriter{w: opts.Tee})
+	}
 	n, err := copyCtx(ctx, dst, r, opts.Progress)
 	if err != nil {
 		zw.Close()
@@ -128,6 +134,22 @@ func Write(ctx context.Context, s *oci.Store, r io.Reader, opts Options) (*Layer
 	l := &Layer{digest: digest, diffID: sum(diff), size: size, mt: mt, created: w.Created()}
 	s.RecordLayer(oci.StoredLayer{Digest: digest, Size: size, MediaType: mt, DiffID: l.diffID, TarSize: n})
 	return l, nil
+}
+
+// teeWriter writes to w until a write fails, then drops what follows,
+// without ever failing itself.
+type teeWriter struct {
+	w      io.Writer
+	failed bool
+}
+
+func (t *teeWriter) Write(p []byte) (int, error) {
+	if !t.failed {
+		if _, err := t.w.Write(p); err != nil {
+			t.failed = true
+		}
+	}
+	return len(p), nil
 }
 
 // ReadError marks a failure of the tar stream itself (as opposed to the
