@@ -5,13 +5,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"github.com/bot-bottle/bb/internal/testing/storetest"
 	"io"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/bot-bottle/bb/internal/testing/storetest"
 
 	"github.com/bot-bottle/bb/bottle"
 	"github.com/bot-bottle/bb/oci"
@@ -41,7 +42,7 @@ func (f *fakeRuntime) Load(ctx context.Context, snap bottle.Snapshot) (string, e
 		return "", f.installErr
 	}
 	f.installed = append(f.installed, snap.Manifest.Digest.String())
-	return bottle.CommittedRef(snap.Slug), nil
+	return state.CommittedRef(snap.Slug), nil
 }
 func (f *fakeRuntime) Has(ctx context.Context, c string) (bool, error) { return false, nil }
 func (f *fakeRuntime) Boot(ctx context.Context, snap bottle.Snapshot, c string, o bottle.ResumeOptions) error {

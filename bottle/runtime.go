@@ -6,10 +6,11 @@ import (
 	"strings"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/bot-bottle/bb/oci"
 	"github.com/bot-bottle/bb/snapshot"
 	"github.com/bot-bottle/bb/state"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 // Backend names, as metadata.json spells them ("" means docker).
@@ -56,11 +57,6 @@ func SlugOf(name string) (slug string, ok bool) {
 // boots from a snapshot: snapshots leave out the contents of /tmp and
 // /var/tmp, so they are recreated root:root 1777.
 const ScratchScript = "mkdir -p /tmp /var/tmp && chown 0:0 /tmp /var/tmp && chmod 1777 /tmp /var/tmp"
-
-// CommittedRef returns the image reference a snapshot of slug is loaded
-// under in Docker and Apple container: state.CommittedRef, where the
-// naming lives.
-func CommittedRef(slug string) string { return state.CommittedRef(slug) }
 
 // PrepareOptions tune how a runtime streams a bottle.
 type PrepareOptions struct {

@@ -77,7 +77,7 @@ func TestCommitErrors(t *testing.T) {
 		if err != nil {
 			t.Fatalf("commit --method export of a bottle without tar: %v", err)
 		}
-		if res.Committed != bottle.CommittedRef("notar") {
+		if res.Committed != state.CommittedRef("notar") {
 			t.Errorf("committed %q", res.Committed)
 		}
 	})

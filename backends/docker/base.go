@@ -9,11 +9,13 @@ import (
 	"path"
 	"time"
 
+	"github.com/docker/docker/api/types/image"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/bot-bottle/bb/internal/iox"
 	"github.com/bot-bottle/bb/oci"
 	"github.com/bot-bottle/bb/oci/layer"
 	"github.com/bot-bottle/bb/snapshot"
-	"github.com/docker/docker/api/types/image"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 // storedConfig returns the image config whose digest is the daemon's
@@ -233,25 +235,14 @@ func (r *Runtime) ingestLayer(ctx context.Context, rd io.Reader, n int64, want v
 // ingestLayerTar compresses one layer tar of size n into the store
 // (which records it: see oci.Store.LayerByDiffID) and returns its diffID.
 func (r *Runtime) ingestLayerTar(ctx context.Context, rd io.Reader, n int64) (v1.Hash, error) {
-	cr := &countReader{r: rd}
+	cr := &iox.CountingReader{R: rd}
 	l, err := layer.Write(ctx, r.Store, cr, layer.Options{})
 	if err != nil {
 		return v1.Hash{}, fmt.Errorf("storing a base layer: %w", err)
 	}
-	if cr.n != n {
-		return v1.Hash{}, fmt.Errorf("storing a base layer: read %d of %d bytes", cr.n, n)
+	if cr.Count() != n {
+		return v1.Hash{}, fmt.Errorf("storing a base layer: read %d of %d bytes", cr.Count(), n)
 	}
 	d, _ := l.DiffID()
 	return d, nil
-}
-
-type countReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
 }

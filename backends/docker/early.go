@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/docker/docker/client"
+
+	"github.com/bot-bottle/bb/archive"
 )
 
 // earlyLayerName is the diff layer's file in an early load's archive.
@@ -167,7 +169,7 @@ func (e *earlyLoad) writeEnd(im *storedImage, ref string) error {
 		names[i] = d.Hex + "/layer.tar"
 	}
 	names[len(names)-1] = earlyLayerName
-	mb, err := json.Marshal([]archiveManifest{{Config: cfgName, RepoTags: []string{ref}, Layers: names}})
+	mb, err := json.Marshal([]archive.DockerManifest{{Config: cfgName, RepoTags: []string{ref}, Layers: names}})
 	if err != nil {
 		return err
 	}

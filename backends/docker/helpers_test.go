@@ -15,13 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bot-bottle/bb/backends/docker"
-	"github.com/bot-bottle/bb/bottle"
-	"github.com/bot-bottle/bb/internal/testing/fstree"
-	"github.com/bot-bottle/bb/internal/testing/testimage"
-	"github.com/bot-bottle/bb/oci"
-	"github.com/bot-bottle/bb/rootfs"
-	"github.com/bot-bottle/bb/state"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
@@ -29,6 +22,14 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/bot-bottle/bb/backends/docker"
+	"github.com/bot-bottle/bb/bottle"
+	"github.com/bot-bottle/bb/internal/testing/fstree"
+	"github.com/bot-bottle/bb/internal/testing/testimage"
+	"github.com/bot-bottle/bb/oci"
+	"github.com/bot-bottle/bb/rootfs"
+	"github.com/bot-bottle/bb/state"
 )
 
 // needDocker returns a client of the daemon, skipping the test when there
@@ -127,7 +128,7 @@ func startBottle(t testing.TB, c *client.Client, img, slug string) string {
 	nm := bottle.Name(slug)
 	t.Cleanup(func() {
 		_ = c.ContainerRemove(context.Background(), nm, container.RemoveOptions{Force: true})
-		removeImage(c, bottle.CommittedRef(slug))
+		removeImage(c, state.CommittedRef(slug))
 	})
 	cr, err := c.ContainerCreate(ctx, &container.Config{Image: img}, &container.HostConfig{NetworkMode: "none"}, nil, nil, nm)
 	if err != nil {
@@ -363,7 +364,7 @@ func snapshotState(t *testing.T, c *client.Client, e *env, slug string) storeSta
 		st.blobs = append(st.blobs, d.Name())
 	}
 	st.committed, _ = e.home.CommittedImage(slug)
-	if ii, err := c.ImageInspect(context.Background(), bottle.CommittedRef(slug)); err == nil {
+	if ii, err := c.ImageInspect(context.Background(), state.CommittedRef(slug)); err == nil {
 		st.imageID = ii.ID
 	}
 	return st
@@ -382,7 +383,7 @@ func checkUnchanged(t *testing.T, c *client.Client, e *env, slug string, before 
 		t.Errorf("committed-image changed: %q -> %q", before.committed, after.committed)
 	}
 	if after.imageID != before.imageID {
-		t.Errorf("%s moved: %s -> %s", bottle.CommittedRef(slug), before.imageID, after.imageID)
+		t.Errorf("%s moved: %s -> %s", state.CommittedRef(slug), before.imageID, after.imageID)
 	}
 	ents, err := os.ReadDir(filepath.Join(e.store.Root(), "ingest"))
 	if err != nil {

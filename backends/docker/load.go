@@ -1,11 +1,8 @@
 package docker
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,17 +10,16 @@ import (
 	"strings"
 	"time"
 
-	"github.com/bot-bottle/bb/internal/iox"
-
-	"github.com/bot-bottle/bb/bottle"
-	"github.com/bot-bottle/bb/oci"
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"github.com/klauspost/compress/zstd"
-	"github.com/klauspost/pgzip"
+
+	"github.com/bot-bottle/bb/archive"
+	"github.com/bot-bottle/bb/bottle"
+	"github.com/bot-bottle/bb/oci"
+	"github.com/bot-bottle/bb/state"
 )
 
 // Load implements bottle.Runtime: it loads the snapshot into the daemon
@@ -39,7 +35,7 @@ func (r *Runtime) Load(ctx context.Context, snap bottle.Snapshot) (string, error
 	if err != nil {
 		return "", err
 	}
-	ref := bottle.CommittedRef(snap.Slug)
+	ref := state.CommittedRef(snap.Slug)
 	im, err := readImage(ctx, snap)
 	if err != nil {
 		return "", err
@@ -201,7 +197,7 @@ func (r *Runtime) tarSizes(ctx context.Context, s *oci.Store, im *storedImage, f
 			sizes[i] = n
 			continue
 		}
-		n, err := copyLayer(ctx, s, desc, d, io.Discard)
+		n, err := archive.Uncompress(ctx, s, desc, d, io.Discard)
 		if err != nil {
 			return nil, err
 		}
@@ -209,46 +205,6 @@ func (r *Runtime) tarSizes(ctx context.Context, s *oci.Store, im *storedImage, f
 		s.RecordLayer(oci.StoredLayer{Digest: desc.Digest, Size: desc.Size, MediaType: desc.MediaType, DiffID: d, TarSize: n})
 	}
 	return sizes, nil
-}
-
-// copyLayer decompresses a stored layer into w, checking its diffID, and
-// returns its uncompressed size.
-func copyLayer(ctx context.Context, s *oci.Store, desc v1.Descriptor, diffID v1.Hash, w io.Writer) (int64, error) {
-	f, err := s.Blob(ctx, desc.Digest)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	var rd io.Reader
-	switch desc.MediaType {
-	case types.OCILayer, types.DockerLayer, types.OCIRestrictedLayer, types.DockerForeignLayer:
-		zr, err := pgzip.NewReader(f)
-		if err != nil {
-			return 0, fmt.Errorf("layer %s: %w", desc.Digest, err)
-		}
-		defer zr.Close()
-		rd = zr
-	case types.OCILayerZStd:
-		zr, err := zstd.NewReader(f)
-		if err != nil {
-			return 0, fmt.Errorf("layer %s: %w", desc.Digest, err)
-		}
-		defer zr.Close()
-		rd = zr
-	case types.OCIUncompressedLayer, types.OCIUncompressedRestrictedLayer:
-		rd = f
-	default:
-		return 0, fmt.Errorf("layer %s: unsupported media type %q", desc.Digest, desc.MediaType)
-	}
-	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(w, h), iox.ContextReader(ctx, rd))
-	if err != nil {
-		return n, fmt.Errorf("layer %s: %w", desc.Digest, err)
-	}
-	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != diffID.String() {
-		return n, fmt.Errorf("layer %s decompresses to %s, not its diffID %s: the store is damaged", desc.Digest, got, diffID)
-	}
-	return n, nil
 }
 
 // sentCompressed says whether a layer of media type mt goes to the
@@ -265,24 +221,6 @@ type loadRefusedError struct{ err error }
 
 func (e *loadRefusedError) Error() string { return e.err.Error() }
 func (e *loadRefusedError) Unwrap() error { return e.err }
-
-// copyBlob copies a stored blob as it is into w, checking its digest.
-func copyBlob(ctx context.Context, s *oci.Store, desc v1.Descriptor, w io.Writer) error {
-	f, err := s.Blob(ctx, desc.Digest)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(w, h), iox.ContextReader(ctx, io.LimitReader(f, desc.Size)))
-	if err != nil {
-		return fmt.Errorf("layer %s: %w", desc.Digest, err)
-	}
-	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); n != desc.Size || got != desc.Digest.String() {
-		return fmt.Errorf("layer %s: the stored blob has %d bytes hashing to %s: the store is damaged", desc.Digest, n, got)
-	}
-	return nil
-}
 
 // load streams the docker-archive of im's layers have.. into ImageLoad
 // and reads its messages; with compressed, gzip layers are sent as
@@ -371,63 +309,19 @@ func readLoadMessages(resp image.LoadResponse) error {
 	}
 }
 
-// archiveManifest is docker-archive's manifest.json entry.
-type archiveManifest struct {
-	Config   string
-	RepoTags []string
-	Layers   []string
-}
-
-// writeArchive writes a docker-archive of im: manifest.json and config
-// first, then layers have.. from the store, as stored (gzip, with
-// compressed) or decompressed (the daemon has the first have layers, so
-// their files are left out).
+// writeArchive writes a docker-archive of im through archive.WriteDocker:
+// layers have.. from the store, as stored (gzip, with compressed) or
+// decompressed (the daemon has the first have layers, so their files are
+// left out).
 func writeArchive(ctx context.Context, w io.Writer, s *oci.Store, im *storedImage, sizes map[int]int64, have int, ref string, compressed bool) error {
-	tw := tar.NewWriter(w)
-	cfgName := im.man.Config.Digest.Hex + ".json"
-	names := make([]string, len(im.cfg.RootFS.DiffIDs))
-	for i, d := range im.cfg.RootFS.DiffIDs {
-		names[i] = d.Hex + "/layer.tar"
+	img := archive.DockerImage{Config: im.cfgBytes, ConfigDigest: im.man.Config.Digest, RepoTags: []string{ref}, Skip: have}
+	for i, l := range im.man.Layers {
+		img.Layers = append(img.Layers, archive.DockerLayer{
+			DiffID: im.cfg.RootFS.DiffIDs[i], Blob: l,
+			Uncompressed: !(compressed && sentCompressed(l.MediaType)), Size: sizes[i],
+		})
 	}
-	mb, err := json.Marshal([]archiveManifest{{Config: cfgName, RepoTags: []string{ref}, Layers: names}})
-	if err != nil {
-		return err
-	}
-	now := time.Unix(0, 0)
-	for _, f := range []struct {
-		name string
-		b    []byte
-	}{{"manifest.json", mb}, {cfgName, im.cfgBytes}} {
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: f.name, Size: int64(len(f.b)), Mode: 0o644, ModTime: now}); err != nil {
-			return err
-		}
-		if _, err := tw.Write(f.b); err != nil {
-			return err
-		}
-	}
-	written := map[string]bool{}
-	for i := have; i < len(names); i++ {
-		if written[names[i]] {
-			continue
-		}
-		written[names[i]] = true
-		if desc := im.man.Layers[i]; compressed && sentCompressed(desc.MediaType) {
-			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: names[i], Size: desc.Size, Mode: 0o644, ModTime: now}); err != nil {
-				return err
-			}
-			if err := copyBlob(ctx, s, desc, tw); err != nil {
-				return err
-			}
-			continue
-		}
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: names[i], Size: sizes[i], Mode: 0o644, ModTime: now}); err != nil {
-			return err
-		}
-		if _, err := copyLayer(ctx, s, im.man.Layers[i], im.cfg.RootFS.DiffIDs[i], tw); err != nil {
-			return err
-		}
-	}
-	return tw.Close()
+	return archive.WriteDocker(ctx, w, s, img)
 }
 
 // dropImage removes the image that carried the committed reference

@@ -10,15 +10,17 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/bot-bottle/bb/bottle"
-	"github.com/bot-bottle/bb/cmd/bb/cli"
-	"github.com/bot-bottle/bb/internal/testing/testimage"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/bot-bottle/bb/bottle"
+	"github.com/bot-bottle/bb/cmd/bb/cli"
+	"github.com/bot-bottle/bb/internal/testing/testimage"
+	"github.com/bot-bottle/bb/state"
 )
 
 // loadExitingImage loads a test image whose CMD exits at once.
@@ -61,7 +63,7 @@ func startWith(t testing.TB, c *client.Client, img, slug string, cfg container.C
 	nm := bottle.Name(slug)
 	t.Cleanup(func() {
 		_ = c.ContainerRemove(context.Background(), nm, container.RemoveOptions{Force: true})
-		removeImage(c, bottle.CommittedRef(slug))
+		removeImage(c, state.CommittedRef(slug))
 	})
 	cfg.Image = img
 	cr, err := c.ContainerCreate(ctx, &cfg, &container.HostConfig{NetworkMode: "none"}, nil, nil, nm)
@@ -119,7 +121,7 @@ func TestResumeKeepsTheBottlesCommand(t *testing.T) {
 		if err := c.ContainerRemove(ctx, bottle.Name(slug), container.RemoveOptions{Force: true}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := c.ImageRemove(ctx, bottle.CommittedRef(slug), image.RemoveOptions{}); err != nil {
+		if _, err := c.ImageRemove(ctx, state.CommittedRef(slug), image.RemoveOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		out := runCLI(t, e, "resume", slug)

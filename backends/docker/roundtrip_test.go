@@ -13,6 +13,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/client"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/validate"
+	"github.com/klauspost/pgzip"
+
 	"github.com/bot-bottle/bb/backends/docker"
 	"github.com/bot-bottle/bb/bottle"
 	"github.com/bot-bottle/bb/cmd/bb/cli"
@@ -21,12 +28,7 @@ import (
 	"github.com/bot-bottle/bb/oci"
 	"github.com/bot-bottle/bb/oci/layer"
 	"github.com/bot-bottle/bb/snapshot"
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/image"
-	"github.com/docker/docker/client"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/validate"
-	"github.com/klauspost/pgzip"
+	"github.com/bot-bottle/bb/state"
 )
 
 func TestMain(m *testing.M) {
@@ -97,7 +99,7 @@ func TestRoundTrip(t *testing.T) {
 			if err != nil || !ci.State.Running || ci.State.Paused {
 				t.Fatalf("the bottle does not run on after the commit: %v %+v", err, ci.State)
 			}
-			if got, _ := e.home.CommittedImage(slug); got != bottle.CommittedRef(slug) {
+			if got, _ := e.home.CommittedImage(slug); got != state.CommittedRef(slug) {
 				t.Errorf("committed-image = %q", got)
 			}
 			if !e.home.Preserved(slug) {
@@ -112,7 +114,7 @@ func TestRoundTrip(t *testing.T) {
 			if err := c.ContainerRemove(ctx, ctr, container.RemoveOptions{Force: true}); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := c.ImageRemove(ctx, bottle.CommittedRef(slug), image.RemoveOptions{}); err != nil {
+			if _, err := c.ImageRemove(ctx, state.CommittedRef(slug), image.RemoveOptions{}); err != nil {
 				t.Fatal(err)
 			}
 			e.logs.reset()
