@@ -632,3 +632,39 @@ func TestPushInterruptedMidChunkResumes(t *testing.T) {
 	}
 	checkPulled(t, ref, s, remote.Options{Keychain: anonymous})
 }
+
+// headFails answers a HEAD of blob digest with 500, as distribution does
+// for a blob whose upload a cut connection left behind.
+type headFails struct {
+	inner  http.RoundTripper
+	digest string
+}
+
+func (h *headFails) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method == http.MethodHead && strings.HasSuffix(req.URL.Path, "/blobs/"+h.digest) {
+		return &http.Response{StatusCode: http.StatusInternalServerError, Status: "500 Internal Server Error",
+			Header: http.Header{}, Body: http.NoBody, Request: req}, nil
+	}
+	return h.inner.RoundTrip(req)
+}
+
+// TestPushWhenHeadFails: a 5xx to "do you have this blob?" is no answer;
+// the push uploads the blob and the registry's answer to the upload
+// decides.
+func TestPushWhenHeadFails(t *testing.T) {
+	t.Parallel()
+	reg := testregistry.Start(t, testregistry.Options{})
+	s := makeSnapshot(t, "headfail", 100<<10, 7)
+	ref := reg.Repo("headfail")
+	wrap := func(rt http.RoundTripper) http.RoundTripper {
+		return &headFails{inner: rt, digest: s.layer.Digest.String()}
+	}
+	res, err := remote.Push(context.Background(), s.store, s.desc, ref, remote.Options{Keychain: anonymous, Transport: wrap})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lb := blobResult(t, res.Blobs, s.layer.Digest); lb.Status != remote.BlobUploaded {
+		t.Fatalf("layer %+v, want it uploaded", lb)
+	}
+	checkPulled(t, ref, s, remote.Options{Keychain: anonymous})
+}

@@ -125,11 +125,20 @@ func (c *client) blobExists(ctx context.Context, desc v1.Descriptor) (bool, erro
 	if err != nil {
 		return false, err
 	}
-	resp, err := c.do(req, http.StatusOK, http.StatusNotFound)
+	// A 5xx answer to the HEAD is not a refusal: distribution answers 500
+	// for a blob whose upload a cut connection left behind. The question
+	// only saves an upload, so the blob is sent, and the upload's own
+	// answer decides.
+	resp, err := c.do(req, http.StatusOK, http.StatusNotFound, http.StatusInternalServerError,
+		http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout)
 	if err != nil {
 		return false, c.explain("checking for "+desc.Digest.String()+" in", err)
 	}
 	resp.Body.Close()
+	if resp.StatusCode >= 500 {
+		c.opts.Logger.Info("the registry could not say whether it has a blob; uploading it", "blob", desc.Digest, "status", resp.StatusCode)
+		return false, nil
+	}
 	if resp.StatusCode != http.StatusOK {
 		return false, nil
 	}
