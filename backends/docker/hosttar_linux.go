@@ -377,30 +377,20 @@ func (h *hostTar) dryEntry(pfd int, name, base string, hdr *tar.Header, st *unix
 // xattrsAt is xattrs for the path p, whose last component is not
 // followed.
 func (h *hostTar) xattrsAt(p string) map[string]string {
-	n, err := unix.Llistxattr(p, h.xbuf)
-	if err != nil || n == 0 {
-		return nil
-	}
-	var recs map[string]string
-	for _, name := range strings.Split(strings.TrimRight(string(h.xbuf[:n]), "\x00"), "\x00") {
-		if !strings.HasPrefix(name, "user.") && !strings.HasPrefix(name, "security.") {
-			continue
-		}
-		m, err := unix.Lgetxattr(p, name, h.vbuf)
-		if err != nil {
-			continue
-		}
-		if recs == nil {
-			recs = map[string]string{}
-		}
-		recs["SCHILY.xattr."+name] = string(h.vbuf[:m])
-	}
-	return recs
+	return h.xattrRecords(func(b []byte) (int, error) { return unix.Llistxattr(p, b) },
+		func(name string, b []byte) (int, error) { return unix.Lgetxattr(p, name, b) })
 }
 
 // xattrs returns the user.* and security.* xattrs of fd as PAX records.
 func (h *hostTar) xattrs(fd int) map[string]string {
-	n, err := unix.Flistxattr(fd, h.xbuf)
+	return h.xattrRecords(func(b []byte) (int, error) { return unix.Flistxattr(fd, b) },
+		func(name string, b []byte) (int, error) { return unix.Fgetxattr(fd, name, b) })
+}
+
+// xattrRecords lists the xattrs through list, reads the user.* and
+// security.* ones through get and returns them as PAX records.
+func (h *hostTar) xattrRecords(list func([]byte) (int, error), get func(string, []byte) (int, error)) map[string]string {
+	n, err := list(h.xbuf)
 	if err != nil || n == 0 {
 		return nil
 	}
@@ -409,7 +399,7 @@ func (h *hostTar) xattrs(fd int) map[string]string {
 		if !strings.HasPrefix(name, "user.") && !strings.HasPrefix(name, "security.") {
 			continue
 		}
-		m, err := unix.Fgetxattr(fd, name, h.vbuf)
+		m, err := get(name, h.vbuf)
 		if err != nil {
 			continue
 		}
