@@ -187,16 +187,27 @@ func (d *differ) findKey(k uint64) *oldEntry {
 	return nil
 }
 
-func (d *differ) load(ctx context.Context, open func() (io.ReadCloser, error)) error {
+// openPrevious opens the previous file index for one pass; close it
+// when done.
+func openPrevious(open func() (io.ReadCloser, error)) (*Reader, io.Closer, error) {
 	rc, err := open()
 	if err != nil {
-		return fmt.Errorf("opening the previous file index: %w", err)
+		return nil, nil, fmt.Errorf("opening the previous file index: %w", err)
 	}
-	defer rc.Close()
 	r, err := NewReader(rc)
 	if err != nil {
-		return fmt.Errorf("previous file index: %w", err)
+		rc.Close()
+		return nil, nil, fmt.Errorf("previous file index: %w", err)
 	}
+	return r, rc, nil
+}
+
+func (d *differ) load(ctx context.Context, open func() (io.ReadCloser, error)) error {
+	r, rc, err := openPrevious(open)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
 	rw := RacyWindow
 	d.racyFrom = FromTime(r.Listed.Go().Add(-rw))
 	// Sized exactly: growing by append would hold the old and the new
@@ -416,15 +427,11 @@ func (sc *scanner) otherLinks() []string {
 
 // deletions reads the older listing again: entries the newer one lacks.
 func (d *differ) deletions(ctx context.Context, open func() (io.ReadCloser, error)) error {
-	rc, err := open()
+	r, rc, err := openPrevious(open)
 	if err != nil {
-		return fmt.Errorf("opening the previous file index: %w", err)
+		return err
 	}
 	defer rc.Close()
-	r, err := NewReader(rc)
-	if err != nil {
-		return fmt.Errorf("previous file index: %w", err)
-	}
 	opaque := map[string]bool{}
 	for _, o := range d.plan.Opaque {
 		opaque[o] = true
