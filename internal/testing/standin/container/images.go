@@ -1,25 +1,16 @@
 package main
 
 import (
-	"archive/tar"
 	"bytes"
-	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"path"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/bot-bottle/bb/internal/testing/standin"
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -133,212 +124,6 @@ func (st *state) findImage(ref string) (*v1.Descriptor, error) {
 
 func (st *state) image(desc v1.Descriptor) (v1.Image, error) {
 	return layout.Path(st.images).Image(desc.Digest)
-}
-
-var blobName = regexp.MustCompile(`^blobs/sha256/([a-f0-9]{64})$`)
-
-// cmdImageLoad reads an OCI image layout tar (index.json, oci-layout,
-// blobs/sha256/*), verifies every blob against its digest and every
-// descriptor's size, and stores the images it names.
-func (st *state) cmdImageLoad(ctx context.Context, args []string) error {
-	input := ""
-	for i := 0; i < len(args); i++ {
-		switch flagName(args[i]) {
-		case "-i", "--input":
-			v, j, err := flagValue(args, i)
-			if err != nil {
-				return err
-			}
-			input, i = v, j
-		case "-f", "--force":
-		default:
-			return errf("invalidArgument", "unexpected argument %q", args[i])
-		}
-	}
-	var in io.Reader = os.Stdin
-	if input != "" {
-		f, err := os.Open(input)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "error: file does not exist path=%s\n", input)
-			return exitCode(1)
-		}
-		defer f.Close()
-		in = f
-	}
-	ingest, err := os.MkdirTemp(st.root, "ingest-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(ingest)
-	blobs := map[string]int64{}
-	var ociLayout, indexJSON []byte
-	tr := tar.NewReader(in)
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		hdr, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return errf("internalError", "reading archive: %v", err)
-		}
-		n := path.Clean(strings.TrimPrefix(hdr.Name, "./"))
-		if strings.HasPrefix(hdr.Name, "/") || n == ".." || strings.HasPrefix(n, "../") {
-			return errf("invalidArgument", "archive contains invalid member %q", hdr.Name)
-		}
-		if hdr.Typeflag != tar.TypeReg {
-			continue
-		}
-		switch {
-		case n == "oci-layout":
-			ociLayout, err = io.ReadAll(io.LimitReader(tr, maxJSON))
-		case n == "index.json":
-			indexJSON, err = io.ReadAll(io.LimitReader(tr, maxJSON))
-		case blobName.MatchString(n):
-			hexd := blobName.FindStringSubmatch(n)[1]
-			var size int64
-			size, err = ingestBlob(tr, filepath.Join(ingest, hexd), hexd)
-			blobs["sha256:"+hexd] = size
-		}
-		if err != nil {
-			return err
-		}
-	}
-	if ociLayout == nil {
-		return errf("notFound", "%s", filepath.Join(ingest, "oci-layout"))
-	}
-	var lay map[string]string
-	if err := json.Unmarshal(ociLayout, &lay); err != nil || lay["imageLayoutVersion"] == "" {
-		return errf("empty", "missing key imageLayoutVersion in %s", filepath.Join(ingest, "oci-layout"))
-	}
-	if indexJSON == nil {
-		return errf("notFound", "%s", filepath.Join(ingest, "index.json"))
-	}
-	archIdx, err := v1.ParseIndexManifest(bytes.NewReader(indexJSON))
-	if err != nil {
-		return errf("internalError", "parsing index.json: %v", err)
-	}
-	type loaded struct {
-		ref  string
-		desc v1.Descriptor
-	}
-	var imgs []loaded
-	for _, d := range archIdx.Manifests {
-		ref := imageName(d)
-		if _, err := name.ParseReference(ref, name.WeakValidation); err != nil {
-			return errf("invalidArgument", "invalid reference %q: %v", ref, err)
-		}
-		if err := checkGraph(ingest, blobs, d); err != nil {
-			return err
-		}
-		imgs = append(imgs, loaded{ref, v1.Descriptor{MediaType: d.MediaType, Digest: d.Digest, Size: d.Size, Platform: d.Platform}})
-	}
-	if len(imgs) == 0 {
-		return errf("internalError", "failed to import image")
-	}
-	for h := range blobs {
-		hexd := strings.TrimPrefix(h, "sha256:")
-		dst := filepath.Join(st.images, "blobs", "sha256", hexd)
-		if err := os.Rename(filepath.Join(ingest, hexd), dst); err != nil {
-			return err
-		}
-	}
-	idx, err := st.index()
-	if err != nil {
-		return err
-	}
-	for _, im := range imgs {
-		kept := idx.Manifests[:0]
-		for _, m := range idx.Manifests {
-			if m.Annotations[containerdName] != im.ref {
-				kept = append(kept, m)
-			}
-		}
-		im.desc.Annotations = map[string]string{containerdName: im.ref, createdAnno: time.Now().UTC().Format(time.RFC3339Nano)}
-		idx.Manifests = append(kept, im.desc)
-	}
-	if err := st.writeIndex(idx); err != nil {
-		return err
-	}
-	for _, im := range imgs {
-		fmt.Println(im.ref)
-	}
-	return nil
-}
-
-// imageName reads a loaded image's name from its index.json annotations;
-// without any, container 1.2.2 (containerization 0.40) names it by digest.
-func imageName(d v1.Descriptor) string {
-	for _, k := range []string{appleName, containerdName, ociRefName} {
-		if v := d.Annotations[k]; v != "" {
-			return v
-		}
-	}
-	return "untagged@" + d.Digest.String()
-}
-
-func ingestBlob(r io.Reader, dst, hexd string) (int64, error) {
-	f, err := os.Create(dst)
-	if err != nil {
-		return 0, err
-	}
-	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), r)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return 0, err
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != hexd {
-		return 0, errf("internalError", "digest mismatch for blobs/sha256/%s: content is sha256:%s", hexd, got)
-	}
-	return n, nil
-}
-
-// checkGraph makes sure every blob d reaches is in the archive with the
-// size its descriptor declares.
-func checkGraph(dir string, blobs map[string]int64, d v1.Descriptor) error {
-	size, ok := blobs[d.Digest.String()]
-	if !ok {
-		return errf("notFound", "content with digest %s", d.Digest)
-	}
-	if size != d.Size {
-		return errf("internalError", "size mismatch for %s: descriptor says %d, blob has %d", d.Digest, d.Size, size)
-	}
-	switch d.MediaType {
-	case types.OCIManifestSchema1, types.DockerManifestSchema2:
-		b, err := os.ReadFile(filepath.Join(dir, d.Digest.Hex))
-		if err != nil {
-			return err
-		}
-		m, err := v1.ParseManifest(bytes.NewReader(b))
-		if err != nil {
-			return errf("internalError", "parsing manifest %s: %v", d.Digest, err)
-		}
-		for _, c := range append([]v1.Descriptor{m.Config}, m.Layers...) {
-			if err := checkGraph(dir, blobs, c); err != nil {
-				return err
-			}
-		}
-	case types.OCIImageIndex, types.DockerManifestList:
-		b, err := os.ReadFile(filepath.Join(dir, d.Digest.Hex))
-		if err != nil {
-			return err
-		}
-		m, err := v1.ParseIndexManifest(bytes.NewReader(b))
-		if err != nil {
-			return errf("internalError", "parsing index %s: %v", d.Digest, err)
-		}
-		for _, c := range m.Manifests {
-			if err := checkGraph(dir, blobs, c); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }
 
 // imageResource is container 1.x's JSON shape of an image.
@@ -540,5 +325,8 @@ func (st *state) cmdImageDelete(args []string) error {
 		idx.Manifests = kept
 		fmt.Println(a)
 	}
-	return st.writeIndex(idx)
+	if err := st.writeIndex(idx); err != nil {
+		return err
+	}
+	return st.gc()
 }
