@@ -359,32 +359,55 @@ func QualifiedRef(ref string) string {
 // layout archive of the snapshot, named state.FullCommittedRef(slug)
 // (Apple's container parses the name annotation as a full reference). A
 // load is skipped when container already has this manifest under that
-// name.
+// name. When container has an earlier snapshot under that name, the
+// archive leaves out the layers of that snapshot: container takes a blob
+// its image store holds from the store and never looks for it in the
+// archive (see heldLayers), so the load costs what changed. Should
+// container lack one of them after all, the whole snapshot is loaded.
 func (r *Runtime) Load(ctx context.Context, snap bottle.Snapshot) (string, error) {
 	bin, err := r.bin()
 	if err != nil {
 		return "", err
 	}
 	committed, full := state.CommittedRef(snap.Slug), state.FullCommittedRef(snap.Slug)
-	if ds, err := r.imageDigests(ctx, bin, full); err == nil {
-		for _, d := range ds {
-			if d == snap.Manifest.Digest.String() {
-				r.log().Info("container already has the snapshot; not loading it again", "image", committed)
-				return committed, nil
-			}
+	ds, _ := r.imageDigests(ctx, bin, full)
+	for _, d := range ds {
+		if d == snap.Manifest.Digest.String() {
+			r.log().Info("container already has the snapshot; not loading it again", "image", committed)
+			return committed, nil
 		}
 	}
 	img, err := snap.Store.Image(ctx, snap.Manifest.Digest)
 	if err != nil {
 		return "", err
 	}
+	if held := heldLayers(ctx, snap.Store, img, ds); len(held) > 0 {
+		err := r.loadArchive(ctx, bin, &withoutLayers{Image: img, held: held}, full)
+		if err == nil {
+			return committed, nil
+		}
+		if !lostBlob(err, held) {
+			return "", err
+		}
+		r.log().Warn("container no longer holds a layer of its earlier snapshot; loading the whole snapshot", "image", committed, "err", err)
+	}
+	if err := r.loadArchive(ctx, bin, img, full); err != nil {
+		return "", err
+	}
+	return committed, nil
+}
+
+// loadArchive writes img as an OCI layout archive named full into a
+// private temporary file, runs container image load -i on it and checks
+// the name container reports.
+func (r *Runtime) loadArchive(ctx context.Context, bin string, img v1.Image, full string) error {
 	dir := clitool.TempDir(r.Home, r.TempDir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", err
+		return err
 	}
 	f, err := os.CreateTemp(dir, "container-load-*.tar")
 	if err != nil {
-		return "", err
+		return err
 	}
 	defer os.Remove(f.Name())
 	bw := bufio.NewWriterSize(f, 1<<20)
@@ -396,16 +419,13 @@ func (r *Runtime) Load(ctx context.Context, snap bottle.Snapshot) (string, error
 		err = cerr
 	}
 	if err != nil {
-		return "", fmt.Errorf("writing the image archive for container image load: %w", err)
+		return fmt.Errorf("writing the image archive for container image load: %w", err)
 	}
 	out, err := r.run(ctx, bin, "image", "load", "-i", f.Name())
 	if err != nil {
-		return "", err
+		return err
 	}
-	if err := checkLoaded(out, full); err != nil {
-		return "", err
-	}
-	return committed, nil
+	return checkLoaded(out, full)
 }
 
 // checkLoaded makes sure container image load reported the image under

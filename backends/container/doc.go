@@ -7,7 +7,8 @@
 //	commit        container exec --user root NAME tar --create ... --file=- --directory=/ .
 //	              (default; --method export: container export NAME)
 //	load          container image load -i FILE, FILE an OCI layout tar (archive.WriteImage) whose
-//	              index.json names the image docker.io/library/bot-bottle-committed-SLUG:latest
+//	              index.json names the image docker.io/library/bot-bottle-committed-SLUG:latest;
+//	              when container has an earlier snapshot under that name, FILE leaves out its layers
 //	resume        container run --detach --name bot-bottle-SLUG REF, then /tmp and
 //	              /var/tmp recreated root:root 1777 through container exec
 //
@@ -20,9 +21,15 @@
 // snapshot) and needs no tar in the guest, so bb offers it with
 // --method export. Measurements on the stand-in: internal/testing/standin/README.md.
 //
-// Why image load and not a pull from bb's registry: a load needs no
-// listening socket and no registry configuration, reads the layers from a
-// file that is only the compressed image, and works with every release
-// since 0.5; container image pull of localhost would do as well but adds
-// a server to the commit path.
+// Why image load and not a pull from bb's registry: both end in the same
+// import (containerization 0.40.1 ImageStore+Import.swift), which takes
+// every blob its image store already holds from the store and reads the
+// archive or the registry only for the others (:144-154); so a load whose
+// archive holds only the manifest, the config and the new layers costs
+// what changed, as a pull would. The load needs no listening socket, no
+// rename of a localhost:PORT reference, and matches every platform
+// (ImageStore+OCILayout.swift:77) where a pull keeps only the host's; it
+// works with every release since 0.5. When the store lost a layer the
+// archive left out, the import fails with missingContent and bb loads
+// the whole snapshot.
 package container
