@@ -25,8 +25,6 @@ const (
 	createdAnno    = "dev.bot-bottle.standin.created"
 )
 
-const maxJSON = 4 << 20
-
 type state struct {
 	root   string // $BB_STANDIN_ROOT/container
 	images string // OCI layout holding every loaded image
