@@ -26,10 +26,11 @@
 // every blob its image store already holds from the store and reads the
 // archive or the registry only for the others (:144-154); so a load whose
 // archive holds only the manifest, the config and the new layers costs
-// what changed, as a pull would. The load needs no listening socket, no
-// rename of a localhost:PORT reference, and matches every platform
-// (ImageStore+OCILayout.swift:77) where a pull keeps only the host's; it
-// works with every release since 0.5. When the store lost a layer the
+// what changed, as a pull would. The load needs no listening socket and
+// no rename of the localhost:PORT reference a pull names the image by,
+// and it matches every platform (ImageStore+OCILayout.swift:77) where a
+// pull follows CONTAINER_DEFAULT_PLATFORM when the user set it; it works
+// with every release since 0.5. When the store lost a layer the
 // archive left out, the import fails with missingContent and bb loads
 // the whole snapshot.
 package container
