@@ -382,6 +382,7 @@ func (r *Runtime) Load(ctx context.Context, snap bottle.Snapshot) (string, error
 		return "", err
 	}
 	if held := heldLayers(ctx, snap.Store, img, ds); len(held) > 0 {
+		r.log().Debug("container holds layers of an earlier snapshot; the archive leaves them out", "image", committed, "layers", len(held))
 		err := r.loadArchive(ctx, bin, &withoutLayers{Image: img, held: held}, full)
 		if err == nil {
 			return committed, nil
