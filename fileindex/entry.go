@@ -263,7 +263,33 @@ func (r *Reader) nextRaw(e *Entry, parse bool) (path, link []byte, err error) {
 	}
 	r.scratch = append(r.scratch, l...)
 	r.head = r.scratch[:h]
-	return cleanPathBytes(r.scratch[h:n]), r.scratch[n:], nil
+	path = cleanPathBytes(r.scratch[h:n])
+	if !validPath(path) {
+		return nil, nil, fmt.Errorf("file listing record %d: path %q has an empty, \".\" or \"..\" component", r.n, trunc(string(path)))
+	}
+	return path, r.scratch[n:], nil
+}
+
+// validPath reports whether p (cleaned, "" for the root) has no empty,
+// "." or ".." component: a listing comes from the bottle, and its paths
+// become the names of layer entries and whiteouts (".wh.." would name
+// the parent directory).
+func validPath(p []byte) bool {
+	for len(p) > 0 {
+		c := p
+		if i := bytes.IndexByte(p, '/'); i >= 0 {
+			c, p = p[:i], p[i+1:]
+			if len(p) == 0 {
+				return false // a trailing slash
+			}
+		} else {
+			p = nil
+		}
+		if len(c) == 0 || (c[0] == '.' && (len(c) == 1 || (len(c) == 2 && c[1] == '.'))) {
+			return false
+		}
+	}
+	return true
 }
 
 func unexpected(err error) error {

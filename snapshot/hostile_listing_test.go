@@ -1,0 +1,125 @@
+package snapshot_test
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bot-bottle/bb/fileindex"
+	"github.com/bot-bottle/bb/oci"
+	"github.com/bot-bottle/bb/snapshot"
+	"github.com/klauspost/compress/gzip"
+)
+
+// lister is a bottle that lists itself as told (a find replaced by the
+// agent) and streams whatever paths it is asked for as empty entries.
+type lister struct {
+	listing []byte
+}
+
+func (l *lister) Stream(ctx context.Context, req snapshot.StreamRequest) (io.ReadCloser, error) {
+	return files{"f": "full"}.Stream(ctx, req)
+}
+
+func (l *lister) List(ctx context.Context, req snapshot.StreamRequest) (io.ReadCloser, error) {
+	return io.NopCloser(bytes.NewReader(l.listing)), nil
+}
+
+func (l *lister) StreamPaths(ctx context.Context, req snapshot.StreamRequest, paths []string) (io.ReadCloser, error) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, p := range paths {
+		_ = tw.WriteHeader(&tar.Header{Name: "./" + p, Typeflag: tar.TypeReg, Mode: 0o644})
+	}
+	_ = tw.Close()
+	return io.NopCloser(&buf), nil
+}
+
+func hostileListing(t time.Time, paths ...string) []byte {
+	b := []byte(fileindex.Header(t))
+	for i, p := range paths {
+		b = fileindex.AppendRecord(b, &fileindex.Entry{Type: 'd', Mode: 0o755, Mtime: fileindex.Time{Sec: 100}, Ctime: fileindex.Time{Sec: 100}, Ino: uint64(i + 2), Nlink: 2, Path: p})
+	}
+	return b
+}
+
+// layerNames returns the entry names of the snapshot's top layer.
+func layerNames(t *testing.T, s *oci.Store, res *snapshot.Result) []string {
+	t.Helper()
+	f, err := s.Blob(context.Background(), res.Layer.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	gz, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	tr := tar.NewReader(gz)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return names
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, h.Name)
+	}
+}
+
+// A bottle that lists paths with ".", ".." or empty components (the
+// agent replaced find) gets a full snapshot: those paths never become
+// entries or whiteouts of a layer (a ".wh.." whiteout names the
+// directory's parent), and the commit does not fail on them.
+func TestHostileListingPaths(t *testing.T) {
+	ctx := context.Background()
+	for name, bad := range map[string][]string{
+		"dot deleted":    {"a", "a/."},
+		"dotdot deleted": {"a", "a/b/.."},
+		"empty deleted":  {"a", "a//b"},
+		"dotdot added":   {"a", "a/../../x"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			s, err := oci.Open(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t0 := time.Now().Add(-time.Hour)
+			// The hostile path is in the first listing (deleted at the
+			// second commit) or in the second one (added).
+			first, second := bad, []string{"a"}
+			if strings.HasSuffix(name, "added") {
+				first, second = []string{"a"}, bad
+			}
+			l := &lister{listing: hostileListing(t0, first...)}
+			req := snapshot.Request{Slug: "hostile", Backend: "dir", SourceName: "test", Source: l, Now: t0}
+			r1, err := snapshot.Build(ctx, s, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := snapshot.Publish(ctx, s, r1, -1); err != nil {
+				t.Fatal(err)
+			}
+			l.listing = hostileListing(t0.Add(time.Minute), second...)
+			req.Source, req.Now = l, t0.Add(time.Minute)
+			r2, err := snapshot.Build(ctx, s, req)
+			if err != nil {
+				t.Fatalf("the commit failed on a hostile listing: %v", err)
+			}
+			for _, n := range layerNames(t, s, r2) {
+				for _, c := range strings.Split(strings.Trim(strings.TrimPrefix(n, "./"), "/"), "/") {
+					if c == "" || c == "." || c == ".." || c == ".wh.." || c == ".wh." {
+						t.Errorf("layer entry %q", n)
+					}
+				}
+			}
+		})
+	}
+}
