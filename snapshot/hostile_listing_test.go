@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -121,5 +122,54 @@ func TestHostileListingPaths(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The previous snapshot's file index is read as stored, and what it says
+// decides what the next commit streams: an index whose blob was replaced
+// (edited in the store, by a valid gzip listing that hides a change) is
+// not believed: the commit is a full one.
+func TestDamagedIndexIsNotBelieved(t *testing.T) {
+	ctx := context.Background()
+	s, err := oci.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now().Add(-time.Hour)
+	file := func(ctime int64) fileindex.Entry {
+		return fileindex.Entry{Type: 'f', Mode: 0o644, Size: 4, Mtime: fileindex.Time{Sec: 100}, Ctime: fileindex.Time{Sec: ctime}, Ino: 7, Nlink: 1, Path: "f"}
+	}
+	listingOf := func(at time.Time, e fileindex.Entry) []byte {
+		return fileindex.AppendRecord([]byte(fileindex.Header(at)), &e)
+	}
+	l := &lister{listing: listingOf(t0, file(100))}
+	req := snapshot.Request{Slug: "damaged", Backend: "dir", SourceName: "test", Source: l, Now: t0}
+	r1, err := snapshot.Build(ctx, s, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := snapshot.Publish(ctx, s, r1, -1); err != nil {
+		t.Fatal(err)
+	}
+	// f is rewritten (its ctime moves); the stored index is replaced by
+	// one that already has the new ctime.
+	cur := listingOf(t0.Add(time.Minute), file(200))
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	_, _ = zw.Write(cur)
+	_ = zw.Close()
+	p := s.BlobPath(r1.Index.Digest)
+	_ = os.Chmod(p, 0o600)
+	if err := os.WriteFile(p, gz.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l.listing = cur
+	req.Now = t0.Add(time.Minute)
+	r2, err := snapshot.Build(ctx, s, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r2.Incremental != nil && r2.Incremental.Parent != "" {
+		t.Errorf("the commit believed a replaced file index: %+v, layer %q", r2.Incremental, layerNames(t, s, r2))
 	}
 }
