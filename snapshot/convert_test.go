@@ -229,3 +229,65 @@ func TestConvertDockerManifestToZstd(t *testing.T) {
 		t.Fatalf("back to gzip: %+v, %v", back, err)
 	}
 }
+
+// Conversions of one snapshot racing in processes of their own (each
+// with its own view of the store) all succeed, leave one recorded copy
+// and a store that checks clean; the copy survives gc.
+func TestConvertRacing(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	s, err := oci.Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := build(t, s, "race", strings.Repeat("race ", 200000), time.Now().Add(-time.Minute))
+	if err := snapshot.Publish(ctx, s, r, -1); err != nil {
+		t.Fatal(err)
+	}
+	const n = 4
+	type out struct {
+		c   *snapshot.Conversion
+		err error
+	}
+	res := make(chan out, n)
+	for range n {
+		go func() {
+			si, err := oci.Open(root)
+			if err != nil {
+				res <- out{err: err}
+				return
+			}
+			c, err := snapshot.Convert(ctx, si, r.Manifest, layer.Zstd, layer.Options{})
+			res <- out{c, err}
+		}()
+	}
+	var got []*snapshot.Conversion
+	for range n {
+		o := <-res
+		if o.err != nil {
+			t.Fatal(o.err)
+		}
+		got = append(got, o.c)
+	}
+	recorded := conversions(t, s)
+	if len(recorded) != 1 {
+		t.Fatalf("%d conversions recorded: %+v", len(recorded), recorded)
+	}
+	rec := recorded[r.Manifest.Digest.String()]
+	for _, c := range got {
+		if c.Manifest.Digest != rec.Digest {
+			t.Errorf("a racing conversion returned %s, the store recorded %s", c.Manifest.Digest, rec.Digest)
+		}
+	}
+	age(t, s)
+	if _, err := s.GC(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Complete(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := s.Check(ctx, oci.CheckOptions{})
+	if err != nil || !rep.OK() {
+		t.Fatalf("store check after racing conversions: %+v, %v", rep, err)
+	}
+}
