@@ -13,6 +13,7 @@ import (
 	"github.com/bot-bottle/bb/oci/layer"
 	"github.com/bot-bottle/bb/snapshot"
 	"github.com/bot-bottle/bb/state"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 // A converted copy of a snapshot (push or export --compression) goes
@@ -60,5 +61,57 @@ func TestRemoveDropsConvertedCopies(t *testing.T) {
 	}
 	if c := copies(); len(c) != 0 {
 		t.Fatalf("after removing the slug: %v", c)
+	}
+}
+
+// A snapshot named under another slug (bb import --as, bb pull --as: the
+// manifest keeps the slug it was committed as) takes its converted copy
+// with it when that slug is removed: no artifact outlives the last name
+// of its subject (gc would keep its blobs for ever).
+func TestRemoveDropsConvertedCopyOfRenamedSnapshot(t *testing.T) {
+	ctx := context.Background()
+	home := t.TempDir()
+	s, _ := oci.Open(filepath.Join(home, "oci"))
+	rt := &fakeRuntime{}
+	m := &bottle.Manager{Home: state.Home{Dir: home}, Store: s, Runtimes: map[string]bottle.Runtime{"docker": rt}}
+	data := tarOf(t, map[string]string{"a": "v"})
+	rt.stream = func() io.ReadCloser { return io.NopCloser(bytes.NewReader(data)) }
+	r, err := m.Commit(ctx, "orig", bottle.CommitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same snapshot under the slug "other", as an import --as makes it.
+	err = s.UpdateIndex(ctx, func(idx *v1.IndexManifest) error {
+		for _, e := range idx.Manifests {
+			name := e.Annotations[oci.RefNameAnnotation]
+			if e.Annotations[oci.SlugAnnotation] != "orig" || !snapshot.IsSnapshotTag("orig", name) && name != "orig" {
+				continue
+			}
+			c := e
+			c.Annotations = map[string]string{}
+			for k, v := range e.Annotations {
+				c.Annotations[k] = v
+			}
+			c.Annotations[oci.SlugAnnotation] = "other"
+			c.Annotations[oci.RefNameAnnotation] = "other" + strings.TrimPrefix(name, "orig")
+			idx.Manifests = append(idx.Manifests, c)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Remove(ctx, "orig"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := snapshot.Convert(ctx, s, r.Snapshot.Manifest, layer.Zstd, layer.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Remove(ctx, "other"); err != nil {
+		t.Fatal(err)
+	}
+	idx, _ := s.Index(ctx)
+	for _, e := range idx.Manifests {
+		t.Errorf("left in index.json after every snapshot was removed: %s %s %v", e.ArtifactType, e.Digest, e.Annotations)
 	}
 }
