@@ -358,7 +358,11 @@ func IndexOf(ctx context.Context, s *oci.Store, subject v1.Hash) (v1.Descriptor,
 		return v1.Descriptor{}, err
 	}
 	for _, m := range idx.Manifests {
-		if m.ArtifactType != IndexArtifactType || m.Annotations[oci.SubjectAnnotation] != subject.String() {
+		// Only an entry PutIndex recorded (it names the slug): bb serve
+		// records a referrer pushed into it with the artifactType and
+		// subject the pusher chose, and a file index decides what a
+		// commit leaves out.
+		if m.ArtifactType != IndexArtifactType || m.Annotations[oci.SubjectAnnotation] != subject.String() || m.Annotations[oci.SlugAnnotation] == "" {
 			continue
 		}
 		man, err := s.Manifest(ctx, m)
