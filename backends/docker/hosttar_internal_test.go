@@ -4,6 +4,7 @@ package docker
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -88,4 +89,47 @@ func TestHostTarNeverFollowsLinks(t *testing.T) {
 		t.Errorf("stream with a failed check: %v", err)
 	}
 	rc.Close()
+}
+
+// A file replaced between its stat and its open is left out ("changed as
+// we read it"); a later hard link of the inode first stated must then be
+// archived as a file, not as a link to the path left out (which the
+// filter drops as dangling: the link would vanish from the snapshot).
+func TestHostTarLinkToSkippedFile(t *testing.T) {
+	root := t.TempDir()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.WriteFile(filepath.Join(root, "a"), []byte("shared"), 0o644))
+	must(os.Link(filepath.Join(root, "a"), filepath.Join(root, "b")))
+	must(os.Link(filepath.Join(root, "a"), filepath.Join(root, "z")))
+	rfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	must(err)
+	var buf bytes.Buffer
+	h := &hostTar{root: rfd, tw: tar.NewWriter(&buf), links: map[[2]uint64]string{}, buf: make([]byte, 64<<10), xbuf: make([]byte, 64<<10), vbuf: make([]byte, 64<<10)}
+	defer h.close()
+	// The entry of "a", with the bottle replacing "a" between the stat
+	// and the open (what entry does, split at that point).
+	var st unix.Stat_t
+	must(unix.Fstatat(rfd, "a", &st, unix.AT_SYMLINK_NOFOLLOW))
+	h.links[[2]uint64{st.Dev, st.Ino}] = "a"
+	must(os.Remove(filepath.Join(root, "a")))
+	must(os.WriteFile(filepath.Join(root, "a"), []byte("new"), 0o644))
+	must(h.file(rfd, "a", &tar.Header{Name: "./a"}, &st))
+	must(h.entry(rfd, "b", "b"))
+	must(h.tw.Close())
+	tr := tar.NewReader(&buf)
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		must(err)
+		if hdr.Name == "./b" && hdr.Typeflag != tar.TypeReg {
+			t.Errorf("b is written as type %c to %q, which the stream does not carry", hdr.Typeflag, hdr.Linkname)
+		}
+	}
 }
