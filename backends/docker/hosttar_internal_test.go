@@ -12,7 +12,11 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/bot-bottle/bb/snapshot"
+	"github.com/docker/docker/api/types/container"
 	"golang.org/x/sys/unix"
+	"io/fs"
+	"strings"
 )
 
 // TestHostTarNeverFollowsLinks streams paths from a tree in which the
@@ -133,3 +137,55 @@ func TestHostTarLinkToSkippedFile(t *testing.T) {
 		}
 	}
 }
+
+// The early load's plan (plannedTarSize, a dry run over the headers) is
+// the size of the stream a real read of the same tree gives, for the
+// names and entries a bottle can make: newlines and invalid UTF-8 in
+// names, names longer than a tar header holds, hard links, symlinks,
+// FIFOs, empty files and large xattrs.
+func TestPlannedTarSizeMatchesStream(t *testing.T) {
+	root := t.TempDir()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	long := strings.Repeat("d", 150)
+	must(os.MkdirAll(filepath.Join(root, "w", long), 0o755))
+	files := map[string]int{"w/new\nline": 3, "w/bad-\xff\xfe": 700, "w/" + long + "/" + strings.Repeat("f", 200): 513, "w/empty": 0, "w/big": 1 << 20}
+	for n, size := range files {
+		must(os.WriteFile(filepath.Join(root, n), bytes.Repeat([]byte("x"), size), 0o644))
+	}
+	must(os.Link(filepath.Join(root, "w/big"), filepath.Join(root, "w/big-link")))
+	must(os.Symlink("new\nline", filepath.Join(root, "w/sym")))
+	must(unix.Mkfifo(filepath.Join(root, "w/fifo"), 0o600))
+	_ = unix.Setxattr(filepath.Join(root, "w/big"), "user.big", bytes.Repeat([]byte("v"), 3000), 0) // tmpfs may refuse user xattrs
+	var changes []container.FilesystemChange
+	must(filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == root {
+			return err
+		}
+		changes = append(changes, container.FilesystemChange{Path: strings.TrimPrefix(p, root), Kind: container.ChangeAdd})
+		return nil
+	}))
+	pl := newPlan(changes, nil, nil)
+	ctx := context.Background()
+	planned, err := plannedTarSize(ctx, root, pl, nil)
+	must(err)
+	hs, err := startHostTar(ctx, root, pl.paths, func(context.Context) error { return nil })
+	must(err)
+	rs := newRewriteStream(hs, pl, false)
+	defer rs.Close()
+	var out countingWriter
+	if _, err := snapshot.Filter(rs, &out, snapshot.FilterOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if out.n != planned {
+		t.Errorf("planned %d bytes, the stream has %d", planned, out.n)
+	}
+}
+
+type countingWriter struct{ n int64 }
+
+func (c *countingWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
