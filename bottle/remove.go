@@ -37,10 +37,6 @@ func (m *Manager) Remove(ctx context.Context, ref string) ([]string, error) {
 		}
 	}
 	var removed []string
-	orphanSlug := ""
-	if slugWide {
-		orphanSlug = slug
-	}
 	err = m.Store.UpdateIndex(ctx, func(idx *v1.IndexManifest) error {
 		removed = removed[:0]
 		gone := map[string]bool{}
@@ -48,7 +44,7 @@ func (m *Manager) Remove(ctx context.Context, ref string) ([]string, error) {
 		for _, d := range idx.Manifests {
 			name := d.Annotations[oci.RefNameAnnotation]
 			drop := name == ref
-			if slugWide && d.Annotations[oci.SlugAnnotation] == slug && (name == "" || snapshot.IsSnapshotTag(slug, name)) && !isArtifact(d) {
+			if slugWide && d.Annotations[oci.SlugAnnotation] == slug && (name == "" || snapshot.IsSnapshotTag(slug, name)) {
 				drop = true
 			}
 			if drop {
@@ -60,7 +56,7 @@ func (m *Manager) Remove(ctx context.Context, ref string) ([]string, error) {
 			}
 			kept = append(kept, d)
 		}
-		idx.Manifests = dropOrphans(kept, gone, orphanSlug)
+		idx.Manifests = dropOrphans(kept, gone)
 		return nil
 	})
 	if err != nil {
@@ -76,14 +72,13 @@ func isArtifact(d v1.Descriptor) bool {
 	return d.ArtifactType == snapshot.MetadataArtifactType || d.ArtifactType == snapshot.IndexArtifactType || d.ArtifactType == snapshot.ConvertedArtifactType
 }
 
-// dropOrphans drops from entries the artifacts whose subject no entry
-// names any more and that are of a snapshot the removal untagged (gone)
-// or of the slug it removed (slug, if not ""). An artifact whose subject
-// is still named stays: the same snapshot may be named under another
-// slug (bb import --as, bb pull --as), whose metadata it can be, and the
-// slug annotation of an artifact is the one the snapshot was committed
-// as, not the one it is named under.
-func dropOrphans(entries []v1.Descriptor, gone map[string]bool, slug string) []v1.Descriptor {
+// dropOrphans drops from entries the artifacts whose subject is one of
+// gone (the snapshots a removal untagged) and that no entry names any
+// more. An artifact whose subject is still named stays: the same
+// snapshot may be named under another slug (bb import --as, bb pull
+// --as), and the slug annotation of a converted copy is the one the
+// snapshot was committed as, not the one it is named under.
+func dropOrphans(entries []v1.Descriptor, gone map[string]bool) []v1.Descriptor {
 	named := map[string]bool{}
 	for _, d := range entries {
 		if d.Annotations[oci.RefNameAnnotation] != "" {
@@ -92,7 +87,7 @@ func dropOrphans(entries []v1.Descriptor, gone map[string]bool, slug string) []v
 	}
 	kept := entries[:0]
 	for _, d := range entries {
-		if sub := d.Annotations[oci.SubjectAnnotation]; isArtifact(d) && !named[sub] && (gone[sub] || (slug != "" && d.Annotations[oci.SlugAnnotation] == slug)) {
+		if sub := d.Annotations[oci.SubjectAnnotation]; isArtifact(d) && gone[sub] && !named[sub] {
 			continue
 		}
 		kept = append(kept, d)
