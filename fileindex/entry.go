@@ -142,13 +142,17 @@ type Reader struct {
 // NewReader reads the header of a listing.
 func NewReader(r io.Reader) (*Reader, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
-	line, err := br.ReadString('\n')
+	b, err := br.ReadSlice('\n') // at most the buffer: the header is a line of the bottle's output
 	if err != nil {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
+		if errors.Is(err, bufio.ErrBufferFull) {
+			return nil, fmt.Errorf("not a file listing (header %q... is longer than %d bytes)", trunc(string(b)), br.Size())
+		}
 		return nil, fmt.Errorf("reading file listing header: %w", err)
 	}
+	line := string(b)
 	rest, ok := strings.CutPrefix(strings.TrimSpace(line), Magic+" ")
 	if !ok {
 		return nil, fmt.Errorf("not a file listing (header %q; GNU find and date with %%N are needed in the bottle)", trunc(line))

@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -87,5 +88,33 @@ func TestAppendTimeMatchesString(t *testing.T) {
 		if got := string(tm.appendTo([]byte("x"))); got != "x"+tm.String() {
 			t.Errorf("appendTo(%+v) = %q, want %q", tm, got, "x"+tm.String())
 		}
+	}
+}
+
+// endless is a listing from a bottle that never ends its header line.
+type endless struct{ n, limit int64 }
+
+func (e *endless) Read(p []byte) (int, error) {
+	if e.n >= e.limit {
+		return 0, io.EOF
+	}
+	k := min(int64(len(p)), e.limit-e.n)
+	for i := range p[:k] {
+		p[i] = 'a'
+	}
+	e.n += k
+	return int(k), nil
+}
+
+// A header line that does not end is refused once it is longer than a
+// header can be, not read into memory to its end.
+func TestReaderBoundsTheHeaderLine(t *testing.T) {
+	src := &endless{limit: 64 << 20}
+	head := strings.NewReader(Magic + " 1.")
+	if _, err := NewReader(io.MultiReader(head, src)); err == nil {
+		t.Fatal("an endless header line was accepted")
+	}
+	if src.n > 1<<20 {
+		t.Errorf("read %d bytes of an endless header line", src.n)
 	}
 }
