@@ -118,3 +118,20 @@ func TestReaderBoundsTheHeaderLine(t *testing.T) {
 		t.Errorf("read %d bytes of an endless header line", src.n)
 	}
 }
+
+// Sizes a bottle lists are not believed to add up: the plan's byte count
+// saturates instead of wrapping around to a small or negative number.
+func TestPlanBytesSaturate(t *testing.T) {
+	cur := []byte(Header(time.Unix(100, 0)))
+	for i, p := range []string{"a", "b", "c"} {
+		cur = AppendRecord(cur, &Entry{Type: 'f', Mode: 0o644, Size: 1<<63 - 1, Ino: uint64(i + 1), Nlink: 1, Path: p})
+	}
+	old := []byte(Header(time.Unix(1, 0)))
+	plan, err := Diff(context.Background(), func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(old)), nil }, bytes.NewReader(cur), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plan.Bytes != 1<<63-1 {
+		t.Errorf("Bytes = %d, want the largest int64", plan.Bytes)
+	}
+}
