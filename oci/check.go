@@ -45,7 +45,9 @@ type Finding struct {
 type CheckOptions struct {
 	// Fix repairs what is safe: stray temporary files older than
 	// TempGrace go, modes are tightened, blobs whose content does not
-	// match their digest go if no tag reaches them.
+	// match their digest go if no tag reaches them (with the untagged
+	// artifacts of a snapshot that reach them: a converted copy, a file
+	// index, metadata).
 	Fix bool
 }
 
