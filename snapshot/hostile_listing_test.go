@@ -176,53 +176,62 @@ func TestDamagedIndexIsNotBelieved(t *testing.T) {
 }
 
 // Only a file index bb recorded steers a commit: a manifest pushed into
-// bb serve as a referrer of the snapshot (its artifactType is the file
-// index's) is not one, and the next commit of a snapshot that has no
-// index of its own is a full one.
+// bb serve with the file index's artifactType and the snapshot as its
+// subject (as a referrer, or by tag) is not one, and the next commit of
+// a snapshot that has no index of its own is a full one.
 func TestPushedFileIndexIsNotBelieved(t *testing.T) {
-	ctx := context.Background()
-	s, err := oci.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t0 := time.Now().Add(-time.Hour)
-	r1, err := snapshot.Build(ctx, s, snapshot.Request{Slug: "pushed", Backend: "dir", SourceName: "test", Source: files{"f": "x"}, Now: t0})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := snapshot.Publish(ctx, s, r1, -1); err != nil {
-		t.Fatal(err)
-	}
-	// What bb serve records for a manifest pushed by digest with a
-	// subject: the artifactType and the subject annotation.
-	var gz bytes.Buffer
-	zw := gzip.NewWriter(&gz)
-	_, _ = zw.Write(hostileListing(t0, "elsewhere"))
-	_ = zw.Close()
-	blob, err := s.PutBytes(ctx, snapshot.IndexMediaType, gz.Bytes())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := snapshot.PutIndex(ctx, s, "pushed", r1.Manifest, blob); err != nil {
-		t.Fatal(err)
-	}
-	err = s.UpdateIndex(ctx, func(idx *v1.IndexManifest) error {
-		for i, e := range idx.Manifests {
-			if e.ArtifactType == snapshot.IndexArtifactType {
-				idx.Manifests[i].Annotations = map[string]string{oci.SubjectAnnotation: e.Annotations[oci.SubjectAnnotation]}
+	for _, how := range []string{"referrer", "tag"} {
+		t.Run(how, func(t *testing.T) {
+			ctx := context.Background()
+			s, err := oci.Open(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := &lister{listing: hostileListing(t0.Add(time.Minute), "a")}
-	r2, err := snapshot.Build(ctx, s, snapshot.Request{Slug: "pushed", Backend: "dir", SourceName: "test", Source: l, Now: t0.Add(time.Minute)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r2.Incremental == nil || r2.Incremental.Parent != "" {
-		t.Errorf("the commit used a file index bb did not record: %+v", r2.Incremental)
+			t0 := time.Now().Add(-time.Hour)
+			r1, err := snapshot.Build(ctx, s, snapshot.Request{Slug: "pushed", Backend: "dir", SourceName: "test", Source: files{"f": "x"}, Now: t0})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := snapshot.Publish(ctx, s, r1, -1); err != nil {
+				t.Fatal(err)
+			}
+			var gz bytes.Buffer
+			zw := gzip.NewWriter(&gz)
+			_, _ = zw.Write(hostileListing(t0, "elsewhere"))
+			_ = zw.Close()
+			blob, err := s.PutBytes(ctx, snapshot.IndexMediaType, gz.Bytes())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := snapshot.PutIndex(ctx, s, "pushed", r1.Manifest, blob); err != nil {
+				t.Fatal(err)
+			}
+			// What bb serve records for such a manifest: the artifactType
+			// and the subject annotation; pushed by tag, also the slug of
+			// the repository and the tag.
+			err = s.UpdateIndex(ctx, func(idx *v1.IndexManifest) error {
+				for i, e := range idx.Manifests {
+					if e.ArtifactType == snapshot.IndexArtifactType {
+						a := map[string]string{oci.SubjectAnnotation: e.Annotations[oci.SubjectAnnotation]}
+						if how == "tag" {
+							a[oci.SlugAnnotation], a[oci.RefNameAnnotation] = "pusher", "pusher-v1"
+						}
+						idx.Manifests[i].Annotations = a
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			l := &lister{listing: hostileListing(t0.Add(time.Minute), "a")}
+			r2, err := snapshot.Build(ctx, s, snapshot.Request{Slug: "pushed", Backend: "dir", SourceName: "test", Source: l, Now: t0.Add(time.Minute)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r2.Incremental == nil || r2.Incremental.Parent != "" {
+				t.Errorf("the commit used a file index bb did not record: %+v", r2.Incremental)
+			}
+		})
 	}
 }

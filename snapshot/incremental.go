@@ -358,11 +358,12 @@ func IndexOf(ctx context.Context, s *oci.Store, subject v1.Hash) (v1.Descriptor,
 		return v1.Descriptor{}, err
 	}
 	for _, m := range idx.Manifests {
-		// Only an entry PutIndex recorded (it names the slug): bb serve
-		// records a referrer pushed into it with the artifactType and
-		// subject the pusher chose, and a file index decides what a
-		// commit leaves out.
-		if m.ArtifactType != IndexArtifactType || m.Annotations[oci.SubjectAnnotation] != subject.String() || m.Annotations[oci.SlugAnnotation] == "" {
+		// Only an entry PutIndex recorded (untagged, naming the slug): bb
+		// serve records a manifest pushed into it (a referrer, or by tag)
+		// with the artifactType and subject the pusher chose, and a file
+		// index decides what a commit leaves out.
+		if m.ArtifactType != IndexArtifactType || m.Annotations[oci.SubjectAnnotation] != subject.String() ||
+			m.Annotations[oci.SlugAnnotation] == "" || m.Annotations[oci.RefNameAnnotation] != "" {
 			continue
 		}
 		man, err := s.Manifest(ctx, m)
