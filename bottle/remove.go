@@ -72,9 +72,9 @@ func isArtifact(d v1.Descriptor) bool {
 	return d.ArtifactType == snapshot.MetadataArtifactType || d.ArtifactType == snapshot.IndexArtifactType || d.ArtifactType == snapshot.ConvertedArtifactType
 }
 
-// dropOrphans drops from entries the artifacts whose subject is one of
-// gone (the snapshots a removal untagged) and that no entry names any
-// more. An artifact whose subject is still named stays: the same
+// dropOrphans drops from entries the (untagged) artifacts whose subject
+// is one of gone (the snapshots a removal untagged) and that no entry
+// names any more. An artifact whose subject is still named stays: the same
 // snapshot may be named under another slug (bb import --as, bb pull
 // --as), and the slug annotation of a converted copy is the one the
 // snapshot was committed as, not the one it is named under.
@@ -87,7 +87,7 @@ func dropOrphans(entries []v1.Descriptor, gone map[string]bool) []v1.Descriptor 
 	}
 	kept := entries[:0]
 	for _, d := range entries {
-		if sub := d.Annotations[oci.SubjectAnnotation]; isArtifact(d) && gone[sub] && !named[sub] {
+		if sub := d.Annotations[oci.SubjectAnnotation]; isArtifact(d) && d.Annotations[oci.RefNameAnnotation] == "" && gone[sub] && !named[sub] {
 			continue
 		}
 		kept = append(kept, d)
