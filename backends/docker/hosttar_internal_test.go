@@ -189,3 +189,49 @@ func TestPlannedTarSizeMatchesStream(t *testing.T) {
 type countingWriter struct{ n int64 }
 
 func (c *countingWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
+
+// A directory the bottle swaps for a symlink to a host path between two
+// of its entries: the entries after the swap come from the directory
+// still open (the bottle's own, renamed) or are skipped; nothing is read
+// through the symlink.
+func TestHostTarDirectorySwappedMidRead(t *testing.T) {
+	root, outside := t.TempDir(), t.TempDir()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range []string{"b", "c"} {
+		must(os.WriteFile(filepath.Join(outside, n), []byte("host secret"), 0o600))
+	}
+	must(os.MkdirAll(filepath.Join(root, "d"), 0o755))
+	must(os.MkdirAll(filepath.Join(root, "e"), 0o755))
+	for _, n := range []string{"a", "b", "c"} {
+		must(os.WriteFile(filepath.Join(root, "d", n), []byte("bottle"), 0o644))
+	}
+	rfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	must(err)
+	var buf bytes.Buffer
+	h := &hostTar{root: rfd, tw: tar.NewWriter(&buf), links: map[[2]uint64]string{}, buf: make([]byte, 64<<10), xbuf: make([]byte, 64<<10), vbuf: make([]byte, 64<<10)}
+	defer h.close()
+	ctx := context.Background()
+	must(h.write(ctx, []string{"d", "d/a"}))
+	must(os.Rename(filepath.Join(root, "d"), filepath.Join(root, "moved")))
+	must(os.Symlink(outside, filepath.Join(root, "d")))
+	// d/b with d still open, d/c after e made the reader let go of it.
+	must(h.write(ctx, []string{"d/b", "e", "d/c"}))
+	must(h.tw.Close())
+	tr := tar.NewReader(&buf)
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		must(err)
+		b, _ := io.ReadAll(tr)
+		if string(b) == "host secret" {
+			t.Errorf("%s was read through the symlink that replaced d", hdr.Name)
+		}
+	}
+}
