@@ -39,6 +39,7 @@ func (m *Manager) Remove(ctx context.Context, ref string) ([]string, error) {
 	var removed []string
 	err = m.Store.UpdateIndex(ctx, func(idx *v1.IndexManifest) error {
 		removed = removed[:0]
+		gone := map[string]bool{}
 		kept := idx.Manifests[:0]
 		for _, d := range idx.Manifests {
 			name := d.Annotations[oci.RefNameAnnotation]
@@ -46,18 +47,16 @@ func (m *Manager) Remove(ctx context.Context, ref string) ([]string, error) {
 			if slugWide && d.Annotations[oci.SlugAnnotation] == slug && (name == "" || snapshot.IsSnapshotTag(slug, name)) {
 				drop = true
 			}
-			if !slugWide && (d.ArtifactType == snapshot.MetadataArtifactType || d.ArtifactType == snapshot.IndexArtifactType || d.ArtifactType == snapshot.ConvertedArtifactType) && d.Annotations[oci.SubjectAnnotation] == target.Digest.String() {
-				drop = true
-			}
 			if drop {
 				if name != "" {
 					removed = append(removed, name)
+					gone[d.Digest.String()] = true
 				}
 				continue
 			}
 			kept = append(kept, d)
 		}
-		idx.Manifests = kept
+		idx.Manifests = dropOrphans(kept, gone)
 		return nil
 	})
 	if err != nil {
@@ -65,4 +64,33 @@ func (m *Manager) Remove(ctx context.Context, ref string) ([]string, error) {
 	}
 	_, err = m.Store.GC(ctx)
 	return removed, err
+}
+
+// isArtifact reports whether d is an artifact bb attaches to a snapshot
+// (its subject annotation names the snapshot).
+func isArtifact(d v1.Descriptor) bool {
+	return d.ArtifactType == snapshot.MetadataArtifactType || d.ArtifactType == snapshot.IndexArtifactType || d.ArtifactType == snapshot.ConvertedArtifactType
+}
+
+// dropOrphans drops from entries the (untagged) artifacts whose subject
+// is one of gone (the snapshots a removal untagged) and that no entry
+// names any more. An artifact whose subject is still named stays: the same
+// snapshot may be named under another slug (bb import --as, bb pull
+// --as), and the slug annotation of a converted copy is the one the
+// snapshot was committed as, not the one it is named under.
+func dropOrphans(entries []v1.Descriptor, gone map[string]bool) []v1.Descriptor {
+	named := map[string]bool{}
+	for _, d := range entries {
+		if d.Annotations[oci.RefNameAnnotation] != "" {
+			named[d.Digest.String()] = true
+		}
+	}
+	kept := entries[:0]
+	for _, d := range entries {
+		if sub := d.Annotations[oci.SubjectAnnotation]; isArtifact(d) && d.Annotations[oci.RefNameAnnotation] == "" && gone[sub] && !named[sub] {
+			continue
+		}
+		kept = append(kept, d)
+	}
+	return kept
 }

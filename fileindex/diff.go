@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"io"
+	"math"
 	"path"
 	"slices"
 )
@@ -383,7 +384,7 @@ func (d *differ) emit(sc *scanner, e *Entry, kind Kind, repl bool, g *linkGroup)
 		p.Changed++
 	}
 	if e.Type == 'f' {
-		p.Bytes += e.Size
+		p.Bytes += min(e.Size, math.MaxInt64-p.Bytes) // listed sizes are the bottle's word
 	}
 	if d.opts.Report != nil {
 		d.opts.Report(Change{Kind: kind, Path: e.Path, Type: e.Type, Size: e.Size, Replaced: repl})

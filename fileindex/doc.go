@@ -9,11 +9,13 @@
 // TYPE is find's %y (f d l b c p s), MODE the permission bits in octal
 // (with setuid, setgid, sticky), MTIME and CTIME are seconds with a
 // fraction, PATH is relative to the root ("" for the root itself, which is
-// skipped) and LINK is a symlink's target. SEC.NSEC is when the listing
-// started, on the clock of the filesystem it lists. GNU find prints this
-// format in the bottle (FindScript); Walk prints it on the host. The
-// listing of a commit, gzipped, is the file index stored with the
-// snapshot.
+// skipped) and LINK is a symlink's target. A listing comes from the
+// bottle: a path with an empty, "." or ".." component is refused, and so
+// is a header line or a record field longer than 64 KiB. SEC.NSEC is
+// when the listing started, on the clock of the filesystem it lists. GNU
+// find prints this format in the bottle (FindScript); Walk prints it on
+// the host. The listing of a commit, gzipped, is the file index stored
+// with the snapshot.
 //
 // What detects a rewrite in place: an entry counts as changed when its
 // type, mode, owner, size, mtime, symlink target, inode number or ctime

@@ -142,13 +142,17 @@ type Reader struct {
 // NewReader reads the header of a listing.
 func NewReader(r io.Reader) (*Reader, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
-	line, err := br.ReadString('\n')
+	b, err := br.ReadSlice('\n') // at most the buffer: the header is a line of the bottle's output
 	if err != nil {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
+		if errors.Is(err, bufio.ErrBufferFull) {
+			return nil, fmt.Errorf("not a file listing (header %q... is longer than %d bytes)", trunc(string(b)), br.Size())
+		}
 		return nil, fmt.Errorf("reading file listing header: %w", err)
 	}
+	line := string(b)
 	rest, ok := strings.CutPrefix(strings.TrimSpace(line), Magic+" ")
 	if !ok {
 		return nil, fmt.Errorf("not a file listing (header %q; GNU find and date with %%N are needed in the bottle)", trunc(line))
@@ -263,7 +267,33 @@ func (r *Reader) nextRaw(e *Entry, parse bool) (path, link []byte, err error) {
 	}
 	r.scratch = append(r.scratch, l...)
 	r.head = r.scratch[:h]
-	return cleanPathBytes(r.scratch[h:n]), r.scratch[n:], nil
+	path = cleanPathBytes(r.scratch[h:n])
+	if !validPath(path) {
+		return nil, nil, fmt.Errorf("file listing record %d: path %q has an empty, \".\" or \"..\" component", r.n, trunc(string(path)))
+	}
+	return path, r.scratch[n:], nil
+}
+
+// validPath reports whether p (cleaned, "" for the root) has no empty,
+// "." or ".." component: a listing comes from the bottle, and its paths
+// become the names of layer entries and whiteouts (".wh.." would name
+// the parent directory).
+func validPath(p []byte) bool {
+	for len(p) > 0 {
+		c := p
+		if i := bytes.IndexByte(p, '/'); i >= 0 {
+			c, p = p[:i], p[i+1:]
+			if len(p) == 0 {
+				return false // a trailing slash
+			}
+		} else {
+			p = nil
+		}
+		if len(c) == 0 || (c[0] == '.' && (len(c) == 1 || (len(c) == 2 && c[1] == '.'))) {
+			return false
+		}
+	}
+	return true
 }
 
 func unexpected(err error) error {

@@ -61,6 +61,10 @@ func TestReaderRoundTripAndErrors(t *testing.T) {
 		"short record": fileindex.Header(time.Unix(1, 0)) + "f 644 0 0 1 1 1\x00a\x00\x00",
 		"truncated":    fileindex.Header(time.Unix(1, 0)) + "f 644 0 0 1 1 1 1 1\x00a",
 		"long path":    fileindex.Header(time.Unix(1, 0)) + "f 644 0 0 1 1 1 1 1\x00" + strings.Repeat("a", 70000) + "\x00\x00",
+		"dot":          fileindex.Header(time.Unix(1, 0)) + "d 755 0 0 1 1 1 1 1\x00a/.\x00\x00",
+		"dotdot":       fileindex.Header(time.Unix(1, 0)) + "f 644 0 0 1 1 1 1 1\x00a/../../b\x00\x00",
+		"empty":        fileindex.Header(time.Unix(1, 0)) + "f 644 0 0 1 1 1 1 1\x00a//b\x00\x00",
+		"trailing":     fileindex.Header(time.Unix(1, 0)) + "d 755 0 0 1 1 1 1 1\x00a/\x00\x00",
 	} {
 		r, err := fileindex.NewReader(strings.NewReader(in))
 		if err == nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -87,5 +88,50 @@ func TestAppendTimeMatchesString(t *testing.T) {
 		if got := string(tm.appendTo([]byte("x"))); got != "x"+tm.String() {
 			t.Errorf("appendTo(%+v) = %q, want %q", tm, got, "x"+tm.String())
 		}
+	}
+}
+
+// endless is a listing from a bottle that never ends its header line.
+type endless struct{ n, limit int64 }
+
+func (e *endless) Read(p []byte) (int, error) {
+	if e.n >= e.limit {
+		return 0, io.EOF
+	}
+	k := min(int64(len(p)), e.limit-e.n)
+	for i := range p[:k] {
+		p[i] = 'a'
+	}
+	e.n += k
+	return int(k), nil
+}
+
+// A header line that does not end is refused once it is longer than a
+// header can be, not read into memory to its end.
+func TestReaderBoundsTheHeaderLine(t *testing.T) {
+	src := &endless{limit: 64 << 20}
+	head := strings.NewReader(Magic + " 1.")
+	if _, err := NewReader(io.MultiReader(head, src)); err == nil {
+		t.Fatal("an endless header line was accepted")
+	}
+	if src.n > 1<<20 {
+		t.Errorf("read %d bytes of an endless header line", src.n)
+	}
+}
+
+// Sizes a bottle lists are not believed to add up: the plan's byte count
+// saturates instead of wrapping around to a small or negative number.
+func TestPlanBytesSaturate(t *testing.T) {
+	cur := []byte(Header(time.Unix(100, 0)))
+	for i, p := range []string{"a", "b", "c"} {
+		cur = AppendRecord(cur, &Entry{Type: 'f', Mode: 0o644, Size: 1<<63 - 1, Ino: uint64(i + 1), Nlink: 1, Path: p})
+	}
+	old := []byte(Header(time.Unix(1, 0)))
+	plan, err := Diff(context.Background(), func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(old)), nil }, bytes.NewReader(cur), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plan.Bytes != 1<<63-1 {
+		t.Errorf("Bytes = %d, want the largest int64", plan.Bytes)
 	}
 }

@@ -104,6 +104,12 @@ func (wk *walker) walk(fd int, rel string) error {
 		}
 		if e.Type == 'l' {
 			e.Link, err = readlinkat(fd, name)
+			if err == unix.ENOENT || err == unix.EINVAL {
+				// Removed or replaced while listed: listed with no
+				// target (as find's %l does), it counts as changed and
+				// the stream takes what is there now.
+				e.Link, err = "", nil
+			}
 			if err != nil {
 				return fmt.Errorf("listing %s: %w", path.Join(wk.dir, p), err)
 			}

@@ -45,7 +45,9 @@ type Finding struct {
 type CheckOptions struct {
 	// Fix repairs what is safe: stray temporary files older than
 	// TempGrace go, modes are tightened, blobs whose content does not
-	// match their digest go if no tag reaches them.
+	// match their digest go if no tag reaches them (with the untagged
+	// artifacts of a snapshot that reach them: a converted copy, a file
+	// index, metadata).
 	Fix bool
 }
 
@@ -234,6 +236,19 @@ func (s *Store) checkBlobs(ctx context.Context, opts CheckOptions, refs map[v1.H
 // got: with opts.Fix it is removed unless an entry (tags) reaches it.
 func (s *Store) damagedBlob(ctx context.Context, opts CheckOptions, p string, h v1.Hash, got string, tags []string) Finding {
 	f := Finding{Kind: FindingBlob, Path: p, Ref: h.String(), Problem: fmt.Sprintf("content hashes to %s:%s: the blob is damaged", h.Algorithm, got)}
+	if len(tags) > 0 && opts.Fix {
+		// Reached only by artifacts attached to a snapshot (a converted
+		// copy, a file index, metadata): they go with the blob, and the
+		// snapshot stays.
+		dropped, err := s.dropArtifactsReaching(ctx, h)
+		if err == nil && dropped > 0 {
+			if removed, err := s.removeIfUnreachable(ctx, h); err == nil && removed {
+				f.Fix = fmt.Sprintf("remove it and the %d untagged artifacts that reach it (a converted copy is made again when needed)", dropped)
+				f.Fixed = true
+				return f
+			}
+		}
+	}
 	if len(tags) > 0 {
 		sort.Strings(tags)
 		f.Problem += fmt.Sprintf("; needed by %s: import or pull that snapshot again to repair it", strings.Join(tags, ", "))
@@ -253,6 +268,35 @@ func (s *Store) damagedBlob(ctx context.Context, opts CheckOptions, p string, h 
 		f.Problem += "; a tag reaches it now: left in place"
 	}
 	return f
+}
+
+// dropArtifactsReaching drops from index.json the entries that reach
+// blob h, if every one of them is an untagged artifact of a snapshot
+// (it has a subject annotation), and returns how many it dropped.
+func (s *Store) dropArtifactsReaching(ctx context.Context, h v1.Hash) (int, error) {
+	dropped := 0
+	err := s.UpdateIndex(ctx, func(idx *v1.IndexManifest) error {
+		dropped = 0
+		kept := make([]v1.Descriptor, 0, len(idx.Manifests))
+		for _, m := range idx.Manifests {
+			keep := map[v1.Hash]bool{}
+			_ = s.mark(ctx, m, keep)
+			if !keep[h] {
+				kept = append(kept, m)
+				continue
+			}
+			if m.Annotations[RefNameAnnotation] != "" || m.Annotations[SubjectAnnotation] == "" {
+				dropped = 0
+				return nil // a tag or an image of its own needs it: leave index.json as it is
+			}
+			dropped++
+		}
+		if dropped > 0 {
+			idx.Manifests = kept
+		}
+		return nil
+	})
+	return dropped, err
 }
 
 // removeIfUnreachable removes blob h under the lock if no entry of

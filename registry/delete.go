@@ -163,9 +163,9 @@ func (h *handler) deleteBlob(ctx context.Context, w http.ResponseWriter, ref str
 }
 
 // dropOrphanMetadata removes from entries the bottle metadata artifacts
-// (and the converted copies, see snapshot.Convert) whose snapshot no tag
-// holds any more: they go with the last snapshot they describe, as when
-// bb prunes a slug's history.
+// (and the converted copies, see snapshot.Convert, and the file indexes)
+// whose snapshot no tag holds any more: they go with the last snapshot
+// they describe, as when bb prunes a slug's history.
 func dropOrphanMetadata(entries []v1.Descriptor) []v1.Descriptor {
 	tagged := map[string]bool{}
 	for _, m := range entries {
@@ -175,7 +175,7 @@ func dropOrphanMetadata(entries []v1.Descriptor) []v1.Descriptor {
 	}
 	kept := entries[:0]
 	for _, m := range entries {
-		if (m.ArtifactType == snapshot.MetadataArtifactType || m.ArtifactType == snapshot.ConvertedArtifactType) && !tagged[m.Annotations[oci.SubjectAnnotation]] {
+		if (m.ArtifactType == snapshot.MetadataArtifactType || m.ArtifactType == snapshot.ConvertedArtifactType || m.ArtifactType == snapshot.IndexArtifactType) && !tagged[m.Annotations[oci.SubjectAnnotation]] {
 			continue
 		}
 		kept = append(kept, m)

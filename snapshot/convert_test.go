@@ -229,3 +229,118 @@ func TestConvertDockerManifestToZstd(t *testing.T) {
 		t.Fatalf("back to gzip: %+v, %v", back, err)
 	}
 }
+
+// Conversions of one snapshot racing in processes of their own (each
+// with its own view of the store) all succeed, leave one recorded copy
+// and a store that checks clean; the copy survives gc.
+func TestConvertRacing(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	s, err := oci.Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := build(t, s, "race", strings.Repeat("race ", 200000), time.Now().Add(-time.Minute))
+	if err := snapshot.Publish(ctx, s, r, -1); err != nil {
+		t.Fatal(err)
+	}
+	const n = 4
+	type out struct {
+		c   *snapshot.Conversion
+		err error
+	}
+	res := make(chan out, n)
+	for range n {
+		go func() {
+			si, err := oci.Open(root)
+			if err != nil {
+				res <- out{err: err}
+				return
+			}
+			c, err := snapshot.Convert(ctx, si, r.Manifest, layer.Zstd, layer.Options{})
+			res <- out{c, err}
+		}()
+	}
+	var got []*snapshot.Conversion
+	for range n {
+		o := <-res
+		if o.err != nil {
+			t.Fatal(o.err)
+		}
+		got = append(got, o.c)
+	}
+	recorded := conversions(t, s)
+	if len(recorded) != 1 {
+		t.Fatalf("%d conversions recorded: %+v", len(recorded), recorded)
+	}
+	rec := recorded[r.Manifest.Digest.String()]
+	for _, c := range got {
+		if c.Manifest.Digest != rec.Digest {
+			t.Errorf("a racing conversion returned %s, the store recorded %s", c.Manifest.Digest, rec.Digest)
+		}
+	}
+	age(t, s)
+	if _, err := s.GC(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Complete(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := s.Check(ctx, oci.CheckOptions{})
+	if err != nil || !rep.OK() {
+		t.Fatalf("store check after racing conversions: %+v, %v", rep, err)
+	}
+}
+
+// A converted copy whose layer blob is damaged in the store (same size,
+// other bytes) is only a copy: bb doctor --fix drops it and its blob, and
+// the next conversion makes a good one (it was reused as it was, and no
+// repair was offered: "import or pull that snapshot again").
+func TestDamagedConvertedCopyIsRepaired(t *testing.T) {
+	ctx := context.Background()
+	s, _ := oci.Open(t.TempDir())
+	r := build(t, s, "dmg", strings.Repeat("damaged ", 20000), time.Now().Add(-time.Minute))
+	if err := snapshot.Publish(ctx, s, r, -1); err != nil {
+		t.Fatal(err)
+	}
+	c, err := snapshot.Convert(ctx, s, r.Manifest, layer.Zstd, layer.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := manifestOf(t, s, c.Manifest.Digest).Layers[0]
+	p := s.BlobPath(l.Digest)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0xff
+	_ = os.Chmod(p, 0o600)
+	if err := os.WriteFile(p, b, 0o400); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := s.Check(ctx, oci.CheckOptions{Fix: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range rep.Findings {
+		if !f.Fixed {
+			t.Errorf("doctor --fix left %s %s: %s", f.Kind, f.Ref, f.Problem)
+		}
+	}
+	c2, err := snapshot.Convert(ctx, s, r.Manifest, layer.Zstd, layer.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l2 := manifestOf(t, s, c2.Manifest.Digest).Layers[0]
+	f, err := s.Blob(ctx, l2.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if h, _, _ := v1.SHA256(f); h != l2.Digest {
+		t.Errorf("the conversion after doctor --fix gives a damaged layer %s (hashes to %s)", l2.Digest, h)
+	}
+	if rep, err := s.Check(ctx, oci.CheckOptions{}); err != nil || !rep.OK() {
+		t.Errorf("store check: %+v, %v", rep, err)
+	}
+}

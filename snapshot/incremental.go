@@ -4,9 +4,12 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"log/slog"
 	"time"
@@ -230,7 +233,8 @@ func openIndex(ctx context.Context, s *oci.Store, d v1.Descriptor) (io.ReadClose
 	if err != nil {
 		return nil, err
 	}
-	gz, err := gzip.NewReader(f)
+	raw := &digestReader{r: f, h: sha256.New()}
+	gz, err := gzip.NewReader(raw)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("file index %s: %w", d.Digest, err)
@@ -238,7 +242,44 @@ func openIndex(ctx context.Context, s *oci.Store, d v1.Descriptor) (io.ReadClose
 	return struct {
 		io.Reader
 		io.Closer
-	}{gz, f}, nil
+	}{&indexReader{gz: gz, raw: raw, want: d}, f}, nil
+}
+
+// digestReader hashes and counts what is read through it.
+type digestReader struct {
+	r io.Reader
+	h hash.Hash
+	n int64
+}
+
+func (d *digestReader) Read(p []byte) (int, error) {
+	n, err := d.r.Read(p)
+	d.h.Write(p[:n])
+	d.n += int64(n)
+	return n, err
+}
+
+// indexReader is a stored file index, decompressed: at its end the blob
+// must have been read whole and hash to its digest, else the end is an
+// error (what the index says decides what a commit leaves out).
+type indexReader struct {
+	gz   io.Reader
+	raw  *digestReader
+	want v1.Descriptor
+}
+
+func (r *indexReader) Read(p []byte) (int, error) {
+	n, err := r.gz.Read(p)
+	if !errors.Is(err, io.EOF) {
+		return n, err
+	}
+	if _, err := io.Copy(io.Discard, r.raw); err != nil {
+		return n, fmt.Errorf("file index %s: %w", r.want.Digest, err)
+	}
+	if got := hex.EncodeToString(r.raw.h.Sum(nil)); r.raw.n != r.want.Size || got != r.want.Digest.Hex || r.want.Digest.Algorithm != "sha256" {
+		return n, fmt.Errorf("file index %s is damaged in the store (it hashes to sha256:%s): run bb doctor", r.want.Digest, got)
+	}
+	return n, io.EOF
 }
 
 // partialSource streams the whiteouts of a plan, then the changed entries.
@@ -317,7 +358,12 @@ func IndexOf(ctx context.Context, s *oci.Store, subject v1.Hash) (v1.Descriptor,
 		return v1.Descriptor{}, err
 	}
 	for _, m := range idx.Manifests {
-		if m.ArtifactType != IndexArtifactType || m.Annotations[oci.SubjectAnnotation] != subject.String() {
+		// Only an entry PutIndex recorded (untagged, naming the slug): bb
+		// serve records a manifest pushed into it (a referrer, or by tag)
+		// with the artifactType and subject the pusher chose, and a file
+		// index decides what a commit leaves out.
+		if m.ArtifactType != IndexArtifactType || m.Annotations[oci.SubjectAnnotation] != subject.String() ||
+			m.Annotations[oci.SlugAnnotation] == "" || m.Annotations[oci.RefNameAnnotation] != "" {
 			continue
 		}
 		man, err := s.Manifest(ctx, m)

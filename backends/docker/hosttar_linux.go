@@ -275,6 +275,7 @@ func (h *hostTar) entry(pfd int, name, base string) error {
 	case unix.S_IFLNK:
 		n, err := unix.Readlinkat(pfd, base, h.buf[:unix.PathMax])
 		if err != nil {
+			h.unlink(&st, hdr.Name)
 			return nil
 		}
 		hdr.Typeflag, hdr.Linkname = tar.TypeSymlink, string(h.buf[:n])
@@ -303,11 +304,13 @@ func (h *hostTar) file(pfd int, base string, hdr *tar.Header, lst *unix.Stat_t) 
 	// for reading, through its O_PATH descriptor, so it is the same inode.
 	pathFD, err := unix.Openat(pfd, base, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
+		h.unlink(lst, hdr.Name)
 		return nil
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(pathFD, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Ino != lst.Ino || st.Dev != lst.Dev {
 		unix.Close(pathFD)
+		h.unlink(lst, hdr.Name)
 		h.warn("%s: file changed as we read it", strings.TrimPrefix(hdr.Name, "./"))
 		return nil
 	}
@@ -319,6 +322,7 @@ func (h *hostTar) file(pfd int, base string, hdr *tar.Header, lst *unix.Stat_t) 
 	f := os.NewFile(uintptr(fd), base)
 	defer f.Close()
 	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Ino != lst.Ino || st.Dev != lst.Dev {
+		h.unlink(lst, hdr.Name)
 		h.warn("%s: file changed as we read it", strings.TrimPrefix(hdr.Name, "./"))
 		return nil
 	}
@@ -350,6 +354,16 @@ func (h *hostTar) file(pfd int, base string, hdr *tar.Header, lst *unix.Stat_t) 
 		}
 	}
 	return nil
+}
+
+// unlink forgets the entry named name (as in its header) as the first
+// path of the inode st when it was left out of the stream: a later hard
+// link of the inode is then written whole, not as a link to nothing.
+func (h *hostTar) unlink(st *unix.Stat_t, name string) {
+	key := [2]uint64{st.Dev, st.Ino}
+	if h.links[key] == strings.TrimPrefix(name, "./") {
+		delete(h.links, key)
+	}
 }
 
 // isReadErr tells a failure to read the bottle's file (kept as a

@@ -193,3 +193,34 @@ func TestRefusedPullLeavesNoBlobs(t *testing.T) {
 	}
 	checkStore(t, filepath.Join(home2, "oci"))
 }
+
+// bb export --compression killed at random points while it converts the
+// snapshot's layers: the store stays valid, and the next export in that
+// compression completes and imports into a snapshot that resumes.
+func TestKillDuringConvert(t *testing.T) {
+	bin := bbBinary(t)
+	home := t.TempDir()
+	src := t.TempDir()
+	tree(t, src, 31, 2<<20)
+	base := []string{"--home", home}
+	timed(t, bin, append(base, "commit", "--from-dir", src, "--slug", "cv")...)
+	dir := t.TempDir()
+	export := func(i int) []string {
+		return append(base, "export", "cv", "--compression", "zstd", "-o", filepath.Join(dir, fmt.Sprintf("cv%d.tar", i)))
+	}
+	// How long a conversion takes: in a store of its own, so this one's
+	// copy is not reused by the killed runs.
+	home2 := t.TempDir()
+	timed(t, bin, "--home", home2, "commit", "--from-dir", src, "--slug", "cv")
+	took := timed(t, bin, "--home", home2, "export", "cv", "--compression", "zstd", "-o", filepath.Join(dir, "probe.tar"))
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 11))
+	for i := 0; i < 4; i++ {
+		killAt(t, time.Duration(rng.Int64N(int64(took)+1)), bin, export(i)...)
+		checkStore(t, filepath.Join(home, "oci"))
+	}
+	timed(t, bin, export(9)...)
+	checkStore(t, filepath.Join(home, "oci"))
+	home3 := t.TempDir()
+	timed(t, bin, "--home", home3, "import", filepath.Join(dir, "cv9.tar"), "--as", "cv")
+	resumes(t, bin, home3, "cv")
+}
