@@ -86,7 +86,41 @@ type Options struct {
 	// bottle (before and after a resume), whose inodes and ctimes all
 	// differ. It misses rewrites that keep size and mtime.
 	Quick bool
+	// MaxMemory bounds what Diff holds: the older listing's entries (32
+	// bytes each) and the paths of the plan. A listing comes from the
+	// bottle, so its size is the bottle's word. Past the bound Diff reads
+	// on, counting only, and returns a *TooLargeError with the counts.
+	// 0 means DefaultMaxMemory.
+	MaxMemory int64
 }
+
+// DefaultMaxMemory is Options.MaxMemory when it is 0: 8 million entries of
+// an older listing, or a few million changed paths. A change that large
+// costs a full snapshot about as much as an increment.
+const DefaultMaxMemory = 256 << 20
+
+// TooLargeError is a comparison that would hold more than
+// Options.MaxMemory.
+type TooLargeError struct {
+	// Max is the bound; What says what reached it.
+	Max  int64
+	What string
+}
+
+func (e *TooLargeError) Error() string {
+	size := fmt.Sprintf("%d bytes", e.Max)
+	if e.Max >= 1<<20 {
+		size = fmt.Sprintf("%d MiB", e.Max>>20)
+	}
+	return fmt.Sprintf("comparing the listings would hold more than %s: %s", size, e.What)
+}
+
+// oldEntrySize is what load holds per entry of the older listing.
+const oldEntrySize = 32
+
+// pathCost is what the plan holds for a path: its bytes and about what a
+// string header and a map or slice slot take.
+func pathCost(p string) int64 { return int64(len(p)) + 48 }
 
 // oldEntry is what Diff keeps in memory of one entry of the older listing.
 type oldEntry struct {
@@ -111,17 +145,42 @@ const (
 // count as changed.
 func Diff(ctx context.Context, old func() (io.ReadCloser, error), cur io.Reader, opts Options) (*Plan, error) {
 	seed := maphash.MakeSeed()
-	d := &differ{seed: seed, opts: opts, plan: &Plan{}}
+	d := &differ{seed: seed, opts: opts, plan: &Plan{}, budget: opts.MaxMemory}
+	if d.budget <= 0 {
+		d.budget = DefaultMaxMemory
+	}
 	if err := d.load(ctx, old); err != nil {
 		return nil, err
 	}
 	if err := d.scan(ctx, cur); err != nil {
 		return nil, err
 	}
+	if d.over != nil {
+		return d.plan, d.over
+	}
 	if err := d.deletions(ctx, old); err != nil {
 		return nil, err
 	}
+	if d.over != nil {
+		return d.plan, d.over
+	}
 	return d.plan, nil
+}
+
+// spend takes n bytes of the budget. Past it, the plan is dropped, the
+// comparison goes on counting only, and Diff returns d.over.
+func (d *differ) spend(n int64, what string) bool {
+	if d.over != nil {
+		return false
+	}
+	d.used += n
+	if d.used <= d.budget {
+		return true
+	}
+	d.over = &TooLargeError{Max: d.budget, What: what}
+	d.opts.NoPaths, d.opts.Report = true, nil
+	d.plan.Paths, d.plan.Whiteouts, d.plan.Opaque = nil, nil, nil
+	return false
 }
 
 type differ struct {
@@ -131,6 +190,10 @@ type differ struct {
 	olds []oldEntry
 	// listed is when the older listing started, minus RacyWindow.
 	racyFrom Time
+	// budget bounds used (Options.MaxMemory); over is set once it is
+	// passed.
+	budget, used int64
+	over         *TooLargeError
 }
 
 func (d *differ) key(p string) uint64 { return maphash.String(d.seed, p) }
@@ -217,6 +280,9 @@ func (d *differ) load(ctx context.Context, open func() (io.ReadCloser, error)) e
 	if err != nil {
 		return err
 	}
+	if !d.spend(int64(n)*oldEntrySize, fmt.Sprintf("the previous snapshot's file index lists %d entries", n)) {
+		return nil
+	}
 	d.olds = make([]oldEntry, 0, n)
 	var e Entry
 	for {
@@ -289,8 +355,11 @@ func (d *differ) scan(ctx context.Context, cur io.Reader) error {
 		if d.plan.Entries%4096 == 0 && ctx.Err() != nil {
 			return ctx.Err()
 		}
+		if d.over != nil {
+			continue
+		}
 		kind, repl := d.classify(sc, &e)
-		g := sc.group(&e)
+		g := d.group(sc, &e)
 		if kind != 0 {
 			d.emit(sc, &e, kind, repl, g)
 		}
@@ -349,11 +418,13 @@ func (d *differ) classify(sc *scanner, e *Entry) (kind Kind, repl bool) {
 		}
 	}
 	if e.IsDir() && repl && o.typ == 'd' {
-		sc.reopened = append(sc.reopened, e.Path)
-		if !d.opts.NoPaths {
-			d.plan.Opaque = append(d.plan.Opaque, e.Path)
+		if d.spend(pathCost(e.Path), "directories made again") {
+			sc.reopened = append(sc.reopened, e.Path)
+			if !d.opts.NoPaths {
+				d.plan.Opaque = append(d.plan.Opaque, e.Path)
+			}
 		}
-	} else if repl && o.typ == 'd' && !d.opts.NoPaths {
+	} else if repl && o.typ == 'd' && !d.opts.NoPaths && d.spend(pathCost(e.Path), "replaced directories") {
 		d.plan.Whiteouts = append(d.plan.Whiteouts, e.Path)
 	}
 	return kind, repl
@@ -361,8 +432,11 @@ func (d *differ) classify(sc *scanner, e *Entry) (kind Kind, repl bool) {
 
 // group adds a hard-linked file to the group of its inode (nil for
 // other entries).
-func (sc *scanner) group(e *Entry) *linkGroup {
+func (d *differ) group(sc *scanner, e *Entry) *linkGroup {
 	if e.Nlink <= 1 || e.IsDir() {
+		return nil
+	}
+	if !d.spend(pathCost(e.Path), "hard-linked paths") {
 		return nil
 	}
 	g := sc.links[e.Ino]
@@ -389,7 +463,7 @@ func (d *differ) emit(sc *scanner, e *Entry, kind Kind, repl bool, g *linkGroup)
 	if d.opts.Report != nil {
 		d.opts.Report(Change{Kind: kind, Path: e.Path, Type: e.Type, Size: e.Size, Replaced: repl})
 	}
-	if d.opts.NoPaths {
+	if d.opts.NoPaths || !d.spend(2*pathCost(e.Path), "changed paths") {
 		return
 	}
 	// The parent goes too: extracting the entry changes the parent's
@@ -465,6 +539,9 @@ func (d *differ) deletions(ctx context.Context, open func() (io.ReadCloser, erro
 			d.opts.Report(Change{Kind: Deleted, Path: e.Path, Type: e.Type, Size: e.Size})
 		}
 		if d.opts.NoPaths {
+			continue
+		}
+		if !d.spend(pathCost(e.Path), "deleted paths") {
 			continue
 		}
 		// Topmost only: a whiteout when the parent is still there as the

@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -233,5 +235,53 @@ func TestPushedFileIndexIsNotBelieved(t *testing.T) {
 				t.Errorf("the commit used a file index bb did not record: %+v", r2.Incremental)
 			}
 		})
+	}
+}
+
+// A listing that would make the comparison hold more than its bound (the
+// bottle's word: a fabricated find output of millions of entries) gives a
+// full snapshot with a warning, not an out-of-memory bb; its listing is
+// still stored, so the next commit is incremental again.
+func TestListingOverTheBoundIsFull(t *testing.T) {
+	ctx := context.Background()
+	s, err := oci.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now().Add(-time.Hour)
+	paths := make([]string, 2000)
+	for i := range paths {
+		paths[i] = fmt.Sprintf("dir%04d", i)
+	}
+	l := &lister{listing: hostileListing(t0, "a")}
+	req := snapshot.Request{Slug: "bound", Backend: "dir", SourceName: "test", Source: l, Now: t0}
+	commit := func(at time.Time, listed ...string) *snapshot.Result {
+		t.Helper()
+		l.listing = hostileListing(at, listed...)
+		req.Source, req.Now = l, at
+		r, err := snapshot.Build(ctx, s, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := snapshot.Publish(ctx, s, r, -1); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	commit(t0, "a")
+	defer snapshot.SetPlanMemory(64 << 10)()
+	r := commit(t0.Add(time.Minute), paths...)
+	if r.Incremental == nil || r.Incremental.Parent != "" || !strings.Contains(r.Incremental.Full, "would hold more than") {
+		t.Fatalf("over the bound: incremental %+v, want a full snapshot saying why", r.Incremental)
+	}
+	if r.Incremental.Entries != len(paths) {
+		t.Errorf("entries %d, want %d", r.Incremental.Entries, len(paths))
+	}
+	if !slices.ContainsFunc(r.Warnings, func(w string) bool { return strings.Contains(w, "full snapshot") }) {
+		t.Errorf("warnings %q: want the reason", r.Warnings)
+	}
+	r = commit(t0.Add(2*time.Minute), append(paths, "new")...)
+	if r.Incremental == nil || r.Incremental.Parent == "" || r.Incremental.Added != 1 {
+		t.Fatalf("next commit: incremental %+v, want one added entry on the stored listing", r.Incremental)
 	}
 }

@@ -172,12 +172,20 @@ func listAndPlan(ctx context.Context, s *oci.Store, req *Request, excludes []str
 	gz, _ := gzip.NewWriterLevel(w, gzip.BestSpeed)
 	tee := io.TeeReader(&sticky{r: lst}, gz)
 	var plan *fileindex.Plan
-	entries := 0
+	entries, warning := 0, ""
+
 	if par != nil {
 		open := func() (io.ReadCloser, error) { return openIndex(ctx, s, par.index) }
-		plan, err = fileindex.Diff(ctx, open, tee, fileindex.Options{})
+		plan, err = fileindex.Diff(ctx, open, tee, fileindex.Options{MaxMemory: planMemory})
 		if plan != nil {
 			entries = plan.Entries
+		}
+		var big *fileindex.TooLargeError
+		if errors.As(err, &big) {
+			// The listing is still stored: the next commit compares with it.
+			why, par, plan, err = big.Error()+", so this is a full snapshot", nil, nil, nil
+			log.Warn(why)
+			warning = why
 		}
 	} else {
 		var r *fileindex.Reader
@@ -210,7 +218,8 @@ func listAndPlan(ctx context.Context, s *oci.Store, req *Request, excludes []str
 	inc := &incremental{index: &v1.Descriptor{MediaType: IndexMediaType, Digest: h, Size: n}, created: w.Created()}
 	inc.info.Entries = entries
 	inc.info.Full = why
-	if par != nil && float64(plan.Renumbered) > FullRatio*float64(plan.Entries) {
+	inc.warning = warning
+	if par != nil && plan != nil && float64(plan.Renumbered) > FullRatio*float64(plan.Entries) {
 		inc.info.Full = fmt.Sprintf("%d of %d entries have new inodes (as after a resume)", plan.Renumbered, plan.Entries)
 		par = nil
 	}
@@ -227,6 +236,10 @@ func listAndPlan(ctx context.Context, s *oci.Store, req *Request, excludes []str
 	inc.info.Listing = time.Since(start)
 	return inc, nil
 }
+
+// planMemory bounds what the comparison of two listings holds
+// (fileindex.Options.MaxMemory; 0: its default). Tests lower it.
+var planMemory int64
 
 func openIndex(ctx context.Context, s *oci.Store, d v1.Descriptor) (io.ReadCloser, error) {
 	f, err := s.Blob(ctx, d.Digest)
