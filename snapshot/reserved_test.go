@@ -25,10 +25,10 @@ func TestFilterReservedNames(t *testing.T) {
 		{name: "work/.wh.dir/", typ: tar.TypeDir},
 		{name: "work/.wh.dir/inner", typ: tar.TypeReg, body: "x"},
 		{name: "work/.wh.forged", typ: tar.TypeReg, pax: forged},
-		{name: "work/.wh.gone", typ: tar.TypeReg, pax: m},         // ours: kept
-		{name: "work/sub/.wh..wh..opq", typ: tar.TypeReg, pax: m}, // ours: kept
-		{name: "work/.wh.dir2/.wh.x", typ: tar.TypeReg, pax: m},   // ours, below a reserved name: dropped
-		{name: "work/.wh..wh.x", typ: tar.TypeReg, pax: m},        // ours, hiding a reserved name: dropped
+		{name: "work/.wh.gone", typ: tar.TypeReg, pax: m},                 // ours: kept
+		{name: "work/sub/.wh..wh..opq", typ: tar.TypeReg, pax: m},         // ours: kept
+		{name: "work/.wh.dir2/.wh.x", typ: tar.TypeReg, pax: m},           // ours, below a reserved name: dropped
+		{name: "work/.wh..wh.x", typ: tar.TypeReg, pax: m},                // ours, hiding a reserved name: dropped
 		{name: "work/.wh.sym", typ: tar.TypeSymlink, link: "foo", pax: m}, // ours, not a whiteout: dropped
 		{name: "work/link", typ: tar.TypeLink, link: "work/.wh.foo"},
 		{name: "work/plain", typ: tar.TypeReg, body: "p", pax: m}, // the mark goes
