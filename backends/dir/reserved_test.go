@@ -2,7 +2,9 @@ package dir_test
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
@@ -13,6 +15,8 @@ import (
 	"time"
 
 	"github.com/bot-bottle/bb/backends/dir"
+	"github.com/bot-bottle/bb/bottle"
+	"github.com/bot-bottle/bb/cmd/bb/cli"
 	"github.com/bot-bottle/bb/internal/testing/snaptest"
 	"github.com/bot-bottle/bb/oci"
 	"github.com/bot-bottle/bb/oci/layer"
@@ -158,5 +162,50 @@ func TestReservedNamesLeftOutNotApplied(t *testing.T) {
 	check(res, nil)
 	if res.Incremental.Deleted != 0 {
 		t.Errorf("deleting reserved names counted %d deletions", res.Incremental.Deleted)
+	}
+}
+
+// Through the CLI: bb commit names the left-out files on stderr and in
+// --json, bb diff --live says they are in no snapshot, and bb resume
+// gives back the base file they would have hidden.
+func TestReservedNamesCLI(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "bottle")
+	home := t.TempDir()
+	for p, c := range map[string]string{"work/foo": "base", "work/.wh.foo": "agent", "work/.wh..wh..opq": "agent"} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(root, p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, p), []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out, errb bytes.Buffer
+	c := cli.New()
+	c.SetArgs([]string{"--home", home, "commit", "--from-dir", root, "--slug", "harden-wh-cli", "--json"})
+	c.SetOut(&out)
+	c.SetErr(&errb)
+	if err := c.ExecuteContext(context.Background()); err != nil {
+		t.Fatalf("bb commit: %v\n%s", err, errb.String())
+	}
+	if !strings.Contains(errb.String(), "left out 2 entries") || !strings.Contains(errb.String(), "work/.wh.foo") {
+		t.Errorf("bb commit's stderr does not name the left-out files:\n%s", errb.String())
+	}
+	var res bottle.CommitResult
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Stats.Reserved != 2 || len(res.Stats.ReservedPaths) != 2 {
+		t.Errorf("--json stats: %+v", res.Stats)
+	}
+	if d := run(t, "--home", home, "diff", "harden-wh-cli", "--live"); !strings.Contains(d, "not in any snapshot: 2 entries") || !strings.Contains(d, "work/.wh..wh..opq") {
+		t.Errorf("bb diff --live:\n%s", d)
+	}
+	dst := filepath.Join(t.TempDir(), "out")
+	run(t, "--home", home, "resume", "harden-wh-cli", "--dir", dst)
+	if b, err := os.ReadFile(filepath.Join(dst, "work/foo")); err != nil || string(b) != "base" {
+		t.Errorf("work/foo after resume: %q, %v", b, err)
+	}
+	if _, err := os.Lstat(filepath.Join(dst, "work/.wh.foo")); err == nil {
+		t.Errorf("work/.wh.foo came back")
 	}
 }
