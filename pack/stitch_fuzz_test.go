@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -133,7 +134,9 @@ func (in *fzInput) fzCompress(t *testing.T, s *oci.Store, tb []byte) []byte {
 	t.Helper()
 	ctx := context.Background()
 	var b bytes.Buffer
-	switch mode := in.intn(7); mode {
+	mode := in.intn(7)
+	t.Logf("first layer: %d bytes of tar, compression %d", len(tb), mode)
+	switch mode {
 	case 0:
 		l, err := layer.Write(ctx, s, bytes.NewReader(tb), layer.Options{})
 		if err != nil {
@@ -194,6 +197,18 @@ func (in *fzInput) fzCompress(t *testing.T, s *oci.Store, tb []byte) []byte {
 		return tb
 	}
 	return b.Bytes()
+}
+
+// fzTempDir is a temporary directory in /dev/shm where there is one:
+// the store syncs every blob it writes, which on a disk costs more than
+// the rest of an execution.
+func fzTempDir(t *testing.T) string {
+	dir, err := os.MkdirTemp("/dev/shm", "bb-fuzz-stitch-")
+	if err != nil {
+		return t.TempDir()
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
 }
 
 // fzImage puts an image of the given layers (tars and their blobs) in s.
@@ -273,7 +288,7 @@ func FuzzStitch(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		in := &fzInput{b: data}
 		ctx := context.Background()
-		s, err := oci.Open(filepath.Join(t.TempDir(), "oci"))
+		s, err := oci.Open(filepath.Join(fzTempDir(t), "oci"))
 		if err != nil {
 			t.Fatal(err)
 		}
