@@ -67,7 +67,9 @@ type FilterStats struct {
 	// Reserved counts the bottle's entries left out because their names
 	// are reserved for whiteouts (".wh.NAME", and what is below a
 	// directory of that name); ReservedPaths are the first
-	// MaxReservedPaths of them. They are part of Dropped.
+	// MaxReservedPaths of them. Those the filter met are part of Dropped;
+	// a snapshot's Result adds those its listing left out (an incremental
+	// commit does not stream unchanged ones).
 	Reserved      int64
 	ReservedPaths []string `json:",omitempty"`
 }
