@@ -197,6 +197,9 @@ func TestReservedNamesCLI(t *testing.T) {
 	if res.Stats.Reserved != 2 || len(res.Stats.ReservedPaths) != 2 {
 		t.Errorf("--json stats: %+v", res.Stats)
 	}
+	if o := run(t, "--home", home, "commit", "--from-dir", root, "--slug", "harden-wh-cli"); !strings.Contains(o, "left out 2 entries whose names are reserved") {
+		t.Errorf("bb commit's summary does not count the left-out files:\n%s", o)
+	}
 	if d := run(t, "--home", home, "diff", "harden-wh-cli", "--live"); !strings.Contains(d, "not in any snapshot: 2 entries") || !strings.Contains(d, "work/.wh..wh..opq") {
 		t.Errorf("bb diff --live:\n%s", d)
 	}
