@@ -41,6 +41,7 @@ fuzz-short:
 	$(GO) test -run '^$$' -fuzz '^FuzzParsePath$$' -fuzztime $(FUZZTIME) ./registry
 	$(GO) test -run '^$$' -fuzz '^FuzzRange$$' -fuzztime $(FUZZTIME) ./registry
 	$(GO) test -run '^$$' -fuzz '^FuzzManifestInfo$$' -fuzztime $(FUZZTIME) ./registry
+	$(GO) test -run '^$$' -fuzz '^FuzzStitch$$' -fuzztime $(FUZZTIME) ./pack
 
 # Main job on a built-in default: snapshot a generated root filesystem
 # (no Docker needed), inspect it, resume it; plus a Docker round trip when

@@ -47,6 +47,12 @@ type DiffResult struct {
 	Deleted []DiffEntry `json:"deleted"`
 	// Bytes is the size of the added and changed regular files.
 	Bytes int64 `json:"bytes"`
+	// Reserved counts the entries of To whose names start with ".wh."
+	// (or that lie below such a directory): no snapshot holds them (see
+	// layer.Reserved), so they are in none of the lists above.
+	// ReservedPaths are the first few.
+	Reserved      int      `json:"reserved,omitempty"`
+	ReservedPaths []string `json:"reserved_paths,omitempty"`
 }
 
 // Diff compares two snapshots of slug by their file indexes, or a
@@ -139,6 +145,7 @@ func (m *Manager) Diff(ctx context.Context, slug string, req DiffRequest) (*Diff
 		return nil, err
 	}
 	res.Bytes = plan.Bytes
+	res.Reserved, res.ReservedPaths = plan.Reserved, plan.ReservedPaths
 	for _, l := range [][]DiffEntry{res.Added, res.Changed, res.Deleted} {
 		sort.Slice(l, func(i, j int) bool { return l[i].Path < l[j].Path })
 	}

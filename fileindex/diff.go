@@ -10,6 +10,8 @@ import (
 	"math"
 	"path"
 	"slices"
+
+	"github.com/bot-bottle/bb/oci/layer"
 )
 
 // Kind says how an entry differs between two listings.
@@ -72,7 +74,17 @@ type Plan struct {
 	Renumbered int
 	// Bytes is the size of the regular files in Paths.
 	Bytes int64
+	// Reserved counts the newer listing's entries whose path has a
+	// component starting with ".wh." (layer.Reserved): a layer cannot
+	// carry them (they would be whiteouts), so Diff leaves them out of
+	// both listings, as the snapshots leave them out. ReservedPaths are
+	// the first MaxReservedPaths of them.
+	Reserved      int
+	ReservedPaths []string
 }
+
+// MaxReservedPaths bounds Plan.ReservedPaths.
+const MaxReservedPaths = 10
 
 // Options tune Diff.
 type Options struct {
@@ -295,6 +307,9 @@ func (d *differ) load(ctx context.Context, open func() (io.ReadCloser, error)) e
 		if len(d.olds)%4096 == 0 && ctx.Err() != nil {
 			return ctx.Err()
 		}
+		if layer.ReservedBytes(p) {
+			continue // never in a snapshot; not found, so not deleted either
+		}
 		o := oldEntry{key: maphash.Bytes(d.seed, p), attr: d.attrLink(&e, link), ino: e.Ino, typ: e.Type, racy: !e.Ctime.Before(d.racyFrom)}
 		if d.opts.Quick {
 			o.ino, o.racy = 0, false
@@ -350,6 +365,13 @@ func (d *differ) scan(ctx context.Context, cur io.Reader) error {
 			break
 		} else if err != nil {
 			return fmt.Errorf("file listing: %w", err)
+		}
+		if layer.Reserved(e.Path) {
+			d.plan.Reserved++
+			if len(d.plan.ReservedPaths) < MaxReservedPaths {
+				d.plan.ReservedPaths = append(d.plan.ReservedPaths, e.Path)
+			}
+			continue
 		}
 		d.plan.Entries++
 		if d.plan.Entries%4096 == 0 && ctx.Err() != nil {

@@ -21,8 +21,8 @@ import (
 )
 
 const (
-	whiteoutPrefix = ".wh."
-	opaqueWhiteout = ".wh..wh..opq"
+	whiteoutPrefix = layer.WhiteoutPrefix
+	opaqueWhiteout = layer.OpaqueWhiteout
 )
 
 // Flattened is a single-layer image Flatten wrote into the store.

@@ -42,7 +42,10 @@ func dial(ctx context.Context, repo name.Repository, opts Options, scopes []stri
 		return nil, err
 	}
 	c := &client{opts: opts, reg: repo.RegistryStr(), repo: repo.RepositoryStr(), base: base}
-	if c.scheme, err = probe(ctx, base, c.reg, opts.Insecure || opts.PlainHTTP); err != nil {
+	// The probe and the auth handshake are bounded by opts.AuthTimeout;
+	// go-containerregistry's handshake has no timeout of its own.
+	guard := newAuthGuard(base, opts.AuthTimeout)
+	if c.scheme, err = probe(ctx, guard, c.reg, opts.Insecure || opts.PlainHTTP); err != nil {
 		return nil, err
 	}
 	auth, err := authn.Resolve(ctx, opts.Keychain, repo)
@@ -58,7 +61,8 @@ func dial(ctx context.Context, repo name.Repository, opts Options, scopes []stri
 	if err != nil {
 		return nil, err
 	}
-	rt, err := transport.NewWithContext(ctx, reg, auth, transport.NewUserAgent(base, opts.UserAgent), scopes)
+	rt, err := transport.NewWithContext(ctx, reg, auth, transport.NewUserAgent(guard, opts.UserAgent), scopes)
+	guard.done()
 	if err != nil {
 		return nil, c.explain("authenticating to", err)
 	}
@@ -162,7 +166,7 @@ func probe(ctx context.Context, base http.RoundTripper, host string, allowPlain 
 		if httpErr == nil {
 			return "http", nil
 		}
-		return "", fmt.Errorf("cannot reach registry %s: over HTTPS: %v; over HTTP: %v", host, httpsErr, httpErr)
+		return "", fmt.Errorf("cannot reach registry %s: over HTTPS: %v; over HTTP: %w", host, httpsErr, httpErr)
 	}
 	hint := ""
 	if strings.Contains(httpsErr.Error(), "HTTP response to HTTPS client") {

@@ -34,6 +34,14 @@
 // again. Adopting the image under a slug is the caller's job
 // (bottle.Manager.Adopt).
 //
+// The probe of the registry and the auth handshake (the /v2/ ping, the
+// token endpoint, and a token refreshed later on a 401) are bounded by
+// Options.AuthTimeout (--auth-timeout, default 30 s): each request must
+// connect and answer within it, move a byte at least that often, end
+// within twice it and stay under 64 KiB; otherwise an AuthStallError
+// names the endpoint. go-containerregistry's handshake has no timeout of
+// its own, so a registry whose token endpoint never answered hung bb.
+//
 // Credentials come from the docker config (~/.docker/config.json, or
 // $DOCKER_CONFIG/config.json) and docker credential helpers through
 // go-containerregistry's authn.DefaultKeychain, as docker and crane read

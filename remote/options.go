@@ -36,6 +36,11 @@ const (
 	// DefaultIdleTimeout is how long a pull waits for the next byte of
 	// a manifest or blob before it gives up on the registry.
 	DefaultIdleTimeout = 60 * time.Second
+	// DefaultAuthTimeout bounds each request of the auth handshake (the
+	// /v2/ ping, the token endpoint): connect and response header within
+	// it, a byte at least every DefaultAuthTimeout, the answer within
+	// twice it.
+	DefaultAuthTimeout = 30 * time.Second
 	// sessionMaxAge is how long a saved upload session is worth trying
 	// (distribution purges uploads older than a week by default).
 	sessionMaxAge = 7 * 24 * time.Hour
@@ -76,6 +81,10 @@ type Options struct {
 	// IdleTimeout abandons a pull whose manifest or blob moves no byte
 	// for that long (default DefaultIdleTimeout).
 	IdleTimeout time.Duration
+	// AuthTimeout bounds each request of the auth handshake with the
+	// registry and its token endpoint, at the start and whenever a token
+	// is refreshed (default DefaultAuthTimeout; see AuthStallError).
+	AuthTimeout time.Duration
 	// BeforeFetch, if set, is called by Pull once the manifest is read
 	// and checked, before any blob is downloaded (Manifest, Slug and
 	// Repository are set): an error stops the pull with nothing
@@ -114,6 +123,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.IdleTimeout <= 0 {
 		o.IdleTimeout = DefaultIdleTimeout
+	}
+	if o.AuthTimeout <= 0 {
+		o.AuthTimeout = DefaultAuthTimeout
 	}
 	if o.UserAgent == "" {
 		o.UserAgent = "bb"

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bot-bottle/bb/oci/layer"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
 )
@@ -30,8 +31,8 @@ type Options struct {
 }
 
 const (
-	whiteoutPrefix = ".wh."
-	opaqueWhiteout = ".wh..wh..opq"
+	whiteoutPrefix = layer.WhiteoutPrefix
+	opaqueWhiteout = layer.OpaqueWhiteout
 	// MaxNameLen bounds an entry's name (Linux's PATH_MAX): a longer one
 	// cannot be named by most tools, and it bounds the depth of a tree.
 	MaxNameLen = 4096

@@ -3,6 +3,7 @@ package snapshot
 import (
 	"archive/tar"
 	"bufio"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -12,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/bot-bottle/bb/internal/iox"
+	"github.com/bot-bottle/bb/oci/layer"
 	"github.com/bot-bottle/bb/rootfs"
 )
 
@@ -41,13 +43,45 @@ type FilterOptions struct {
 	// zeros, for readers that do not know PAX sparse entries (smolvm's
 	// in-guest unpacker, the Rust tar crate).
 	DenseSparse bool
+	// WhiteoutMark, when set, is the secret a Source put in the
+	// WhiteoutMarkRecord PAX record of the whiteouts it made itself (the
+	// deletions of an incremental snapshot): those stay whiteouts. Every
+	// other entry whose path has a component starting with ".wh." is a
+	// file of the bottle that a layer cannot carry (see layer.Reserved):
+	// it is left out and counted in FilterStats.Reserved.
+	WhiteoutMark string
 }
+
+// WhiteoutMarkRecord is the PAX record that marks the whiteouts a Source
+// made (see FilterOptions.WhiteoutMark). Filter drops it: no layer holds it.
+const WhiteoutMarkRecord = "BB.whiteout"
+
+// MaxReservedPaths bounds FilterStats.ReservedPaths.
+const MaxReservedPaths = 10
 
 // FilterStats counts what Filter passed and dropped.
 type FilterStats struct {
 	Entries  int64
 	Dropped  int64
 	TarBytes int64
+	// Reserved counts the bottle's entries left out because their names
+	// are reserved for whiteouts (".wh.NAME", and what is below a
+	// directory of that name); ReservedPaths are the first
+	// MaxReservedPaths of them. Those the filter met are part of Dropped;
+	// a snapshot's Result adds those its listing left out (an incremental
+	// commit does not stream unchanged ones).
+	Reserved      int64
+	ReservedPaths []string `json:",omitempty"`
+}
+
+// addReserved counts a path left out for its reserved name.
+func (st *FilterStats) addReserved(n int64, paths ...string) {
+	st.Reserved += n
+	for _, p := range paths {
+		if len(st.ReservedPaths) < MaxReservedPaths {
+			st.ReservedPaths = append(st.ReservedPaths, p)
+		}
+	}
 }
 
 // EntryError is an entry of the tar stream that bb refuses.
@@ -72,6 +106,10 @@ func (e *EntryError) Error() string {
 //   - owners stay numeric (user and group names are dropped), access and
 //     change times are dropped and mtimes rounded to seconds, so an
 //     unchanged tree gives the same bytes; xattrs (SCHILY.xattr.*) are kept.
+//   - entries named ".wh.NAME" (and everything below a directory of that
+//     name) are left out and counted: in a layer they would be whiteouts
+//     hiding NAME. Only the whiteouts the Source itself made and marked
+//     (FilterOptions.WhiteoutMark) stay.
 //   - a file the input marks sparse keeps its holes (aligned 4 KiB zero
 //     blocks) as a PAX sparse 1.0 entry; its data is spooled to a
 //     temporary file of FilterOptions.SpoolDir meanwhile.
@@ -106,6 +144,13 @@ func Filter(src io.Reader, w io.Writer, opts FilterOptions) (FilterStats, error)
 			return st, fmt.Errorf("reading tar stream: %w", err)
 		}
 		sparse := !opts.DenseSparse && isSparse(hdr)
+		if drop, bottle := f.reserved(hdr); drop {
+			st.Dropped++
+			if bottle {
+				st.addReserved(1, cleanName(hdr.Name))
+			}
+			continue
+		}
 		out, keep, err := f.entry(hdr)
 		if err != nil {
 			return st, err
@@ -183,6 +228,32 @@ func (f *filter) excluded(name string, isDir bool) bool {
 		}
 	}
 	return false
+}
+
+// reserved says whether h is left out for its name, reserved in a layer
+// for whiteouts, and whether it is a file of the bottle (counted) rather
+// than a whiteout the Source made. A whiteout the Source made carries
+// the mark; it is kept if it is one that can apply (a regular file, its
+// directory's path clean of reserved names, hiding a name that is not
+// reserved itself, which no layer holds).
+func (f *filter) reserved(h *tar.Header) (drop, bottle bool) {
+	name := cleanName(h.Name)
+	if !layer.Reserved(name) {
+		return false, false
+	}
+	mark, ok := h.PAXRecords[WhiteoutMarkRecord]
+	if !ok || f.opts.WhiteoutMark == "" || subtle.ConstantTimeCompare([]byte(mark), []byte(f.opts.WhiteoutMark)) != 1 {
+		return true, true
+	}
+	dir, base := path.Split(name)
+	gone := strings.TrimPrefix(base, layer.WhiteoutPrefix)
+	switch {
+	case h.Typeflag != tar.TypeReg || layer.Reserved(dir) || gone == "":
+		return true, false
+	case base == layer.OpaqueWhiteout:
+		return false, false
+	}
+	return layer.Reserved(gone), false
 }
 
 func (f *filter) entry(h *tar.Header) (*tar.Header, bool, error) {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/bot-bottle/bb/fileindex"
 	"github.com/bot-bottle/bb/oci"
+	"github.com/bot-bottle/bb/oci/layer"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/compress/gzip"
@@ -136,6 +137,8 @@ type incremental struct {
 	// created: the index blob was new to the store.
 	created bool
 	warning string
+	// reserved counts the listing's entries left out for their names.
+	reserved FilterStats
 }
 
 // listAndPlan lists the bottle (when its Source is a Lister), stores the
@@ -219,6 +222,9 @@ func listAndPlan(ctx context.Context, s *oci.Store, req *Request, excludes []str
 	inc.info.Entries = entries
 	inc.info.Full = why
 	inc.warning = warning
+	if plan != nil {
+		inc.reserved.addReserved(int64(plan.Reserved), plan.ReservedPaths...)
+	}
 	if par != nil && plan != nil && float64(plan.Renumbered) > FullRatio*float64(plan.Entries) {
 		inc.info.Full = fmt.Sprintf("%d of %d entries have new inodes (as after a resume)", plan.Renumbered, plan.Entries)
 		par = nil
@@ -305,15 +311,16 @@ func (p *partialSource) Stream(ctx context.Context, req StreamRequest) (io.ReadC
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	wh := func(name string) error {
-		return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, ModTime: time.Unix(0, 0), Format: tar.FormatPAX})
+		return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, ModTime: time.Unix(0, 0), Format: tar.FormatPAX,
+			PAXRecords: map[string]string{WhiteoutMarkRecord: req.WhiteoutMark}})
 	}
 	for _, d := range p.plan.Opaque {
-		if err := wh(d + "/" + opaqueWhiteout); err != nil {
+		if err := wh(d + "/" + layer.OpaqueWhiteout); err != nil {
 			return nil, err
 		}
 	}
 	for _, d := range p.plan.Whiteouts {
-		if err := wh(whiteoutName(d)); err != nil {
+		if err := wh(layer.WhiteoutName(d)); err != nil {
 			return nil, err
 		}
 	}
@@ -345,22 +352,6 @@ func (j *joined) Warnings() []string {
 		return w.Warnings()
 	}
 	return nil
-}
-
-const (
-	whiteoutPrefix = ".wh."
-	opaqueWhiteout = ".wh..wh..opq"
-)
-
-func whiteoutName(p string) string {
-	dir, base := "", p
-	for i := len(p) - 1; i >= 0; i-- {
-		if p[i] == '/' {
-			dir, base = p[:i+1], p[i+1:]
-			break
-		}
-	}
-	return dir + whiteoutPrefix + base
 }
 
 // IndexOf returns the descriptor of the file index stored for the

@@ -35,6 +35,12 @@ type StreamRequest struct {
 	// Excludes are paths relative to the root whose contents the stream
 	// may leave out (Filter removes them anyway).
 	Excludes []string
+	// WhiteoutMark is the value of the WhiteoutMarkRecord PAX record that
+	// a Source puts on each whiteout it makes (the deletions of an
+	// incremental snapshot). It is secret to the host: any other entry
+	// named like a whiteout is a file of the bottle, which Filter leaves
+	// out (see FilterOptions.WhiteoutMark).
+	WhiteoutMark string
 }
 
 // LayerTee is implemented by streams that take a copy of the layer's
@@ -396,6 +402,9 @@ func Build(ctx context.Context, s *oci.Store, req Request) (res *Result, err err
 	if inc != nil && inc.warning != "" {
 		b.warnings = append(b.warnings, inc.warning)
 	}
+	if inc != nil {
+		b.reserved = inc.reserved
+	}
 	// Emit: the layer, then the config and manifest that name it.
 	li, stats, err := b.layer(ctx)
 	if err != nil {
@@ -428,6 +437,9 @@ type builder struct {
 	excludes []string
 	newBlobs []v1.Hash
 	warnings []string
+	// reserved counts the entries of the bottle's listing left out for
+	// their names (an incremental snapshot's plan).
+	reserved FilterStats
 	// rawConfig and rawManifest are the bytes manifest stored.
 	rawConfig, rawManifest []byte
 }
@@ -440,7 +452,8 @@ func (b *builder) fail(st Stage, err error) error {
 // store.
 func (b *builder) layer(ctx context.Context) (LayerInfo, FilterStats, error) {
 	req := b.req
-	stream, err := req.Source.Stream(ctx, StreamRequest{Excludes: b.excludes})
+	mark := rand.Text()
+	stream, err := req.Source.Stream(ctx, StreamRequest{Excludes: b.excludes, WhiteoutMark: mark})
 	if err != nil {
 		return LayerInfo{}, FilterStats{}, b.fail(StageStream, err)
 	}
@@ -456,7 +469,7 @@ func (b *builder) layer(ctx context.Context) (LayerInfo, FilterStats, error) {
 		// may be RAM.
 		st, err := Filter(stream, pw, FilterOptions{Excludes: b.excludes, Warn: func(m string) {
 			b.log.Warn(m)
-		}, DenseSparse: req.Backend == "smolmachines", SpoolDir: filepath.Join(b.s.Root(), "ingest")})
+		}, DenseSparse: req.Backend == "smolmachines", SpoolDir: filepath.Join(b.s.Root(), "ingest"), WhiteoutMark: mark})
 		statsc <- st
 		pw.CloseWithError(err)
 	}()
@@ -479,6 +492,10 @@ func (b *builder) layer(ctx context.Context) (LayerInfo, FilterStats, error) {
 	}
 	if w, ok := stream.(Warner); ok {
 		b.warnings = append(b.warnings, w.Warnings()...)
+	}
+	stats.addReserved(b.reserved.Reserved, b.reserved.ReservedPaths...)
+	if w := ReservedWarning(stats); w != "" {
+		b.warnings = append(b.warnings, w)
 	}
 	for _, w := range b.warnings {
 		b.log.Warn(w)
@@ -530,6 +547,20 @@ func (b *builder) put(ctx context.Context, mt types.MediaType, data []byte) (v1.
 		b.newBlobs = append(b.newBlobs, d.Digest)
 	}
 	return d, err
+}
+
+// ReservedWarning is the warning of a snapshot that left out files of
+// the bottle whose names a layer reserves for whiteouts ("" if none).
+func ReservedWarning(st FilterStats) string {
+	if st.Reserved == 0 {
+		return ""
+	}
+	more := ""
+	if n := st.Reserved - int64(len(st.ReservedPaths)); n > 0 {
+		more = fmt.Sprintf(" and %d more", n)
+	}
+	return fmt.Sprintf("left out %d entries of the bottle whose names start with %q (%s%s): in an OCI layer such a name is a whiteout that would hide another file, so no snapshot can hold them; rename them to keep them",
+		st.Reserved, layer.WhiteoutPrefix, strings.Join(st.ReservedPaths, ", "), more)
 }
 
 // layerOptions are opts with the stream's LayerTee, if it has one.

@@ -11,14 +11,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bot-bottle/bb/oci/layer"
 	"github.com/bot-bottle/bb/rootfs"
+	"github.com/bot-bottle/bb/snapshot"
 	"github.com/docker/docker/api/types/container"
-)
-
-// OCI whiteout names (image-spec layer.md).
-const (
-	whiteoutPrefix = ".wh."
-	opaqueWhiteout = ".wh..wh..opq"
 )
 
 // plan is what an incremental snapshot streams: the paths the daemon's
@@ -32,6 +28,10 @@ type plan struct {
 	// exists when streamed is a directory that replaced a deleted one
 	// (overlayfs's opaque directory): it gets an opaque whiteout.
 	deleted map[string]bool
+	// mark is the snapshot's whiteout mark (snapshot.StreamRequest): the
+	// whiteouts rewrite makes carry it, so the commit filter tells them
+	// from the bottle's files named like whiteouts (which it leaves out).
+	mark string
 }
 
 // newPlan turns the daemon's change list into a plan. Paths below
@@ -116,6 +116,7 @@ func (p *plan) rewrite(src io.Reader, w io.Writer, filter bool) error {
 			continue
 		}
 		hdr.Format = tar.FormatUnknown
+		delete(hdr.PAXRecords, snapshot.WhiteoutMarkRecord) // only ours carry it
 		if err := tw.WriteHeader(hdr); err != nil {
 			return err
 		}
@@ -130,7 +131,7 @@ func (p *plan) rewrite(src io.Reader, w io.Writer, filter bool) error {
 		if p.deleted[name] {
 			present[name] = true
 			if hdr.Typeflag == tar.TypeDir {
-				if err := writeWhiteout(tw, path.Join(name, opaqueWhiteout)); err != nil {
+				if err := p.writeWhiteout(tw, path.Join(name, layer.OpaqueWhiteout)); err != nil {
 					return err
 				}
 			}
@@ -149,7 +150,7 @@ func (p *plan) rewrite(src io.Reader, w io.Writer, filter bool) error {
 			continue
 		}
 		whited[n] = true
-		if err := writeWhiteout(tw, path.Join(path.Dir(n), whiteoutPrefix+path.Base(n))); err != nil {
+		if err := p.writeWhiteout(tw, layer.WhiteoutName(n)); err != nil {
 			return err
 		}
 	}
@@ -163,8 +164,13 @@ func (p *plan) rewrite(src io.Reader, w io.Writer, filter bool) error {
 	return err
 }
 
-func writeWhiteout(tw *tar.Writer, name string) error {
-	return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, ModTime: time.Unix(0, 0)})
+// writeWhiteout writes a whiteout, marked as the snapshot's own.
+func (p *plan) writeWhiteout(tw *tar.Writer, name string) error {
+	h := &tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, ModTime: time.Unix(0, 0)}
+	if p.mark != "" {
+		h.PAXRecords = map[string]string{snapshot.WhiteoutMarkRecord: p.mark}
+	}
+	return tw.WriteHeader(h)
 }
 
 // rewriteStream runs plan.rewrite in a goroutine and is its output.

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bot-bottle/bb/oci/layer"
 	"github.com/bot-bottle/bb/rootfs"
 	"github.com/docker/docker/api/types/container"
 )
@@ -117,7 +118,7 @@ func FuzzDockerDiff(f *testing.F) {
 			}
 			name := cleanRel(h.Name)
 			base := path.Base(name)
-			if strings.HasPrefix(base, whiteoutPrefix) && h.Size == 0 && h.Typeflag == tar.TypeReg && h.ModTime.Unix() == 0 {
+			if strings.HasPrefix(base, layer.WhiteoutPrefix) && h.Size == 0 && h.Typeflag == tar.TypeReg && h.ModTime.Unix() == 0 {
 				if seenWh[name] {
 					t.Fatalf("whiteout %q emitted twice", name)
 				}
@@ -126,8 +127,8 @@ func FuzzDockerDiff(f *testing.F) {
 				if nondir[dir] || below(name, nondir) {
 					t.Fatalf("whiteout %q below a non-directory of the stream", name)
 				}
-				target := path.Join(dir, strings.TrimPrefix(base, whiteoutPrefix))
-				if base == opaqueWhiteout {
+				target := path.Join(dir, strings.TrimPrefix(base, layer.WhiteoutPrefix))
+				if base == layer.OpaqueWhiteout {
 					target = dir
 				}
 				if !p.deleted[target] && !(filter && p.set[name]) && filter {

@@ -446,7 +446,7 @@ func plannedTarSize(ctx context.Context, merged string, pl *plan, excludes []str
 	pr, pw := io.Pipe()
 	defer pr.Close()
 	go func() {
-		_, err := snapshot.Filter(rs, pw, snapshot.FilterOptions{Excludes: excludes})
+		_, err := snapshot.Filter(rs, pw, snapshot.FilterOptions{Excludes: excludes, WhiteoutMark: pl.mark})
 		pw.CloseWithError(err)
 	}()
 	cr := &countingReader{r: pr}

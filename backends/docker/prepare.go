@@ -315,6 +315,7 @@ func (s *source) open(ctx context.Context, req snapshot.StreamRequest) (io.ReadC
 			return nil, err
 		}
 		pl = newPlan(changes, req.Excludes, s.mounts)
+		pl.mark = req.WhiteoutMark
 	}
 	switch {
 	case s.method == MethodExport:

@@ -129,6 +129,9 @@ func printCommit(out, errOut io.Writer, m *bottle.Manager, slug string, res *bot
 	fmt.Fprintf(out, "committed %s (%s): %s\n", slug, res.Backend, res.Digest)
 	fmt.Fprintf(out, "  layer %s, %s compressed from %s of tar, %d entries, in %s\n",
 		res.Layer.Digest, progress.Bytes(res.Layer.Size), progress.Bytes(res.Stats.TarBytes), res.Stats.Entries, res.Duration.Round(1e7))
+	if n := res.Stats.Reserved; n > 0 {
+		fmt.Fprintf(out, "  left out %d entries whose names are reserved for whiteouts (.wh.*): see the warning\n", n)
+	}
 	if inc := res.Incremental; inc != nil {
 		if inc.Parent != "" {
 			fmt.Fprintf(out, "  incremental: layer %d on %s: %d added, %d changed, %d deleted (%s of files); listed %d entries in %s\n",

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/bot-bottle/bb/internal/progress"
 	"github.com/bot-bottle/bb/remote"
@@ -16,6 +17,7 @@ type remoteFlags struct {
 	plainHTTP bool
 	chunkSize int64
 	asJSON    bool
+	authWait  time.Duration
 }
 
 func (r *remoteFlags) bind(f *pflag.FlagSet) {
@@ -23,17 +25,19 @@ func (r *remoteFlags) bind(f *pflag.FlagSet) {
 	f.BoolVar(&r.plainHTTP, "plain-http", false, "allow plain HTTP to a registry that is not on a loopback address")
 	f.BoolVar(&r.insecure, "insecure", false, "allow plain HTTP and do not verify the registry's TLS certificate")
 	f.BoolVar(&r.asJSON, "json", false, "print the result as JSON")
+	f.DurationVar(&r.authWait, "auth-timeout", remote.DefaultAuthTimeout, "give up on a request of the registry's auth handshake (ping, token) that sends no byte for this long, or does not finish within twice it")
 }
 
 func (r *remoteFlags) options(g *globals, cmd *cobra.Command, meter *progress.Meter) remote.Options {
 	return remote.Options{
-		CAFile:    r.caFile,
-		Insecure:  r.insecure,
-		PlainHTTP: r.plainHTTP,
-		ChunkSize: r.chunkSize,
-		Progress:  meter.Add,
-		Logger:    g.logger(cmd.ErrOrStderr()),
-		UserAgent: "bb",
+		CAFile:      r.caFile,
+		Insecure:    r.insecure,
+		PlainHTTP:   r.plainHTTP,
+		ChunkSize:   r.chunkSize,
+		Progress:    meter.Add,
+		Logger:      g.logger(cmd.ErrOrStderr()),
+		UserAgent:   "bb",
+		AuthTimeout: r.authWait,
 	}
 }
 
