@@ -31,9 +31,10 @@ type Flattened struct {
 	// NewBlobs are the blobs Flatten added (nothing references them: the
 	// caller discards them when it is done).
 	NewBlobs []v1.Hash
-	// Copied counts the bytes of the first layer's tar whose compressed
-	// bytes were reused, Recompressed those compressed again (see
-	// stitch.go); the upper layers are always compressed again.
+	// Copied counts the bytes of the layers' tars whose compressed bytes
+	// were reused, Recompressed those of gzip layers compressed again
+	// (see stitch.go); a layer above the first that is not gzip is
+	// compressed again and counted in neither.
 	Copied, Recompressed int64
 }
 
@@ -48,10 +49,10 @@ type Flattened struct {
 // The upper layers (all but the first, small for an incremental chain)
 // are read twice, once to learn what they hide and once to copy them;
 // memory holds their paths, not the first layer's. When the first layer
-// is gzip, as bb writes it, and the output is gzip too, its compressed
-// blocks that lose nothing are copied as they are and only the rest is
-// compressed again (stitch.go); otherwise the merged tar is compressed
-// whole (pgzip, all cores).
+// is gzip, as bb writes it, and the output is gzip too, the compressed
+// blocks of every gzip layer that lose nothing are copied as they are and
+// only the rest is compressed again (stitch.go); otherwise the merged tar
+// is compressed whole (pgzip, all cores).
 func Flatten(ctx context.Context, s *oci.Store, manifest v1.Hash, opts layer.Options) (*Flattened, error) {
 	return FlattenTee(ctx, s, manifest, opts, nil)
 }
