@@ -111,6 +111,20 @@ func TestMeasureFlattenRestore(t *testing.T) {
 			t.Logf("copied %d MB of the first layer's tar compressed, compressed %d MB again", fl.Copied>>20, fl.Recompressed>>20)
 			return s.Discard(ctx, fl.NewBlobs)
 		})
+		stage("now, plain tar (pack.Plain), restore from the tee", func() error {
+			var opts pack.Options
+			tee := startRestoreTee(ctx, s, d.Digest, filepath.Join(out, "tee"), &opts)
+			fl, err := pack.FlattenTee(ctx, s, d.Digest, layer.Options{Compression: pack.Plain}, opts.Tee)
+			if tee != nil {
+				if terr := tee.finish(filepath.Join(out, "tee"), err); terr != nil {
+					return terr
+				}
+			}
+			if err != nil {
+				return err
+			}
+			return s.Discard(ctx, fl.NewBlobs)
+		})
 	}
 }
 
