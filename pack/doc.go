@@ -16,9 +16,10 @@
 // applies whiteouts and mishandles hard links across layers, so Pack
 // hands it one layer: an image of several (an incremental chain) is
 // flattened first (Flatten). The flattened layer copies the compressed
-// blocks of the first layer that the later layers leave alone and
-// compresses only the rest again (stitch.go), so its cost follows the
-// change, not the size of the root filesystem.
+// blocks of each layer that the layers above it leave alone and
+// compresses only the rest again (stitch.go). Its compression follows
+// the change; its decompression does not: the diffID is the SHA-256 of
+// the whole new tar, so the first layer is inflated whole.
 //
 // The registry is injected (Options.Serve): pack depends on no registry
 // implementation, and tests can serve from anything that answers the

@@ -25,15 +25,26 @@ const (
 	opaqueWhiteout = layer.OpaqueWhiteout
 )
 
+// Plain, as layer.Options.Compression of Flatten, writes the flattened
+// layer as a plain tar (media type application/vnd.oci.image.layer.v1.tar):
+// nothing is compressed, so the flatten costs what reading the chain
+// costs. smolvm 1.9.3 picks a layer's decompressor by its first bytes and
+// unpacks anything but gzip and zstd as a plain tar
+// (crates/smolvm-oci-layer/src/lib.rs:167-200, decompress_layer_reader),
+// so its pull skips the gunzip too; the layer is about twice as large on
+// disk and on the loopback while the pack runs.
+const Plain layer.Compression = "none"
+
 // Flattened is a single-layer image Flatten wrote into the store.
 type Flattened struct {
 	Manifest v1.Descriptor
 	// NewBlobs are the blobs Flatten added (nothing references them: the
 	// caller discards them when it is done).
 	NewBlobs []v1.Hash
-	// Copied counts the bytes of the first layer's tar whose compressed
-	// bytes were reused, Recompressed those compressed again (see
-	// stitch.go); the upper layers are always compressed again.
+	// Copied counts the bytes of the layers' tars whose compressed bytes
+	// were reused, Recompressed those of gzip layers compressed again
+	// (see stitch.go); a layer above the first that is not gzip is
+	// compressed again and counted in neither.
 	Copied, Recompressed int64
 }
 
@@ -48,10 +59,10 @@ type Flattened struct {
 // The upper layers (all but the first, small for an incremental chain)
 // are read twice, once to learn what they hide and once to copy them;
 // memory holds their paths, not the first layer's. When the first layer
-// is gzip, as bb writes it, and the output is gzip too, its compressed
-// blocks that lose nothing are copied as they are and only the rest is
-// compressed again (stitch.go); otherwise the merged tar is compressed
-// whole (pgzip, all cores).
+// is gzip, as bb writes it, and the output is gzip too, the compressed
+// blocks of every gzip layer that lose nothing are copied as they are and
+// only the rest is compressed again (stitch.go); otherwise the merged tar
+// is compressed whole (pgzip, all cores).
 func Flatten(ctx context.Context, s *oci.Store, manifest v1.Hash, opts layer.Options) (*Flattened, error) {
 	return FlattenTee(ctx, s, manifest, opts, nil)
 }
@@ -176,6 +187,9 @@ func flatLayer(ctx context.Context, s *oci.Store, manifest v1.Hash, opts layer.O
 	if err != nil {
 		return nil, err
 	}
+	if opts.Compression == Plain {
+		return plainLayer(ctx, s, f, layers, tee)
+	}
 	if len(layers) > 0 && (opts.Compression == "" || opts.Compression == layer.Gzip) && isGzip(layers[0]) {
 		fl, err := f.stitch(ctx, s, layers, opts.Level, tee)
 		if err == nil {
@@ -201,6 +215,31 @@ func flatLayer(ctx context.Context, s *oci.Store, manifest v1.Hash, opts layer.O
 	}
 	diffID, _ := lyr.DiffID()
 	return &flat{desc: lyr.Descriptor(), diffID: diffID, created: lyr.Created(), nlayers: len(layers)}, nil
+}
+
+// plainLayer writes the merged layers into s as a plain tar: its digest
+// is its diffID.
+func plainLayer(ctx context.Context, s *oci.Store, f *flattener, layers []v1.Layer, tee io.Writer) (*flat, error) {
+	w, err := s.NewWriter(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer w.Close()
+	var dst io.Writer = w
+	if tee != nil {
+		dst = io.MultiWriter(w, tee)
+	}
+	if err := f.merge(ctx, layers, dst); err != nil {
+		return nil, err
+	}
+	digest, size, err := w.Commit(ctx, v1.Hash{}, -1)
+	if err != nil {
+		return nil, err
+	}
+	return &flat{
+		desc:   v1.Descriptor{MediaType: types.OCIUncompressedLayer, Digest: digest, Size: size},
+		diffID: digest, created: w.Created(), nlayers: len(layers),
+	}, nil
 }
 
 // stickyWriter writes to w until w fails, then drops what follows and

@@ -210,3 +210,68 @@ func TestFlattenReusesBlocks(t *testing.T) {
 		t.Fatalf("flattened tree differs:\n%s", strings.Join(d, "\n"))
 	}
 }
+
+// TestFlattenPlain: a chain flattened as a plain tar (pack.Plain) holds
+// the live tree, its digest is its diffID, the tee got the same bytes,
+// and smolvm's pack (the stand-in sniffs the first bytes as smolvm does)
+// unpacks it.
+func TestFlattenPlain(t *testing.T) {
+	s := setup(t)
+	ctx := context.Background()
+	desc, root := chain(t, s)
+	var tee strings.Builder
+	fl, err := pack.FlattenTee(ctx, s, desc.Digest, layer.Options{Compression: pack.Plain}, &tee)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flat, err := s.Image(ctx, fl.Manifest.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls, _ := flat.Layers()
+	cf, _ := flat.ConfigFile()
+	if len(ls) != 1 || len(cf.RootFS.DiffIDs) != 1 {
+		t.Fatalf("flattened image has %d layers, %d diffIDs", len(ls), len(cf.RootFS.DiffIDs))
+	}
+	mt, _ := ls[0].MediaType()
+	dg, _ := ls[0].Digest()
+	if mt != "application/vnd.oci.image.layer.v1.tar" || dg != cf.RootFS.DiffIDs[0] {
+		t.Fatalf("layer %s %s, diffID %s: want a plain tar whose digest is its diffID", mt, dg, cf.RootFS.DiffIDs[0])
+	}
+	raw, err := s.ReadBlob(ctx, dg, 1<<30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h, _, _ := v1.SHA256(strings.NewReader(string(raw))); h != dg || string(raw) != tee.String() {
+		t.Fatalf("blob hashes to %s (digest %s); tee %d bytes, blob %d", h, dg, tee.Len(), len(raw))
+	}
+	out := filepath.Join(t.TempDir(), "x")
+	if err := rootfs.ExtractImage(ctx, flat, out, rootfs.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	skip := func(p string) bool { return p == "tmp" || strings.HasPrefix(p, "tmp/") }
+	want, err := fstree.Walk(root, skip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := fstree.Walk(out, skip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := fstree.Diff(want, got); len(d) > 0 {
+		t.Fatalf("flattened tree differs:\n%s", strings.Join(d, "\n"))
+	}
+	if err := s.Discard(ctx, fl.NewBlobs); err != nil {
+		t.Fatal(err)
+	}
+	o := opts(packserve.Serve)
+	o.Layer.Compression = pack.Plain
+	art, err := pack.Pack(ctx, s, desc, "flat", filepath.Join(t.TempDir(), "out"), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := artifactNames(t, art)
+	if !names["a/keep"] || names["a/gone"] || !names["e/f"] {
+		t.Fatalf("the pack of the plain layer holds %v", names)
+	}
+}

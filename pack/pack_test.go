@@ -1,11 +1,13 @@
 package pack_test
 
 import (
+	"archive/tar"
 	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,6 +21,7 @@ import (
 	"github.com/bot-bottle/bb/pack"
 	"github.com/bot-bottle/bb/snapshot"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/klauspost/compress/zstd"
 )
 
 var standins string
@@ -82,6 +85,37 @@ func packedRef(t *testing.T, artifact string) string {
 		t.Fatalf("artifact header: %v", err)
 	}
 	return m.Image
+}
+
+// artifactNames lists the paths of the root filesystem in the smolvm
+// stand-in's artifact (two header lines, then a zstd tar).
+func artifactNames(t *testing.T, artifact string) map[string]bool {
+	t.Helper()
+	f, err := os.Open(artifact)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	br := bufio.NewReader(f)
+	br.ReadString('\n')
+	br.ReadString('\n')
+	zr, err := zstd.NewReader(br)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	out := map[string]bool{}
+	tr := tar.NewReader(zr)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[strings.Trim(h.Name, "/")] = true
+	}
 }
 
 func opts(serve pack.ServeFunc) pack.Options {

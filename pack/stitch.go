@@ -26,8 +26,8 @@ import (
 	kgzip "github.com/klauspost/compress/gzip"
 )
 
-// Stitching: the flattened layer reuses the compressed bytes of the
-// first layer wherever they did not change.
+// Stitching: the flattened layer reuses the compressed bytes of its
+// layers wherever they did not change.
 //
 // bb writes gzip layers with pgzip (layer.Write): one gzip member whose
 // deflate stream is cut every layer.DefaultBlockSize uncompressed bytes
@@ -35,15 +35,16 @@ import (
 // each block compressed with the 32 KiB before it as its dictionary. A
 // block's compressed bytes therefore decode to the same bytes anywhere
 // in another deflate stream, provided the 32 KiB before them are the
-// same. The flattened layer is one gzip member: the first layer's tar
-// with the entries the upper layers hide (and its end-of-archive) cut
-// out, then the upper layers' entries. Every block of the first layer
-// that loses nothing, and whose 32 KiB before lose nothing, is copied
-// compressed; the rest is compressed again. The trailer's CRC-32 and
+// same. The flattened layer is one gzip member: each layer's tar, bottom
+// up, with the entries the layers above it hide, its whiteouts and its
+// end-of-archive cut out, then one end-of-archive. Every block of a gzip
+// layer that loses nothing, and whose 32 KiB before lose nothing (the
+// first block of a member has no dictionary), is copied compressed; the
+// rest is compressed again. The trailer's CRC-32 and
 // size are those of the new tar, so a mistake here fails every gzip
 // reader's check instead of passing unnoticed.
 //
-// A first layer written otherwise (no sync flush at the block
+// A gzip layer written otherwise (no sync flush at the block
 // boundaries) is simply compressed again, block by block.
 
 const (
@@ -444,20 +445,11 @@ func findSync(blob io.ReaderAt, consumed int64) int64 {
 var errNoStitch = errors.New("the first layer is not a single gzip member")
 
 // stitch writes the flattened layer of layers (the first one gzip) into
-// s, reusing the first layer's compressed blocks.
+// s, reusing the compressed blocks of every gzip layer.
 func (f *flattener) stitch(ctx context.Context, s *oci.Store, layers []v1.Layer, level int, tee io.Writer) (*flat, error) {
 	if level == 0 {
 		level = layer.DefaultLevel
 	}
-	dgst, err := layers[0].Digest()
-	if err != nil {
-		return nil, err
-	}
-	blob, err := s.Blob(ctx, dgst)
-	if err != nil {
-		return nil, err
-	}
-	defer blob.Close()
 	w, err := s.NewWriter(ctx)
 	if err != nil {
 		return nil, err
@@ -468,20 +460,36 @@ func (f *flattener) stitch(ctx context.Context, s *oci.Store, layers []v1.Layer,
 		return nil, err
 	}
 	e.tee = tee
-	st := &stitcher{e: e, blob: blob}
-	if err := f.stitchBase(ctx, st); err != nil {
-		if errors.Is(err, errNoStitch) {
-			return nil, err
-		}
-		return nil, fmt.Errorf("layer 0: %w", err)
-	}
+	var copied, recompressed int64
+	// The layers above the first are gzip as bb writes them, or were
+	// imported otherwise: those are compressed again entry by entry.
 	tw := tar.NewWriter(e)
-	for j := 1; j < len(layers); j++ {
-		if err := f.copyLayer(ctx, layers[j], j, tw); err != nil {
+	for j, l := range layers {
+		if j > 0 && !isGzip(l) {
+			if err := f.copyLayer(ctx, l, j, tw); err != nil {
+				return nil, fmt.Errorf("layer %d: %w", j, err)
+			}
+			if err := tw.Flush(); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		c, r, err := f.stitchBlob(ctx, s, l, j, e)
+		if err != nil {
+			if j == 0 && errors.Is(err, errNoStitch) {
+				return nil, err
+			}
+			if errors.Is(err, errNoStitch) {
+				// Not the fallback: the layers below are already written.
+				err = fmt.Errorf("%v", err)
+			}
 			return nil, fmt.Errorf("layer %d: %w", j, err)
 		}
+		copied += c
+		recompressed += r
 	}
-	if err := tw.Close(); err != nil {
+	// The end of the archive: two zero blocks.
+	if _, err := e.Write(make([]byte, 2*512)); err != nil {
 		return nil, err
 	}
 	if err := e.close(); err != nil {
@@ -494,12 +502,34 @@ func (f *flattener) stitch(ctx context.Context, s *oci.Store, layers []v1.Layer,
 	return &flat{
 		desc:    v1.Descriptor{MediaType: types.OCILayer, Digest: digest, Size: size},
 		diffID:  v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(e.diff.Sum(nil))},
-		created: w.Created(), copied: st.copied, recompressed: st.recompressed,
+		created: w.Created(), copied: copied, recompressed: recompressed,
 	}, nil
 }
 
-// stitchBase reads the first layer's tar and hands its kept bytes to st.
-func (f *flattener) stitchBase(ctx context.Context, st *stitcher) error {
+// stitchBlob hands the kept entries of layer j (a gzip blob) to e,
+// copying the compressed blocks that lose nothing, and returns how many
+// bytes of its tar were copied and compressed again.
+func (f *flattener) stitchBlob(ctx context.Context, s *oci.Store, l v1.Layer, j int, e *emitter) (int64, int64, error) {
+	dgst, err := l.Digest()
+	if err != nil {
+		return 0, 0, err
+	}
+	blob, err := s.Blob(ctx, dgst)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer blob.Close()
+	st := &stitcher{e: e, blob: blob}
+	err = f.stitchLayer(ctx, st, j)
+	return st.copied, st.recompressed, err
+}
+
+// stitchLayer reads the tar of layer j (st.blob) and hands its kept
+// bytes to st. A gzip member's first block is compressed without a
+// dictionary, so it decodes the same after whatever the layers below
+// left in the stream; the blocks after it need the 32 KiB before them,
+// which stitcher.emit checks.
+func (f *flattener) stitchLayer(ctx context.Context, st *stitcher, j int) error {
 	ctx, cancel := context.WithCancel(ctx)
 	blocks := make(chan *block, 2)
 	errc := make(chan error, 1)
@@ -531,9 +561,9 @@ func (f *flattener) stitchBase(ctx context.Context, st *stitcher) error {
 			return err
 		}
 		name := clean(h.Name)
-		hidden = name == "" || strings.HasPrefix(path.Base(name), whiteoutPrefix) || f.hidden(0, name)
+		hidden = name == "" || strings.HasPrefix(path.Base(name), whiteoutPrefix) || f.hidden(j, name)
 		if !hidden && h.Typeflag == tar.TypeLink {
-			if t := clean(h.Linkname); f.hidden(0, t) {
+			if t := clean(h.Linkname); f.hidden(j, t) {
 				return fmt.Errorf("hard link %s points to %s, which a later layer replaces: this chain cannot be flattened without a copy of the file", name, t)
 			}
 		}

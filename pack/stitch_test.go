@@ -233,3 +233,108 @@ func TestStitchMatchesMerge(t *testing.T) {
 		})
 	}
 }
+
+// TestStitchUpperLayers: the compressed blocks of the layers above the
+// first are copied too, whatever a higher layer hides in them, and a
+// layer that is not gzip between them (compressed again entry by entry)
+// leaves the stitched tar equal to the merge.
+func TestStitchUpperLayers(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	blob := func(n int, text bool) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			if text {
+				b[i] = "ef gh\n"[r.IntN(6)]
+			} else {
+				b[i] = byte(r.Uint32())
+			}
+		}
+		return b
+	}
+	base := []tentry{
+		{name: "a/", typ: tar.TypeDir, mode: 0o755},
+		{name: "a/keep", typ: tar.TypeReg, mode: 0o644, data: blob(3000, true)},
+		{name: "a/old", typ: tar.TypeReg, mode: 0o644, data: blob(4000, true)},
+		{name: "b/", typ: tar.TypeDir, mode: 0o755},
+		{name: "b/x", typ: tar.TypeReg, mode: 0o644, data: blob(2000, true)},
+	}
+	// Layer 1: several blocks, with whiteouts of the base between them.
+	var l1 []tentry
+	l1 = append(l1, tentry{name: "a/.wh.old", typ: tar.TypeReg}, tentry{name: "w/", typ: tar.TypeDir, mode: 0o755})
+	for i := range 8 {
+		l1 = append(l1, tentry{name: fmt.Sprintf("w/bin%d", i), typ: tar.TypeReg, mode: 0o755, data: blob(700<<10, false)})
+		for k := range 30 {
+			l1 = append(l1, tentry{name: fmt.Sprintf("w/s%d/f%02d", i, k), typ: tar.TypeReg, mode: 0o644, data: blob(1000+r.IntN(5000), true)})
+		}
+	}
+	l1 = append(l1, tentry{name: "w/hl", typ: tar.TypeLink, link: "w/s0/f01"}, tentry{name: ".wh.b", typ: tar.TypeReg})
+	// Layer 2, not gzip: rewrites and deletes entries of layer 1.
+	l2 := []tentry{
+		{name: "w/s0/f03", typ: tar.TypeReg, mode: 0o600, data: []byte("rewritten in an uncompressed layer")},
+		{name: "w/s0/.wh.f07", typ: tar.TypeReg},
+	}
+	// Layer 3, gzip: hides more of layer 1 and adds.
+	l3 := []tentry{
+		{name: "w/.wh.bin7", typ: tar.TypeReg},
+		{name: "w/s7/.wh..wh..opq", typ: tar.TypeReg},
+		{name: "w/s7/", typ: tar.TypeDir, mode: 0o700},
+		{name: "w/s7/only", typ: tar.TypeReg, mode: 0o644, data: []byte("alone")},
+		{name: "b/", typ: tar.TypeDir, mode: 0o755},
+		{name: "b/y", typ: tar.TypeReg, mode: 0o644, data: blob(3000, true)},
+	}
+	tars := [][]byte{tarOf(t, base), tarOf(t, l1), tarOf(t, l2), tarOf(t, l3)}
+	ctx := context.Background()
+	s, err := oci.Open(filepath.Join(t.TempDir(), "oci"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := image(t, s, tars, [][]byte{pgz(t, s, tars[0]), pgz(t, s, tars[1]), tars[2], pgz(t, s, tars[3])})
+	rc, _, err := Merged(ctx, s, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := listing(t, rc)
+	rc.Close()
+	var tee bytes.Buffer
+	fl, err := FlattenTee(ctx, s, m, layer.Options{}, &tee)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The base is one partial block (compressed again): what was copied
+	// comes from layer 1.
+	if fl.Copied < 1<<20 {
+		t.Errorf("copied %d bytes, want layer 1's untouched blocks (at least 1 MiB)", fl.Copied)
+	}
+	img, err := s.Image(ctx, fl.Manifest.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls, _ := img.Layers()
+	cf, _ := img.ConfigFile()
+	zb, err := ls[0].Compressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	zr, err := gzip.NewReader(zb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := io.ReadAll(zr) // checks the trailer's CRC-32 and size
+	zb.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h, _, _ := v1.SHA256(bytes.NewReader(raw)); h != cf.RootFS.DiffIDs[0] {
+		t.Fatalf("layer decompresses to %s, config says %s", h, cf.RootFS.DiffIDs[0])
+	}
+	if !bytes.Equal(raw, tee.Bytes()) {
+		t.Fatalf("tee got %d bytes that differ from the layer's %d", tee.Len(), len(raw))
+	}
+	if got := listing(t, bytes.NewReader(raw)); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("stitched entries differ from the merge:\ngot  %q\nwant %q", got, want)
+	}
+	// One end-of-archive, at the end.
+	if n := len(raw); n%512 != 0 || !bytes.Equal(raw[n-1024:], make([]byte, 1024)) {
+		t.Errorf("the stitched tar does not end with its end-of-archive blocks")
+	}
+}

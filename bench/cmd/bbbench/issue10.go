@@ -163,6 +163,29 @@ func (t *incrTree) applyChange(mb int) ([]string, error) {
 	return paths, nil
 }
 
+// incrTreeCmd resets or changes a generated incremental tree (the one
+// issue 10's steps use, 30000 sources), to measure a step by hand:
+// bbbench incr-tree reset|change DIR [MB].
+func incrTreeCmd(args []string) error {
+	if len(args) < 2 || (args[0] != "reset" && args[0] != "change") {
+		return fmt.Errorf("usage: bbbench incr-tree reset|change DIR [MB]")
+	}
+	t := &incrTree{Dir: args[1], Files: 30000}
+	if args[0] == "reset" {
+		return t.reset()
+	}
+	mb := 50
+	if len(args) > 2 {
+		n, err := strconv.Atoi(args[2])
+		if err != nil {
+			return fmt.Errorf("MB: %w", err)
+		}
+		mb = n
+	}
+	_, err := t.applyChange(mb)
+	return err
+}
+
 // commitJSON is what the issue 10 steps read of bb commit --json.
 type commitJSON struct {
 	Layer struct {

@@ -16,6 +16,7 @@ commands:
   gen-work    write the "agent work" tar stream to stdout
   apply-work  apply the agent work to a running bench bottle or a directory
   conformance run the OCI conformance suite against bb serve and docker-registry
+  incr-tree   reset|change DIR [MB]: undo or make issue 10's change of a generated 600 MB tree
 `
 
 func main() {
@@ -37,6 +38,8 @@ func main() {
 		err = applyWork(ctx, args)
 	case "conformance":
 		err = runConformance(ctx, args)
+	case "incr-tree":
+		err = incrTreeCmd(args)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 	default:

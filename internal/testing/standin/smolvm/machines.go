@@ -23,6 +23,7 @@ import (
 	"github.com/bot-bottle/bb/internal/iox"
 	"github.com/bot-bottle/bb/internal/testing/standin"
 	"github.com/bot-bottle/bb/rootfs"
+	"github.com/klauspost/compress/zstd"
 )
 
 // record is what the stand-in keeps about a machine (a subset of smolvm's
@@ -459,7 +460,12 @@ func unpackArtifact(ctx context.Context, file, dst string) (*artifactManifest, e
 	if err := os.MkdirAll(dst, 0o755); err != nil {
 		return nil, fmt.Errorf("extract .smolmachine layers: %v", err)
 	}
-	if err := rootfs.Extract(ctx, br, dst, rootfs.Options{Devices: true}); err != nil {
+	zr, err := zstd.NewReader(br)
+	if err != nil {
+		return nil, fmt.Errorf("read .smolmachine: %v", err)
+	}
+	defer zr.Close()
+	if err := rootfs.Extract(ctx, zr, dst, rootfs.Options{Devices: true}); err != nil {
 		return nil, fmt.Errorf("extract .smolmachine layers: %v", err)
 	}
 	return m, nil

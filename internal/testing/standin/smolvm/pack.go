@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -16,13 +18,16 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/klauspost/compress/zstd"
 )
 
 // artifactMagic starts the stand-in's .smolmachine files: this line, one
 // line of JSON (artifactManifest), then a tar of the flattened root
-// filesystem. (smolvm's own format is a different, binary one; bb treats
-// the artifact as opaque.)
-const artifactMagic = "SMOLMACHINE-STANDIN/1"
+// filesystem compressed with zstd at level 3, as smolvm compresses its
+// assets (crates/smolvm-pack/src/assets.rs ZSTD_LEVEL, compress). (smolvm's
+// own format is a different, binary one; bb treats the artifact as
+// opaque.)
+const artifactMagic = "SMOLMACHINE-STANDIN/2"
 
 type artifactManifest struct {
 	Image      string   `json:"image"`
@@ -142,8 +147,16 @@ func (st *state) cmdPackCreate(ctx context.Context, args []string) error {
 		Entrypoint: cf.Config.Entrypoint, Cmd: cf.Config.Cmd, Env: cf.Config.Env,
 		Workdir: cf.Config.WorkingDir, User: cf.Config.User,
 	}
+	// The agent exports the layer as a tar to a staging file on the host
+	// (src/cli/pack.rs export_layer_to_file; tar -cf in the guest,
+	// crates/smolvm-agent/src/main.rs handle_streaming_export_layer), and
+	// Packer::pack compresses the staging directory into the sidecar.
+	staged := filepath.Join(staging, "layer.tar")
+	if err := exportTree(ctx, staged, tree, opts); err != nil {
+		return err
+	}
 	sidecar := out + ".smolmachine"
-	if err := writeArtifact(ctx, sidecar, m, tree, opts); err != nil {
+	if err := writeArtifact(sidecar, m, staged); err != nil {
 		_ = os.Remove(sidecar)
 		return err
 	}
@@ -155,7 +168,40 @@ func (st *state) cmdPackCreate(ctx context.Context, args []string) error {
 	return nil
 }
 
-func writeArtifact(ctx context.Context, file string, m artifactManifest, tree string, opts standin.TreeOptions) error {
+// exportTree writes the tar of tree to file, as the agent's export does.
+func exportTree(ctx context.Context, file, tree string, opts standin.TreeOptions) error {
+	fh, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(fh, 1<<20)
+	err = standin.WriteTree(ctx, bw, tree, opts)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if cerr := fh.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// writeArtifact writes the header and the staged tar compressed as
+// smolvm's Packer::pack does (crates/smolvm-pack/src/packer.rs:105-135):
+// one zstd stream at level 3 on one thread into a temporary file
+// (crates/smolvm-pack/src/assets.rs:44-46 ZSTD_LEVEL, :677-711 compress;
+// the zstd crate's Encoder::new compresses on the calling thread), copied
+// into the sidecar, whose CRC-32 is then computed over the file.
+func writeArtifact(file string, m artifactManifest, staged string) error {
+	zfile := staged + ".zst"
+	if err := compressFile(staged, zfile); err != nil {
+		return err
+	}
+	defer os.Remove(zfile)
+	zin, err := os.Open(zfile)
+	if err != nil {
+		return err
+	}
+	defer zin.Close()
 	fh, err := os.Create(file)
 	if err != nil {
 		return err
@@ -163,11 +209,50 @@ func writeArtifact(ctx context.Context, file string, m artifactManifest, tree st
 	bw := bufio.NewWriterSize(fh, 1<<20)
 	js, _ := json.Marshal(m)
 	fmt.Fprintf(bw, "%s\n%s\n", artifactMagic, js)
-	err = standin.WriteTree(ctx, bw, tree, opts)
+	_, err = io.Copy(bw, zin)
 	if err == nil {
 		err = bw.Flush()
 	}
 	if cerr := fh.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	// crc32_file_range over assets and manifest (packer.rs:131-135).
+	fh, err = os.Open(file)
+	if err != nil {
+		return err
+	}
+	defer fh.Close()
+	_, err = io.Copy(crc32.NewIEEE(), fh)
+	return err
+}
+
+func compressFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(out, 1<<20)
+	zw, err := zstd.NewWriter(bw, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		out.Close()
+		return err
+	}
+	_, err = io.Copy(zw, in)
+	if cerr := zw.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = bw.Flush()
+	}
+	if cerr := out.Close(); err == nil {
 		err = cerr
 	}
 	return err
