@@ -324,6 +324,7 @@ func produceBlocks(ctx context.Context, blob *os.File, out chan<- *block, errc c
 	}
 	var prev []byte
 	var start int64
+	send := (&blockSender{blob: blob, out: out}).send
 	cstart := consumed()
 	for {
 		if err := ctx.Err(); err != nil {
@@ -347,18 +348,61 @@ func produceBlocks(ctx context.Context, blob *os.File, out chan<- *block, errc c
 			}
 			cstart = b.cend
 			prev = b.data
-			out <- b
+			send(b)
 			continue
 		}
 		if !errors.Is(err, io.EOF) {
 			fail(err)
 			return
 		}
-		if n > 0 {
-			out <- b
-		}
+		send(b)
+		send(nil)
 		return
 	}
+}
+
+// blockSender sends produceBlocks' blocks one late: a block's end is
+// only taken for a sync flush when the next block's data decodes from
+// there. Bytes that look like a sync flush near the decompressor's
+// position can be the stream's final empty block, or lie after more
+// compressed data (a writer that did not cut the stream at the block's
+// end): copying such a block would put a final flag or data twice in the
+// middle of the new stream.
+type blockSender struct {
+	blob    io.ReaderAt
+	out     chan<- *block
+	pending *block
+}
+
+// send sends the pending block, its end checked against b (nil: the
+// stream ended), and keeps b.
+func (s *blockSender) send(b *block) {
+	if p := s.pending; p != nil {
+		if p.cend >= 0 && (b == nil || len(b.data) == 0 || !decodesFrom(s.blob, p.cend, p.data, b.data)) {
+			p.cend = -1
+			if b != nil {
+				b.cstart = -1
+			}
+		}
+		s.out <- p
+	}
+	s.pending = nil
+	if b != nil && len(b.data) > 0 {
+		s.pending = b
+	}
+}
+
+// decodesFrom reports whether the deflate data at off in blob, with the
+// end of before as its dictionary, starts with the start of after.
+func decodesFrom(blob io.ReaderAt, off int64, before, after []byte) bool {
+	zr := flate.NewReaderDict(io.NewSectionReader(blob, off, 1<<62), before[max(0, len(before)-deflateDict):])
+	defer zr.Close()
+	want := after[:min(verifyPrefix, len(after))]
+	got := make([]byte, len(want))
+	if _, err := io.ReadFull(zr, got); err != nil {
+		return false
+	}
+	return bytes.Equal(got, want)
 }
 
 // baseReader is the first layer's tar as its tar.Reader reads it, from
