@@ -75,7 +75,9 @@ func (r *Runtime) Prepare(ctx context.Context, slug string, opts bottle.PrepareO
 	src := &source{c: c, log: r.log(), id: ci.ID, name: name, method: method,
 		pause: opts.Pause && !ci.State.Paused, oneFS: !opts.IncludeMounts, diff: incremental, mounts: mounts, upper: upper, hostRead: hostRead, started: ci.State.StartedAt,
 		checkTar: func(ctx context.Context) error { return r.checkTar(ctx, c, ci.ID, name) }}
-	if opts.Loading && hostRead {
+	if opts.Loading && hostRead && !r.containerdStore(ctx, c) {
+		// The containerd store's import needs every layer in the archive,
+		// so an early load (the diff layer only) cannot work there.
 		src.loadBase = ii.RootFS.Layers
 	}
 	return &bottle.Prepared{
@@ -131,6 +133,12 @@ func (r *Runtime) incremental(ctx context.Context, c Client, ci container.Inspec
 		return nil, false
 	case opts.IncludeMounts && len(ci.Mounts) > 0:
 		r.log().Info("mounts are included: making a full snapshot (the change list does not cover mounts)", "container", name)
+		return nil, false
+	case r.containerdStore(ctx, c):
+		// There the image ID is no config digest and the image save is
+		// an OCI layout of the stored (compressed) blobs: baseLayers
+		// cannot find the base's config and layers in it.
+		r.log().Info("the daemon keeps its images in containerd's image store: making a full snapshot", "container", name)
 		return nil, false
 	case len(ii.RootFS.Layers) >= r.maxBaseLayers():
 		r.log().Info("the base image is deep: flattening this snapshot into one layer", "container", name, "layers", len(ii.RootFS.Layers), "max", r.maxBaseLayers())
