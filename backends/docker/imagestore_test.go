@@ -43,6 +43,8 @@ type c8dStore struct {
 	docker.Client
 	driverType string
 	tamper     func(*image.InspectResponse)
+	// unpackErr makes every load report a failed unpack in its stream.
+	unpackErr bool
 
 	mu     sync.Mutex
 	byName map[string]digest.Digest
@@ -116,6 +118,9 @@ func (f *c8dStore) ImageLoad(_ context.Context, r io.Reader, _ ...client.ImageLo
 		for _, t := range tags {
 			f.byName[t] = digest.Digest(ii.ID)
 			msg += fmt.Sprintf(`{"stream":"Loaded image: %s\n"}`, t)
+			if f.unpackErr {
+				msg += fmt.Sprintf(`{"stream":"Error unpacking image %s: no space left on device\n"}`, t)
+			}
 		}
 	}
 	return image.LoadResponse{JSON: true, Body: io.NopCloser(strings.NewReader(msg))}, nil
@@ -317,5 +322,17 @@ func TestLoadContainerdStoreChecks(t *testing.T) {
 				t.Fatalf("a load whose image differs in %s gave %v", tc.reason, err)
 			}
 		})
+	}
+}
+
+// TestLoadContainerdStoreUnpackError: the containerd store reports a
+// failed unpack in the stream only; Load reports it.
+func TestLoadContainerdStoreUnpackError(t *testing.T) {
+	f := newC8dStore()
+	f.unpackErr = true
+	e := newEnv(t, f)
+	snap, _ := putSnapshot(t, e.store, newSlug("c8d"), nil, 1, "A=1")
+	if _, err := e.rt.Load(context.Background(), snap); err == nil || !strings.Contains(err.Error(), "could not unpack") {
+		t.Fatalf("a load the daemon could not unpack gave %v", err)
 	}
 }

@@ -328,6 +328,11 @@ func readLoadMessages(resp image.LoadResponse) error {
 		if m.Error != "" {
 			return fmt.Errorf("the daemon refused the image: %s", m.Error)
 		}
+		// The containerd store keeps an image it could not unpack and
+		// says so in the stream only.
+		if strings.HasPrefix(m.Stream, "Error unpacking image") {
+			return fmt.Errorf("the daemon could not unpack the image: %s", strings.TrimSpace(m.Stream))
+		}
 	}
 }
 
