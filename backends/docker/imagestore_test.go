@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -335,4 +336,15 @@ func TestLoadContainerdStoreUnpackError(t *testing.T) {
 	if _, err := e.rt.Load(context.Background(), snap); err == nil || !strings.Contains(err.Error(), "could not unpack") {
 		t.Fatalf("a load the daemon could not unpack gave %v", err)
 	}
+}
+
+// containerdStore says whether the test daemon keeps its images in
+// containerd's image store.
+func containerdStore(t testing.TB, c docker.Client) bool {
+	t.Helper()
+	info, err := c.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return slices.Contains(info.DriverStatus, [2]string{"driver-type", "io.containerd.snapshotter.v1"})
 }

@@ -134,12 +134,6 @@ func (r *Runtime) incremental(ctx context.Context, c Client, ci container.Inspec
 	case opts.IncludeMounts && len(ci.Mounts) > 0:
 		r.log().Info("mounts are included: making a full snapshot (the change list does not cover mounts)", "container", name)
 		return nil, false
-	case r.containerdStore(ctx, c):
-		// There the image ID is no config digest and the image save is
-		// an OCI layout of the stored (compressed) blobs: baseLayers
-		// cannot find the base's config and layers in it.
-		r.log().Info("the daemon keeps its images in containerd's image store: making a full snapshot", "container", name)
-		return nil, false
 	case len(ii.RootFS.Layers) >= r.maxBaseLayers():
 		r.log().Info("the base image is deep: flattening this snapshot into one layer", "container", name, "layers", len(ii.RootFS.Layers), "max", r.maxBaseLayers())
 		return nil, false
@@ -168,7 +162,9 @@ func (r *Runtime) incremental(ctx context.Context, c Client, ci container.Inspec
 		r.log().Warn("cannot build on the base image's layers; making a full snapshot", "container", name, "err", err)
 		return nil, false
 	}
-	base.Layers, base.Config, base.ConfigDigest = layers, cf, imageID(ii)
+	// On containerd's image store the image ID is no config digest.
+	_, cd := r.storedConfigDigest(ctx, ii)
+	base.Layers, base.Config, base.ConfigDigest = layers, cf, cd
 	return upper, true
 }
 
