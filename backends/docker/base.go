@@ -43,12 +43,59 @@ func (r *Runtime) storedConfigDigest(ctx context.Context, ii image.InspectRespon
 		return nil, v1.Hash{}
 	}
 	if _, ok := r.Store.Reuse(h, -1); !ok {
+		if c, err := r.api(); err == nil && r.containerdStore(ctx, c) {
+			return r.annotatedConfig(ctx, ii)
+		}
 		return nil, v1.Hash{}
 	}
 	if cf, err := r.Store.Config(ctx, h); err == nil && sameDiffIDs(cf.RootFS.DiffIDs, ii.RootFS.Layers) {
 		return cf, h
 	}
 	return r.targetConfig(ctx, h, ii.RootFS.Layers, 0)
+}
+
+// maxBaseScan bounds the snapshots annotatedConfig reads.
+const maxBaseScan = 1000
+
+// annotatedConfig finds the config of image ii (on containerd's image
+// store, whose image ID is no config digest) among the configs of the
+// store's snapshots and the base configs they name
+// (oci.BaseConfigAnnotation; GC keeps those configs, not the manifest
+// ingest kept): one whose diffIDs are ii's layers and whose fields are
+// those inspect shows (sameConfig).
+func (r *Runtime) annotatedConfig(ctx context.Context, ii image.InspectResponse) (*v1.ConfigFile, v1.Hash) {
+	idx, err := r.Store.Index(ctx)
+	if err != nil {
+		return nil, v1.Hash{}
+	}
+	seen := map[v1.Hash]bool{}
+	for i, md := range idx.Manifests {
+		if i >= maxBaseScan {
+			break
+		}
+		m, err := r.Store.Manifest(ctx, md)
+		if err != nil {
+			continue
+		}
+		cands := []v1.Hash{m.Config.Digest}
+		if d, err := v1.NewHash(m.Annotations[oci.BaseConfigAnnotation]); err == nil {
+			cands = append(cands, d)
+		}
+		for _, d := range cands {
+			if seen[d] {
+				continue
+			}
+			seen[d] = true
+			if _, ok := r.Store.Reuse(d, -1); !ok {
+				continue
+			}
+			if cf, err := r.Store.Config(ctx, d); err == nil && sameDiffIDs(cf.RootFS.DiffIDs, ii.RootFS.Layers) &&
+				sameConfig(configFromInspect(ii), ii.Created, cf) {
+				return cf, d
+			}
+		}
+	}
+	return nil, v1.Hash{}
 }
 
 // targetConfig follows the stored manifest or index h to the stored
