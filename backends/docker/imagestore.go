@@ -44,20 +44,24 @@ func (r *Runtime) containerdStore(ctx context.Context, c Client) bool {
 // IDs prove it. On the containerd store (containerd) the ID is the
 // digest of the manifest the daemon wrote for the loaded archive, and
 // inspect offers no config digest: the image is the snapshot when its
-// target is a single-platform manifest, its layers are the snapshot's
+// target is a single-platform manifest (where inspect shows it), its layers are the snapshot's
 // diffIDs in order (the snapshot's own diff layer makes them unique)
 // and the config fields inspect shows are the snapshot's.
 func isSnapshot(ii image.InspectResponse, im *storedImage, containerd bool) bool {
 	if ii.ID == im.man.Config.Digest.String() {
 		return true
 	}
-	if !containerd || ii.Descriptor == nil || ii.Descriptor.Digest.String() != ii.ID {
+	if !containerd {
 		return false
 	}
-	switch ii.Descriptor.MediaType {
-	case "application/vnd.docker.distribution.manifest.v2+json", "application/vnd.oci.image.manifest.v1+json":
-	default:
-		return false
+	// Inspect shows the target from API 1.48 (Docker 28) on.
+	if d := ii.Descriptor; d != nil {
+		switch {
+		case d.Digest.String() != ii.ID:
+			return false
+		case d.MediaType != "application/vnd.docker.distribution.manifest.v2+json" && d.MediaType != "application/vnd.oci.image.manifest.v1+json":
+			return false
+		}
 	}
 	return sameDiffIDs(im.cfg.RootFS.DiffIDs, ii.RootFS.Layers) && sameConfig(configFromInspect(ii), ii.Created, im.cfg)
 }

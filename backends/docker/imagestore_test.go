@@ -313,6 +313,9 @@ func TestLoadContainerdStoreChecks(t *testing.T) {
 			f.tamper = func(ii *image.InspectResponse) { ii.Descriptor.MediaType = ocispec.MediaTypeImageIndex }
 		}, "an index"},
 		{"graphdriver", func(f *c8dStore) { f.driverType = "" }, "store"},
+		{"old-api-env", func(f *c8dStore) {
+			f.tamper = func(ii *image.InspectResponse) { ii.Descriptor, ii.Config.Env = nil, []string{"A=other"} }
+		}, "config (API before 1.48)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newC8dStore()
@@ -323,6 +326,18 @@ func TestLoadContainerdStoreChecks(t *testing.T) {
 				t.Fatalf("a load whose image differs in %s gave %v", tc.reason, err)
 			}
 		})
+	}
+}
+
+// TestLoadContainerdStoreOldAPI: a daemon before API 1.48 shows no
+// target descriptor; layers and config still prove the image.
+func TestLoadContainerdStoreOldAPI(t *testing.T) {
+	f := newC8dStore()
+	f.tamper = func(ii *image.InspectResponse) { ii.Descriptor = nil }
+	e := newEnv(t, f)
+	snap, _ := putSnapshot(t, e.store, newSlug("c8d"), nil, 1, "A=1")
+	if _, err := e.rt.Load(context.Background(), snap); err != nil {
+		t.Fatal(err)
 	}
 }
 
