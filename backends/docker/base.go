@@ -2,7 +2,10 @@ package docker
 
 import (
 	"archive/tar"
+	"bufio"
+	"compress/gzip"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -23,28 +26,112 @@ import (
 // before), checked against the layers the daemon reports. The blob is
 // marked as used, so that GC keeps it while commits build on it.
 func (r *Runtime) storedConfig(ctx context.Context, ii image.InspectResponse) *v1.ConfigFile {
-	if r.Store == nil {
-		return nil
-	}
-	h, err := v1.NewHash(ii.ID)
-	if err != nil {
-		return nil
-	}
-	if _, ok := r.Store.Reuse(h, -1); !ok {
-		return nil
-	}
-	cf, err := r.Store.Config(ctx, h)
-	if err != nil || !sameDiffIDs(cf.RootFS.DiffIDs, ii.RootFS.Layers) {
-		return nil
-	}
+	cf, _ := r.storedConfigDigest(ctx, ii)
 	return cf
 }
 
-// imageID is the digest of image ii's config (its ID), zero if the
-// daemon reports none.
-func imageID(ii image.InspectResponse) v1.Hash {
-	h, _ := v1.NewHash(ii.ID)
-	return h
+// storedConfigDigest is storedConfig with the config's digest. On
+// containerd's image store the image ID is the digest of a manifest or
+// index: the config is found through that blob, which ingest keeps in
+// the store (see targetConfig).
+func (r *Runtime) storedConfigDigest(ctx context.Context, ii image.InspectResponse) (*v1.ConfigFile, v1.Hash) {
+	if r.Store == nil {
+		return nil, v1.Hash{}
+	}
+	h, err := v1.NewHash(ii.ID)
+	if err != nil {
+		return nil, v1.Hash{}
+	}
+	if _, ok := r.Store.Reuse(h, -1); !ok {
+		if c, err := r.api(); err == nil && r.containerdStore(ctx, c) {
+			return r.annotatedConfig(ctx, ii)
+		}
+		return nil, v1.Hash{}
+	}
+	if cf, err := r.Store.Config(ctx, h); err == nil && sameDiffIDs(cf.RootFS.DiffIDs, ii.RootFS.Layers) {
+		return cf, h
+	}
+	return r.targetConfig(ctx, h, ii.RootFS.Layers, 0)
+}
+
+// maxBaseScan bounds the snapshots annotatedConfig reads.
+const maxBaseScan = 1000
+
+// annotatedConfig finds the config of image ii (on containerd's image
+// store, whose image ID is no config digest) among the configs of the
+// store's snapshots and the base configs they name
+// (oci.BaseConfigAnnotation; GC keeps those configs, not the manifest
+// ingest kept): one whose diffIDs are ii's layers and whose fields are
+// those inspect shows (sameConfig).
+func (r *Runtime) annotatedConfig(ctx context.Context, ii image.InspectResponse) (*v1.ConfigFile, v1.Hash) {
+	idx, err := r.Store.Index(ctx)
+	if err != nil {
+		return nil, v1.Hash{}
+	}
+	seen := map[v1.Hash]bool{}
+	for i, md := range idx.Manifests {
+		if i >= maxBaseScan {
+			break
+		}
+		m, err := r.Store.Manifest(ctx, md)
+		if err != nil {
+			continue
+		}
+		cands := []v1.Hash{m.Config.Digest}
+		if d, err := v1.NewHash(m.Annotations[oci.BaseConfigAnnotation]); err == nil {
+			cands = append(cands, d)
+		}
+		for _, d := range cands {
+			if seen[d] {
+				continue
+			}
+			seen[d] = true
+			if _, ok := r.Store.Reuse(d, -1); !ok {
+				continue
+			}
+			if cf, err := r.Store.Config(ctx, d); err == nil && sameDiffIDs(cf.RootFS.DiffIDs, ii.RootFS.Layers) &&
+				sameConfig(configFromInspect(ii), ii.Created, cf) {
+				return cf, d
+			}
+		}
+	}
+	return nil, v1.Hash{}
+}
+
+// targetConfig follows the stored manifest or index h to the stored
+// config whose diffIDs are layers (an index: its first manifest that
+// has one), at most two levels deep.
+func (r *Runtime) targetConfig(ctx context.Context, h v1.Hash, layers []string, depth int) (*v1.ConfigFile, v1.Hash) {
+	b, err := r.Store.ReadBlob(ctx, h, oci.MaxManifestSize)
+	if err != nil || depth > 1 {
+		return nil, v1.Hash{}
+	}
+	var m struct {
+		Config    *v1.Descriptor  `json:"config"`
+		Manifests []v1.Descriptor `json:"manifests"`
+	}
+	if json.Unmarshal(b, &m) != nil {
+		return nil, v1.Hash{}
+	}
+	if m.Config != nil {
+		d := m.Config.Digest
+		if _, ok := r.Store.Reuse(d, -1); !ok {
+			return nil, v1.Hash{}
+		}
+		if cf, err := r.Store.Config(ctx, d); err == nil && sameDiffIDs(cf.RootFS.DiffIDs, layers) {
+			return cf, d
+		}
+		return nil, v1.Hash{}
+	}
+	for _, md := range m.Manifests {
+		if _, ok := r.Store.Reuse(md.Digest, -1); !ok {
+			continue
+		}
+		if cf, d := r.targetConfig(ctx, md.Digest, layers, depth+1); cf != nil {
+			return cf, d
+		}
+	}
+	return nil, v1.Hash{}
 }
 
 // configFromInspect rebuilds what the snapshot keeps of an image config
@@ -146,7 +233,9 @@ func (r *Runtime) baseLayers(ctx context.Context, c Client, ii image.InspectResp
 // config, from the daemon's image save into the store, compressing each
 // layer and checking its diffID. It reads both the docker-archive format
 // (<dir>/layer.tar) and the OCI layout that newer daemons write
-// (blobs/sha256/<diffID>, uncompressed).
+// (blobs/sha256/<diffID>, uncompressed; containerd's image store also
+// saves gzip layers, and its id is the image's manifest or index, kept
+// with the other JSON blobs: see ingestBlob).
 func (r *Runtime) ingest(ctx context.Context, c Client, id string, want []v1.Hash) error {
 	idHash, err := v1.NewHash(id)
 	if err != nil {
@@ -187,9 +276,15 @@ func (r *Runtime) ingest(ctx context.Context, c Client, id string, want []v1.Has
 			}
 			gotConfig = true
 		case dir == "blobs/sha256/":
-			// OCI layout: a layer's blob name is its diffID.
+			// OCI layout: an uncompressed layer's blob name is its diffID.
 			d := v1.Hash{Algorithm: "sha256", Hex: base}
-			if !wanted[d] || found[d] {
+			if !wanted[d] {
+				if err := r.ingestBlob(ctx, tr, hdr.Size, d, wanted, found); err != nil {
+					return fmt.Errorf("saved image %s: %w", id, err)
+				}
+				continue
+			}
+			if found[d] {
 				continue
 			}
 			if _, err := r.Store.LayerByDiffID(ctx, d); err == nil {
@@ -219,6 +314,33 @@ func (r *Runtime) ingest(ctx context.Context, c Client, id string, want []v1.Has
 	return nil
 }
 
+// ingestBlob stores a blob h of size n of an OCI layout save that is
+// not named by a wanted diffID, as containerd's image store saves them:
+// a gzip layer is stored (recompressed) if its diffID is wanted, a JSON
+// blob (the image's index, manifests, config: see targetConfig) as it
+// is; anything else is skipped.
+func (r *Runtime) ingestBlob(ctx context.Context, rd io.Reader, n int64, h v1.Hash, wanted, found map[v1.Hash]bool) error {
+	br := bufio.NewReader(rd)
+	head, _ := br.Peek(2)
+	switch {
+	case len(head) == 2 && head[0] == 0x1f && head[1] == 0x8b:
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return fmt.Errorf("layer %s: %w", h, err)
+		}
+		d, err := r.ingestLayerTar(ctx, zr, -1)
+		if err != nil {
+			return fmt.Errorf("layer %s: %w", h, err)
+		}
+		found[d] = found[d] || wanted[d]
+	case len(head) > 0 && head[0] == '{' && n <= oci.MaxConfigSize:
+		if _, _, err := r.Store.Ingest(ctx, br, h, n); err != nil {
+			return fmt.Errorf("storing blob %s: %w", h, err)
+		}
+	}
+	return nil
+}
+
 // ingestLayer compresses one layer tar of size n into the store and
 // checks that its diffID is want.
 func (r *Runtime) ingestLayer(ctx context.Context, rd io.Reader, n int64, want v1.Hash) error {
@@ -232,15 +354,16 @@ func (r *Runtime) ingestLayer(ctx context.Context, rd io.Reader, n int64, want v
 	return nil
 }
 
-// ingestLayerTar compresses one layer tar of size n into the store
-// (which records it: see oci.Store.LayerByDiffID) and returns its diffID.
+// ingestLayerTar compresses one layer tar of size n (-1: unknown) into
+// the store (which records it: see oci.Store.LayerByDiffID) and returns
+// its diffID.
 func (r *Runtime) ingestLayerTar(ctx context.Context, rd io.Reader, n int64) (v1.Hash, error) {
 	cr := &iox.CountingReader{R: rd}
 	l, err := layer.Write(ctx, r.Store, cr, layer.Options{})
 	if err != nil {
 		return v1.Hash{}, fmt.Errorf("storing a base layer: %w", err)
 	}
-	if cr.Count() != n {
+	if n >= 0 && cr.Count() != n {
 		return v1.Hash{}, fmt.Errorf("storing a base layer: read %d of %d bytes", cr.Count(), n)
 	}
 	d, _ := l.DiffID()

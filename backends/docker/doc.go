@@ -93,6 +93,18 @@
 // the commit just built (bottle.Snapshot.RawManifest, RawConfig) and
 // reads them from the store only on a resume.
 //
+// A daemon with containerd's image store (docker info: driver-type
+// io.containerd.snapshotter.v1; see containerdStore) names an image by
+// the digest of the manifest it writes at load, finds no image by its
+// config digest, and its import needs every layer in the archive. There
+// Load sends every layer, starts no early load, and takes the image for
+// the snapshot when its layers are the snapshot's diffIDs and the config
+// fields inspect shows are the snapshot's (isSnapshot); the base image's
+// config is found through its manifest or index kept from its save, or
+// among the configs the store's snapshots name (annotatedConfig). The
+// container's upper directory is not in its inspect there, so the change
+// list comes from the daemon and the bottle is read through tar.
+//
 // A commit that loads its snapshot and reads the bottle on the host
 // starts the load early (earlyLoad): the uncompressed layer goes to the
 // daemon as the pipeline hashes and compresses it (a snapshot.LayerTee),

@@ -30,6 +30,8 @@ import (
 // into the daemon's load (gzip layers as stored, see sentCompressed),
 // leaving out the layers whose chain of diffIDs the daemon has. The
 // previous image of that name is removed if nothing else uses it.
+// A daemon with containerd's image store (containerdStore) gets every
+// layer and no early load, and its image is checked by isSnapshot.
 func (r *Runtime) Load(ctx context.Context, snap bottle.Snapshot) (string, error) {
 	c, err := r.api()
 	if err != nil {
@@ -41,25 +43,24 @@ func (r *Runtime) Load(ctx context.Context, snap bottle.Snapshot) (string, error
 		return "", err
 	}
 	want := im.man.Config.Digest.String()
+	containerd := r.containerdStore(ctx, c)
 	prevID := ""
 	var prev *image.InspectResponse
 	if pi, err := c.ImageInspect(ctx, ref); err == nil {
 		prevID, prev = pi.ID, &pi
-	}
-	if prevID == want {
-		return ref, nil
-	}
-	if _, err := c.ImageInspect(ctx, want); err == nil {
-		if err := c.ImageTag(ctx, want, ref); err != nil {
-			return "", fmt.Errorf("tagging image %s as %s: %w", want, ref, err)
+		if isSnapshot(pi, im, containerd) {
+			return ref, nil
 		}
-		r.dropImage(ctx, c, prevID)
-		return ref, nil
-	} else if !cerrdefs.IsNotFound(err) {
-		return "", fmt.Errorf("inspecting image %s: %w", want, err)
+	}
+	// The containerd store finds an image by its manifest's digest, never
+	// by its config's: there the snapshot is loaded again unless ref has it.
+	if !containerd {
+		if ok, err := r.tagLoaded(ctx, c, want, ref, prevID); ok || err != nil {
+			return ref, err
+		}
 	}
 	start := time.Now()
-	if e := earlyOf(snap); e != nil {
+	if e := earlyOf(snap); e != nil && !containerd {
 		if err := e.finish(im, ref); err == nil {
 			return r.loaded(ctx, c, im, ref, prevID, len(im.man.Layers)-1, "uncompressed layer, sent while it was built", e.start)
 		} else if ctx.Err() == nil {
@@ -67,7 +68,11 @@ func (r *Runtime) Load(ctx context.Context, snap bottle.Snapshot) (string, error
 		}
 		start = time.Now()
 	}
-	have := r.daemonLayers(ctx, c, im, prev)
+	have := 0
+	if !containerd {
+		// The containerd store's import needs every layer in the archive.
+		have = r.daemonLayers(ctx, c, im, prev)
+	}
 	mode := "gzip layers"
 	err = r.load(ctx, c, snap.Store, im, have, ref, true)
 	if err != nil && have > 0 && strings.Contains(err.Error(), "no such file") {
@@ -86,6 +91,23 @@ func (r *Runtime) Load(ctx context.Context, snap bottle.Snapshot) (string, error
 		return "", err
 	}
 	return r.loaded(ctx, c, im, ref, prevID, have, mode, start)
+}
+
+// tagLoaded tags the daemon's image want (a config digest, the image
+// ID on the graph-driver store) as ref if the daemon has it, and drops
+// the image ref named before (prevID).
+func (r *Runtime) tagLoaded(ctx context.Context, c Client, want, ref, prevID string) (bool, error) {
+	if _, err := c.ImageInspect(ctx, want); err != nil {
+		if cerrdefs.IsNotFound(err) {
+			return false, nil
+		}
+		return false, fmt.Errorf("inspecting image %s: %w", want, err)
+	}
+	if err := c.ImageTag(ctx, want, ref); err != nil {
+		return false, fmt.Errorf("tagging image %s as %s: %w", want, ref, err)
+	}
+	r.dropImage(ctx, c, prevID)
+	return true, nil
 }
 
 // earlyOf returns the early load of the commit that built snap, if any.
@@ -107,8 +129,8 @@ func (r *Runtime) loaded(ctx context.Context, c Client, im *storedImage, ref, pr
 	if err != nil {
 		return "", fmt.Errorf("inspecting the loaded image %s: %w", ref, err)
 	}
-	if got.ID != want {
-		return "", fmt.Errorf("the daemon loaded %s as image %s, not %s", ref, got.ID, want)
+	if !isSnapshot(got, im, r.containerdStore(ctx, c)) {
+		return "", fmt.Errorf("the daemon loaded %s as image %s, which is not the snapshot (config %s)", ref, got.ID, want)
 	}
 	r.log().Info("loaded the snapshot into Docker", "image", ref, "layers", len(im.man.Layers), "layers_sent", len(im.man.Layers)-have, "sent_as", mode, "took", time.Since(start).Round(time.Millisecond))
 	r.dropImage(ctx, c, prevID)
@@ -305,6 +327,11 @@ func readLoadMessages(resp image.LoadResponse) error {
 		}
 		if m.Error != "" {
 			return fmt.Errorf("the daemon refused the image: %s", m.Error)
+		}
+		// The containerd store keeps an image it could not unpack and
+		// says so in the stream only.
+		if strings.HasPrefix(m.Stream, "Error unpacking image") {
+			return fmt.Errorf("the daemon could not unpack the image: %s", strings.TrimSpace(m.Stream))
 		}
 	}
 }

@@ -69,7 +69,9 @@ func TestLoadFallsBackToUncompressed(t *testing.T) {
 		t.Errorf("refused %d, loaded %d:\n%s", g.refused, g.loaded, e.logs)
 	}
 	ii, err := c.ImageInspect(ctx, res.Committed)
-	if err != nil || ii.ID != res.Snapshot.Config.Digest.String() {
+	// On containerd's image store the ID is a manifest digest (Load
+	// checked the image's layers and config there).
+	if err != nil || (ii.ID != res.Snapshot.Config.Digest.String() && !containerdStore(t, c)) {
 		t.Fatalf("image %s: %v %s", res.Committed, err, ii.ID)
 	}
 	// The committed image boots into the same tree.

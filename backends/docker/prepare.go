@@ -75,7 +75,9 @@ func (r *Runtime) Prepare(ctx context.Context, slug string, opts bottle.PrepareO
 	src := &source{c: c, log: r.log(), id: ci.ID, name: name, method: method,
 		pause: opts.Pause && !ci.State.Paused, oneFS: !opts.IncludeMounts, diff: incremental, mounts: mounts, upper: upper, hostRead: hostRead, started: ci.State.StartedAt,
 		checkTar: func(ctx context.Context) error { return r.checkTar(ctx, c, ci.ID, name) }}
-	if opts.Loading && hostRead {
+	if opts.Loading && hostRead && !r.containerdStore(ctx, c) {
+		// The containerd store's import needs every layer in the archive,
+		// so an early load (the diff layer only) cannot work there.
 		src.loadBase = ii.RootFS.Layers
 	}
 	return &bottle.Prepared{
@@ -160,7 +162,9 @@ func (r *Runtime) incremental(ctx context.Context, c Client, ci container.Inspec
 		r.log().Warn("cannot build on the base image's layers; making a full snapshot", "container", name, "err", err)
 		return nil, false
 	}
-	base.Layers, base.Config, base.ConfigDigest = layers, cf, imageID(ii)
+	// On containerd's image store the image ID is no config digest.
+	_, cd := r.storedConfigDigest(ctx, ii)
+	base.Layers, base.Config, base.ConfigDigest = layers, cf, cd
 	return upper, true
 }
 

@@ -123,7 +123,8 @@ func TestRoundTrip(t *testing.T) {
 			} else if _, err := e.m.Resume(ctx, slug, bottle.ResumeRequest{}); err != nil {
 				t.Fatal(err)
 			}
-			if v.viaCLI == nil && !e.logs.contains("layers_sent=1") {
+			// containerd's image store needs every layer in a load.
+			if v.viaCLI == nil && !containerdStore(t, c) && !e.logs.contains("layers_sent=1") {
 				t.Errorf("the load did not send one layer:\n%s", e.logs)
 			}
 			after := tree(t, c, ctr)
@@ -302,7 +303,7 @@ echo one > /home/node/one && ln /home/node/one /home/node/two`)
 	if e.logs.contains("copying the base image's layers") {
 		t.Errorf("the snapshot's own layers were fetched from the daemon:\n%s", e.logs)
 	}
-	if !e.logs.contains("layers_sent=1") {
+	if !containerdStore(t, c) && !e.logs.contains("layers_sent=1") {
 		t.Errorf("the load sent more than the new layer:\n%s", e.logs)
 	}
 	before = tree(t, c, ctr)

@@ -61,6 +61,10 @@ type Runtime struct {
 	once   sync.Once
 	client Client
 	err    error
+
+	// storeOnce asks the daemon once for its image store (containerd).
+	storeOnce  sync.Once
+	containerd bool
 }
 
 var _ bottle.Runtime = (*Runtime)(nil)
