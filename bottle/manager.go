@@ -168,7 +168,7 @@ func (m *Manager) Commit(ctx context.Context, slug string, opts CommitOptions) (
 		}
 	}
 	if committed != "" {
-		if err := m.Home.RecordCommit(slug, committed); err != nil {
+		if err := m.recordLoad(slug, committed, res.Manifest.Digest.String()); err != nil {
 			if uerr := snapshot.Unpublish(ctx, m.Store, res); uerr != nil {
 				err = fmt.Errorf("%w (and restoring the previous snapshot failed: %v)", err, uerr)
 			}
@@ -260,7 +260,11 @@ type ResumeRequest struct {
 }
 
 // Resume boots a bottle from its snapshot, reinstalling it from the store
-// when the runtime lost it. It returns the committed reference.
+// when the runtime lost it, and loading the store's latest snapshot first
+// when bb stored it without loading it (bb commit --no-load, an import or
+// a pull without loading) and committed-image is still as bb left it. A
+// commit another tool recorded in committed-image since is booted as it
+// is, never overwritten. It returns the committed reference.
 func (m *Manager) Resume(ctx context.Context, slug string, req ResumeRequest) (string, error) {
 	if err := state.ValidSlug(slug); err != nil {
 		return "", err
@@ -280,12 +284,6 @@ func (m *Manager) Resume(ctx context.Context, slug string, req ResumeRequest) (s
 	if err != nil {
 		return "", err
 	}
-	has := false
-	if committed != "" {
-		if has, err = rt.Has(ctx, committed); err != nil {
-			return "", err
-		}
-	}
 	snap := Snapshot{Slug: slug, Store: m.Store}
 	desc, err := m.Store.Resolve(ctx, snapshot.Tag(slug))
 	if err == nil {
@@ -293,19 +291,16 @@ func (m *Manager) Resume(ctx context.Context, slug string, req ResumeRequest) (s
 	} else if !errors.Is(err, oci.ErrNotFound) {
 		return "", err
 	}
-	if !has {
-		if errors.Is(err, oci.ErrNotFound) {
-			if committed != "" {
-				return "", fmt.Errorf("%s recorded %q for %s, but %s no longer has it and bb's store (%s) has no snapshot of it: commit the bottle again or import one", m.Home.StateDir(slug), committed, slug, backend, m.Store.Root())
-			}
-			return "", fmt.Errorf("no snapshot of %s: run bb commit %s first (store %s)", slug, slug, m.Store.Root())
-		}
-		m.log().Info("runtime lost the snapshot; loading it again from the store", "slug", slug, "backend", backend)
+	load, err := m.needLoad(ctx, rt, slug, committed, snap.Manifest)
+	if err != nil {
+		return "", err
+	}
+	if load {
 		committed, err = rt.Load(ctx, Snapshot{Slug: slug, Store: m.Store, Manifest: desc})
 		if err != nil {
 			return "", fmt.Errorf("loading snapshot of %s into %s: %w", slug, backend, err)
 		}
-		if err := m.Home.RecordCommit(slug, committed); err != nil {
+		if err := m.recordLoad(slug, committed, desc.Digest.String()); err != nil {
 			return "", err
 		}
 	}
@@ -316,6 +311,61 @@ func (m *Manager) Resume(ctx context.Context, slug string, req ResumeRequest) (s
 		return "", err
 	}
 	return committed, nil
+}
+
+// needLoad tells Resume whether to load latest, the store's snapshot of
+// slug (zero when the store has none), into rt before booting: when rt
+// lost committed, and when bb's record says that committed-image, as bb
+// left it, names an older snapshot than latest.
+func (m *Manager) needLoad(ctx context.Context, rt Runtime, slug, committed string, latest v1.Descriptor) (bool, error) {
+	backend := rt.Name()
+	has := false
+	if committed != "" {
+		var err error
+		if has, err = rt.Has(ctx, committed); err != nil {
+			return false, err
+		}
+	}
+	stored := latest.Digest != (v1.Hash{})
+	if !has {
+		if !stored {
+			if committed != "" {
+				return false, fmt.Errorf("%s recorded %q for %s, but %s no longer has it and bb's store (%s) has no snapshot of it: commit the bottle again or import one", m.Home.StateDir(slug), committed, slug, backend, m.Store.Root())
+			}
+			return false, fmt.Errorf("no snapshot of %s: run bb commit %s first (store %s)", slug, slug, m.Store.Root())
+		}
+		m.log().Info("runtime lost the snapshot; loading it again from the store", "slug", slug, "backend", backend)
+		return true, nil
+	}
+	if !stored {
+		return false, nil
+	}
+	rec, current, err := m.Home.LoadedRecord(slug)
+	switch {
+	case err != nil:
+		m.log().Warn("booting what committed-image names", "slug", slug, "err", err)
+		return false, nil
+	case rec == nil || rec.Digest == latest.Digest.String():
+		// No record (an older bb's or the launcher's state): as before.
+		return false, nil
+	case !current:
+		m.log().Info("committed-image was written by another tool after bb's last load: booting what it names, not the store's latest snapshot",
+			"slug", slug, "committed", committed, "store", latest.Digest.String())
+		return false, nil
+	}
+	m.log().Info("the store's latest snapshot of "+slug+" was not loaded yet (bb commit --no-load, import, pull): loading it",
+		"slug", slug, "backend", backend, "digest", latest.Digest.String())
+	return true, nil
+}
+
+// recordLoad writes committed-image and the preserve marker
+// (state.RecordCommit), then bb's record of what it loaded (digest, ""
+// when nothing was loaded).
+func (m *Manager) recordLoad(slug, committed, digest string) error {
+	if err := m.Home.RecordCommit(slug, committed); err != nil {
+		return err
+	}
+	return m.Home.RecordLoaded(slug, committed, digest)
 }
 
 // Row is one line of bb list: a bottle, its snapshot, or both.

@@ -1,0 +1,91 @@
+package state
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/bot-bottle/bb/oci"
+)
+
+// LoadedFile is bb's own record, not shared with the launcher, of the
+// snapshot it last loaded into the runtime for a slug and of the
+// committed-image file as it left it then.
+const LoadedFile = "bb-loaded"
+
+// Loaded is the content of LoadedFile.
+type Loaded struct {
+	// Ref is what bb wrote into committed-image.
+	Ref string `json:"ref"`
+	// Digest is the manifest digest of the snapshot bb loaded under Ref;
+	// "" when bb recorded Ref without loading anything (an import or a
+	// pull without loading).
+	Digest string `json:"digest,omitempty"`
+	// ModTime (nanoseconds since the epoch) and Size are committed-image's
+	// right after bb wrote it: a later write by another tool changes them.
+	ModTime int64 `json:"committed_image_mtime_ns"`
+	Size    int64 `json:"committed_image_size"`
+}
+
+// RecordLoaded records that committed-image, just written by
+// RecordCommit with ref, names the snapshot digest ("" when nothing was
+// loaded). Call it right after RecordCommit.
+func (h Home) RecordLoaded(slug, ref, digest string) error {
+	if err := ValidSlug(slug); err != nil {
+		return err
+	}
+	fi, err := os.Stat(filepath.Join(h.StateDir(slug), CommittedImageFile))
+	if err != nil {
+		return fmt.Errorf("recording what bb loaded for %s: %w", slug, err)
+	}
+	b, err := json.Marshal(Loaded{Ref: ref, Digest: digest, ModTime: fi.ModTime().UnixNano(), Size: fi.Size()})
+	if err != nil {
+		return err
+	}
+	if err := h.mkdirState(slug); err != nil {
+		return fmt.Errorf("creating state directory: %w", err)
+	}
+	return oci.WriteFileAtomic(filepath.Join(h.StateDir(slug), LoadedFile), append(b, '\n'), oci.FileMode)
+}
+
+// LoadedRecord returns bb's record of what it last loaded for slug, or
+// nil when there is none (state written by an older bb or by the
+// launcher alone). current reports whether committed-image is still as
+// bb left it then: same content, modification time and size. When it is
+// not, another tool recorded a commit since.
+func (h Home) LoadedRecord(slug string) (rec *Loaded, current bool, err error) {
+	if err := ValidSlug(slug); err != nil {
+		return nil, false, err
+	}
+	p := filepath.Join(h.StateDir(slug), LoadedFile)
+	b, err := readSmall(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	var l Loaded
+	if err := json.Unmarshal(b, &l); err != nil || l.Ref == "" {
+		return nil, false, fmt.Errorf("%s is not bb's record of a load (remove it: the next bb commit or resume writes it again)", p)
+	}
+	ci := filepath.Join(h.StateDir(slug), CommittedImageFile)
+	fi, err := os.Stat(ci)
+	if errors.Is(err, os.ErrNotExist) {
+		return &l, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	if fi.ModTime().UnixNano() != l.ModTime || fi.Size() != l.Size {
+		return &l, false, nil
+	}
+	cur, err := readSmall(ci)
+	if err != nil {
+		return nil, false, err
+	}
+	return &l, strings.TrimSpace(string(cur)) == l.Ref, nil
+}
