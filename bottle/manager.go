@@ -358,14 +358,18 @@ func (m *Manager) needLoad(ctx context.Context, rt Runtime, slug, committed stri
 	return true, nil
 }
 
-// recordLoad writes committed-image and the preserve marker
-// (state.RecordCommit), then bb's record of what it loaded (digest, ""
-// when nothing was loaded).
+// recordLoad writes committed-image and the preserve marker, then bb's
+// record of what it loaded (digest, "" when nothing was loaded). A
+// failure of that record alone is a warning: the commit is recorded, and
+// a stale record only makes the next resume boot what committed-image
+// names, as if another tool had recorded it.
 func (m *Manager) recordLoad(slug, committed, digest string) error {
-	if err := m.Home.RecordCommit(slug, committed); err != nil {
-		return err
+	err := m.Home.RecordLoad(slug, committed, digest)
+	if errors.Is(err, state.ErrLoadRecord) {
+		m.log().Warn("bb resume will not load a snapshot stored without loading until bb loads one again", "slug", slug, "err", err)
+		return nil
 	}
-	return m.Home.RecordLoaded(slug, committed, digest)
+	return err
 }
 
 // Row is one line of bb list: a bottle, its snapshot, or both.

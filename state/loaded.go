@@ -30,25 +30,28 @@ type Loaded struct {
 	Size    int64 `json:"committed_image_size"`
 }
 
-// RecordLoaded records that committed-image, just written by
-// RecordCommit with ref, names the snapshot digest ("" when nothing was
-// loaded). Call it right after RecordCommit.
-func (h Home) RecordLoaded(slug, ref, digest string) error {
-	if err := ValidSlug(slug); err != nil {
-		return err
-	}
-	fi, err := os.Stat(filepath.Join(h.StateDir(slug), CommittedImageFile))
+// ErrLoadRecord wraps a failure of RecordLoad to write LoadedFile once
+// committed-image and the preserve marker are written: the commit is
+// recorded, only bb's own record of it is stale.
+var ErrLoadRecord = errors.New("writing bb's record of the load")
+
+// RecordLoad is RecordCommit (committed-image names ref, preserve
+// marker), followed by bb's record that ref holds the snapshot digest
+// ("" when bb recorded ref without loading anything) and of
+// committed-image as this write left it.
+func (h Home) RecordLoad(slug, ref, digest string) error {
+	fi, err := h.recordCommit(slug, ref)
 	if err != nil {
-		return fmt.Errorf("recording what bb loaded for %s: %w", slug, err)
+		return err
 	}
 	b, err := json.Marshal(Loaded{Ref: ref, Digest: digest, ModTime: fi.ModTime().UnixNano(), Size: fi.Size()})
+	if err == nil {
+		err = oci.WriteFileAtomic(filepath.Join(h.StateDir(slug), LoadedFile), append(b, '\n'), oci.FileMode)
+	}
 	if err != nil {
-		return err
+		return fmt.Errorf("%w %s: %w", ErrLoadRecord, filepath.Join(h.StateDir(slug), LoadedFile), err)
 	}
-	if err := h.mkdirState(slug); err != nil {
-		return fmt.Errorf("creating state directory: %w", err)
-	}
-	return oci.WriteFileAtomic(filepath.Join(h.StateDir(slug), LoadedFile), append(b, '\n'), oci.FileMode)
+	return nil
 }
 
 // LoadedRecord returns bb's record of what it last loaded for slug, or

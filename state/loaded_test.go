@@ -12,19 +12,21 @@ func TestLoadedRecord(t *testing.T) {
 	if rec, cur, err := h.LoadedRecord("s"); rec != nil || cur || err != nil {
 		t.Fatalf("no record: %+v %v %v", rec, cur, err)
 	}
-	if err := h.RecordCommit("s", "bot-bottle-committed-s:latest"); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.RecordLoaded("s", "bot-bottle-committed-s:latest", "sha256:aa"); err != nil {
+	if err := h.RecordLoad("s", "bot-bottle-committed-s:latest", "sha256:aa"); err != nil {
 		t.Fatal(err)
 	}
 	rec, cur, err := h.LoadedRecord("s")
 	if err != nil || !cur || rec.Digest != "sha256:aa" || rec.Ref != "bot-bottle-committed-s:latest" {
-		t.Fatalf("after RecordLoaded: %+v %v %v", rec, cur, err)
+		t.Fatalf("after RecordLoad: %+v %v %v", rec, cur, err)
 	}
 	p := filepath.Join(h.StateDir("s"), LoadedFile)
 	if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("%s: %v %v", p, fi, err)
+	}
+	// bb doctor knows the record is private.
+	_ = os.Chmod(p, 0o644)
+	if fs, err := h.Check(true); err != nil || len(fs) != 1 || fs[0].Path != p || !fs[0].Fixed {
+		t.Fatalf("Check: %+v %v", fs, err)
 	}
 	// Another tool writes committed-image again, same content: no longer current.
 	ci := filepath.Join(h.StateDir("s"), CommittedImageFile)
@@ -36,14 +38,14 @@ func TestLoadedRecord(t *testing.T) {
 		t.Fatalf("after another write: %+v %v %v", rec, cur, err)
 	}
 	// Another reference, same size and time.
+	if err := h.RecordLoad("s", "bot-bottle-committed-s:latest", "sha256:aa"); err != nil {
+		t.Fatal(err)
+	}
 	fi, _ := os.Stat(ci)
 	if err := os.WriteFile(ci, []byte("bot-bottle-committed-s:latesT\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	_ = os.Chtimes(ci, fi.ModTime(), fi.ModTime())
-	if err := h.RecordLoaded("s", "bot-bottle-committed-s:latest", "sha256:aa"); err != nil {
-		t.Fatal(err)
-	}
 	if _, cur, err := h.LoadedRecord("s"); err != nil || cur {
 		t.Fatalf("other content: current %v, %v", cur, err)
 	}
