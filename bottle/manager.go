@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"sort"
 	"time"
 
@@ -349,7 +350,8 @@ func (m *Manager) needLoad(ctx context.Context, rt Runtime, slug, committed stri
 		// No record (an older bb's or the launcher's state): as before.
 		return false, nil
 	case !current:
-		m.log().Info("committed-image was written by another tool after bb's last load: booting what it names, not the store's latest snapshot",
+		ci := filepath.Join(m.Home.StateDir(slug), state.CommittedImageFile)
+		m.log().Warn("another tool wrote committed-image after bb's last load: booting what it names, not bb's latest snapshot in the store (to boot that one, delete "+ci+" and resume again)",
 			"slug", slug, "committed", committed, "store", latest.Digest.String())
 		return false, nil
 	}

@@ -111,6 +111,13 @@ func TestResumeKeepsAnotherToolsCommit(t *testing.T) {
 	if rt.loads != n || rt.booted != "launcher's commit" || rt.images[ref] == b {
 		t.Fatalf("loads %d -> %d, booted %q", n, rt.loads, rt.booted)
 	}
+	// What the warning advises to boot bb's snapshot instead.
+	if err := os.Remove(ci); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Resume(ctx, "s", bottle.ResumeRequest{}); err != nil || rt.booted != b {
+		t.Fatalf("after deleting committed-image: booted %q, want B %s (%v)", rt.booted, b, err)
+	}
 }
 
 func TestResumeWithoutRecordBootsCommittedImage(t *testing.T) {
