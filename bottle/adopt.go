@@ -257,9 +257,10 @@ func (m *Manager) Adopt(ctx context.Context, slug string, desc v1.Descriptor, op
 		m.log().Warn("pruning old snapshots", "slug", slug, "err", err)
 	}
 	committed, loaded := DefaultCommitted(m.Home, backend, slug), ""
+	var rt Runtime // asked which image it loaded; nil without a load
 	if opts.Load {
-		rt, err := m.Runtime(backend)
-		if err != nil {
+		var err error
+		if rt, err = m.Runtime(backend); err != nil {
 			return "", err
 		}
 		if committed, err = rt.Load(ctx, Snapshot{Slug: slug, Store: m.Store, Manifest: d}); err != nil {
@@ -272,7 +273,7 @@ func (m *Manager) Adopt(ctx context.Context, slug string, desc v1.Descriptor, op
 	}
 	// Without a load, the record names no snapshot: bb resume loads the
 	// adopted one even if the runtime has an older image under the name.
-	return committed, m.recordLoad(slug, committed, loaded)
+	return committed, m.recordLoad(ctx, rt, slug, committed, loaded)
 }
 
 // manifestBackend is the backend a snapshot's manifest names in its

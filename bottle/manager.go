@@ -169,7 +169,7 @@ func (m *Manager) Commit(ctx context.Context, slug string, opts CommitOptions) (
 		}
 	}
 	if committed != "" {
-		if err := m.recordLoad(slug, committed, res.Manifest.Digest.String()); err != nil {
+		if err := m.recordLoad(ctx, rt, slug, committed, res.Manifest.Digest.String()); err != nil {
 			if uerr := snapshot.Unpublish(ctx, m.Store, res); uerr != nil {
 				err = fmt.Errorf("%w (and restoring the previous snapshot failed: %v)", err, uerr)
 			}
@@ -301,7 +301,7 @@ func (m *Manager) Resume(ctx context.Context, slug string, req ResumeRequest) (s
 		if err != nil {
 			return "", fmt.Errorf("loading snapshot of %s into %s: %w", slug, backend, err)
 		}
-		if err := m.recordLoad(slug, committed, desc.Digest.String()); err != nil {
+		if err := m.recordLoad(ctx, rt, slug, committed, desc.Digest.String()); err != nil {
 			return "", err
 		}
 	}
@@ -349,9 +349,9 @@ func (m *Manager) needLoad(ctx context.Context, rt Runtime, slug, committed stri
 	case rec == nil || rec.Digest == latest.Digest.String():
 		// No record (an older bb's or the launcher's state): as before.
 		return false, nil
-	case !current:
+	case !current || m.replaced(ctx, rt, slug, committed, rec):
 		ci := filepath.Join(m.Home.StateDir(slug), state.CommittedImageFile)
-		m.log().Warn("another tool wrote committed-image after bb's last load: booting what it names, not bb's latest snapshot in the store (to boot that one, delete "+ci+" and resume again)",
+		m.log().Warn("another tool committed the bottle after bb's last load: booting what committed-image names, not bb's latest snapshot in the store (to boot that one, delete "+ci+" and resume again)",
 			"slug", slug, "committed", committed, "store", latest.Digest.String())
 		return false, nil
 	}
@@ -360,13 +360,37 @@ func (m *Manager) needLoad(ctx context.Context, rt Runtime, slug, committed stri
 	return true, nil
 }
 
+// replaced reports whether rt says committed names another image than
+// the one bb recorded with its last load: another tool committed under
+// the same name (docker commit) without rewriting committed-image.
+func (m *Manager) replaced(ctx context.Context, rt Runtime, slug, committed string, rec *state.Loaded) bool {
+	id, ok := rt.(ImageIdentifier)
+	if !ok || rec.Image == "" {
+		return false
+	}
+	image, err := id.ImageID(ctx, committed)
+	if err != nil {
+		m.log().Warn("asking the runtime which image committed-image names", "slug", slug, "committed", committed, "err", err)
+		return true
+	}
+	return image != rec.Image
+}
+
 // recordLoad writes committed-image and the preserve marker, then bb's
-// record of what it loaded (digest, "" when nothing was loaded). A
-// failure of that record alone is a warning: the commit is recorded, and
-// a stale record only makes the next resume boot what committed-image
-// names, as if another tool had recorded it.
-func (m *Manager) recordLoad(slug, committed, digest string) error {
-	err := m.Home.RecordLoad(slug, committed, digest)
+// record of what it loaded (digest, "" when nothing was loaded) and of
+// the image rt says committed names. A failure of that record alone is a
+// warning: the commit is recorded, and a stale record only makes the
+// next resume boot what committed-image names, as if another tool had
+// recorded it.
+func (m *Manager) recordLoad(ctx context.Context, rt Runtime, slug, committed, digest string) error {
+	image := ""
+	if id, ok := rt.(ImageIdentifier); ok {
+		var err error
+		if image, err = id.ImageID(ctx, committed); err != nil {
+			m.log().Warn("asking the runtime which image it loaded", "slug", slug, "committed", committed, "err", err)
+		}
+	}
+	err := m.Home.RecordLoad(slug, committed, digest, image)
 	if errors.Is(err, state.ErrLoadRecord) {
 		m.log().Warn("bb resume will not load a snapshot stored without loading until bb loads one again", "slug", slug, "err", err)
 		return nil

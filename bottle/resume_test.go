@@ -39,6 +39,10 @@ func (r *imageRuntime) Boot(ctx context.Context, snap bottle.Snapshot, c string,
 	return nil
 }
 
+func (r *imageRuntime) ImageID(ctx context.Context, c string) (string, error) {
+	return r.images[c], nil
+}
+
 func newImageManager(t *testing.T) (*bottle.Manager, *imageRuntime) {
 	home := t.TempDir()
 	s, err := oci.Open(filepath.Join(home, "oci"))
@@ -148,5 +152,22 @@ func TestResumeLoadsAnAdoptedSnapshot(t *testing.T) {
 	}
 	if _, err := m.Resume(ctx, "s", bottle.ResumeRequest{}); err != nil || rt.booted != other {
 		t.Fatalf("booted %s, want the adopted %s: %v", rt.booted, other, err)
+	}
+}
+
+// The launcher commits under the committed name (docker commit) and does
+// not rewrite committed-image: the runtime's image ID tells.
+func TestResumeKeepsAnImageReplacedUnderTheName(t *testing.T) {
+	ctx := context.Background()
+	m, rt := newImageManager(t)
+	commitTree(t, m, rt, "s", "A", false)
+	commitTree(t, m, rt, "s", "B", true)
+	rt.images[state.CommittedRef("s")] = "launcher's commit"
+	n := rt.loads
+	if _, err := m.Resume(ctx, "s", bottle.ResumeRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if rt.loads != n || rt.booted != "launcher's commit" {
+		t.Fatalf("loads %d -> %d, booted %q", n, rt.loads, rt.booted)
 	}
 }

@@ -24,6 +24,10 @@ type Loaded struct {
 	// "" when bb recorded Ref without loading anything (an import or a
 	// pull without loading).
 	Digest string `json:"digest,omitempty"`
+	// Image is what the runtime said the reference named right after
+	// (Docker: the image ID), when it can tell: a later change means
+	// another tool replaced the image under the same name.
+	Image string `json:"image,omitempty"`
 	// ModTime (nanoseconds since the epoch) and Size are committed-image's
 	// right after bb wrote it: a later write by another tool changes them.
 	ModTime int64 `json:"committed_image_mtime_ns"`
@@ -37,14 +41,15 @@ var ErrLoadRecord = errors.New("writing bb's record of the load")
 
 // RecordLoad is RecordCommit (committed-image names ref, preserve
 // marker), followed by bb's record that ref holds the snapshot digest
-// ("" when bb recorded ref without loading anything) and of
-// committed-image as this write left it.
-func (h Home) RecordLoad(slug, ref, digest string) error {
+// ("" when bb recorded ref without loading anything), that the runtime
+// identifies it as image ("" when it cannot tell), and of committed-image
+// as this write left it.
+func (h Home) RecordLoad(slug, ref, digest, image string) error {
 	fi, err := h.recordCommit(slug, ref)
 	if err != nil {
 		return err
 	}
-	b, err := json.Marshal(Loaded{Ref: ref, Digest: digest, ModTime: fi.ModTime().UnixNano(), Size: fi.Size()})
+	b, err := json.Marshal(Loaded{Ref: ref, Digest: digest, Image: image, ModTime: fi.ModTime().UnixNano(), Size: fi.Size()})
 	if err == nil {
 		err = oci.WriteFileAtomic(filepath.Join(h.StateDir(slug), LoadedFile), append(b, '\n'), oci.FileMode)
 	}

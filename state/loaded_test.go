@@ -12,7 +12,7 @@ func TestLoadedRecord(t *testing.T) {
 	if rec, cur, err := h.LoadedRecord("s"); rec != nil || cur || err != nil {
 		t.Fatalf("no record: %+v %v %v", rec, cur, err)
 	}
-	if err := h.RecordLoad("s", "bot-bottle-committed-s:latest", "sha256:aa"); err != nil {
+	if err := h.RecordLoad("s", "bot-bottle-committed-s:latest", "sha256:aa", ""); err != nil {
 		t.Fatal(err)
 	}
 	rec, cur, err := h.LoadedRecord("s")
@@ -38,7 +38,7 @@ func TestLoadedRecord(t *testing.T) {
 		t.Fatalf("after another write: %+v %v %v", rec, cur, err)
 	}
 	// Another reference, same size and time.
-	if err := h.RecordLoad("s", "bot-bottle-committed-s:latest", "sha256:aa"); err != nil {
+	if err := h.RecordLoad("s", "bot-bottle-committed-s:latest", "sha256:aa", ""); err != nil {
 		t.Fatal(err)
 	}
 	fi, _ := os.Stat(ci)

@@ -67,6 +67,20 @@ func TestResumeBootsTheLatestSnapshot(t *testing.T) {
 		t.Fatalf("%s is %s now, want the launcher's %s (%v)", ref, ii.ID, launcher.ID, err)
 	}
 
+	// The same without rewriting committed-image: the image ID tells.
+	sh(t, c, ctr, "echo E > /root/note")
+	runCLI(t, e, "commit", slug)
+	sh(t, c, ctr, "echo F > /root/note")
+	runCLI(t, e, "commit", "--no-load", slug)
+	sh(t, c, ctr, "echo launcher2 > /root/note")
+	if _, err := c.ContainerCommit(ctx, ctr, container.CommitOptions{Reference: ref}); err != nil {
+		t.Fatal(err)
+	}
+	runCLI(t, e, "resume", "--replace", slug)
+	if n := note(); n != "launcher2" {
+		t.Fatalf("after the launcher's docker commit, resume booted note %q, want the launcher's", n)
+	}
+
 	// An import without loading replaces the slug's snapshot: resume boots it.
 	other := "resume-" + randHex(4)
 	octr := startBottle(t, c, base, other)
