@@ -8,8 +8,9 @@
 //	                  next resume boots from
 //	preserve          marker: keep this state directory at session end
 //	bb-loaded         bb's own (the launcher neither reads nor writes it):
-//	                  the snapshot digest bb last loaded under committed-image
-//	                  and that file's time and size then (see Home.LoadedRecord)
+//	                  the snapshot digest bb last loaded under committed-image,
+//	                  the runtime's image ID for it, and that file's time and
+//	                  size then (see Home.LoadedRecord)
 //
 // Every write is atomic (temp file + rename in the same directory).
 package state
