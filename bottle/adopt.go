@@ -256,20 +256,24 @@ func (m *Manager) Adopt(ctx context.Context, slug string, desc v1.Descriptor, op
 	if err := snapshot.PruneFor(ctx, m.Store, res, DefaultKeep); err != nil {
 		m.log().Warn("pruning old snapshots", "slug", slug, "err", err)
 	}
-	committed := DefaultCommitted(m.Home, backend, slug)
+	committed, loaded := DefaultCommitted(m.Home, backend, slug), ""
+	var rt Runtime // asked which image it loaded; nil without a load
 	if opts.Load {
-		rt, err := m.Runtime(backend)
-		if err != nil {
+		var err error
+		if rt, err = m.Runtime(backend); err != nil {
 			return "", err
 		}
 		if committed, err = rt.Load(ctx, Snapshot{Slug: slug, Store: m.Store, Manifest: d}); err != nil {
 			return "", fmt.Errorf("loading %s into %s: %w (the snapshot is in the store; bb resume %s retries)", slug, backend, err, slug)
 		}
+		loaded = d.Digest.String()
 	}
 	if committed == "" {
 		return "", m.Home.MarkPreserved(slug)
 	}
-	return committed, m.Home.RecordCommit(slug, committed)
+	// Without a load, the record names no snapshot: bb resume loads the
+	// adopted one even if the runtime has an older image under the name.
+	return committed, m.recordLoad(ctx, rt, slug, committed, loaded)
 }
 
 // manifestBackend is the backend a snapshot's manifest names in its

@@ -5,13 +5,15 @@
 //
 //	commit:  Runtime.Inspect ─► Runtime.Prepare (Source, Base) ─► snapshot.Build
 //	         ─► Runtime.Load (load into the runtime) ─► snapshot.Publish
-//	         ─► state.RecordCommit (committed-image, preserve marker)
+//	         ─► state.RecordLoad (committed-image, preserve marker, bb-loaded)
 //	resume:  state.CommittedImage ─► Runtime.Has? else Runtime.Load from
-//	         the store ─► Runtime.Boot
+//	         the store; also Load when bb-loaded says committed-image, as
+//	         bb left it, holds an older snapshot than the store's tag
+//	         (commit --no-load, import) ─► Runtime.Boot
 //	adopt:   an Arrival (Manager.Import: archive.Read; bb pull: remote.Pull)
 //	         ─► AdoptSlugs (--as, else the recorded slug; refuse a taken one)
 //	         ─► AdoptAll: snapshot.Publish, metadata.json restored,
-//	         Runtime.Load if asked, state.RecordCommit
+//	         Runtime.Load if asked, state.RecordLoad
 //
 // Each step runs only if the one before succeeded; a failure rolls back
 // what the commit added, so the previous snapshot stays the current one.

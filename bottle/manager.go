@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"sort"
 	"time"
 
@@ -168,7 +169,7 @@ func (m *Manager) Commit(ctx context.Context, slug string, opts CommitOptions) (
 		}
 	}
 	if committed != "" {
-		if err := m.Home.RecordCommit(slug, committed); err != nil {
+		if err := m.recordLoad(ctx, rt, slug, committed, res.Manifest.Digest.String()); err != nil {
 			if uerr := snapshot.Unpublish(ctx, m.Store, res); uerr != nil {
 				err = fmt.Errorf("%w (and restoring the previous snapshot failed: %v)", err, uerr)
 			}
@@ -260,7 +261,11 @@ type ResumeRequest struct {
 }
 
 // Resume boots a bottle from its snapshot, reinstalling it from the store
-// when the runtime lost it. It returns the committed reference.
+// when the runtime lost it, and loading the store's latest snapshot first
+// when bb stored it without loading it (bb commit --no-load, an import or
+// a pull without loading) and committed-image is still as bb left it. A
+// commit another tool recorded in committed-image since is booted as it
+// is, never overwritten. It returns the committed reference.
 func (m *Manager) Resume(ctx context.Context, slug string, req ResumeRequest) (string, error) {
 	if err := state.ValidSlug(slug); err != nil {
 		return "", err
@@ -280,12 +285,6 @@ func (m *Manager) Resume(ctx context.Context, slug string, req ResumeRequest) (s
 	if err != nil {
 		return "", err
 	}
-	has := false
-	if committed != "" {
-		if has, err = rt.Has(ctx, committed); err != nil {
-			return "", err
-		}
-	}
 	snap := Snapshot{Slug: slug, Store: m.Store}
 	desc, err := m.Store.Resolve(ctx, snapshot.Tag(slug))
 	if err == nil {
@@ -293,19 +292,16 @@ func (m *Manager) Resume(ctx context.Context, slug string, req ResumeRequest) (s
 	} else if !errors.Is(err, oci.ErrNotFound) {
 		return "", err
 	}
-	if !has {
-		if errors.Is(err, oci.ErrNotFound) {
-			if committed != "" {
-				return "", fmt.Errorf("%s recorded %q for %s, but %s no longer has it and bb's store (%s) has no snapshot of it: commit the bottle again or import one", m.Home.StateDir(slug), committed, slug, backend, m.Store.Root())
-			}
-			return "", fmt.Errorf("no snapshot of %s: run bb commit %s first (store %s)", slug, slug, m.Store.Root())
-		}
-		m.log().Info("runtime lost the snapshot; loading it again from the store", "slug", slug, "backend", backend)
+	load, err := m.needLoad(ctx, rt, slug, committed, snap.Manifest)
+	if err != nil {
+		return "", err
+	}
+	if load {
 		committed, err = rt.Load(ctx, Snapshot{Slug: slug, Store: m.Store, Manifest: desc})
 		if err != nil {
 			return "", fmt.Errorf("loading snapshot of %s into %s: %w", slug, backend, err)
 		}
-		if err := m.Home.RecordCommit(slug, committed); err != nil {
+		if err := m.recordLoad(ctx, rt, slug, committed, desc.Digest.String()); err != nil {
 			return "", err
 		}
 	}
@@ -316,6 +312,90 @@ func (m *Manager) Resume(ctx context.Context, slug string, req ResumeRequest) (s
 		return "", err
 	}
 	return committed, nil
+}
+
+// needLoad tells Resume whether to load latest, the store's snapshot of
+// slug (zero when the store has none), into rt before booting: when rt
+// lost committed, and when bb's record says that committed-image, as bb
+// left it, names an older snapshot than latest.
+func (m *Manager) needLoad(ctx context.Context, rt Runtime, slug, committed string, latest v1.Descriptor) (bool, error) {
+	backend := rt.Name()
+	has := false
+	if committed != "" {
+		var err error
+		if has, err = rt.Has(ctx, committed); err != nil {
+			return false, err
+		}
+	}
+	stored := latest.Digest != (v1.Hash{})
+	if !has {
+		if !stored {
+			if committed != "" {
+				return false, fmt.Errorf("%s recorded %q for %s, but %s no longer has it and bb's store (%s) has no snapshot of it: commit the bottle again or import one", m.Home.StateDir(slug), committed, slug, backend, m.Store.Root())
+			}
+			return false, fmt.Errorf("no snapshot of %s: run bb commit %s first (store %s)", slug, slug, m.Store.Root())
+		}
+		m.log().Info("runtime lost the snapshot; loading it again from the store", "slug", slug, "backend", backend)
+		return true, nil
+	}
+	if !stored {
+		return false, nil
+	}
+	rec, current, err := m.Home.LoadedRecord(slug)
+	switch {
+	case err != nil:
+		m.log().Warn("booting what committed-image names", "slug", slug, "err", err)
+		return false, nil
+	case rec == nil || rec.Digest == latest.Digest.String():
+		// No record (an older bb's or the launcher's state): as before.
+		return false, nil
+	case !current || m.replaced(ctx, rt, slug, committed, rec):
+		ci := filepath.Join(m.Home.StateDir(slug), state.CommittedImageFile)
+		m.log().Warn("another tool committed the bottle after bb's last load: booting what committed-image names, not bb's latest snapshot in the store (to boot that one, delete "+ci+" and resume again)",
+			"slug", slug, "committed", committed, "store", latest.Digest.String())
+		return false, nil
+	}
+	m.log().Info("the store's latest snapshot of "+slug+" was not loaded yet (bb commit --no-load, import, pull): loading it",
+		"slug", slug, "backend", backend, "digest", latest.Digest.String())
+	return true, nil
+}
+
+// replaced reports whether rt says committed names another image than
+// the one bb recorded with its last load: another tool committed under
+// the same name (docker commit) without rewriting committed-image.
+func (m *Manager) replaced(ctx context.Context, rt Runtime, slug, committed string, rec *state.Loaded) bool {
+	id, ok := rt.(ImageIdentifier)
+	if !ok || rec.Image == "" {
+		return false
+	}
+	image, err := id.ImageID(ctx, committed)
+	if err != nil {
+		m.log().Warn("asking the runtime which image committed-image names", "slug", slug, "committed", committed, "err", err)
+		return true
+	}
+	return image != rec.Image
+}
+
+// recordLoad writes committed-image and the preserve marker, then bb's
+// record of what it loaded (digest, "" when nothing was loaded) and of
+// the image rt says committed names. A failure of that record alone is a
+// warning: the commit is recorded, and a stale record only makes the
+// next resume boot what committed-image names, as if another tool had
+// recorded it.
+func (m *Manager) recordLoad(ctx context.Context, rt Runtime, slug, committed, digest string) error {
+	image := ""
+	if id, ok := rt.(ImageIdentifier); ok {
+		var err error
+		if image, err = id.ImageID(ctx, committed); err != nil {
+			m.log().Warn("asking the runtime which image it loaded", "slug", slug, "committed", committed, "err", err)
+		}
+	}
+	err := m.Home.RecordLoad(slug, committed, digest, image)
+	if errors.Is(err, state.ErrLoadRecord) {
+		m.log().Warn("bb resume will not load a snapshot stored without loading until bb loads one again", "slug", slug, "err", err)
+		return nil
+	}
+	return err
 }
 
 // Row is one line of bb list: a bottle, its snapshot, or both.

@@ -155,6 +155,15 @@ type SourceRecorder interface {
 	RecordSource(slug, dir string) error
 }
 
+// ImageIdentifier is a runtime that tells which image a committed
+// reference names now (Docker: the image ID; "" when there is none). bb
+// records it with each load, so that a resume notices another tool that
+// replaced the image under the same name (docker commit) without
+// rewriting committed-image, and loads nothing over it.
+type ImageIdentifier interface {
+	ImageID(ctx context.Context, committed string) (string, error)
+}
+
 // Runtime is what bottle needs from a backend.
 type Runtime interface {
 	// Name is the backend's name (docker, macos-container, smolmachines, dir).

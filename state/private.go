@@ -55,7 +55,7 @@ func (h Home) Secure(log *slog.Logger) error {
 		if err := oci.MkdirPrivate(dir, log); err != nil {
 			return err
 		}
-		for _, f := range []string{MetadataFile, CommittedImageFile, PreserveMarker} {
+		for _, f := range []string{MetadataFile, CommittedImageFile, PreserveMarker, LoadedFile} {
 			if err := oci.TightenFile(filepath.Join(dir, f), log); err != nil {
 				return err
 			}
@@ -113,7 +113,7 @@ func (h Home) Check(fix bool) ([]oci.Finding, error) {
 	for _, slug := range slugs {
 		dir := h.StateDir(slug)
 		mode(dir, true)
-		for _, f := range []string{MetadataFile, CommittedImageFile, PreserveMarker} {
+		for _, f := range []string{MetadataFile, CommittedImageFile, PreserveMarker, LoadedFile} {
 			mode(filepath.Join(dir, f), false)
 		}
 	}

@@ -258,20 +258,32 @@ func (h Home) CommittedImage(slug string) (string, error) {
 // written atomically; committed-image last-but-one so that a crash leaves
 // either the old reference or the new one.
 func (h Home) RecordCommit(slug, ref string) error {
+	_, err := h.recordCommit(slug, ref)
+	return err
+}
+
+// recordCommit is RecordCommit; it returns committed-image as it was
+// right after the write.
+func (h Home) recordCommit(slug, ref string) (os.FileInfo, error) {
 	if err := ValidSlug(slug); err != nil {
-		return err
+		return nil, err
 	}
 	if strings.ContainsAny(ref, "\n\r") || strings.TrimSpace(ref) == "" {
-		return fmt.Errorf("invalid committed reference %q", ref)
+		return nil, fmt.Errorf("invalid committed reference %q", ref)
 	}
 	dir := h.StateDir(slug)
 	if err := h.mkdirState(slug); err != nil {
-		return fmt.Errorf("creating state directory %s: %w", dir, err)
+		return nil, fmt.Errorf("creating state directory %s: %w", dir, err)
 	}
-	if err := oci.WriteFileAtomic(filepath.Join(dir, CommittedImageFile), []byte(ref+"\n"), oci.FileMode); err != nil {
-		return err
+	p := filepath.Join(dir, CommittedImageFile)
+	if err := oci.WriteFileAtomic(p, []byte(ref+"\n"), oci.FileMode); err != nil {
+		return nil, err
 	}
-	return h.MarkPreserved(slug)
+	fi, err := os.Stat(p)
+	if err != nil {
+		return nil, err
+	}
+	return fi, h.MarkPreserved(slug)
 }
 
 // MarkPreserved writes the preserve marker.

@@ -179,6 +179,25 @@ func (r *Runtime) Has(ctx context.Context, committed string) (bool, error) {
 	return true, nil
 }
 
+// ImageID implements bottle.ImageIdentifier: the ID of the image
+// committed names, "" when there is none.
+func (r *Runtime) ImageID(ctx context.Context, committed string) (string, error) {
+	c, err := r.api()
+	if err != nil {
+		return "", err
+	}
+	ii, err := c.ImageInspect(ctx, committed)
+	if cerrdefs.IsNotFound(err) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("inspecting image %s: %w", committed, err)
+	}
+	return ii.ID, nil
+}
+
+var _ bottle.ImageIdentifier = (*Runtime)(nil)
+
 // Boot implements bottle.Runtime: it creates bot-bottle-<slug> from
 // committed with the image's config and the runtime's network, starts it
 // and makes sure /tmp and /var/tmp exist root:root 1777. A running bottle

@@ -69,7 +69,7 @@ func newCommit(g *globals) *cobra.Command {
 	f.BoolVar(&opts.Prepare.Full, "full", false, "one flattened layer: not the base image's layers plus a diff (docker), not one more layer on the previous snapshot (other backends)")
 	f.StringVar(&opts.Prepare.Method, "method", "", "how the filesystem leaves the bottle (default per backend): exec (GNU tar in the bottle, through exec), export (the runtime's export: docker, macos-container) or cp (smolmachines: tar to a file in the guest, then smolvm machine cp)")
 	f.BoolVar(&opts.Prepare.KeepEnv, "keep-env", false, "keep the bottle's runtime environment in the snapshot (default: the base image's Env); runtime environments often carry tokens and keys, which would then travel with every export and push")
-	f.BoolVar(&opts.NoLoad, "no-load", false, "store the snapshot without loading it into the runtime (and without recording it)")
+	f.BoolVar(&opts.NoLoad, "no-load", false, "store the snapshot without loading it into the runtime now (committed-image keeps the previous one); the next bb resume loads it")
 	f.IntVar(&opts.Keep, "keep", bottle.DefaultKeep, "earlier snapshots of the slug to keep in the store (-1 keeps all)")
 	f.IntVar(&opts.Layer.Level, "compression-level", 0, "gzip level 1-9 (default 1: fastest); for zstd, above 3 means zstd's default level instead of its fastest")
 	f.Var(compressionFlag{&opts.Layer.Compression}, "compression", "layer compression in the store: gzip (default: every reader) or zstd (faster and smaller; Docker before 23 cannot read it: bb export --compression gzip converts, and loads into Docker decompress it); push and export carry it as stored unless their --compression converts")

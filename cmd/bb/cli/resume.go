@@ -16,8 +16,13 @@ func newResume(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "resume SLUG",
 		Short: "Boot a bottle from its latest snapshot",
-		Long: `Boot bot-bottle-SLUG from the snapshot recorded in committed-image.
+		Long: `Boot bot-bottle-SLUG from its latest snapshot.
 
+That is the one recorded in committed-image, unless bb stored a later
+snapshot of SLUG without loading it (bb commit --no-load, bb import or
+bb pull without loading): then bb loads the store's latest snapshot
+first, and records it. A commit that another tool recorded in
+committed-image after bb's last load is booted as it is, never replaced.
 If the runtime lost the image (pruned, or this is another host after an
 import), bb loads it again from its store first. /tmp and /var/tmp are
 recreated root:root 1777. With the dir backend, the snapshot is extracted
@@ -26,7 +31,7 @@ top, its own modes inside; device nodes only with --devices. bb then
 watches the bottle for --settle: if its command exits at once, resume
 fails with the exit code and the last lines of its output, and the
 snapshot and committed-image stay as they were. With --print, bb only makes sure the runtime has
-the snapshot and prints its reference, for launchers that start bottles
+the snapshot (loading it as above) and prints its reference, for launchers that start bottles
 themselves.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
