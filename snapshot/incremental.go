@@ -9,17 +9,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"log/slog"
 	"time"
 
-	"github.com/bot-bottle/bb/fileindex"
-	"github.com/bot-bottle/bb/oci"
-	"github.com/bot-bottle/bb/oci/layer"
+	"github.com/bot-bottle/bb/internal/iox"
+
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/compress/gzip"
+
+	"github.com/bot-bottle/bb/fileindex"
+	"github.com/bot-bottle/bb/oci"
+	"github.com/bot-bottle/bb/oci/layer"
 )
 
 // Lister is implemented by Sources that can list the bottle's files and
@@ -252,7 +254,7 @@ func openIndex(ctx context.Context, s *oci.Store, d v1.Descriptor) (io.ReadClose
 	if err != nil {
 		return nil, err
 	}
-	raw := &digestReader{r: f, h: sha256.New()}
+	raw := &iox.HashingReader{R: f, H: sha256.New()}
 	gz, err := gzip.NewReader(raw)
 	if err != nil {
 		f.Close()
@@ -264,26 +266,12 @@ func openIndex(ctx context.Context, s *oci.Store, d v1.Descriptor) (io.ReadClose
 	}{&indexReader{gz: gz, raw: raw, want: d}, f}, nil
 }
 
-// digestReader hashes and counts what is read through it.
-type digestReader struct {
-	r io.Reader
-	h hash.Hash
-	n int64
-}
-
-func (d *digestReader) Read(p []byte) (int, error) {
-	n, err := d.r.Read(p)
-	d.h.Write(p[:n])
-	d.n += int64(n)
-	return n, err
-}
-
 // indexReader is a stored file index, decompressed: at its end the blob
 // must have been read whole and hash to its digest, else the end is an
 // error (what the index says decides what a commit leaves out).
 type indexReader struct {
 	gz   io.Reader
-	raw  *digestReader
+	raw  *iox.HashingReader
 	want v1.Descriptor
 }
 
@@ -295,7 +283,7 @@ func (r *indexReader) Read(p []byte) (int, error) {
 	if _, err := io.Copy(io.Discard, r.raw); err != nil {
 		return n, fmt.Errorf("file index %s: %w", r.want.Digest, err)
 	}
-	if got := hex.EncodeToString(r.raw.h.Sum(nil)); r.raw.n != r.want.Size || got != r.want.Digest.Hex || r.want.Digest.Algorithm != "sha256" {
+	if got := hex.EncodeToString(r.raw.H.Sum(nil)); r.raw.N != r.want.Size || got != r.want.Digest.Hex || r.want.Digest.Algorithm != "sha256" {
 		return n, fmt.Errorf("file index %s is damaged in the store (it hashes to sha256:%s): run bb doctor", r.want.Digest, got)
 	}
 	return n, io.EOF

@@ -1,6 +1,7 @@
 package iox
 
 import (
+	"hash"
 	"io"
 	"sync/atomic"
 )
@@ -46,3 +47,18 @@ func (c *CountingWriter) Write(p []byte) (int, error) {
 // Count returns the number of bytes written so far. It is safe to call
 // while another goroutine writes.
 func (c *CountingWriter) Count() int64 { return c.n.Load() }
+
+// HashingReader hashes and counts what is read through it (not safe for
+// concurrent use).
+type HashingReader struct {
+	R io.Reader
+	H hash.Hash
+	N int64
+}
+
+func (r *HashingReader) Read(p []byte) (int, error) {
+	n, err := r.R.Read(p)
+	r.H.Write(p[:n])
+	r.N += int64(n)
+	return n, err
+}

@@ -8,10 +8,13 @@ import (
 	"hash"
 	"io"
 
-	"github.com/bot-bottle/bb/oci"
+	"github.com/bot-bottle/bb/internal/iox"
+
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
+
+	"github.com/bot-bottle/bb/oci"
 )
 
 // Recompress writes the layer blob src, which is in the store s, into s
@@ -36,7 +39,7 @@ func Recompress(ctx context.Context, s *oci.Store, src v1.Descriptor, diffID v1.
 		return nil, fmt.Errorf("layer %s: %w", src.Digest, err)
 	}
 	defer f.Close()
-	raw := &hashingReader{r: f, h: sha256.New()}
+	raw := &iox.HashingReader{R: f, H: sha256.New()}
 	var tarStream io.Reader
 	switch from {
 	case Gzip:
@@ -68,27 +71,13 @@ func Recompress(ctx context.Context, s *oci.Store, src v1.Descriptor, diffID v1.
 	return l, nil
 }
 
-// hashingReader hashes and counts what is read through it.
-type hashingReader struct {
-	r io.Reader
-	h hash.Hash
-	n int64
-}
-
-func (r *hashingReader) Read(p []byte) (int, error) {
-	n, err := r.r.Read(p)
-	r.h.Write(p[:n])
-	r.n += int64(n)
-	return n, err
-}
-
 // verifyingReader passes the decompressed tar stream on and, at its end,
 // checks the compressed blob's digest and size (reading what the
 // decompressor left) and the stream's diffID: a mismatch is returned in
 // place of io.EOF, so Write discards what it wrote.
 type verifyingReader struct {
 	r      io.Reader
-	raw    *hashingReader
+	raw    *iox.HashingReader
 	src    v1.Descriptor
 	diffID v1.Hash
 	h      hash.Hash
@@ -115,10 +104,10 @@ func (v *verifyingReader) check() error {
 	if _, err := io.Copy(io.Discard, v.raw); err != nil {
 		return fmt.Errorf("reading layer %s: %w", v.src.Digest, err)
 	}
-	if v.raw.n != v.src.Size {
-		return fmt.Errorf("layer %s has %d bytes in the store, its descriptor says %d: the store is damaged (bb doctor)", v.src.Digest, v.raw.n, v.src.Size)
+	if v.raw.N != v.src.Size {
+		return fmt.Errorf("layer %s has %d bytes in the store, its descriptor says %d: the store is damaged (bb doctor)", v.src.Digest, v.raw.N, v.src.Size)
 	}
-	if got := sum(v.raw.h); got != v.src.Digest {
+	if got := sum(v.raw.H); got != v.src.Digest {
 		return fmt.Errorf("layer %s hashes to %s in the store: the blob is damaged (bb doctor)", v.src.Digest, got)
 	}
 	if got := sum(v.h); got != v.diffID {
