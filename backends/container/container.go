@@ -12,16 +12,18 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/bot-bottle/bb/backends/clitool"
 	"github.com/bot-bottle/bb/backends/tarcmd"
 	"github.com/bot-bottle/bb/bottle"
 	"github.com/bot-bottle/bb/snapshot"
 	"github.com/bot-bottle/bb/state"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 // DefaultBinary is the name of Apple's container CLI.
@@ -468,6 +470,27 @@ func (r *Runtime) imageDigests(ctx context.Context, bin, ref string) ([]string, 
 	}
 	return ds, nil
 }
+
+// ImageID implements bottle.ImageIdentifier: the manifest digests
+// container has under committed ("" when it has none), so that a resume
+// notices an image another tool loaded under bb's name.
+func (r *Runtime) ImageID(ctx context.Context, committed string) (string, error) {
+	bin, err := r.bin()
+	if err != nil {
+		return "", err
+	}
+	ds, err := r.imageDigests(ctx, bin, QualifiedRef(committed))
+	if err != nil {
+		if strings.Contains(err.Error(), "not found") {
+			return "", nil
+		}
+		return "", err
+	}
+	slices.Sort(ds)
+	return strings.Join(ds, ","), nil
+}
+
+var _ bottle.ImageIdentifier = (*Runtime)(nil)
 
 // Has implements bottle.Runtime: container image inspect REF.
 func (r *Runtime) Has(ctx context.Context, committed string) (bool, error) {
