@@ -332,15 +332,11 @@ func (d *differ) load(ctx context.Context, open func() (io.ReadCloser, error)) e
 // countRecords counts the records of a listing (an upper bound of its
 // entries: the root is one of them).
 func countRecords(open func() (io.ReadCloser, error)) (int, error) {
-	rc, err := open()
+	r, rc, err := openPrevious(open)
 	if err != nil {
-		return 0, fmt.Errorf("opening the previous file index: %w", err)
+		return 0, err
 	}
 	defer rc.Close()
-	r, err := NewReader(rc)
-	if err != nil {
-		return 0, fmt.Errorf("previous file index: %w", err)
-	}
 	n := 0
 	for {
 		if err := r.skip(); errors.Is(err, io.EOF) {

@@ -259,20 +259,10 @@ func (s *stitcher) emit(b *block) error {
 }
 
 // verify decodes the start of the block's compressed bytes with its
-// dictionary: they must give its first bytes and end with a sync flush.
+// dictionary: they must give its first bytes (findSync put cend after a
+// sync flush's bytes).
 func (s *stitcher) verify(b *block) bool {
-	var tail [4]byte
-	if _, err := s.blob.ReadAt(tail[:], b.cend-4); err != nil || !bytes.Equal(tail[:], syncMarker) {
-		return false
-	}
-	zr := flate.NewReaderDict(io.NewSectionReader(s.blob, b.cstart, b.cend-b.cstart), b.dict)
-	defer zr.Close()
-	n := min(verifyPrefix, len(b.data))
-	got := make([]byte, n)
-	if _, err := io.ReadFull(zr, got); err != nil {
-		return false
-	}
-	return bytes.Equal(got, b.data[:n])
+	return decodesTo(io.NewSectionReader(s.blob, b.cstart, b.cend-b.cstart), b.dict, b.data)
 }
 
 // produceBlocks decompresses the first layer (one gzip member, the
@@ -395,9 +385,15 @@ func (s *blockSender) send(b *block) {
 // decodesFrom reports whether the deflate data at off in blob, with the
 // end of before as its dictionary, starts with the start of after.
 func decodesFrom(blob io.ReaderAt, off int64, before, after []byte) bool {
-	zr := flate.NewReaderDict(io.NewSectionReader(blob, off, 1<<62), before[max(0, len(before)-deflateDict):])
+	return decodesTo(io.NewSectionReader(blob, off, 1<<62), before[max(0, len(before)-deflateDict):], after)
+}
+
+// decodesTo reports whether the deflate data r, with dict as its
+// dictionary, starts with the first verifyPrefix bytes of want.
+func decodesTo(r io.Reader, dict, want []byte) bool {
+	zr := flate.NewReaderDict(r, dict)
 	defer zr.Close()
-	want := after[:min(verifyPrefix, len(after))]
+	want = want[:min(verifyPrefix, len(want))]
 	got := make([]byte, len(want))
 	if _, err := io.ReadFull(zr, got); err != nil {
 		return false

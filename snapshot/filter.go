@@ -12,6 +12,8 @@ import (
 	"path"
 	"strings"
 
+	"github.com/bot-bottle/bb/fileindex"
+
 	"github.com/bot-bottle/bb/internal/iox"
 	"github.com/bot-bottle/bb/oci/layer"
 	"github.com/bot-bottle/bb/rootfs"
@@ -56,8 +58,9 @@ type FilterOptions struct {
 // made (see FilterOptions.WhiteoutMark). Filter drops it: no layer holds it.
 const WhiteoutMarkRecord = "BB.whiteout"
 
-// MaxReservedPaths bounds FilterStats.ReservedPaths.
-const MaxReservedPaths = 10
+// MaxReservedPaths bounds FilterStats.ReservedPaths (the file index's
+// bound: an incremental commit adds the listing's reserved paths).
+const MaxReservedPaths = fileindex.MaxReservedPaths
 
 // FilterStats counts what Filter passed and dropped.
 type FilterStats struct {
@@ -144,14 +147,15 @@ func Filter(src io.Reader, w io.Writer, opts FilterOptions) (FilterStats, error)
 			return st, fmt.Errorf("reading tar stream: %w", err)
 		}
 		sparse := !opts.DenseSparse && isSparse(hdr)
-		if drop, bottle := f.reserved(hdr); drop {
+		name := cleanName(hdr.Name)
+		if drop, bottle := f.reserved(hdr, name); drop {
 			st.Dropped++
 			if bottle {
-				st.addReserved(1, cleanName(hdr.Name))
+				st.addReserved(1, name)
 			}
 			continue
 		}
-		out, keep, err := f.entry(hdr)
+		out, keep, err := f.entry(hdr, name)
 		if err != nil {
 			return st, err
 		}
@@ -236,8 +240,7 @@ func (f *filter) excluded(name string, isDir bool) bool {
 // the mark; it is kept if it is one that can apply (a regular file, its
 // directory's path clean of reserved names, hiding a name that is not
 // reserved itself, which no layer holds).
-func (f *filter) reserved(h *tar.Header) (drop, bottle bool) {
-	name := cleanName(h.Name)
+func (f *filter) reserved(h *tar.Header, name string) (drop, bottle bool) {
 	if !layer.Reserved(name) {
 		return false, false
 	}
@@ -256,11 +259,11 @@ func (f *filter) reserved(h *tar.Header) (drop, bottle bool) {
 	return layer.Reserved(gone), false
 }
 
-func (f *filter) entry(h *tar.Header) (*tar.Header, bool, error) {
+// entry checks and rewrites h; name is cleanName(h.Name).
+func (f *filter) entry(h *tar.Header, name string) (*tar.Header, bool, error) {
 	if rootfs.HasDotDot(h.Name) {
 		return nil, false, &EntryError{Name: h.Name, Reason: `path contains ".."`}
 	}
-	name := cleanName(h.Name)
 	if name == "" {
 		return nil, false, nil // the root itself
 	}

@@ -102,8 +102,11 @@ func (r *Runtime) annotatedConfig(ctx context.Context, ii image.InspectResponse)
 // config whose diffIDs are layers (an index: its first manifest that
 // has one), at most two levels deep.
 func (r *Runtime) targetConfig(ctx context.Context, h v1.Hash, layers []string, depth int) (*v1.ConfigFile, v1.Hash) {
+	if depth > 1 {
+		return nil, v1.Hash{}
+	}
 	b, err := r.Store.ReadBlob(ctx, h, oci.MaxManifestSize)
-	if err != nil || depth > 1 {
+	if err != nil {
 		return nil, v1.Hash{}
 	}
 	var m struct {
