@@ -11,8 +11,6 @@ import (
 	"github.com/bot-bottle/bb/internal/iox"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/klauspost/compress/zstd"
-	"github.com/klauspost/pgzip"
 
 	"github.com/bot-bottle/bb/oci"
 )
@@ -40,25 +38,14 @@ func Recompress(ctx context.Context, s *oci.Store, src v1.Descriptor, diffID v1.
 	}
 	defer f.Close()
 	raw := &iox.HashingReader{R: f, H: sha256.New()}
-	var tarStream io.Reader
-	switch from {
-	case Gzip:
-		gz, err := pgzip.NewReaderN(raw, 1<<20, 2)
-		if err != nil {
+	tarStream, closeFn, err := newReader(from, raw)
+	if err != nil {
+		if from == Gzip {
 			return nil, fmt.Errorf("layer %s is not gzip: %w: the store is damaged (bb doctor)", src.Digest, err)
 		}
-		defer gz.Close()
-		tarStream = gz
-	case Zstd:
-		zd, err := zstd.NewReader(raw, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(MaxZstdWindow), zstd.WithDecoderLowmem(true))
-		if err != nil {
-			return nil, fmt.Errorf("layer %s: %w", src.Digest, err)
-		}
-		defer zd.Close()
-		tarStream = zd
-	default:
-		tarStream = raw
+		return nil, fmt.Errorf("layer %s: %w", src.Digest, err)
 	}
+	defer closeFn()
 	opts.Compression = to
 	v := &verifyingReader{r: tarStream, raw: raw, src: src, diffID: diffID, h: sha256.New()}
 	l, err := Write(ctx, s, v, opts)

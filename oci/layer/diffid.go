@@ -115,23 +115,11 @@ func (w *DiffIDWriter) start() {
 }
 
 func decompress(kind Compression, r io.Reader) result {
-	var zr io.Reader
-	switch kind {
-	case Gzip:
-		gz, err := pgzip.NewReaderN(r, 1<<20, 2)
-		if err != nil {
-			return result{err: fmt.Errorf("not gzip: %w", err)}
-		}
-		defer gz.Close()
-		zr = gz
-	case Zstd:
-		zd, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(MaxZstdWindow), zstd.WithDecoderLowmem(true))
-		if err != nil {
-			return result{err: fmt.Errorf("not zstd: %w", err)}
-		}
-		defer zd.Close()
-		zr = zd
+	zr, closeFn, err := newReader(kind, r)
+	if err != nil {
+		return result{err: fmt.Errorf("not %s: %w", kind, err)}
 	}
+	defer closeFn()
 	h := sha256.New()
 	n, err := io.Copy(h, zr)
 	if err != nil {
@@ -211,4 +199,25 @@ func CheckDiffID(mt types.MediaType, got Compression, diff v1.Hash, err error, w
 		return fmt.Errorf("its uncompressed content hashes to %s, its config's diff_id says %s", diff, want)
 	}
 	return nil
+}
+
+// newReader decompresses r as kind (r itself for any other kind), with
+// bb's bounds: pgzip on two 1 MiB blocks, zstd on one goroutine with its
+// window bounded by MaxZstdWindow. closeFn releases the decoder.
+func newReader(kind Compression, r io.Reader) (zr io.Reader, closeFn func(), err error) {
+	switch kind {
+	case Gzip:
+		gz, err := pgzip.NewReaderN(r, 1<<20, 2)
+		if err != nil {
+			return nil, nil, err
+		}
+		return gz, func() { gz.Close() }, nil
+	case Zstd:
+		zd, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(MaxZstdWindow), zstd.WithDecoderLowmem(true))
+		if err != nil {
+			return nil, nil, err
+		}
+		return zd, zd.Close, nil
+	}
+	return r, func() {}, nil
 }
