@@ -67,7 +67,12 @@ func (m *Manager) Import(ctx context.Context, r io.Reader, opts ImportOptions) (
 	}
 	// Blobs the import added that end up unreferenced (a refusal, parts of
 	// a docker archive, metadata rewritten for --as) go again.
-	defer func() { _ = c.Discard(context.WithoutCancel(ctx), m.Store) }()
+	discarded := false
+	defer func() {
+		if !discarded {
+			_ = c.Discard(context.WithoutCancel(ctx), m.Store)
+		}
+	}()
 
 	ao := AdoptOptions{Backend: opts.Backend, Load: opts.Load, Force: opts.Force, As: opts.As, Verb: "import", Added: c.NewBlobs}
 	arrivals := make([]Arrival, len(c.Images))
@@ -97,6 +102,7 @@ func (m *Manager) Import(ctx context.Context, r io.Reader, opts ImportOptions) (
 	// NewBlobs counts what stays: not the blobs only the archive's
 	// layout needed (the image index pairing an image with its metadata).
 	if err := c.Discard(ctx, m.Store); err == nil {
+		discarded = true
 		res.NewBlobs = 0
 		for _, h := range c.NewBlobs {
 			if _, err := m.Store.Stat(ctx, h); err == nil {
