@@ -33,7 +33,7 @@ const (
 // (crates/smolvm-oci-layer/src/lib.rs:167-200, decompress_layer_reader),
 // so its pull skips the gunzip too; the layer is about twice as large on
 // disk and on the loopback while the pack runs.
-const Plain layer.Compression = "none"
+const Plain = layer.None
 
 // Flattened is a single-layer image Flatten wrote into the store.
 type Flattened struct {
