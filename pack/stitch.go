@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"bufio"
 	"bytes"
-	"compress/flate"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -77,6 +76,9 @@ type block struct {
 	dict   []byte // the 32 KiB before it
 	cstart int64  // its compressed bytes in the blob, -1 if unknown
 	cend   int64
+	// checked: its compressed bytes at cstart, with dict, were seen to
+	// decode to its first bytes (blockSender), so verify need not look.
+	checked bool
 }
 
 func (b *block) end() int64 { return b.start + int64(len(b.data)) }
@@ -92,7 +94,7 @@ type emitter struct {
 	crc   uint32
 	size  int64
 	diff  hash.Hash
-	tail  []byte // the last deflateDict bytes of the new tar
+	tail  []byte // ends with the last deflateDict bytes of the new tar (dict)
 	tee   io.Writer
 }
 
@@ -119,11 +121,16 @@ func (e *emitter) account(p []byte) {
 		e.tail = append(e.tail[:0], p[len(p)-deflateDict:]...)
 		return
 	}
-	e.tail = append(e.tail, p...)
-	if over := len(e.tail) - deflateDict; over > 0 {
-		e.tail = append(e.tail[:0], e.tail[over:]...)
+	// Keep up to twice the dictionary, so that a run of small writes
+	// moves each byte at most once more.
+	if len(e.tail)+len(p) > 2*deflateDict {
+		e.tail = append(e.tail[:0], e.dict()...)
 	}
+	e.tail = append(e.tail, p...)
 }
+
+// dict is the last deflateDict bytes of the new tar (fewer at its start).
+func (e *emitter) dict() []byte { return e.tail[max(0, len(e.tail)-deflateDict):] }
 
 // Write compresses p into the layer.
 func (e *emitter) Write(p []byte) (int, error) {
@@ -131,7 +138,7 @@ func (e *emitter) Write(p []byte) (int, error) {
 		return 0, nil
 	}
 	if e.fresh {
-		e.zw.ResetDict(e.out, e.tail)
+		e.zw.ResetDict(e.out, e.dict())
 		e.fresh = false
 	}
 	e.account(p)
@@ -159,7 +166,7 @@ func (e *emitter) copyBlock(blob io.ReaderAt, b *block) error {
 // close ends the deflate stream and writes the gzip trailer.
 func (e *emitter) close() error {
 	if e.fresh {
-		e.zw.ResetDict(e.out, e.tail)
+		e.zw.ResetDict(e.out, e.dict())
 	}
 	if err := e.zw.Close(); err != nil {
 		return err
@@ -225,7 +232,7 @@ func (s *stitcher) emitReady() error {
 
 func (s *stitcher) emit(b *block) error {
 	a, z := b.start, b.end()
-	if !s.intersects(max(0, a-deflateDict), z) && b.cstart >= 0 && b.cend > b.cstart && s.verify(b) {
+	if !s.intersects(max(0, a-deflateDict), z) && b.cstart >= 0 && b.cend > b.cstart && (b.checked || s.verify(b)) {
 		s.copied += z - a
 		return s.e.copyBlock(s.blob, b)
 	}
@@ -368,10 +375,14 @@ type blockSender struct {
 // stream ended), and keeps b.
 func (s *blockSender) send(b *block) {
 	if p := s.pending; p != nil {
-		if p.cend >= 0 && (b == nil || len(b.data) == 0 || !decodesFrom(s.blob, p.cend, p.data, b.data)) {
-			p.cend = -1
-			if b != nil {
-				b.cstart = -1
+		if p.cend >= 0 {
+			if b != nil && len(b.data) > 0 && decodesFrom(s.blob, p.cend, p.data, b.data) {
+				b.checked = true // b.cstart is p.cend, b.dict the end of p.data
+			} else {
+				p.cend = -1
+				if b != nil {
+					b.cstart = -1
+				}
 			}
 		}
 		s.out <- p
@@ -391,7 +402,7 @@ func decodesFrom(blob io.ReaderAt, off int64, before, after []byte) bool {
 // decodesTo reports whether the deflate data r, with dict as its
 // dictionary, starts with the first verifyPrefix bytes of want.
 func decodesTo(r io.Reader, dict, want []byte) bool {
-	zr := flate.NewReaderDict(r, dict)
+	zr := kflate.NewReaderDict(r, dict)
 	defer zr.Close()
 	want = want[:min(verifyPrefix, len(want))]
 	got := make([]byte, len(want))
