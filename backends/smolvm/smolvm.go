@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/bot-bottle/bb/backends/clitool"
@@ -448,6 +449,28 @@ func (r *Runtime) Has(ctx context.Context, committed string) (bool, error) {
 	}
 	return fi.Mode().IsRegular(), nil
 }
+
+// ImageID implements bottle.ImageIdentifier: the identity of the
+// artifact file committed names (device, inode, size and modification
+// time; "" when there is none). An artifact another tool packed at bb's
+// path since bb's last load, without rewriting committed-image, differs
+// in it, and a resume boots that artifact instead of packing over it.
+func (r *Runtime) ImageID(ctx context.Context, committed string) (string, error) {
+	fi, err := os.Stat(committed)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	id := fmt.Sprintf("%d:%d", fi.Size(), fi.ModTime().UnixNano())
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		id = fmt.Sprintf("%d:%d:%s", st.Dev, st.Ino, id)
+	}
+	return id, nil
+}
+
+var _ bottle.ImageIdentifier = (*Runtime)(nil)
 
 // Boot implements bottle.Runtime: machine create --from the artifact,
 // machine start, and /tmp and /var/tmp recreated.
