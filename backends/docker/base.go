@@ -21,19 +21,20 @@ import (
 	"github.com/bot-bottle/bb/snapshot"
 )
 
-// storedConfig returns the image config whose digest is the daemon's
-// image ID, if the store has it (a bb snapshot, or a base ingested
-// before), checked against the layers the daemon reports. The blob is
-// marked as used, so that GC keeps it while commits build on it.
-func (r *Runtime) storedConfig(ctx context.Context, ii image.InspectResponse) *v1.ConfigFile {
-	cf, _ := r.storedConfigDigest(ctx, ii)
-	return cf
+// storedBase is the config of a bottle's image as the store holds it,
+// and its digest (nil, zero when the store has none).
+type storedBase struct {
+	cf     *v1.ConfigFile
+	digest v1.Hash
 }
 
-// storedConfigDigest is storedConfig with the config's digest. On
-// containerd's image store the image ID is the digest of a manifest or
-// index: the config is found through that blob, which ingest keeps in
-// the store (see targetConfig).
+// storedConfigDigest returns the image config whose digest is the
+// daemon's image ID, if the store has it (a bb snapshot, or a base
+// ingested before), checked against the layers the daemon reports, and
+// its digest. The blob is marked as used, so that GC keeps it while
+// commits build on it. On containerd's image store the image ID is the
+// digest of a manifest or index: the config is found through that blob,
+// which ingest keeps in the store (see targetConfig).
 func (r *Runtime) storedConfigDigest(ctx context.Context, ii image.InspectResponse) (*v1.ConfigFile, v1.Hash) {
 	if r.Store == nil {
 		return nil, v1.Hash{}
@@ -179,17 +180,19 @@ func sameDiffIDs(a []v1.Hash, b []string) bool {
 }
 
 // baseLayers returns the layers of image ii as stored layers, ingesting
-// them from the daemon if the store lacks any, and the image's config.
+// them from the daemon if the store lacks any, and the image's config
+// (stored: what storedConfigDigest found before, read again only after
+// an ingest).
 // The store finds a layer by its diffID in the images it holds (a
 // snapshot built on this base) or among the layers this process wrote,
 // and keeps what it finds from GC until the snapshot that uses it is
 // tagged (see oci.Store.LayerByDiffID).
-func (r *Runtime) baseLayers(ctx context.Context, c Client, ii image.InspectResponse) ([]snapshot.LayerInfo, *v1.ConfigFile, error) {
+func (r *Runtime) baseLayers(ctx context.Context, c Client, ii image.InspectResponse, stored storedBase) ([]snapshot.LayerInfo, storedBase, error) {
 	want := make([]v1.Hash, len(ii.RootFS.Layers))
 	for i, l := range ii.RootFS.Layers {
 		h, err := v1.NewHash(l)
 		if err != nil {
-			return nil, nil, fmt.Errorf("image %s: layer %d: %w", ii.ID, i, err)
+			return nil, storedBase{}, fmt.Errorf("image %s: layer %d: %w", ii.ID, i, err)
 		}
 		want[i] = h
 	}
@@ -209,27 +212,26 @@ func (r *Runtime) baseLayers(ctx context.Context, c Client, ii image.InspectResp
 	}
 	layers, ok, err := collect()
 	if err != nil {
-		return nil, nil, err
+		return nil, storedBase{}, err
 	}
-	cf := r.storedConfig(ctx, ii)
-	if ok && cf != nil {
-		return layers, cf, nil
+	if ok && stored.cf != nil {
+		return layers, stored, nil
 	}
 	start := time.Now()
 	r.log().Info("copying the base image's layers into the store (once per base image)", "image", ii.ID, "layers", len(want))
 	if err := r.ingest(ctx, c, ii.ID, want); err != nil {
-		return nil, nil, err
+		return nil, storedBase{}, err
 	}
 	r.log().Info("base image stored", "image", ii.ID, "took", time.Since(start).Round(time.Millisecond))
 	if layers, ok, err = collect(); err != nil {
-		return nil, nil, err
+		return nil, storedBase{}, err
 	} else if !ok {
-		return nil, nil, fmt.Errorf("image %s: its layers are not in the store after ingesting them", ii.ID)
+		return nil, storedBase{}, fmt.Errorf("image %s: its layers are not in the store after ingesting them", ii.ID)
 	}
-	if cf = r.storedConfig(ctx, ii); cf == nil {
-		return nil, nil, fmt.Errorf("image %s: its config is not in the store after ingesting it", ii.ID)
+	if stored.cf, stored.digest = r.storedConfigDigest(ctx, ii); stored.cf == nil {
+		return nil, storedBase{}, fmt.Errorf("image %s: its config is not in the store after ingesting it", ii.ID)
 	}
-	return layers, cf, nil
+	return layers, stored, nil
 }
 
 // ingest copies the layers of image id whose diffIDs are in want, and its

@@ -85,17 +85,19 @@ func TestBaseOnContainerdStore(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	layers, cf, err := r.baseLayers(ctx, f, ii)
+	layers, got, err := r.baseLayers(ctx, f, ii, storedBase{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(layers) != 1 || layers[0].DiffID != diffID || cf == nil || !sameDiffIDs(cf.RootFS.DiffIDs, ii.RootFS.Layers) {
-		t.Fatalf("base layers %+v, config %+v", layers, cf)
+	if cf := got.cf; len(layers) != 1 || layers[0].DiffID != diffID || cf == nil || !sameDiffIDs(cf.RootFS.DiffIDs, ii.RootFS.Layers) || got.digest != ch {
+		t.Fatalf("base layers %+v, config %+v (%s)", layers, cf, got.digest)
 	}
-	if _, d := r.storedConfigDigest(ctx, ii); d != ch {
-		t.Fatalf("the base config is %s, want %s", d, ch)
+	// A second commit, as Prepare does it: the stored config first.
+	var again storedBase
+	if again.cf, again.digest = r.storedConfigDigest(ctx, ii); again.digest != ch {
+		t.Fatalf("the base config is %s, want %s", again.digest, ch)
 	}
-	if _, _, err := r.baseLayers(ctx, f, ii); err != nil || f.saves != 1 {
+	if _, _, err := r.baseLayers(ctx, f, ii, again); err != nil || f.saves != 1 {
 		t.Fatalf("a second commit: %v, %d saves", err, f.saves)
 	}
 

@@ -53,11 +53,13 @@ func (r *Runtime) Prepare(ctx context.Context, slug string, opts bottle.PrepareO
 		return nil, fmt.Errorf("inspecting image %s of container %s: %w", ci.Config.Image, name, err)
 	}
 	base := snapshot.Base{Ref: ci.Config.Image}
-	base.Config = r.storedConfig(ctx, ii)
+	stored := storedBase{}
+	stored.cf, stored.digest = r.storedConfigDigest(ctx, ii)
+	base.Config = stored.cf
 	if base.Config == nil {
 		base.Config = configFromInspect(ii)
 	}
-	upper, incremental := r.incremental(ctx, c, ci, ii, opts, &base)
+	upper, incremental := r.incremental(ctx, c, ci, ii, opts, &base, stored)
 	base.Config = bottle.ApplyProcess(base.Config, processOf(ci), opts.KeepEnv)
 	hostRead := false
 	if incremental && upper != nil && method == MethodExec {
@@ -126,7 +128,7 @@ func chooseMethod(ci container.InspectResponse, name string, opts bottle.Prepare
 // incremental decides whether the snapshot builds on the base image's
 // layers, and if so puts them into base; upper is the container's
 // writable layer where this process can read it.
-func (r *Runtime) incremental(ctx context.Context, c Client, ci container.InspectResponse, ii image.InspectResponse, opts bottle.PrepareOptions, base *snapshot.Base) (upper *upperLayer, ok bool) {
+func (r *Runtime) incremental(ctx context.Context, c Client, ci container.InspectResponse, ii image.InspectResponse, opts bottle.PrepareOptions, base *snapshot.Base, stored storedBase) (upper *upperLayer, ok bool) {
 	name := strings.TrimPrefix(ci.Name, "/")
 	switch {
 	case opts.Full, r.Store == nil, len(ii.RootFS.Layers) == 0:
@@ -157,14 +159,13 @@ func (r *Runtime) incremental(ctx context.Context, c Client, ci container.Inspec
 			}
 		}
 	}
-	layers, cf, err := r.baseLayers(ctx, c, ii)
+	layers, stored, err := r.baseLayers(ctx, c, ii, stored)
 	if err != nil {
 		r.log().Warn("cannot build on the base image's layers; making a full snapshot", "container", name, "err", err)
 		return nil, false
 	}
 	// On containerd's image store the image ID is no config digest.
-	_, cd := r.storedConfigDigest(ctx, ii)
-	base.Layers, base.Config, base.ConfigDigest = layers, cf, cd
+	base.Layers, base.Config, base.ConfigDigest = layers, stored.cf, stored.digest
 	return upper, true
 }
 
