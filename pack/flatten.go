@@ -12,6 +12,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/bot-bottle/bb/internal/iox"
 	"github.com/bot-bottle/bb/oci"
 	"github.com/bot-bottle/bb/oci/layer"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -82,7 +83,7 @@ func FlattenTee(ctx context.Context, s *oci.Store, manifest v1.Hash, opts layer.
 		return nil, err
 	}
 	if tee != nil {
-		tee = &stickyWriter{w: tee}
+		tee = &iox.TeeWriter{W: tee}
 	}
 	fl, err := flatLayer(ctx, s, manifest, opts, tee)
 	if err != nil {
@@ -240,20 +241,6 @@ func plainLayer(ctx context.Context, s *oci.Store, f *flattener, layers []v1.Lay
 		desc:   v1.Descriptor{MediaType: types.OCIUncompressedLayer, Digest: digest, Size: size},
 		diffID: digest, created: w.Created(), nlayers: len(layers),
 	}, nil
-}
-
-// stickyWriter writes to w until w fails, then drops what follows and
-// reports success: a failing tee does not fail the flatten.
-type stickyWriter struct {
-	w   io.Writer
-	err error
-}
-
-func (s *stickyWriter) Write(p []byte) (int, error) {
-	if s.err == nil {
-		_, s.err = s.w.Write(p)
-	}
-	return len(p), nil
 }
 
 // isGzip reports whether layer l's blob is gzip (by its first bytes).

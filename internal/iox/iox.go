@@ -102,3 +102,18 @@ func StaleTempPrefix(path string) string {
 func RemoveStaleBeside(path string, grace time.Duration) ([]string, error) {
 	return RemoveStale(filepath.Dir(path), StaleTempPrefix(path), grace)
 }
+
+// TeeWriter writes to W until a write fails, then drops what follows,
+// without ever failing itself: a side copy whose failure must not fail
+// the main stream. Err is the first failure.
+type TeeWriter struct {
+	W   io.Writer
+	Err error
+}
+
+func (t *TeeWriter) Write(p []byte) (int, error) {
+	if t.Err == nil {
+		_, t.Err = t.W.Write(p)
+	}
+	return len(p), nil
+}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"runtime"
 
+	"github.com/bot-bottle/bb/internal/iox"
 	"github.com/bot-bottle/bb/oci"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -117,7 +118,7 @@ func Write(ctx context.Context, s *oci.Store, r io.Reader, opts Options) (*Layer
 	diff := sha256.New()
 	dst := io.MultiWriter(diff, zw)
 	if opts.Tee != nil {
-		dst = io.MultiWriter(diff, zw, &teeWriter{w: opts.Tee})
+		dst = io.MultiWriter(diff, zw, &iox.TeeWriter{W: opts.Tee})
 	}
 	n, err := copyCtx(ctx, dst, r, opts.Progress)
 	if err != nil {
@@ -134,22 +135,6 @@ func Write(ctx context.Context, s *oci.Store, r io.Reader, opts Options) (*Layer
 	l := &Layer{digest: digest, diffID: sum(diff), size: size, mt: mt, created: w.Created()}
 	s.RecordLayer(oci.StoredLayer{Digest: digest, Size: size, MediaType: mt, DiffID: l.diffID, TarSize: n})
 	return l, nil
-}
-
-// teeWriter writes to w until a write fails, then drops what follows,
-// without ever failing itself.
-type teeWriter struct {
-	w      io.Writer
-	failed bool
-}
-
-func (t *teeWriter) Write(p []byte) (int, error) {
-	if !t.failed {
-		if _, err := t.w.Write(p); err != nil {
-			t.failed = true
-		}
-	}
-	return len(p), nil
 }
 
 // ReadError marks a failure of the tar stream itself (as opposed to the
