@@ -35,18 +35,20 @@ test-only:
 # failure when the time runs out (go.dev/issue/75804), which is no finding.
 # FUZZN inputs per fuzzer (a few seconds each on two cores); the stitcher
 # runs FUZZN_SLOW, since each of its inputs packs several gzip streams.
+# Minimizing a new input is bounded by a count too (FUZZMIN runs).
 FUZZN      ?= 3000x
 FUZZN_SLOW ?= 300x
+FUZZMIN    ?= 100x
 fuzz-short:
-	$(GO) test -run '^$$' -fuzz '^FuzzExtract$$' -fuzztime $(FUZZN) ./rootfs
-	$(GO) test -run '^$$' -fuzz '^FuzzFilter$$' -fuzztime $(FUZZN) ./snapshot
-	$(GO) test -run '^$$' -fuzz '^FuzzImport$$' -fuzztime $(FUZZN) ./archive
-	$(GO) test -run '^$$' -fuzz '^FuzzDockerDiff$$' -fuzztime $(FUZZN) ./backends/docker
-	$(GO) test -run '^$$' -fuzz '^FuzzNames$$' -fuzztime $(FUZZN) ./registry
-	$(GO) test -run '^$$' -fuzz '^FuzzParsePath$$' -fuzztime $(FUZZN) ./registry
-	$(GO) test -run '^$$' -fuzz '^FuzzRange$$' -fuzztime $(FUZZN) ./registry
-	$(GO) test -run '^$$' -fuzz '^FuzzManifestInfo$$' -fuzztime $(FUZZN) ./registry
-	$(GO) test -run '^$$' -fuzz '^FuzzStitch$$' -fuzztime $(FUZZN_SLOW) ./pack
+	$(GO) test -run '^$$' -fuzz '^FuzzExtract$$' -fuzztime $(FUZZN) -fuzzminimizetime $(FUZZMIN) ./rootfs
+	$(GO) test -run '^$$' -fuzz '^FuzzFilter$$' -fuzztime $(FUZZN) -fuzzminimizetime $(FUZZMIN) ./snapshot
+	$(GO) test -run '^$$' -fuzz '^FuzzImport$$' -fuzztime $(FUZZN) -fuzzminimizetime $(FUZZMIN) ./archive
+	$(GO) test -run '^$$' -fuzz '^FuzzDockerDiff$$' -fuzztime $(FUZZN) -fuzzminimizetime $(FUZZMIN) ./backends/docker
+	$(GO) test -run '^$$' -fuzz '^FuzzNames$$' -fuzztime $(FUZZN) -fuzzminimizetime $(FUZZMIN) ./registry
+	$(GO) test -run '^$$' -fuzz '^FuzzParsePath$$' -fuzztime $(FUZZN) -fuzzminimizetime $(FUZZMIN) ./registry
+	$(GO) test -run '^$$' -fuzz '^FuzzRange$$' -fuzztime $(FUZZN) -fuzzminimizetime $(FUZZMIN) ./registry
+	$(GO) test -run '^$$' -fuzz '^FuzzManifestInfo$$' -fuzztime $(FUZZN) -fuzzminimizetime $(FUZZMIN) ./registry
+	$(GO) test -run '^$$' -fuzz '^FuzzStitch$$' -fuzztime $(FUZZN_SLOW) -fuzzminimizetime $(FUZZMIN) ./pack
 
 # Main job on a built-in default: snapshot a generated root filesystem
 # (no Docker needed), inspect it, resume it; plus a Docker round trip when
