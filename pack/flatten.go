@@ -325,6 +325,21 @@ func eachEntry(ctx context.Context, l v1.Layer, fn func(h *tar.Header, name stri
 	}
 }
 
+// keep reports whether the entry name (cleaned) of layer j goes into the
+// flattened layer: it is no whiteout and no layer above hides it. A hard
+// link to a path a layer above replaces is an error.
+func (f *flattener) keep(j int, name string, h *tar.Header) (bool, error) {
+	if name == "" || strings.HasPrefix(path.Base(name), whiteoutPrefix) || f.hidden(j, name) {
+		return false, nil
+	}
+	if h.Typeflag == tar.TypeLink {
+		if t := clean(h.Linkname); f.hidden(j, t) {
+			return false, fmt.Errorf("hard link %s points to %s, which a later layer replaces: this chain cannot be flattened without a copy of the file", name, t)
+		}
+	}
+	return true, nil
+}
+
 // hidden reports whether an entry of layer j is hidden by a higher layer.
 func (f *flattener) hidden(j int, name string) bool {
 	if m := f.marks[name]; m != nil {
@@ -359,13 +374,8 @@ func (f *flattener) merge(ctx context.Context, layers []v1.Layer, w io.Writer) e
 
 func (f *flattener) copyLayer(ctx context.Context, l v1.Layer, j int, tw *tar.Writer) error {
 	return eachEntry(ctx, l, func(h *tar.Header, name string, tr *tar.Reader) error {
-		if strings.HasPrefix(path.Base(name), whiteoutPrefix) || f.hidden(j, name) {
-			return nil
-		}
-		if h.Typeflag == tar.TypeLink {
-			if t := clean(h.Linkname); f.hidden(j, t) {
-				return fmt.Errorf("hard link %s points to %s, which a later layer replaces: this chain cannot be flattened without a copy of the file", name, t)
-			}
+		if keep, err := f.keep(j, name, h); !keep {
+			return err
 		}
 		if err := tw.WriteHeader(h); err != nil {
 			return err

@@ -14,8 +14,6 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
-	"path"
-	"strings"
 
 	"github.com/bot-bottle/bb/oci"
 	"github.com/bot-bottle/bb/oci/layer"
@@ -611,14 +609,11 @@ func (f *flattener) stitchLayer(ctx context.Context, st *stitcher, j int) error 
 		if err != nil {
 			return err
 		}
-		name := clean(h.Name)
-		hidden = name == "" || strings.HasPrefix(path.Base(name), whiteoutPrefix) || f.hidden(j, name)
-		if !hidden && h.Typeflag == tar.TypeLink {
-			if t := clean(h.Linkname); f.hidden(j, t) {
-				return fmt.Errorf("hard link %s points to %s, which a later layer replaces: this chain cannot be flattened without a copy of the file", name, t)
-			}
+		keep, err := f.keep(j, clean(h.Name), h)
+		if err != nil {
+			return err
 		}
-		if hidden {
+		if hidden = !keep; hidden {
 			st.cut(start)
 		}
 		st.known = r.pos
