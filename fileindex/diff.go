@@ -106,7 +106,7 @@ type Options struct {
 	MaxMemory int64
 }
 
-// DefaultMaxMemory is Options.MaxMemory when it is 0: 8 million entries of
+// DefaultMaxMemory is Options.MaxMemory when it is 0: 7.5 million entries of
 // an older listing, or a few million changed paths. A change that large
 // costs a full snapshot about as much as an increment.
 const DefaultMaxMemory = 256 << 20
@@ -203,6 +203,9 @@ type differ struct {
 	// buckets[b] is the first of olds whose key>>shift is b (index).
 	buckets []uint32
 	shift   uint
+	// seen counts the olds the newer listing named: when it names them
+	// all, nothing was deleted.
+	seen int
 	// listed is when the older listing started, minus RacyWindow.
 	racyFrom Time
 	// budget bounds used (Options.MaxMemory); over is set once it is
@@ -442,6 +445,9 @@ func (d *differ) classify(sc *scanner, e *Entry) (kind Kind, repl bool) {
 	if o != nil && o.ino != ino {
 		d.plan.Renumbered++
 	}
+	if o != nil && o.state == unseen {
+		d.seen++
+	}
 	switch {
 	case o == nil:
 		kind = Added
@@ -540,8 +546,12 @@ func (sc *scanner) otherLinks() []string {
 	return extra
 }
 
-// deletions reads the older listing again: entries the newer one lacks.
+// deletions reads the older listing again: entries the newer one lacks
+// (none, and no read, when the newer one named every one of them).
 func (d *differ) deletions(ctx context.Context, open func() (io.ReadCloser, error)) error {
+	if d.seen == len(d.olds) {
+		return nil
+	}
 	r, rc, err := openPrevious(open)
 	if err != nil {
 		return err

@@ -32,7 +32,9 @@
 // a resume streams the whole tree (bb then makes a full snapshot).
 //
 // Diff holds 32 bytes per entry of the older listing in memory (a keyed
-// 64-bit hash of the path, one of the attributes, the inode and state),
-// plus the paths that changed, and reads the older listing twice: memory
-// does not grow with path lengths, and a million entries fit in ~32 MiB.
+// 64-bit hash of the path, one of the attributes, the inode and state)
+// and a lookup table of under 2 bytes per entry, plus the paths that
+// changed; it reads the older listing twice, and a third time only when
+// the newer one lacks some of its entries (deletions): memory does not
+// grow with path lengths, and a million entries fit in ~34 MiB.
 package fileindex

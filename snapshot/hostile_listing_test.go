@@ -269,7 +269,7 @@ func TestListingOverTheBoundIsFull(t *testing.T) {
 		return r
 	}
 	commit(t0, "a")
-	defer snapshot.SetPlanMemory(64 << 10)()
+	defer snapshot.SetPlanMemory(96 << 10)()
 	r := commit(t0.Add(time.Minute), paths...)
 	if r.Incremental == nil || r.Incremental.Parent != "" || !strings.Contains(r.Incremental.Full, "would hold more than") {
 		t.Fatalf("over the bound: incremental %+v, want a full snapshot saying why", r.Incremental)
