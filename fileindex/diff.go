@@ -99,7 +99,7 @@ type Options struct {
 	// differ. It misses rewrites that keep size and mtime.
 	Quick bool
 	// MaxMemory bounds what Diff holds: the older listing's entries (32
-	// bytes each) and the paths of the plan. A listing comes from the
+	// bytes each, and under 2 of lookup table) and the paths of the plan. A listing comes from the
 	// bottle, so its size is the bottle's word. Past the bound Diff reads
 	// on, counting only, and returns a *TooLargeError with the counts.
 	// 0 means DefaultMaxMemory.
