@@ -1,6 +1,7 @@
 package fileindex
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -252,12 +253,13 @@ func bucketBits(n int) int {
 	return bits
 }
 
-// index builds the lookup table of the sorted olds: for each value of a
+// index sorts olds by key and builds their lookup table: for each value of a
 // key's top bits, where its run begins. The keys are hashes, spread
 // evenly over uint64, so a bucket holds two to four entries and a lookup
 // touches two places in memory (an interpolation search touched a dozen,
 // each a cache miss once the table outgrows the cache).
 func (d *differ) index(bits int) {
+	slices.SortFunc(d.olds, func(a, b oldEntry) int { return cmp.Compare(a.key, b.key) })
 	d.shift = uint(64 - bits) // 64: every key in bucket 0
 	d.buckets = make([]uint32, (1<<bits)+1)
 	j := 0
@@ -340,15 +342,6 @@ func (d *differ) load(ctx context.Context, open func() (io.ReadCloser, error)) e
 		}
 		d.olds = append(d.olds, o)
 	}
-	slices.SortFunc(d.olds, func(a, b oldEntry) int {
-		switch {
-		case a.key < b.key:
-			return -1
-		case a.key > b.key:
-			return 1
-		}
-		return 0
-	})
 	d.olds = slices.Clip(d.olds)
 	d.index(bits)
 	return nil

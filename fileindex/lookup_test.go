@@ -2,7 +2,6 @@ package fileindex
 
 import (
 	"math/rand/v2"
-	"slices"
 	"testing"
 )
 
@@ -27,15 +26,6 @@ func TestLookupTable(t *testing.T) {
 				d.olds = append(d.olds, oldEntry{key: k, ino: k})
 			}
 		}
-		slices.SortFunc(d.olds, func(a, b oldEntry) int {
-			switch {
-			case a.key < b.key:
-				return -1
-			case a.key > b.key:
-				return 1
-			}
-			return 0
-		})
 		bits := bucketBits(n)
 		if n >= 2 && (1<<bits > n/2 || 1<<bits <= n/4) {
 			t.Fatalf("%d entries: %d buckets", n, 1<<bits)
