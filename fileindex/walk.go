@@ -44,7 +44,7 @@ func Walk(ctx context.Context, dir string, opts WalkOptions, w io.Writer) error 
 		unix.Close(fd)
 		return err
 	}
-	wk := &walker{ctx: ctx, w: bw, dev: st.Dev, oneFS: opts.OneFS, excl: map[string]bool{}, dir: dir}
+	wk := &walker{ctx: ctx, w: bw, dev: uint64(st.Dev), oneFS: opts.OneFS, excl: map[string]bool{}, dir: dir}
 	for _, e := range opts.Excludes {
 		if e = strings.Trim(path.Clean("/"+e), "/"); e != "" {
 			wk.excl[e] = true
@@ -98,7 +98,7 @@ func (wk *walker) walk(fd int, rel string) error {
 		}
 		e := &wk.e
 		*e = Entry{
-			Type: typeOf(st.Mode), Mode: st.Mode & 0o7777, UID: st.Uid, GID: st.Gid, Size: st.Size,
+			Type: typeOf(uint32(st.Mode)), Mode: uint32(st.Mode) & 0o7777, UID: st.Uid, GID: st.Gid, Size: st.Size,
 			Mtime: Time{st.Mtim.Sec, st.Mtim.Nsec}, Ctime: Time{st.Ctim.Sec, st.Ctim.Nsec},
 			Ino: st.Ino, Nlink: uint64(st.Nlink), Path: p,
 		}
@@ -118,7 +118,7 @@ func (wk *walker) walk(fd int, rel string) error {
 		if _, err := wk.w.Write(wk.buf); err != nil {
 			return err
 		}
-		if !isDir || wk.excl[p] || (wk.oneFS && st.Dev != wk.dev) {
+		if !isDir || wk.excl[p] || (wk.oneFS && uint64(st.Dev) != wk.dev) {
 			continue
 		}
 		cfd, err := unix.Openat(fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)

@@ -247,7 +247,7 @@ func TestBigBlobFlatMemory(t *testing.T) {
 // takes longer than serving it), else in the test's temporary directory.
 func bigStoreDir(t *testing.T, size int64) string {
 	var st unix.Statfs_t
-	if unix.Statfs("/dev/shm", &st) == nil && int64(st.Bavail)*st.Bsize > 2*size {
+	if unix.Statfs("/dev/shm", &st) == nil && int64(st.Bavail)*int64(st.Bsize) > 2*size {
 		if d, err := os.MkdirTemp("/dev/shm", "bb-registry-test-"); err == nil {
 			t.Cleanup(func() { _ = os.RemoveAll(d) })
 			return d

@@ -319,7 +319,7 @@ func (x *extractor) node(pfd int, base, name string, hdr *tar.Header) (made bool
 		mode |= unix.S_IFIFO
 	}
 	dev := unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))
-	if err := unix.Mknodat(pfd, base, mode, int(dev)); err != nil {
+	if err := mknodAt(pfd, base, mode, dev); err != nil {
 		if errors.Is(err, unix.EPERM) {
 			x.warn("skipped %s %q: not permitted to create it (%v)", devKind(hdr.Typeflag), "/"+name, err)
 			x.skip(name)
@@ -353,7 +353,7 @@ func (x *extractor) file(ctx context.Context, tr *tar.Reader, hdr *tar.Header, p
 		err = setXattrs(fd, hdr)
 	}
 	if err == nil {
-		err = setTimes(fd, "", hdr.ModTime, unix.AT_EMPTY_PATH)
+		err = setFdTimes(fd, hdr.ModTime)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -483,7 +483,7 @@ func (x *extractor) dirMeta(fd int, name string, hdr *tar.Header) error {
 	if err := unix.Fchmod(fd, unixMode(fileMode(hdr))); err != nil {
 		return fmt.Errorf("chmod %q: %w", name, err)
 	}
-	if err := setTimes(fd, "", hdr.ModTime, unix.AT_EMPTY_PATH); err != nil {
+	if err := setFdTimes(fd, hdr.ModTime); err != nil {
 		return fmt.Errorf("setting times of %q: %w", name, err)
 	}
 	return nil
@@ -515,30 +515,6 @@ func unixMode(m fs.FileMode) uint32 {
 		u |= unix.S_ISVTX
 	}
 	return u
-}
-
-// chmodAt changes the mode of base in pfd without following a symlink:
-// fchmodat2 (Linux 6.6), else through an O_PATH descriptor of the node
-// itself and /proc/self/fd.
-func chmodAt(pfd int, base string, mode fs.FileMode) error {
-	m := unixMode(mode)
-	err := unix.Fchmodat(pfd, base, m, unix.AT_SYMLINK_NOFOLLOW)
-	if !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.ENOSYS) {
-		return err
-	}
-	fd, err := unix.Openat(pfd, base, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(fd)
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return err
-	}
-	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
-		return nil // symlinks have no mode of their own
-	}
-	return unix.Chmod(fmt.Sprintf("/proc/self/fd/%d", fd), m)
 }
 
 // setTimes sets atime and mtime of base in dirfd (or of dirfd itself

@@ -191,7 +191,7 @@ func (w *pathWriter) header(pfd int, p, full string) (*tar.Header, int, error) {
 		if st.Mode&unix.S_IFMT == unix.S_IFBLK {
 			hdr.Typeflag = tar.TypeBlock
 		}
-		hdr.Devmajor, hdr.Devminor = int64(unix.Major(st.Rdev)), int64(unix.Minor(st.Rdev))
+		hdr.Devmajor, hdr.Devminor = int64(unix.Major(uint64(st.Rdev))), int64(unix.Minor(uint64(st.Rdev)))
 	case unix.S_IFIFO:
 		hdr.Typeflag = tar.TypeFifo
 	default:
@@ -204,7 +204,7 @@ func (w *pathWriter) header(pfd int, p, full string) (*tar.Header, int, error) {
 // first path of its inode already written, or the file, opened and
 // checked to be the one stat saw.
 func (w *pathWriter) regular(pfd int, name, p, full string, st *unix.Stat_t, hdr *tar.Header) (*tar.Header, int, error) {
-	key := [2]uint64{st.Dev, st.Ino}
+	key := [2]uint64{uint64(st.Dev), st.Ino}
 	if st.Nlink > 1 {
 		if first, ok := w.links[key]; ok {
 			hdr.Typeflag, hdr.Linkname = tar.TypeLink, first

@@ -2,7 +2,6 @@ package docker
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -129,10 +128,3 @@ func unescapeMount(s string) string {
 	}
 	return b.String()
 }
-
-// maxUpperDepth bounds the directory nesting walked in an upper
-// directory (one open descriptor per level); deeper trees are left to
-// the daemon's change list.
-const maxUpperDepth = 512
-
-var errUpperRedirect = errors.New("a directory was renamed with overlayfs's redirect_dir")

@@ -13,6 +13,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// maxUpperDepth bounds the directory nesting walked in an upper
+// directory (one open descriptor per level); deeper trees are left to
+// the daemon's change list.
+const maxUpperDepth = 512
+
+var errUpperRedirect = errors.New("a directory was renamed with overlayfs's redirect_dir")
+
 // changes lists the upper directory as a change list: every entry is a
 // change, a whiteout (a character device 0/0) is the deletion of its
 // path, and an opaque directory is both a deletion and a change (a
