@@ -39,7 +39,9 @@ func TestApplyProcess(t *testing.T) {
 func TestWatchStart(t *testing.T) {
 	ctx := context.Background()
 	n := 0
-	err := WatchStart(ctx, 200*time.Millisecond, "bot-bottle-x", func(context.Context) (*Exited, error) {
+	// The exit shows at the third check, a third of the settle time in:
+	// the rest is margin for a loaded machine, where the checks come late.
+	err := WatchStart(ctx, 2*time.Second, "bot-bottle-x", func(context.Context) (*Exited, error) {
 		n++
 		if n == 3 {
 			return &Exited{Code: 3, State: "exited", Output: strings.Repeat("line\n", 30) + "last words\n"}, nil

@@ -250,7 +250,7 @@ func TestUploadFailures(t *testing.T) {
 
 func TestUploadLimits(t *testing.T) {
 	f := newFixture(t)
-	srv := start(t, f.store, registry.Options{AllowPush: true, MaxUploads: 2, UploadIdleTimeout: 300 * time.Millisecond})
+	srv := start(t, f.store, registry.Options{AllowPush: true, MaxUploads: 2, UploadIdleTimeout: time.Second})
 	base := srv.URL() + "/v2/up/blobs/uploads/"
 	// At the cap, a new upload evicts the one idle the longest.
 	old := abs(t, srv, do(t, "POST", base, nil).expect(t, 202, "").Header.Get("Location"))
@@ -263,13 +263,27 @@ func TestUploadLimits(t *testing.T) {
 	if files := storetest.IngestFiles(t, f.store); len(files) != 2 {
 		t.Errorf("temp files after an eviction: %v", files)
 	}
-	// Keep b busy past a's timeout.
-	for i := 0; i < 4; i++ {
-		time.Sleep(100 * time.Millisecond)
-		do(t, "GET", b, nil).expect(t, 204, "")
+	// Keep b busy (a request every 200 ms, well within the timeout) until
+	// a's idle timer discarded a and its temporary file. The test waits
+	// for that rather than for a fixed time: on a loaded machine the
+	// timer may run late, and a request before it runs would revive a.
+	waitFiles := func(n int, each func()) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for len(storetest.IngestFiles(t, f.store)) > n {
+			if time.Now().After(deadline) {
+				t.Fatalf("temporary files %v: an upload idle past its timeout was not discarded", storetest.IngestFiles(t, f.store))
+			}
+			each()
+		}
 	}
+	waitFiles(1, func() {
+		time.Sleep(200 * time.Millisecond)
+		do(t, "GET", b, nil).expect(t, 204, "")
+	})
 	do(t, "GET", a, nil).expect(t, 404, "BLOB_UPLOAD_UNKNOWN")
-	time.Sleep(500 * time.Millisecond)
+	// Left alone, b goes too.
+	waitFiles(0, func() { time.Sleep(50 * time.Millisecond) })
 	do(t, "GET", b, nil).expect(t, 404, "BLOB_UPLOAD_UNKNOWN")
 	noTempFiles(t, f.store)
 	// Close discards open sessions.

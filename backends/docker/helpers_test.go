@@ -175,7 +175,10 @@ func execIn(c *client.Client, ctr string, stdin io.Reader, cmd []string) (string
 	if _, err := stdcopy.StdCopy(&out, &errOut, hj.Reader); err != nil {
 		return "", "", 0, err
 	}
-	for range 100 {
+	// The output ended; the daemon may record the exit a moment later
+	// (longer on a loaded machine).
+	deadline := time.Now().Add(30 * time.Second)
+	for {
 		ins, err := c.ContainerExecInspect(ctx, ex.ID)
 		if err != nil {
 			return "", "", 0, err
@@ -183,9 +186,11 @@ func execIn(c *client.Client, ctr string, stdin io.Reader, cmd []string) (string
 		if !ins.Running {
 			return out.String(), errOut.String(), ins.ExitCode, nil
 		}
+		if time.Now().After(deadline) {
+			return "", "", 0, fmt.Errorf("exec in %s did not finish", ctr)
+		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return "", "", 0, fmt.Errorf("exec in %s did not finish", ctr)
 }
 
 // excluded are the paths a snapshot leaves out, and what the runtime

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/image"
@@ -161,7 +162,10 @@ func TestResumeReportsABottleThatExits(t *testing.T) {
 	if err := c.ImageTag(ctx, base, committed); err != nil {
 		t.Fatal(err)
 	}
-	_, err = e.m.Resume(ctx, slug, bottle.ResumeRequest{Resume: bottle.ResumeOptions{Replace: true}})
+	// A settle time well above the default: on a loaded machine the
+	// daemon may report the exit late. The watch ends at the exit.
+	const settle = 5 * time.Second
+	_, err = e.m.Resume(ctx, slug, bottle.ResumeRequest{Resume: bottle.ResumeOptions{Replace: true, Settle: settle}})
 	var ee *bottle.ExitedError
 	if !errors.As(err, &ee) {
 		t.Fatalf("resume of a bottle whose command exits: %v, want an ExitedError", err)
@@ -177,7 +181,7 @@ func TestResumeReportsABottleThatExits(t *testing.T) {
 		t.Errorf("committed-image changed: %q -> %q", committed, got)
 	}
 	// Through the CLI: exit status non-zero, message printed.
-	cmdErr := runCLIErr(e, "resume", slug, "--replace")
+	cmdErr := runCLIErr(e, "resume", slug, "--replace", "--settle", settle.String())
 	if cmdErr == nil || !strings.Contains(cmdErr.Error(), "exited right after it started") {
 		t.Errorf("bb resume of an exiting bottle: %v", cmdErr)
 	}

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -32,6 +33,23 @@ func killAt(t *testing.T, d time.Duration, bin string, args ...string) bool {
 		<-done
 		return true
 	}
+}
+
+// killSeed picks the seed of the kill times: BB_ADVERSARIAL_SEED when
+// set, else the clock. It is logged, so that a failure can be run again
+// with the same kill times (as far as the machine's speed allows).
+func killSeed(t *testing.T) uint64 {
+	t.Helper()
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("BB_ADVERSARIAL_SEED"); s != "" {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("BB_ADVERSARIAL_SEED=%q: want a number", s)
+		}
+		seed = v
+	}
+	t.Logf("kill times from seed %d (BB_ADVERSARIAL_SEED)", seed)
+	return seed
 }
 
 // timed runs bin with args to the end and returns how long it took.
@@ -69,7 +87,7 @@ func TestKillDuringCommitImportExport(t *testing.T) {
 	base := []string{"--home", home}
 	commit := append(base, "commit", "--from-dir", src, "--slug", "k", "--keep", "1")
 	took := timed(t, bin, commit...)
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+	rng := rand.New(rand.NewPCG(killSeed(t), 7))
 	killed := 0
 	for i := 0; i < 4; i++ {
 		tree(t, src, uint64(10+i), 1<<20)
@@ -144,7 +162,7 @@ func TestKillDuringPush(t *testing.T) {
 	base := []string{"--home", home}
 	timed(t, bin, append(base, "commit", "--from-dir", src, "--slug", "p")...)
 	push := append(base, "push", "p", reg.Repo("adversarial/p:v1"))
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 9))
+	rng := rand.New(rand.NewPCG(killSeed(t), 9))
 	for i := 0; i < 4; i++ {
 		killAt(t, time.Duration(rng.Int64N(int64(300*time.Millisecond))), bin, push...)
 		checkStore(t, filepath.Join(home, "oci"))
@@ -213,7 +231,7 @@ func TestKillDuringConvert(t *testing.T) {
 	home2 := t.TempDir()
 	timed(t, bin, "--home", home2, "commit", "--from-dir", src, "--slug", "cv")
 	took := timed(t, bin, "--home", home2, "export", "cv", "--compression", "zstd", "-o", filepath.Join(dir, "probe.tar"))
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 11))
+	rng := rand.New(rand.NewPCG(killSeed(t), 11))
 	for i := 0; i < 4; i++ {
 		killAt(t, time.Duration(rng.Int64N(int64(took)+1)), bin, export(i)...)
 		checkStore(t, filepath.Join(home, "oci"))

@@ -254,11 +254,14 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 		_ = exec.Command("umount", "-R", filepath.Join(dir, "root")).Run()
 		os.RemoveAll(dir)
 	})
-	for i := 0; ; i++ {
+	// Bounded by time, not by tries: containerd starts slowly on a
+	// loaded machine.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
 		if exec.Command("ctr", "-a", c.sock, "version").Run() == nil {
 			break
 		}
-		if i > 100 {
+		if time.Now().After(deadline) {
 			b, _ := os.ReadFile(filepath.Join(dir, "containerd.log"))
 			t.Fatalf("containerd did not come up:\n%s", b)
 		}

@@ -97,7 +97,12 @@ func TestDiffIDWriter(t *testing.T) {
 			w.Write(gz.Bytes()[:1000])
 			w.Close()
 		}
-		time.Sleep(50 * time.Millisecond)
+		// A decoder's goroutine ends just after Close returns: wait for
+		// that (longer on a loaded machine) rather than a fixed time.
+		deadline := time.Now().Add(10 * time.Second)
+		for runtime.NumGoroutine() > before+2 && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
 		if after := runtime.NumGoroutine(); after > before+2 {
 			t.Fatalf("goroutines: %d before, %d after aborted computations", before, after)
 		}

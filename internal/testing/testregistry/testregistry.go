@@ -107,11 +107,6 @@ func Start(t testing.TB, opts Options) *Registry {
 	if err := os.MkdirAll(r.StorageDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	addr, err := freeAddr()
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.Addr = addr
 	scheme := "http"
 	var tlsCfg, authCfg string
 	if opts.TLS {
@@ -133,7 +128,33 @@ func Start(t testing.TB, opts Options) *Registry {
 		}
 		authCfg = fmt.Sprintf("auth:\n  htpasswd:\n    realm: bb-test\n    path: %s\n", pw)
 	}
-	r.URL = scheme + "://" + addr
+	t.Cleanup(r.kill)
+	// freeAddr's port is free when it returns, not necessarily when the
+	// registry binds it: another process may take it in between. Then
+	// the registry exits at start, and it gets another port.
+	for try := 1; ; try++ {
+		addr, err := freeAddr()
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Addr, r.URL = addr, scheme+"://"+addr
+		_ = os.Remove(r.logFile) // this try's log only
+		if err := r.writeConfig(opts, tlsCfg, authCfg); err != nil {
+			t.Fatal(err)
+		}
+		err = r.start()
+		if err == nil {
+			return r
+		}
+		if try == 3 || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatal(err)
+		}
+		t.Logf("port %s taken meanwhile, trying another: %v", addr, err)
+	}
+}
+
+// writeConfig writes the registry's config file for r.Addr.
+func (r *Registry) writeConfig(opts Options, tlsCfg, authCfg string) error {
 	cfg := fmt.Sprintf(`version: 0.1
 log:
   level: info
@@ -150,16 +171,9 @@ storage:
 http:
   addr: %s
   secret: bb-test-fixed-secret-so-uploads-survive-restarts
-%s%s`, r.StorageDir, opts.Delete, addr, tlsCfg, authCfg)
-	r.config = filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(r.config, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.kill)
-	if err := r.start(); err != nil {
-		t.Fatal(err)
-	}
-	return r
+%s%s`, r.StorageDir, opts.Delete, r.Addr, tlsCfg, authCfg)
+	r.config = filepath.Join(r.Dir, "config.yml")
+	return os.WriteFile(r.config, []byte(cfg), 0o644)
 }
 
 // Repo returns "127.0.0.1:PORT/name", a repository reference.
