@@ -330,6 +330,28 @@ type KnownLosses interface {
 	KnownLosses() []string
 }
 
+// resumeFromStore removes the bottle and the runtime's copy of its
+// snapshot, resumes it from bb's store and returns its tree, which must
+// be before (what, in the failure) but for what tolerate allows.
+func resumeFromStore(ctx context.Context, t testing.TB, h Harness, e *Env, slug string, before map[string]fstree.Entry, what string) map[string]fstree.Entry {
+	t.Helper()
+	committed, err := e.Home.CommittedImage(slug)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Remove(t, slug)
+	h.Forget(t, e.Home, slug, committed)
+	if _, err := e.Manager.Resume(ctx, slug, bottle.ResumeRequest{}); err != nil {
+		t.Fatalf("resume: %v", err)
+	}
+	after := Walk(t, h, slug)
+	tolerate(t, h, before, after)
+	if d := fstree.Diff(before, after); len(d) > 0 {
+		t.Fatalf("resumed tree differs from %s:\n%s", what, strings.Join(d, "\n"))
+	}
+	return after
+}
+
 // tolerate removes from both trees the xattrs h is known to lose, where
 // after lacks them, logging each.
 func tolerate(t testing.TB, h Harness, before, after map[string]fstree.Entry) {

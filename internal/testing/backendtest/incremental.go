@@ -3,12 +3,10 @@ package backendtest
 import (
 	"bytes"
 	"context"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/bot-bottle/bb/bottle"
-	"github.com/bot-bottle/bb/internal/testing/fstree"
 	"github.com/bot-bottle/bb/internal/testing/testimage"
 )
 
@@ -73,18 +71,5 @@ func IncrementalChain(t *testing.T, h Harness) {
 	}
 	commit(3)
 	before := Walk(t, h, slug)
-	committed, err := e.Home.CommittedImage(slug)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.Remove(t, slug)
-	h.Forget(t, e.Home, slug, committed)
-	if _, err := e.Manager.Resume(ctx, slug, bottle.ResumeRequest{}); err != nil {
-		t.Fatalf("resume: %v", err)
-	}
-	after := Walk(t, h, slug)
-	tolerate(t, h, before, after)
-	if d := fstree.Diff(before, after); len(d) > 0 {
-		t.Fatalf("tree differs after resume from the chain:\n%s", strings.Join(d, "\n"))
-	}
+	resumeFromStore(ctx, t, h, e, slug, before, "the bottle, after a resume from the chain")
 }

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/bot-bottle/bb/bottle"
-	"github.com/bot-bottle/bb/internal/testing/fstree"
 	"github.com/bot-bottle/bb/internal/testing/testimage"
 	"github.com/bot-bottle/bb/oci/layer"
 )
@@ -60,20 +59,7 @@ func ReservedNames(t *testing.T, h Harness) {
 			delete(before, p)
 		}
 	}
-	committed, err := e.Home.CommittedImage(slug)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.Remove(t, slug)
-	h.Forget(t, e.Home, slug, committed)
-	if _, err := e.Manager.Resume(ctx, slug, bottle.ResumeRequest{}); err != nil {
-		t.Fatalf("resume: %v", err)
-	}
-	after := Walk(t, h, slug)
-	tolerate(t, h, before, after)
-	if d := fstree.Diff(before, after); len(d) > 0 {
-		t.Fatalf("resumed tree differs from the bottle without the reserved names:\n%s", strings.Join(d, "\n"))
-	}
+	after := resumeFromStore(ctx, t, h, e, slug, before, "the bottle without the reserved names")
 	for _, p := range []string{"srv/foo", "srv/base/keep", "srv/base/sub/deep"} {
 		if _, ok := after[p]; !ok {
 			t.Errorf("%s is missing after the resume", p)
