@@ -6,7 +6,6 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -16,12 +15,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bot-bottle/bb/oci"
-	"github.com/bot-bottle/bb/oci/layer"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 	kgzip "github.com/klauspost/compress/gzip"
 	"github.com/klauspost/pgzip"
+
+	"github.com/bot-bottle/bb/oci"
+	"github.com/bot-bottle/bb/oci/layer"
 )
 
 // fzInput hands out the fuzzer's bytes; past their end it gives zeros.
@@ -211,35 +210,6 @@ func fzTempDir(t *testing.T) string {
 	return dir
 }
 
-// fzImage puts an image of the given layers (tars and their blobs) in s.
-func fzImage(t *testing.T, s *oci.Store, tars, blobs [][]byte) v1.Hash {
-	t.Helper()
-	ctx := context.Background()
-	cfg := v1.ConfigFile{OS: "linux", Architecture: "amd64", RootFS: v1.RootFS{Type: "layers"}}
-	m := v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1}
-	for i, b := range blobs {
-		d, err := s.PutBytes(ctx, types.OCILayer, b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m.Layers = append(m.Layers, d)
-		h, _, _ := v1.SHA256(bytes.NewReader(tars[i]))
-		cfg.RootFS.DiffIDs = append(cfg.RootFS.DiffIDs, h)
-	}
-	cb, _ := json.Marshal(cfg)
-	cd, err := s.PutBytes(ctx, types.OCIConfigJSON, cb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.Config = cd
-	mb, _ := json.Marshal(m)
-	md, err := s.PutBytes(ctx, types.OCIManifestSchema1, mb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return md.Digest
-}
-
 // fzListing describes a tar's entries in order: every header field a
 // layer's reader applies, and the content's hash.
 func fzListing(r io.Reader) ([]string, error) {
@@ -307,7 +277,7 @@ func FuzzStitch(f *testing.F) {
 			}
 			tars, blobs = append(tars, up), append(blobs, zw.Bytes())
 		}
-		m := fzImage(t, s, tars, blobs)
+		m := image(t, s, tars, blobs)
 
 		rc, _, err := Merged(ctx, s, m)
 		if err != nil {
