@@ -77,6 +77,39 @@ func image(t *testing.T, s *oci.Store, tars, blobs [][]byte) v1.Hash {
 	return md.Digest
 }
 
+// flattenedTar reads the flattened layer of fl (gzip: its trailer is
+// checked), checks it against the config's diffID and the tee's copy,
+// and returns it.
+func flattenedTar(t *testing.T, s *oci.Store, fl *Flattened, tee []byte) []byte {
+	t.Helper()
+	img, err := s.Image(context.Background(), fl.Manifest.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls, _ := img.Layers()
+	cf, _ := img.ConfigFile()
+	zb, err := ls[0].Compressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	zr, err := gzip.NewReader(zb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := io.ReadAll(zr) // checks the trailer's CRC-32 and size
+	zb.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h, _, _ := v1.SHA256(bytes.NewReader(raw)); h != cf.RootFS.DiffIDs[0] {
+		t.Fatalf("layer decompresses to %s, config says %s", h, cf.RootFS.DiffIDs[0])
+	}
+	if !bytes.Equal(raw, tee) {
+		t.Fatalf("tee got %d bytes that differ from the layer's %d", len(tee), len(raw))
+	}
+	return raw
+}
+
 func pgz(t *testing.T, s *oci.Store, tb []byte) []byte {
 	t.Helper()
 	ctx := context.Background()
@@ -201,31 +234,7 @@ func TestStitchMatchesMerge(t *testing.T) {
 			if fl.Copied < tc.minCopied {
 				t.Errorf("copied %d bytes, want at least %d", fl.Copied, tc.minCopied)
 			}
-			img, err := s.Image(ctx, fl.Manifest.Digest)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ls, _ := img.Layers()
-			cf, _ := img.ConfigFile()
-			zb, err := ls[0].Compressed()
-			if err != nil {
-				t.Fatal(err)
-			}
-			zr, err := gzip.NewReader(zb)
-			if err != nil {
-				t.Fatal(err)
-			}
-			raw, err := io.ReadAll(zr) // checks the trailer's CRC-32 and size
-			zb.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if h, _, _ := v1.SHA256(bytes.NewReader(raw)); h != cf.RootFS.DiffIDs[0] {
-				t.Fatalf("layer decompresses to %s, config says %s", h, cf.RootFS.DiffIDs[0])
-			}
-			if !bytes.Equal(raw, tee.Bytes()) {
-				t.Fatalf("tee got %d bytes that differ from the layer's %d", tee.Len(), len(raw))
-			}
+			raw := flattenedTar(t, s, fl, tee.Bytes())
 			got := listing(t, bytes.NewReader(raw))
 			if fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Fatalf("stitched entries differ from the merge:\ngot  %q\nwant %q", got, want)
@@ -305,31 +314,7 @@ func TestStitchUpperLayers(t *testing.T) {
 	if fl.Copied < 1<<20 {
 		t.Errorf("copied %d bytes, want layer 1's untouched blocks (at least 1 MiB)", fl.Copied)
 	}
-	img, err := s.Image(ctx, fl.Manifest.Digest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ls, _ := img.Layers()
-	cf, _ := img.ConfigFile()
-	zb, err := ls[0].Compressed()
-	if err != nil {
-		t.Fatal(err)
-	}
-	zr, err := gzip.NewReader(zb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := io.ReadAll(zr) // checks the trailer's CRC-32 and size
-	zb.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if h, _, _ := v1.SHA256(bytes.NewReader(raw)); h != cf.RootFS.DiffIDs[0] {
-		t.Fatalf("layer decompresses to %s, config says %s", h, cf.RootFS.DiffIDs[0])
-	}
-	if !bytes.Equal(raw, tee.Bytes()) {
-		t.Fatalf("tee got %d bytes that differ from the layer's %d", tee.Len(), len(raw))
-	}
+	raw := flattenedTar(t, s, fl, tee.Bytes())
 	if got := listing(t, bytes.NewReader(raw)); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("stitched entries differ from the merge:\ngot  %q\nwant %q", got, want)
 	}
