@@ -165,18 +165,8 @@ func (r *Runtime) inspect(ctx context.Context, slug string) (container.InspectRe
 
 // Has implements bottle.Runtime: the daemon has the image committed.
 func (r *Runtime) Has(ctx context.Context, committed string) (bool, error) {
-	c, err := r.api()
-	if err != nil {
-		return false, err
-	}
-	_, err = c.ImageInspect(ctx, committed)
-	if cerrdefs.IsNotFound(err) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("inspecting image %s: %w", committed, err)
-	}
-	return true, nil
+	id, err := r.ImageID(ctx, committed)
+	return id != "", err
 }
 
 // ImageID implements bottle.ImageIdentifier: the ID of the image
