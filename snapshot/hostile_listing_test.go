@@ -285,3 +285,53 @@ func TestListingOverTheBoundIsFull(t *testing.T) {
 		t.Fatalf("next commit: incremental %+v, want one added entry on the stored listing", r.Incremental)
 	}
 }
+
+// renumbered is a bottle whose listing and stream both hold a reserved
+// name; ino moves every entry's inode, as a resume does.
+type renumbered struct{ ino uint64 }
+
+func (r *renumbered) Stream(ctx context.Context, req snapshot.StreamRequest) (io.ReadCloser, error) {
+	return files{"f": "full", ".wh.x": "agent"}.Stream(ctx, req)
+}
+
+func (r *renumbered) List(ctx context.Context, req snapshot.StreamRequest) (io.ReadCloser, error) {
+	b := []byte(fileindex.Header(time.Now().Add(-time.Hour)))
+	for i, p := range []string{"f", ".wh.x"} {
+		b = fileindex.AppendRecord(b, &fileindex.Entry{Type: 'f', Mode: 0o644, Mtime: fileindex.Time{Sec: 100}, Ctime: fileindex.Time{Sec: 100}, Ino: r.ino + uint64(i), Nlink: 1, Path: p})
+	}
+	return io.NopCloser(bytes.NewReader(b)), nil
+}
+
+func (r *renumbered) StreamPaths(ctx context.Context, req snapshot.StreamRequest, paths []string) (io.ReadCloser, error) {
+	return (&lister{}).StreamPaths(ctx, req, paths)
+}
+
+// A commit that gives up its increment (every inode new, as after a
+// resume) streams the whole bottle through the filter, which counts the
+// reserved names: each is counted once, not again from the listing.
+func TestRenumberedCommitCountsReservedOnce(t *testing.T) {
+	ctx := context.Background()
+	s, err := oci.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &renumbered{ino: 10}
+	req := snapshot.Request{Slug: "renum", Backend: "dir", SourceName: "test", Source: src, Now: time.Now()}
+	for i, ino := range []uint64{10, 1000} {
+		src.ino = ino
+		req.Source = src
+		r, err := snapshot.Build(ctx, s, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := snapshot.Publish(ctx, s, r, -1); err != nil {
+			t.Fatal(err)
+		}
+		if i == 1 && (r.Incremental == nil || r.Incremental.Parent != "" || !strings.Contains(r.Incremental.Full, "new inodes")) {
+			t.Fatalf("second commit: incremental %+v, want a full one for the new inodes", r.Incremental)
+		}
+		if r.Stats.Reserved != 1 || len(r.Stats.ReservedPaths) != 1 {
+			t.Errorf("commit %d: reserved %d %q, want the one .wh.x", i+1, r.Stats.Reserved, r.Stats.ReservedPaths)
+		}
+	}
+}

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"time"
 
 	"github.com/bot-bottle/bb/internal/iox"
@@ -149,7 +148,7 @@ type incremental struct {
 // streams only the changed entries after the whiteouts, its Base is the
 // previous snapshot. A listing that fails only costs the increment: the
 // commit goes on as a full one, without an index.
-func listAndPlan(ctx context.Context, s *oci.Store, req *Request, excludes []string, log *slog.Logger) (*incremental, error) {
+func listAndPlan(ctx context.Context, s *oci.Store, req *Request, excludes []string) (*incremental, error) {
 	l, ok := req.Source.(Lister)
 	if !ok {
 		return nil, nil
@@ -161,7 +160,6 @@ func listAndPlan(ctx context.Context, s *oci.Store, req *Request, excludes []str
 	}
 	noIndex := func(err error) (*incremental, error) {
 		msg := fmt.Sprintf("listing the bottle's files failed, so this is a full snapshot and the next one will be too: %v", err)
-		log.Warn(msg)
 		return &incremental{info: Incremental{Full: "no file listing"}, warning: msg}, nil
 	}
 	lst, err := l.List(ctx, StreamRequest{Excludes: excludes})
@@ -189,8 +187,7 @@ func listAndPlan(ctx context.Context, s *oci.Store, req *Request, excludes []str
 		if errors.As(err, &big) {
 			// The listing is still stored: the next commit compares with it.
 			why, par, plan, err = big.Error()+", so this is a full snapshot", nil, nil, nil
-			log.Warn(why)
-			warning = why
+			warning = why // logged with the commit's other warnings
 		}
 	} else {
 		var r *fileindex.Reader
@@ -224,14 +221,15 @@ func listAndPlan(ctx context.Context, s *oci.Store, req *Request, excludes []str
 	inc.info.Entries = entries
 	inc.info.Full = why
 	inc.warning = warning
-	if plan != nil {
-		inc.reserved.addReserved(int64(plan.Reserved), plan.ReservedPaths...)
-	}
 	if par != nil && plan != nil && float64(plan.Renumbered) > FullRatio*float64(plan.Entries) {
 		inc.info.Full = fmt.Sprintf("%d of %d entries have new inodes (as after a resume)", plan.Renumbered, plan.Entries)
 		par = nil
 	}
 	if par != nil {
+		// Only the plan's paths are streamed, so the filter sees none of
+		// the reserved names the listing had: the plan counts them. (A
+		// full stream goes through the filter, which counts them itself.)
+		inc.reserved.addReserved(int64(plan.Reserved), plan.ReservedPaths...)
 		inc.info.Parent = par.desc.Digest.String()
 		inc.info.Added, inc.info.Changed, inc.info.Deleted, inc.info.Bytes = plan.Added, plan.Changed, plan.Deleted, plan.Bytes
 		req.Source = &partialSource{l: l, plan: plan}

@@ -392,7 +392,7 @@ func Build(ctx context.Context, s *oci.Store, req Request) (res *Result, err err
 		}
 	}()
 	// Plan: an incremental snapshot replaces req.Source and req.Base.
-	inc, err := listAndPlan(ctx, s, &req, b.excludes, b.log)
+	inc, err := listAndPlan(ctx, s, &req, b.excludes)
 	if err != nil {
 		return nil, b.fail(StageStream, err)
 	}
