@@ -19,32 +19,28 @@ import (
 // container image load runs: ImageStore+OCILayout.swift:74-109), so an
 // archive may leave these layers out.
 func heldLayers(ctx context.Context, s *oci.Store, img v1.Image, ds []string) map[v1.Hash]bool {
-	had := map[v1.Hash]bool{}
+	m, err := img.Manifest()
+	if err != nil {
+		return nil
+	}
+	wanted := map[v1.Hash]bool{}
+	for _, l := range m.Layers {
+		wanted[l.Digest] = true
+	}
+	held := map[v1.Hash]bool{}
 	for _, d := range ds {
 		h, err := v1.NewHash(d)
 		if err != nil {
 			continue
 		}
-		old, err := s.Image(ctx, h)
+		old, err := s.Manifest(ctx, v1.Descriptor{Digest: h})
 		if err != nil {
 			continue
 		}
-		m, err := old.Manifest()
-		if err != nil {
-			continue
-		}
-		for _, l := range m.Layers {
-			had[l.Digest] = true
-		}
-	}
-	m, err := img.Manifest()
-	if err != nil {
-		return nil
-	}
-	held := map[v1.Hash]bool{}
-	for _, l := range m.Layers {
-		if had[l.Digest] {
-			held[l.Digest] = true
+		for _, l := range old.Layers {
+			if wanted[l.Digest] {
+				held[l.Digest] = true
+			}
 		}
 	}
 	return held
