@@ -148,7 +148,10 @@ func Filter(src io.Reader, w io.Writer, opts FilterOptions) (FilterStats, error)
 		}
 		sparse := !opts.DenseSparse && isSparse(hdr)
 		name := cleanName(hdr.Name)
-		if drop, bottle := f.reserved(hdr, name); drop {
+		// A reserved name is left out and counted only where entry would
+		// take it: a path with ".." still fails, an excluded one is not
+		// reported.
+		if drop, bottle := f.reserved(hdr, name); drop && !rootfs.HasDotDot(hdr.Name) && !f.excluded(name, hdr.Typeflag == tar.TypeDir) {
 			st.Dropped++
 			if bottle {
 				st.addReserved(1, name)

@@ -93,3 +93,26 @@ func TestReservedWarningBounded(t *testing.T) {
 		t.Errorf("warning %q", w)
 	}
 }
+
+// A reserved name where the filter would not take the entry anyway is
+// not reported: below an excluded directory it is left out silently, and
+// a path with ".." still fails the stream.
+func TestFilterReservedAfterOtherChecks(t *testing.T) {
+	in := mkTar(t, []ent{
+		{name: "tmp/", typ: tar.TypeDir},
+		{name: "tmp/.wh.scratch", typ: tar.TypeReg, body: "x"},
+		{name: "work/.wh.kept", typ: tar.TypeReg, body: "y"},
+	})
+	st, err := Filter(bytes.NewReader(in), io.Discard, FilterOptions{Excludes: []string{"tmp"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Reserved != 1 || strings.Join(st.ReservedPaths, " ") != "work/.wh.kept" {
+		t.Errorf("reserved %d %q, want only work/.wh.kept", st.Reserved, st.ReservedPaths)
+	}
+	in = mkTar(t, []ent{{name: "../.wh.out", typ: tar.TypeReg, body: "z"}})
+	var ee *EntryError
+	if _, err := Filter(bytes.NewReader(in), io.Discard, FilterOptions{}); !errors.As(err, &ee) {
+		t.Errorf("a reserved name with \"..\": %v, want an EntryError", err)
+	}
+}
