@@ -15,10 +15,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/bot-bottle/bb/oci"
-	"github.com/bot-bottle/bb/oci/layer"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/bot-bottle/bb/oci"
+	"github.com/bot-bottle/bb/oci/layer"
 )
 
 // Source hands over a bottle's root filesystem as a tar stream. It is the
@@ -555,12 +556,18 @@ func ReservedWarning(st FilterStats) string {
 	if st.Reserved == 0 {
 		return ""
 	}
-	more := ""
-	if n := st.Reserved - int64(len(st.ReservedPaths)); n > 0 {
-		more = fmt.Sprintf(" and %d more", n)
+	return fmt.Sprintf("left out %d entries of the bottle whose names start with %q (%s): in an OCI layer such a name is a whiteout that would hide another file, so no snapshot can hold them; rename them to keep them",
+		st.Reserved, layer.WhiteoutPrefix, ReservedList(st.Reserved, st.ReservedPaths))
+}
+
+// ReservedList names the first paths of n entries left out for their
+// reserved names ("a, b and 3 more").
+func ReservedList(n int64, paths []string) string {
+	s := strings.Join(paths, ", ")
+	if more := n - int64(len(paths)); more > 0 {
+		s += fmt.Sprintf(" and %d more", more)
 	}
-	return fmt.Sprintf("left out %d entries of the bottle whose names start with %q (%s%s): in an OCI layer such a name is a whiteout that would hide another file, so no snapshot can hold them; rename them to keep them",
-		st.Reserved, layer.WhiteoutPrefix, strings.Join(st.ReservedPaths, ", "), more)
+	return s
 }
 
 // layerOptions are opts with the stream's LayerTee, if it has one.

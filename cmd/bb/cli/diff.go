@@ -3,11 +3,12 @@ package cli
 import (
 	"fmt"
 	"io"
-	"strings"
+
+	"github.com/spf13/cobra"
 
 	"github.com/bot-bottle/bb/bottle"
 	"github.com/bot-bottle/bb/internal/progress"
-	"github.com/spf13/cobra"
+	"github.com/bot-bottle/bb/snapshot"
 )
 
 func newDiff(g *globals) *cobra.Command {
@@ -96,11 +97,7 @@ func printDiff(w io.Writer, res *bottle.DiffResult) {
 	fmt.Fprintf(w, "%d added, %d changed, %d deleted; %s of added and changed files\n",
 		len(res.Added), len(res.Changed), len(res.Deleted), progress.Bytes(res.Bytes))
 	if res.Reserved > 0 {
-		more := ""
-		if n := res.Reserved - len(res.ReservedPaths); n > 0 {
-			more = fmt.Sprintf(" and %d more", n)
-		}
-		fmt.Fprintf(w, "not in any snapshot: %d entries named like whiteouts (.wh.*): %s%s\n",
-			res.Reserved, PrintableText(strings.Join(res.ReservedPaths, ", ")), more)
+		fmt.Fprintf(w, "not in any snapshot: %d entries named like whiteouts (.wh.*): %s\n",
+			res.Reserved, PrintableText(snapshot.ReservedList(int64(res.Reserved), res.ReservedPaths)))
 	}
 }
