@@ -74,9 +74,6 @@ type block struct {
 	dict   []byte // the 32 KiB before it
 	cstart int64  // its compressed bytes in the blob, -1 if unknown
 	cend   int64
-	// checked: its compressed bytes at cstart, with dict, were seen to
-	// decode to its first bytes (blockSender), so verify need not look.
-	checked bool
 }
 
 func (b *block) end() int64 { return b.start + int64(len(b.data)) }
@@ -186,6 +183,7 @@ type stitcher struct {
 	pending []*block
 	cuts    []span // removed ranges, in order
 	known   int64  // the fate of every byte before this offset is known
+	buf     []byte // verify's read buffer
 	// Counters for the log and tests.
 	copied, recompressed int64
 }
@@ -230,7 +228,7 @@ func (s *stitcher) emitReady() error {
 
 func (s *stitcher) emit(b *block) error {
 	a, z := b.start, b.end()
-	if !s.intersects(max(0, a-deflateDict), z) && b.cstart >= 0 && b.cend > b.cstart && (b.checked || s.verify(b)) {
+	if !s.intersects(max(0, a-deflateDict), z) && b.cstart >= 0 && b.cend > b.cstart && s.verify(b) {
 		s.copied += z - a
 		return s.e.copyBlock(s.blob, b)
 	}
@@ -263,11 +261,39 @@ func (s *stitcher) emit(b *block) error {
 	return nil
 }
 
-// verify decodes the start of the block's compressed bytes with its
-// dictionary: they must give its first bytes (findSync put cend after a
-// sync flush's bytes).
+// finalEmpty is an empty stored block with the final bit: appended to
+// deflate data that ends at a block boundary, it ends the stream there.
+var finalEmpty = []byte{1, 0, 0, 0xff, 0xff}
+
+// verify decodes the block's compressed bytes with its dictionary,
+// followed by finalEmpty: they must give exactly its bytes and end
+// there. A prefix check is not enough: in a run of one repeated byte, a
+// block end found a few bytes off (a writer that flushed near, not at,
+// the block boundary) decodes to the same prefix but to a length off by
+// those bytes, and the copied stream's CRC-32 and size would be wrong.
+// The final block also proves the bytes end on a deflate block boundary,
+// byte-aligned, as a sync flush leaves them.
 func (s *stitcher) verify(b *block) bool {
-	return decodesTo(io.NewSectionReader(s.blob, b.cstart, b.cend-b.cstart), b.dict, b.data)
+	r := io.MultiReader(io.NewSectionReader(s.blob, b.cstart, b.cend-b.cstart), bytes.NewReader(finalEmpty))
+	zr := kflate.NewReaderDict(r, b.dict)
+	defer zr.Close()
+	if s.buf == nil {
+		s.buf = make([]byte, 64<<10)
+	}
+	want := b.data
+	for {
+		n, err := zr.Read(s.buf)
+		if n > len(want) || !bytes.Equal(s.buf[:n], want[:n]) {
+			return false
+		}
+		want = want[n:]
+		if errors.Is(err, io.EOF) {
+			return len(want) == 0
+		}
+		if err != nil {
+			return false
+		}
+	}
 }
 
 // produceBlocks decompresses the first layer (one gzip member, the
@@ -373,14 +399,12 @@ type blockSender struct {
 // stream ended), and keeps b.
 func (s *blockSender) send(b *block) {
 	if p := s.pending; p != nil {
-		if p.cend >= 0 {
-			if b != nil && len(b.data) > 0 && decodesFrom(s.blob, p.cend, p.data, b.data) {
-				b.checked = true // b.cstart is p.cend, b.dict the end of p.data
-			} else {
-				p.cend = -1
-				if b != nil {
-					b.cstart = -1
-				}
+		// b.cstart is p.cend, b.dict the end of p.data. A first filter:
+		// stitcher.verify checks each copied block whole.
+		if p.cend >= 0 && (b == nil || len(b.data) == 0 || !decodesFrom(s.blob, p.cend, p.data, b.data)) {
+			p.cend = -1
+			if b != nil {
+				b.cstart = -1
 			}
 		}
 		s.out <- p
